@@ -1,0 +1,68 @@
+"""The ``kdbench`` command line: a thin layer that parses arguments and calls the library.
+
+Each command group lives in its own module here (``data.py``, ``teacher.py``, ...) and exposes a
+``typer.Typer`` called ``app`` (a group) or a function called ``command`` (a single command).
+Command modules import heavy libraries (torch, onnxruntime) inside the command functions so
+that ``kdbench --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+from kdbench import __version__
+
+app = typer.Typer(
+    name="kdbench",
+    help=(
+        "Find the best small echocardiogram view classifier (A2C, A4C, PLAX, PSAX) for cheap "
+        "hardware: prepare data, train a teacher, distil students, search settings over seeds, "
+        "export deployable variants, profile them on targets and write a Pareto leaderboard."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+
+# (module under kdbench.cli, command name); order is the order shown in --help.
+_COMMANDS: list[tuple[str, str]] = [
+    ("data", "data"),
+]
+
+
+def _register() -> None:
+    """Attach every command module listed in ``_COMMANDS`` to the root app."""
+    for module_name, name in _COMMANDS:
+        module = importlib.import_module(f"kdbench.cli.{module_name}")
+        if hasattr(module, "app"):
+            app.add_typer(module.app, name=name)
+        else:
+            app.command(name=name)(module.command)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the kdbench version and exit."),
+) -> None:
+    if version:
+        typer.echo(f"kdbench {__version__}")
+        raise typer.Exit()
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point of the ``kdbench`` console script: user errors print cleanly and exit 2."""
+    from kdbench.errors import KdbenchError
+
+    try:
+        app()
+    except KdbenchError as err:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
+        raise SystemExit(2) from None
