@@ -30,6 +30,10 @@ app = typer.Typer(
 # (module under kdbench.cli, command name); order is the order shown in --help.
 _COMMANDS: list[tuple[str, str]] = [
     ("data", "data"),
+    ("profile", "profile"),
+    ("models", "models"),
+    ("export", "export"),
+    ("search", "search"),
 ]
 
 

@@ -1,0 +1,74 @@
+"""`kdbench distill`: one training run of a student with one distillation method."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from kdbench.cli.console import console, metrics_table
+
+
+def command(
+    store: Path = typer.Option(..., help="Frame store written by `kdbench data prepare`."),
+    student: str = typer.Option("mobilenet_v3_small", help="Student architecture (see `kdbench models`)."),
+    method: str = typer.Option("vanilla", help="Distillation method: scratch, vanilla, conditional, ctkd, dkd, logit_std."),
+    teacher: Path = typer.Option(None, help="Teacher checkpoint (.pt) or ONNX file; needed by every method but scratch."),
+    temperature: float = typer.Option(None, help="Distillation temperature T (method default when omitted)."),
+    alpha: float = typer.Option(None, help="Weight of the distillation term (method default when omitted)."),
+    param: list[str] = typer.Option(None, "--param", help="Further method settings as KEY=VALUE, e.g. --param schedule=cosine --param e_cap=10."),
+    batch_size: int = typer.Option(256, help="Training batch size."),
+    epochs: int = typer.Option(20, help="Maximum epochs; early stopping on validation accuracy may end sooner."),
+    lr: float = typer.Option(1e-3, help="AdamW learning rate."),
+    patience: int = typer.Option(5, help="Stop after this many epochs without a better validation accuracy."),
+    seed: int = typer.Option(0, help="Random seed (runs are deterministic on CPU)."),
+    device: str = typer.Option("auto", help="auto (CUDA when present), cpu, or cuda[:N]."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Run the teacher on every training batch instead of reading cached logits (slow; for comparison)."),
+    out: Path = typer.Option(..., help="Run directory: best.pt and metrics.json are written here."),
+) -> None:
+    """Train one student with one distillation method; write the best checkpoint and its metrics."""
+    from kdbench.cli.options import parse_key_values
+    from kdbench.data.store import FrameStore
+    from kdbench.distill.registry import create_method
+    from kdbench.errors import ConfigError
+    from kdbench.teacher import live_teacher
+    from kdbench.train import TrainConfig, train_student
+
+    hparams = parse_key_values(param, "--param")
+    if temperature is not None:
+        hparams["temperature"] = temperature
+    if alpha is not None:
+        hparams["alpha"] = alpha
+    needs_teacher = create_method(method, **hparams).needs_teacher  # validates the settings early
+    frames = FrameStore.open(store)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device)
+    teacher_logits = teacher_model = None
+    if needs_teacher and teacher is None:
+        raise ConfigError(f"method {method!r} distils from a teacher: pass --teacher PATH (.pt or .onnx)")
+    if teacher is not None:
+        if no_cache:
+            teacher_model = live_teacher(teacher)
+        else:
+            teacher_logits = _teacher_logits(frames, teacher)
+    result = train_student(frames, student, method, hparams, config, teacher_logits=teacher_logits,
+                           teacher_model=teacher_model, out_dir=out,
+                           meta={"teacher": str(teacher) if teacher else None})
+    if result.status != "ok":
+        console.print(f"[bold yellow]run stopped:[/] {result.status}: {result.message}")
+    if result.metrics:
+        console.print(metrics_table(f"{student} / {method}: best epoch {result.best_epoch + 1} of {result.epochs_run}, "
+                                    f"{result.train_images_per_s:.0f} img/s", result.metrics))
+    console.print(f"wrote {out / 'metrics.json'}")
+    if result.status != "ok":
+        raise typer.Exit(1)
+
+
+def _teacher_logits(frames, teacher: Path):
+    """Cached teacher logits, built on first use."""
+    from rich.progress import Progress
+
+    from kdbench.distill.cache import load_or_build_teacher_logits
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("teacher logits", total=len(frames))
+        return load_or_build_teacher_logits(frames, teacher, progress=lambda done, total: bar.update(task, completed=done))

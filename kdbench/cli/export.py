@@ -1,0 +1,100 @@
+"""`kdbench export`: turn candidate students into the files they ship as, each re-evaluated in its runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from kdbench.cli.console import console
+
+
+def command(
+    store: Path = typer.Option(..., help="Frame store (from `kdbench data prepare`): calibration frames and the val/test splits every variant is scored on."),
+    checkpoint: Path = typer.Option(None, help="Export one checkpoint (.pt); its run directory's metrics.json is used when beside it."),
+    run: Path = typer.Option(None, help="Export one training run directory (best.pt + metrics.json)."),
+    study_dir: Path = typer.Option(None, "--study-dir", help="Export a study's best trials (best_trials.json, or the best configurations among its run directories)."),
+    top: int = typer.Option(3, help="With --study-dir and no best_trials.json: how many best configurations to export."),
+    teacher: Path = typer.Option(None, help="Teacher (.pt or .onnx) whose cached logits the pruning fine-tune distils from; default: the one in the run's metrics.json."),
+    out: Path = typer.Option(..., help="Export directory: <candidate>/<variant> files and manifest.json."),
+    int8: str = typer.Option("ort,openvino", help="int8 backends, comma-separated: ort (ONNX Runtime QDQ), openvino (NNCF, OpenVINO IR); '' for none."),
+    prune: str = typer.Option("", help="Structured pruning ratios of channels, comma-separated, e.g. 0.3,0.5; '' for none."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also write an fp16 ONNX model (for GPU targets)."),
+    finetune_epochs: int = typer.Option(2, help="Fine-tune epochs after pruning (same method and teacher logits as the candidate)."),
+    finetune_batch_size: int = typer.Option(None, help="Fine-tune batch size; default: the candidate's training batch size."),
+    calibration_frames: int = typer.Option(256, help="Training frames used to calibrate int8 quantisation."),
+    parity_tol: float = typer.Option(1e-4, help="Largest max-abs logit difference allowed between PyTorch and ONNX fp32."),
+    max_drop: float = typer.Option(0.10, help="A variant losing more validation accuracy than this vs fp32 (0.10 = 10 points) is marked failed."),
+    opset: int = typer.Option(18, help="ONNX opset (17 or newer)."),
+    force: bool = typer.Option(False, help="Redo every variant, even those already in the manifest with the same inputs."),
+) -> None:
+    """Export candidates as ONNX fp32, int8 (ONNX Runtime, OpenVINO), fp16 and pruned variants, each scored in its runtime."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kdbench.data.store import FrameStore
+    from kdbench.errors import ConfigError
+    from kdbench.export.candidates import resolve_candidates
+    from kdbench.export.pipeline import ExportOptions, export_candidates
+    from kdbench.export.prune import parse_ratios
+
+    if opset < 17:
+        raise ConfigError(f"--opset {opset}: expected 17 or newer")
+    frames = FrameStore.open(store)
+    candidates = resolve_candidates(checkpoint, run, study_dir, top=top)
+    options = ExportOptions(
+        int8=tuple(b.strip() for b in int8.split(",") if b.strip()), prune=tuple(parse_ratios(prune)), fp16=fp16,
+        finetune_epochs=finetune_epochs, finetune_batch_size=finetune_batch_size,
+        calibration_frames=calibration_frames, parity_tol=parity_tol, max_drop=max_drop, opset=opset,
+    )
+    plan = options.variants()
+    console.print(f"exporting {len(candidates)} candidate(s) x {len(plan)} variant(s) ({', '.join(plan)}) "
+                  f"into {out}", highlight=False)
+    # Own console: NNCF draws its own rich progress bar on the default console while we run.
+    bar_console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=bar_console) as bar:
+        task = bar.add_task("export", total=len(candidates) * len(plan))
+
+        def on_start(cid: str, variant: str) -> None:
+            bar.update(task, description=f"{cid}/{variant}")
+
+        def on_done(rec: dict[str, Any]) -> None:
+            bar.advance(task)
+            if rec["status"] != "ok":
+                bar.console.print(f"[yellow]{rec['id']} failed:[/] {rec['reason']}", highlight=False)
+
+        manifest = export_candidates(candidates, frames, out, options, teacher=teacher, force=force,
+                                     on_start=on_start, on_done=on_done)
+    ids = {f"{c.id}/{v}" for c in candidates for v in plan}
+    console.print(variants_table([r for r in manifest["variants"] if r["id"] in ids]))
+    console.print(f"wrote {Path(out) / 'manifest.json'}")
+
+
+def variants_table(records: list[dict[str, Any]]):
+    """A rich table of exported variants: status, accuracies, size, params, MACs, parity."""
+    from rich.table import Table
+
+    table = Table(title="exported variants")
+    for col, justify in (("variant", "left"), ("status", "left"), ("val acc", "right"), ("test acc", "right"),
+                         ("size MB", "right"), ("params", "right"), ("MACs", "right"), ("max abs diff", "right")):
+        table.add_column(col, justify=justify)
+    for r in records:
+        m = r.get("metrics") or {}
+        status = "[green]ok[/]" if r["status"] == "ok" else f"[red]failed[/]: {r.get('reason') or ''}"[:120]
+        if r.get("resumed"):
+            status += " (resumed)"
+        table.add_row(
+            r["id"], status, _pct((m.get("val") or {}).get("accuracy")), _pct((m.get("test") or {}).get("accuracy")),
+            "-" if r.get("size_mb") is None else f"{r['size_mb']:.2f}",
+            "-" if r.get("params") is None else f"{r['params'] / 1e6:.2f}M",
+            "-" if r.get("macs") is None else f"{r['macs'] / 1e6:.1f}M",
+            "-" if r.get("max_abs_diff") is None else f"{r['max_abs_diff']:.2e}",
+        )
+    return table
+
+
+def _pct(value: float | None) -> str:
+    """An accuracy as a percentage, or '-'."""
+    return "-" if value is None else f"{100 * value:.1f}%"

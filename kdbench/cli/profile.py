@@ -1,0 +1,189 @@
+"""`kdbench profile`: measure exported variants on a target (local, over ssh, or estimated)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    help=(
+        "Measure every variant on a hardware target: locally (each model in a fresh subprocess), on a "
+        "remote target over ssh, or -- when the target is absent -- estimated from the model's layers "
+        "with calibrated constants (always labelled as estimated, with its error band)."
+    ),
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+@app.callback(invoke_without_command=True)
+def profile(
+    ctx: typer.Context,
+    target: Optional[str] = typer.Option(
+        None, "--target", "-t", help="Hardware profile: a name in hardware_profiles/ (x86, gpu, rpi4) or a path to a .toml file."
+    ),
+    models: Path = typer.Option(
+        Path("export"), "--models", "-m",
+        help="Folder with the export manifest.json, or any folder of *.onnx / *.xml (+.bin) / *.pt2 files.",
+    ),
+    out: Path = typer.Option(Path("profiles"), "--out", "-o", help="Results folder: writes <out>/<target>/results.json."),
+    remote: Optional[str] = typer.Option(
+        None, "--remote", help="Measure on user@host (or an ssh Host alias) over ssh with your ssh config and keys."
+    ),
+    remote_python: Optional[str] = typer.Option(
+        None, "--remote-python", help="Python on the remote target that has numpy and the runtime (default: the profile's, else python3)."
+    ),
+    ssh_config: Optional[Path] = typer.Option(None, "--ssh-config", help="ssh config file to use instead of ~/.ssh/config."),
+    estimate: bool = typer.Option(
+        False, "--estimate", help="Do not measure: estimate latency from the model's layers with the target's calibration."
+    ),
+    calibration: Optional[str] = typer.Option(
+        None, "--calibration", help="Calibration name or JSON path for --estimate (default: the profile's, preferring <out>/calibration/<name>.json)."
+    ),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="Input size for models whose spatial size is dynamic."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Override the profile's thread count."),
+    min_queries: int = typer.Option(200, "--min-queries", help="Timed batch-1 queries at least (measurement rule)."),
+    min_time: float = typer.Option(2.0, "--min-time", help="Timed seconds at least per batch size (measurement rule)."),
+    max_time: float = typer.Option(30.0, "--max-time", help="Timed seconds at most per batch size (measurement rule)."),
+    p90_ci: float = typer.Option(0.02, "--p90-ci", help="Stop once the p90's 95% CI half-width is below this fraction."),
+    warmup: float = typer.Option(1.0, "--warmup", help="Untimed warm-up seconds (and at least 10 queries)."),
+) -> None:
+    """Profile the models in --models on --target (see `kdbench profile --help`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if target is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(code=2)
+    import dataclasses
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kdbench.errors import ConfigError
+    from kdbench.profile.hardware import load_profile
+    from kdbench.profile.local import MeasureRule, run_local
+    from kdbench.profile.results import ResultsWriter, discover_models, precisions_for, render_table, require_ok, runtimes_for
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    prof = load_profile(target)
+    if threads is not None:
+        if threads < 0:
+            raise ConfigError(f"--threads {threads}: expected >= 0")
+        prof = dataclasses.replace(prof, threads=threads)
+    if estimate and remote:
+        raise ConfigError("--estimate and --remote exclude each other: estimate for an absent target, or measure on it")
+    entries = discover_models(models)
+    for e in entries:
+        if e.input_size is None and input_size is not None:
+            e.input_size = input_size
+    rule = MeasureRule(warmup_s=warmup, min_queries=min_queries, min_time_s=min_time, max_time_s=max_time, p90_rel_ci=p90_ci)
+    method = "estimated" if estimate else ("remote" if remote else "local")
+    writer = ResultsWriter(out, prof, {"method": method, "models": str(models), "rule": dataclasses.asdict(rule)})
+
+    if estimate:
+        from kdbench.profile.estimate import estimate_records, find_calibration
+
+        cal_name = calibration or prof.calibration
+        if not cal_name:
+            raise ConfigError(f"hardware profile {prof.path}: no [estimate] calibration; pass --calibration NAME|PATH")
+        cal = find_calibration(cal_name, out)
+        records = estimate_records(entries, prof, cal)
+        writer.add(records)
+        console.print(render_table(records, f"{prof.name}: ESTIMATED (not measured), calibration {cal.path}"))
+        console.print(f"[yellow]estimated[/]: every figure is a model prediction, expected error ±{cal.error_band_pct:.0f}% "
+                      f"({cal.source})")
+        console.print(f"wrote {writer.path}")
+        require_ok(records, f"estimate for {prof.name}")
+        return
+
+    steps = sum(len(precisions_for(e, rt, prof)) for e in entries for rt in runtimes_for(e, prof)) or len(entries)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("profiling", total=steps)
+
+        def on_step(desc: str) -> None:
+            progress.update(task, description=desc)
+
+        def on_records(recs: list) -> None:
+            writer.add(recs)
+            progress.advance(task)
+
+        try:
+            if remote:
+                from kdbench.profile.remote import SshTarget, run_remote
+
+                run_remote(entries, prof, SshTarget(remote, str(ssh_config) if ssh_config else None),
+                           python=remote_python or prof.remote_python, rule=rule, on_records=on_records, on_step=on_step)
+            else:
+                run_local(entries, prof, rule=rule, on_records=on_records, on_step=on_step)
+        finally:
+            progress.stop()
+            if writer.new:
+                console.print(render_table(writer.new, f"{prof.name}: measured ({method})"))
+                console.print(f"wrote {writer.path}")
+    require_ok(writer.new, f"profile {prof.name} ({method})")
+
+
+@app.command("calibrate")
+def calibrate(
+    target: str = typer.Option(..., "--target", "-t", help="Hardware profile name or path (gives peak GMAC/s and threads)."),
+    results: Optional[Path] = typer.Option(
+        None, "--results", "-r", help="Your measurements: a results.json from `kdbench profile`, or a CSV model,input,latency_ms[,threads]."
+    ),
+    models: Optional[Path] = typer.Option(None, "--models", "-m", help="Folder with the measured model files (to read their layers)."),
+    out: Path = typer.Option(Path("profiles"), "--out", "-o", help="Writes <out>/calibration/<target>.json, which --estimate then prefers."),
+    reference: bool = typer.Option(True, "--reference/--no-reference", help="Also fit on the published reference rows."),
+    reference_csv: Optional[Path] = typer.Option(
+        None, "--reference-csv", help="Re-read the published rows from this CSV (exports torchvision architectures; slow) instead of the shipped features."
+    ),
+) -> None:
+    """Fit the latency estimator's constants for a target and report leave-one-out errors."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from kdbench.errors import ConfigError
+    from kdbench.profile.calibrate import (
+        build_calibration,
+        reference_rows_from_calibration,
+        reference_rows_from_csv,
+        user_rows,
+        write_calibration,
+    )
+    from kdbench.profile.estimate import find_calibration
+    from kdbench.profile.hardware import load_profile
+
+    console = Console()
+    prof = load_profile(target)
+    peak = prof.peak_gmacs()
+    if peak is None:
+        raise ConfigError(f"hardware profile {prof.path}: calibrating needs cpu.cores, cpu.clock_ghz and cpu.fma_per_cycle")
+    threads = prof.threads or int(prof.cpu.get("cores", 1))
+    ref_rows = []
+    sources = []
+    if reference:
+        if reference_csv is not None:
+            ref_rows = reference_rows_from_csv(reference_csv, threads)
+            sources.append(str(reference_csv))
+        else:
+            shipped = find_calibration(prof.calibration or prof.name)
+            ref_rows = reference_rows_from_calibration(shipped)
+            sources.append(shipped.source)
+    usr = user_rows(results, models, prof.name, threads) if results is not None else []
+    if usr:
+        sources.append(f"user measurements {results}")
+    data = build_calibration(prof.name, peak, threads, ref_rows, usr, "; ".join(sources))
+    path = write_calibration(Path(out) / "calibration" / f"{prof.name}.json", data)
+    table = Table(title=f"{prof.name} calibration: leave-one-out (fit on the others, predict this row)")
+    for col in ("row", "observed ms", "predicted ms", "error %", "FLOPs-ratio error %"):
+        table.add_column(col, justify="left" if col == "row" else "right")
+    for loo, flo in zip(data["leave_one_out"], data["flops_ratio_leave_one_out"]):
+        table.add_row(loo["model"], f"{loo['observed_ms']:.2f}", f"{loo['predicted_ms']:.2f}", f"{loo['error_pct']:+.1f}",
+                      f"{flo['error_pct']:+.1f}")
+    console.print(table)
+    console.print("constants: " + ", ".join(f"{k}={v:.4g}" for k, v in data["constants"].items()))
+    console.print(f"error band ±{data['error_band_pct']:.0f}% ({data['proxy']['note']})")
+    console.print(f"wrote {path}")

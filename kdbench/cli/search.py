@@ -1,0 +1,139 @@
+"""`kdbench search`: Optuna over students and distillation settings, every configuration on paired seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from kdbench.cli.console import console
+
+app = typer.Typer(
+    help=(
+        "Search students and distillation settings with Optuna: every configuration trains on the same seeds, "
+        "studies resume after a crash, workers scale out over a shared storage. "
+        "Run `kdbench search --config search_spaces/quick.toml --store STORE --teacher T`; "
+        "`kdbench search status` and `kdbench search stats` summarise a study."
+    ),
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+_STORAGE_HELP = ("Optuna storage URL, e.g. postgresql://user:pw@host/db (default: the embedded journal file "
+                 "RUN_DIR/STUDY/optuna.journal, no server needed).")
+
+
+@app.callback()
+def search(
+    ctx: typer.Context,
+    config: Path = typer.Option(None, "--config", help="Search space TOML file (see search_spaces/)."),
+    store: Path = typer.Option(None, "--store", help="Frame store written by `kdbench data prepare`."),
+    teacher: Path = typer.Option(None, "--teacher", help="Teacher checkpoint (.pt) or ONNX file (needed unless the space is scratch only)."),
+    storage: str = typer.Option(None, "--storage", envvar="KDBENCH_STORAGE", help=_STORAGE_HELP),
+    study: str = typer.Option(None, "--study", help="Study name (default: study.name in the space file); rerun the same name to resume."),
+    n_trials: int = typer.Option(None, "--n-trials", help="Total trials over all students, split evenly (default: study.n_trials in the space file)."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes on this machine (each trains one trial at a time)."),
+    run_dir: Path = typer.Option(Path("runs"), "--run-dir", help="Where study directories are written (RUN_DIR/STUDY/...)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, or cuda[:N]."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Call the teacher on every batch instead of reading cached logits (slow; for comparison)."),
+    grace: float = typer.Option(120.0, "--grace", help="Seconds without a heartbeat before another machine's running trial is taken as abandoned."),
+) -> None:
+    """Run (or resume) a search; see the subcommands for status and statistics."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from kdbench.errors import ConfigError
+
+    if config is None or store is None:
+        missing = [o for o, v in (("--config", config), ("--store", store)) if v is None]
+        raise ConfigError(f"kdbench search needs {' and '.join(missing)} (or a subcommand: status, stats); "
+                          "see `kdbench search --help`")
+    from kdbench.search.runner import SearchRequest, run_search
+    from kdbench.search.space import load_space
+
+    space = load_space(config)
+    for warning in space.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    req = SearchRequest(config=config, store=store, teacher=teacher, run_dir=run_dir, storage=storage, study=study,
+                        n_trials=n_trials, workers=workers, device=device, no_cache=no_cache, grace_s=grace)
+    quota = space.trials_per_student(n_trials)
+    console.print(f"search [bold]{study or space.name}[/]: {len(space.students)} student(s) x {len(space.seeds)} seed(s), "
+                  f"{sum(quota.values())} trial(s), sampler {space.sampler}, pruner {space.pruner}, {workers} worker(s)")
+    result = run_search(req, display=_live_display(storage, quota))
+    _print_report(result["study_dir"], storage, quota, result["statistics"], result["wall_time_s"])
+
+
+def _live_display(storage: str | None, quota: dict[str, int]):
+    """A display function for run_search: a rich Live view of the study while work() runs."""
+    def display(study_dir: Path, work) -> None:
+        from rich.live import Live
+
+        from kdbench.search.status import StudyMonitor
+
+        monitor = StudyMonitor(study_dir, storage, quota)
+        with Live(monitor, console=console, refresh_per_second=1, transient=True):
+            work()
+    return display
+
+
+def _print_report(study_dir: Path, storage: str | None, quota: dict[str, int] | None, stats: dict, wall_s: float | None) -> None:
+    """The final tables: status per student and the paired statistics."""
+    from kdbench.search.runner import load_studies
+    from kdbench.search.status import statistics_table, status_table, study_status
+
+    st = study_status(load_studies(study_dir, storage), study_dir, quota)
+    title = f"study {study_dir.name}" + (f" (wall time {wall_s:.0f} s)" if wall_s is not None else "")
+    console.print(status_table(st, title))
+    console.print(statistics_table(stats, "test_accuracy"))
+    for warning in stats.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"wrote {study_dir / 'summary.csv'} and {study_dir / 'statistics.json'}")
+
+
+def _study_dir(run_dir: Path, study: str) -> Path:
+    from kdbench.search.results import read_study_json
+
+    path = run_dir.resolve() / study
+    read_study_json(path)  # DataError when it is not a study
+    return path
+
+
+@app.command("status")
+def status(
+    study: str = typer.Option(..., "--study", help="Study name (a folder under --run-dir)."),
+    storage: str = typer.Option(None, "--storage", envvar="KDBENCH_STORAGE", help=_STORAGE_HELP),
+    run_dir: Path = typer.Option(Path("runs"), "--run-dir", help="Where study directories are written."),
+) -> None:
+    """Summarise a study: trials per state, best configuration so far per student, live workers."""
+    from kdbench.search.runner import load_studies
+    from kdbench.search.status import status_table, study_status
+
+    path = _study_dir(run_dir, study)
+    st = study_status(load_studies(path, storage), path)
+    console.print(status_table(st, f"study {study}"))
+    console.print(f"seeds trained {st['seeds_done']}, reused after a restart {st['seeds_reused']}")
+    for w in st["workers"]:
+        console.print(f"worker {w['worker']['host']}:{w['worker']['pid']}: {w.get('state')} {w.get('student', '')} "
+                      f"trial {w.get('trial', '-')} seed {w.get('seed', '-')} epoch {w.get('epoch', '-')} "
+                      f"(beat {w['age_s']:.0f} s ago)")
+
+
+@app.command("stats")
+def stats(
+    study: str = typer.Option(..., "--study", help="Study name (a folder under --run-dir)."),
+    storage: str = typer.Option(None, "--storage", envvar="KDBENCH_STORAGE", help=_STORAGE_HELP),
+    run_dir: Path = typer.Option(Path("runs"), "--run-dir", help="Where study directories are written."),
+    metric: str = typer.Option("test_accuracy", "--metric", help="test_accuracy (not used for selection) or val_accuracy."),
+) -> None:
+    """Recompute summary.csv and statistics.json of a study and print the paired comparisons."""
+    from kdbench.errors import ConfigError
+    from kdbench.search.runner import finish_study
+    from kdbench.search.status import statistics_table
+
+    if metric not in ("test_accuracy", "val_accuracy"):
+        raise ConfigError(f"--metric {metric!r}; expected test_accuracy or val_accuracy")
+    path = _study_dir(run_dir, study)
+    result = finish_study(path, storage)
+    console.print(statistics_table(result, metric))
+    for warning in result.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"wrote {path / 'summary.csv'} and {path / 'statistics.json'}")

@@ -1,0 +1,115 @@
+"""The clip record every dataset loader returns, and the checked CSV reader the loaders share."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kdbench.data.views import SPLITS
+from kdbench.errors import DataError
+
+# Files that identify each supported layout; used to tell a user which folder they passed by mistake.
+_MARKERS = {
+    "FileList.csv": "EchoNet-Dynamic (pass it to --echonet-dynamic)",
+    "MeasurementsList.csv": "EchoNet-LVH (pass it to --echonet-lvh)",
+    "DEV479": "TMED-2 (pass it to --tmed2)",
+}
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One video (or, for TMED-2, the images of one patient/study/view) headed for the store."""
+
+    source: str  # "echonet_dynamic" | "echonet_lvh" | "tmed2"
+    patient: str  # namespaced by source, e.g. "echonet_lvh:0X1A..."
+    video: str  # namespaced by source
+    view: str  # one of VIEWS
+    split: str  # "train" | "val" | "test"
+    files: tuple[str, ...]  # one AVI, or the clip's PNG images in frame order
+    kind: str  # "video" | "images"
+    csv: str  # the CSV the clip was listed in
+    lines: tuple[int, ...] = field(default=())  # 1-based line numbers in that CSV (header = 1)
+
+    def origin(self) -> str:
+        """Where the clip was listed, e.g. ``FileList.csv lines 2, 7``."""
+        shown = ", ".join(str(n) for n in self.lines[:5]) + (", ..." if len(self.lines) > 5 else "")
+        word = "line" if len(self.lines) == 1 else "lines"
+        return f"{self.csv} {word} {shown}"
+
+
+@dataclass
+class LoadResult:
+    """What a loader found: the clips, labels it dropped on purpose, and the CSVs it read."""
+
+    source: str
+    clips: list[Clip]
+    dropped_labels: dict[str, int] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)  # CSV files whose content defines the clips
+
+
+def check_folder(root: Path, what: str, marker: str) -> Path:
+    """Resolve a dataset root; DataError if it is missing, empty or holds another dataset."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DataError(f"{what} folder {root} does not exist; expected a folder containing {marker}")
+    if not root.is_dir():
+        raise DataError(f"{what} path {root} is a file; expected a folder containing {marker}")
+    entries = sorted(p.name for p in root.iterdir())
+    if not entries:
+        raise DataError(f"{what} folder {root} is empty; expected a folder containing {marker}")
+    if not (root / marker).exists():
+        hint = ""
+        for name, layout in _MARKERS.items():
+            if name != marker and name in entries:
+                hint = f"; it looks like {layout}"
+        shown = ", ".join(entries[:8]) + (", ..." if len(entries) > 8 else "")
+        raise DataError(
+            f"{what} folder {root} has no {marker} (found: {shown}){hint}; expected a folder "
+            f"containing {marker}"
+        )
+    return root.resolve()
+
+
+def read_table(path: Path, required: tuple[str, ...], what: str) -> list[tuple[int, dict[str, str]]]:
+    """Read a CSV into (line number, row) pairs; DataError naming the file for missing columns."""
+    if not path.is_file():
+        raise DataError(f"{what}: {path} not found")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise DataError(f"{path} is empty; expected a header with columns {', '.join(required)}") from None
+        missing = [c for c in required if c not in header]
+        if missing:
+            near = {c: h for c in missing for h in header if h.lower() == c.lower()}
+            hint = "".join(f"; column '{h}' should be named '{c}'" for c, h in near.items())
+            raise DataError(
+                f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}{hint}; found columns "
+                f"{header}; expected {list(required)}"
+            )
+        pos = {c: header.index(c) for c in required}
+        rows = []
+        for line, values in enumerate(reader, start=2):
+            if not values or all(not v.strip() for v in values):
+                continue
+            if len(values) < len(header):
+                raise DataError(
+                    f"{path} line {line}: {len(values)} fields, expected {len(header)} (columns {header})"
+                )
+            rows.append((line, {c: values[i].strip() for c, i in pos.items()}))
+    if not rows:
+        raise DataError(f"{path} lists no rows; expected one row per {what} entry")
+    return rows
+
+
+def parse_split(value: str, path: Path, line: int, column: str) -> str:
+    """Lowercase an official split name; DataError naming the cell if it is not train/val/test."""
+    split = value.strip().lower()
+    if split not in SPLITS:
+        raise DataError(
+            f"{path} line {line}, column '{column}': split {value!r} is not one of "
+            f"{', '.join(SPLITS)} (any case)"
+        )
+    return split

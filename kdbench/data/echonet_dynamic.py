@@ -1,0 +1,64 @@
+"""EchoNet-Dynamic loader: ``FileList.csv`` + ``Videos/<FileName>.avi``; every video is A4C.
+
+Layout (as published): ``FileList.csv`` with columns
+``FileName,EF,ESV,EDV,FrameHeight,FrameWidth,FPS,NumberOfFrames,Split``, FileName without ``.avi``,
+Split ``TRAIN|VAL|TEST``; one patient per video. ``VolumeTracings.csv`` (FileName *with* ``.avi``)
+holds segmentation tracings and is not needed for view labels, so it is not read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kdbench.data.clips import Clip, LoadResult, check_folder, parse_split, read_table
+from kdbench.errors import DataError
+
+SOURCE = "echonet_dynamic"
+VIEW = "A4C"
+COLUMNS = ("FileName", "Split")  # the columns kdbench needs; the others are carried but unused
+
+
+def load(root: str | Path) -> LoadResult:
+    """List every EchoNet-Dynamic video as an A4C clip with its official split."""
+    root = check_folder(Path(root), "EchoNet-Dynamic", "FileList.csv")
+    csv_path = root / "FileList.csv"
+    rows = read_table(csv_path, COLUMNS, "EchoNet-Dynamic video")
+    videos_dir = root / "Videos"
+    if not videos_dir.is_dir():
+        raise DataError(f"EchoNet-Dynamic folder {root} has no Videos/ folder; expected Videos/<FileName>.avi")
+    present = {p.name for p in videos_dir.iterdir()}
+
+    grouped: dict[tuple[str, str], list[int]] = {}
+    missing: list[tuple[int, str]] = []
+    for line, row in rows:
+        name = row["FileName"]
+        if not name:
+            raise DataError(f"{csv_path} line {line}, column 'FileName': empty; expected e.g. 0X100009310A3BD7FC")
+        if name.lower().endswith(".avi"):
+            name = name[:-4]
+        split = parse_split(row["Split"], csv_path, line, "Split")
+        if f"{name}.avi" not in present:
+            missing.append((line, name))
+        grouped.setdefault((name, split), []).append(line)
+    if missing:
+        line, name = missing[0]
+        more = f" (and {len(missing) - 1} more listed videos are missing)" if len(missing) > 1 else ""
+        raise DataError(
+            f"{csv_path} line {line}: video {name!r} is listed but {videos_dir / (name + '.avi')} "
+            f"does not exist{more}"
+        )
+    clips = [
+        Clip(
+            source=SOURCE,
+            patient=f"{SOURCE}:{name}",
+            video=f"{SOURCE}:{name}",
+            view=VIEW,
+            split=split,
+            files=(str(videos_dir / f"{name}.avi"),),
+            kind="video",
+            csv=str(csv_path),
+            lines=tuple(lines),
+        )
+        for (name, split), lines in grouped.items()
+    ]
+    return LoadResult(source=SOURCE, clips=clips, inputs=[str(csv_path)])

@@ -1,0 +1,410 @@
+"""``kdbench data prepare``: read the official datasets, harmonise sampled frames, write a frame store.
+
+Work is resumable: each clip is decoded by a worker into ``STORE/parts/<hash>.npy`` plus a
+``<hash>.json`` written last (both atomically), so a killed run, rerun with the same config, only
+decodes the clips that have no ``.json`` yet. When every clip is done the parts are assembled into
+``frames.npy`` + ``index.csv`` and ``manifest.json`` is written last; the parts are then removed.
+A rerun whose config and input CSVs match the manifest does nothing; a changed config or ``force``
+rebuilds from scratch.
+
+Clips with fewer frames than ``frames_per_video`` keep every frame they have, once (no repeated
+frames); they are listed in the manifest under ``short_clips``. Unreadable, corrupt or truncated
+videos are skipped with a warning and listed under ``skipped`` (with ``strict`` they are an error).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kdbench import __version__
+from kdbench.data import echonet_dynamic, echonet_lvh, tmed2
+from kdbench.data.clips import Clip, LoadResult
+from kdbench.data.harmonise import HARMONISE_VERSION, harmonise_clip, sample_indices, to_grey
+from kdbench.data.splits import check_patient_splits
+from kdbench.data.views import SOURCES, SPLITS, VIEWS
+from kdbench.errors import ConfigError, DataError
+from kdbench.manifest import config_hash, file_hash, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+SLEEP_ENV = "KDBENCH_TEST_PREPARE_SLEEP"  # test-only: seconds each worker sleeps per clip
+INDEX_COLUMNS = ("row", "source", "patient", "video", "view", "split", "frame")
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class PrepareResult:
+    """Outcome of prepare_store: whether it built, and the manifest of the store."""
+
+    status: str  # "built" | "up_to_date"
+    path: Path
+    manifest: dict[str, Any]
+    seconds: float
+    decoded: int  # clips decoded in this run (0 when up to date)
+    reused: int  # clips taken from parts of an interrupted run
+
+
+def load_sources(sources: dict[str, str | Path], tmed_fold: int = 0) -> list[LoadResult]:
+    """Run the loader of each given source and check that patients do not cross splits."""
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise ConfigError(f"unknown source(s) {unknown}; expected some of {', '.join(SOURCES)}")
+    if not sources:
+        raise ConfigError(
+            "no dataset given; pass at least one of --echonet-dynamic, --echonet-lvh, --tmed2"
+        )
+    results = []
+    for name in SOURCES:
+        if name not in sources:
+            continue
+        if name == "echonet_dynamic":
+            results.append(echonet_dynamic.load(sources[name]))
+        elif name == "echonet_lvh":
+            results.append(echonet_lvh.load(sources[name]))
+        else:
+            results.append(tmed2.load(sources[name], fold=tmed_fold))
+    check_patient_splits(c for r in results for c in r.clips)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding (runs in worker processes)
+
+
+def _quiet_opencv() -> None:
+    """Silence OpenCV's own stderr logging and threads; problems are reported by kdbench."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:  # pragma: no cover - older OpenCV without the logging module
+        pass
+
+
+def read_video(path: str) -> tuple[list[np.ndarray], str | None]:
+    """All frames of a video as grey arrays, and a reason string if it is unreadable or truncated."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            return [], "cannot be opened as a video (corrupt or not an AVI)"
+        header = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        frames = []
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(to_grey(frame))
+    finally:
+        cap.release()
+    if not frames:
+        return [], "no decodable frames (corrupt video)"
+    if header > 0 and len(frames) < header - 1:  # one frame of slack for off-by-one headers
+        return frames, f"truncated: decoded {len(frames)} of the {header} frames its header lists"
+    return frames, None
+
+
+def decode_clip(clip: Clip, size: int, frames_per_video: int) -> dict[str, Any]:
+    """Decode, sample and harmonise one clip: {"frames": uint8 [n,S,S] | None, "meta": {...}}."""
+    import cv2
+
+    meta: dict[str, Any] = {"video": clip.video, "source": clip.source, "problems": []}
+    if clip.kind == "video":
+        frames, reason = read_video(clip.files[0])
+        meta["available"] = len(frames)
+        if reason is not None:
+            meta.update(status="skipped", reason=reason, file=clip.files[0])
+            return {"frames": None, "meta": meta}
+        ids = sample_indices(len(frames), frames_per_video)
+        out = harmonise_clip([frames[i] for i in ids], size)
+    else:
+        ids_all = sample_indices(len(clip.files), frames_per_video)
+        images, ids = [], []
+        for i in ids_all:
+            img = cv2.imread(clip.files[i], cv2.IMREAD_UNCHANGED)
+            if img is None or img.size == 0:
+                meta["problems"].append({"file": clip.files[i], "reason": "unreadable image (corrupt PNG)"})
+                continue
+            images.append(to_grey(img))
+            ids.append(int(i))
+        meta["available"] = len(clip.files)
+        if not images:
+            meta.update(status="skipped", reason="no readable image", file=clip.files[0])
+            return {"frames": None, "meta": meta}
+        if len({im.shape for im in images}) == 1:
+            out = harmonise_clip(images, size)
+        else:  # stills of different sizes: harmonise one by one
+            out = np.concatenate([harmonise_clip([im], size) for im in images])
+        ids = np.asarray(ids, dtype=np.int64)
+    meta.update(status="ok", frame_ids=[int(i) for i in ids])
+    return {"frames": out, "meta": meta}
+
+
+def part_name(clip: Clip) -> str:
+    """File stem of a clip's part: a hash of its video id (ids may hold any characters)."""
+    return hashlib.sha256(clip.video.encode()).hexdigest()[:20]
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    """np.save to a temp file in the same folder, then rename over path."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, array)
+    os.replace(tmp, path)
+
+
+def _work(task: tuple[Clip, int, int, str]) -> dict[str, Any]:
+    """Worker: decode one clip and write its part (.npy, then .json as the done-marker)."""
+    clip, size, k, parts = task
+    delay = float(os.environ.get(SLEEP_ENV, "0") or 0)
+    if delay:
+        time.sleep(delay)
+    result = decode_clip(clip, size, k)
+    stem = Path(parts) / part_name(clip)
+    if result["frames"] is not None:
+        _atomic_save(stem.with_suffix(".npy"), result["frames"])
+    write_json(stem.with_suffix(".json"), result["meta"])
+    return result["meta"]
+
+
+def _check_strict(meta: dict) -> None:
+    """Under --strict, a skipped clip or an unreadable image is a DataError."""
+    if meta["status"] != "ok":
+        raise DataError(
+            f"{meta.get('file')}: {meta.get('reason')} (video {meta['video']}); remove it from the "
+            f"CSV or run without --strict to skip it"
+        )
+    if meta["problems"]:
+        problem = meta["problems"][0]
+        raise DataError(f"{problem['file']}: {problem['reason']} (clip {meta['video']}); run without --strict to skip it")
+
+
+def _init_worker() -> None:
+    """Pool initialiser: one OpenCV thread per worker, no OpenCV log spam."""
+    _quiet_opencv()
+
+
+# ---------------------------------------------------------------------------------------------
+# the store
+
+
+def store_config(sources: dict[str, str | Path], size: int, frames_per_video: int, tmed_fold: int) -> dict:
+    """The config that defines a store's content (hashed into config_hash)."""
+    return {
+        "size": int(size),
+        "frames_per_video": int(frames_per_video),
+        "tmed_fold": int(tmed_fold) if "tmed2" in sources else None,
+        "sources": {name: str(Path(p).expanduser().resolve()) for name, p in sorted(sources.items())},
+        "harmonise_version": HARMONISE_VERSION,
+    }
+
+
+def _is_current(out: Path, cfg_hash: str, inputs: dict[str, str]) -> dict | None:
+    """The existing manifest if the store at out is complete and built from this config and inputs."""
+    manifest_path = out / "manifest.json"
+    if not manifest_path.is_file() or not (out / "frames.npy").is_file() or not (out / "index.csv").is_file():
+        return None
+    try:
+        manifest = read_json(manifest_path)
+    except (OSError, ValueError):
+        return None
+    if manifest.get("config_hash") != cfg_hash or manifest.get("inputs") != inputs:
+        return None
+    return manifest
+
+
+def _empty_counts(sources: list[str]) -> dict[str, dict[str, dict[str, int]]]:
+    """{view: {split: {source: 0}}} for every view, split and given source."""
+    return {v: {s: {src: 0 for src in sources} for s in SPLITS} for v in VIEWS}
+
+
+def _assemble(out: Path, clips: list[Clip], metas: dict[str, dict], size: int) -> tuple[int, dict, str]:
+    """Concatenate parts into frames.npy + index.csv (atomically); returns (N, counts, store_hash)."""
+    parts = out / "parts"
+    sources = sorted({c.source for c in clips}, key=SOURCES.index)
+    frame_counts, clip_counts = _empty_counts(sources), _empty_counts(sources)
+    ok = [c for c in clips if metas[c.video]["status"] == "ok"]
+    n_total = sum(len(metas[c.video]["frame_ids"]) for c in ok)
+    if n_total == 0:
+        raise DataError(f"no frames could be decoded from any of the {len(clips)} clips; see the skipped list")
+    tmp_frames = out / "frames.tmp.npy"
+    tmp_index = out / "index.csv.tmp"
+    frames = np.lib.format.open_memmap(tmp_frames, mode="w+", dtype=np.uint8, shape=(n_total, size, size))
+    row = 0
+    with open(tmp_index, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(INDEX_COLUMNS)
+        for clip in ok:
+            ids = metas[clip.video]["frame_ids"]
+            part = np.load(parts / f"{part_name(clip)}.npy")
+            if part.shape != (len(ids), size, size):
+                raise DataError(
+                    f"part {parts / part_name(clip)}.npy of {clip.video} has shape {part.shape}, expected "
+                    f"{(len(ids), size, size)}; rerun with --force"
+                )
+            frames[row : row + len(ids)] = part
+            for fid in ids:
+                writer.writerow((row, clip.source, clip.patient, clip.video, clip.view, clip.split, fid))
+                row += 1
+            frame_counts[clip.view][clip.split][clip.source] += len(ids)
+            clip_counts[clip.view][clip.split][clip.source] += 1
+    frames.flush()
+    del frames
+    os.replace(tmp_frames, out / "frames.npy")
+    os.replace(tmp_index, out / "index.csv")
+    store_hash = config_hash({"frames": file_hash(out / "frames.npy"), "index": file_hash(out / "index.csv")})
+    return n_total, {"frames": frame_counts, "clips": clip_counts}, store_hash
+
+
+def prepare_store(
+    sources: dict[str, str | Path],
+    out: str | Path,
+    size: int = 112,
+    frames_per_video: int = 16,
+    tmed_fold: int = 0,
+    workers: int = 2,
+    strict: bool = False,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+) -> PrepareResult:
+    """Build (or resume, or leave alone if current) the frame store at out from the given datasets."""
+    start = time.perf_counter()
+    if size < 16:
+        raise ConfigError(f"--size {size} is too small; expected at least 16 pixels")
+    if frames_per_video < 1:
+        raise ConfigError(f"--frames-per-video {frames_per_video}; expected at least 1")
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}; expected at least 1")
+    out = Path(out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; expected a folder for the frame store")
+
+    results = load_sources(sources, tmed_fold)
+    clips = sorted((c for r in results for c in r.clips), key=lambda c: (SOURCES.index(c.source), c.split, c.video))
+    config = store_config(sources, size, frames_per_video, tmed_fold)
+    cfg_hash = config_hash(config)
+    inputs = {p: file_hash(p) for r in results for p in r.inputs}
+
+    if not force:
+        current = _is_current(out, cfg_hash, inputs)
+        if current is not None:
+            return PrepareResult("up_to_date", out, current, time.perf_counter() - start, 0, 0)
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)  # the store is incomplete from here on
+    parts = out / "parts"
+    parts_cfg = parts / "config.json"
+    if force or (parts.exists() and (not parts_cfg.is_file() or read_json(parts_cfg).get("config_hash") != cfg_hash)):
+        shutil.rmtree(parts, ignore_errors=True)
+    parts.mkdir(exist_ok=True)
+    write_json(parts_cfg, {"config_hash": cfg_hash, "config": config})
+    for stale in parts.glob("*.tmp"):  # half-written files of a killed run
+        stale.unlink(missing_ok=True)
+
+    metas: dict[str, dict] = {}
+    todo: list[Clip] = []
+    for clip in clips:
+        stem = parts / part_name(clip)
+        meta_path = stem.with_suffix(".json")
+        if meta_path.is_file():
+            try:
+                meta = read_json(meta_path)
+            except ValueError:
+                meta = None
+            if meta and meta.get("video") == clip.video and (
+                meta.get("status") != "ok" or stem.with_suffix(".npy").is_file()
+            ):
+                metas[clip.video] = meta
+                continue
+        todo.append(clip)
+    reused = len(metas)
+
+    done = reused
+    if progress:
+        progress(done, len(clips))
+
+    def _record(meta: dict) -> None:
+        nonlocal done
+        metas[meta["video"]] = meta
+        done += 1
+        if meta["status"] != "ok":
+            log.warning("skipping %s (%s): %s", meta["video"], meta.get("file"), meta.get("reason"))
+        if strict:
+            _check_strict(meta)
+        if progress:
+            progress(done, len(clips))
+
+    if strict:  # problems found by an interrupted run are errors under --strict as well
+        for meta in metas.values():
+            _check_strict(meta)
+    tasks = [(clip, size, frames_per_video, str(parts)) for clip in todo]
+    if workers == 1 or len(tasks) <= 1:
+        _quiet_opencv()
+        for task in tasks:
+            _record(_work(task))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(min(workers, len(tasks)), initializer=_init_worker) as pool:
+            for meta in pool.imap_unordered(_work, tasks, chunksize=1):
+                _record(meta)
+
+    n_frames, counts, store_hash = _assemble(out, clips, metas, size)
+    skipped, short = [], []
+    for clip in clips:
+        meta = metas[clip.video]
+        if meta["status"] != "ok":
+            skipped.append({"source": clip.source, "video": clip.video, "file": meta.get("file"), "reason": meta.get("reason")})
+            continue
+        for problem in meta["problems"]:
+            skipped.append({"source": clip.source, "video": clip.video, **problem})
+        if meta["available"] < frames_per_video:
+            short.append({"source": clip.source, "video": clip.video, "frames_available": meta["available"], "frames_used": len(meta["frame_ids"])})
+    manifest = {
+        "stage": "frame_store",
+        "format_version": FORMAT_VERSION,
+        "kdbench_version": __version__,
+        "config": config,
+        "config_hash": cfg_hash,
+        "store_hash": store_hash,
+        "inputs": inputs,
+        "n_frames": n_frames,
+        "n_clips": sum(1 for c in clips if metas[c.video]["status"] == "ok"),
+        "counts": counts,
+        "skipped": skipped,
+        "short_clips": short,
+        "short_clip_policy": "clips with fewer frames than frames_per_video keep all their frames, once each",
+        "dropped_labels": {r.source: r.dropped_labels for r in results if r.dropped_labels},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json(out / "manifest.json", manifest)
+    shutil.rmtree(parts, ignore_errors=True)
+    seconds = time.perf_counter() - start
+    return PrepareResult("built", out, manifest, seconds, len(todo), reused)
+
+
+def describe_counts(manifest: dict) -> list[tuple[str, str, str, int, int]]:
+    """Flatten a manifest's counts into (view, split, source, frames, clips) rows."""
+    frames, clips = manifest["counts"]["frames"], manifest["counts"]["clips"]
+    rows = []
+    for view in VIEWS:
+        for split in SPLITS:
+            for source, n in frames.get(view, {}).get(split, {}).items():
+                rows.append((view, split, source, int(n), int(clips[view][split][source])))
+    return rows
+

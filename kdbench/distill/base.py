@@ -1,0 +1,150 @@
+"""The base class of every distillation method, and the loss pieces the methods share.
+
+A method works on logits (the teacher's come from the cache), in the shape of mdistiller's
+distillers: ``forward(student_logits, teacher_logits, targets, epoch)`` returns named loss terms
+and the training loss is their sum. Hyperparameters are the keyword arguments of the method's
+``__init__`` (each with a default); ``hparams()`` reports their values. ``epoch`` is the 0-based
+index of the current training epoch (0 = the first), as ``kdbench.train.fit`` passes it; methods
+whose published schedules count epochs from 1 (DKD's warm-up, CTKD's lambda) use ``epoch + 1``.
+Teacher logits are always detached: no gradient reaches the teacher.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdbench.errors import ConfigError
+
+
+class DistillMethod(nn.Module):
+    """A distillation loss on logits: named loss terms per batch, per-epoch log values."""
+
+    name: ClassVar[str] = ""
+    needs_teacher: ClassVar[bool] = True
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The method's hyperparameters and their defaults, read from ``__init__``'s signature."""
+        sig = inspect.signature(cls.__init__)
+        return {
+            p.name: p.default
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+
+    def hparams(self) -> dict[str, Any]:
+        """The hyperparameter values this instance uses (same keys as ``defaults()``)."""
+        return {key: getattr(self, key) for key in self.defaults()}
+
+    def forward(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor | None,
+        targets: torch.Tensor,
+        epoch: int,
+    ) -> dict[str, torch.Tensor]:
+        """Named loss terms for one batch; their sum is the training loss."""
+        raise NotImplementedError
+
+    def epoch_log(self) -> dict[str, float]:
+        """Values worth logging once per epoch (e.g. CTKD's temperature); empty by default."""
+        return {}
+
+    def check_inputs(
+        self, student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, targets: torch.Tensor
+    ) -> torch.Tensor | None:
+        """Validate shapes; returns the detached teacher logits (None for teacher-free methods)."""
+        if student_logits.dim() != 2:
+            raise ConfigError(
+                f"method {self.name!r}: student logits have shape {tuple(student_logits.shape)}; expected [B, C]"
+            )
+        if targets.shape != student_logits.shape[:1]:
+            raise ConfigError(
+                f"method {self.name!r}: targets have shape {tuple(targets.shape)}; expected "
+                f"[{student_logits.shape[0]}] (one class index per row of the logits)"
+            )
+        if not self.needs_teacher:
+            return None
+        if teacher_logits is None:
+            raise ConfigError(f"method {self.name!r} distils from a teacher but got teacher_logits=None")
+        if teacher_logits.shape != student_logits.shape:
+            raise ConfigError(
+                f"method {self.name!r}: teacher logits have shape {tuple(teacher_logits.shape)}, student "
+                f"logits {tuple(student_logits.shape)}; expected the same [B, C]"
+            )
+        return teacher_logits.detach().to(student_logits.dtype)
+
+
+# ---- validation helpers for method constructors -------------------------------------------------
+
+
+def check_number(method: str, key: str, value: Any, low: float | None = None, high: float | None = None,
+                 low_open: bool = False) -> float:
+    """``value`` as a float within ``[low, high]`` (``(low, high]`` if ``low_open``), else ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"method {method!r}: {key}={value!r} is not a finite number")
+    number = float(value)
+    too_low = low is not None and (number <= low if low_open else number < low)
+    too_high = high is not None and number > high
+    if too_low or too_high:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        bracket = "(" if low_open else "["
+        raise ConfigError(f"method {method!r}: {key}={value!r} is out of range; expected {bracket}{lo}, {hi}]")
+    return number
+
+
+def check_int(method: str, key: str, value: Any, low: int = 0) -> int:
+    """``value`` as a whole number ``>= low`` (an integral float such as 10.0 is accepted), else ConfigError."""
+    number = check_number(method, key, value, float(low), None)
+    if number != int(number):
+        raise ConfigError(f"method {method!r}: {key}={value!r} is not a whole number; expected an integer >= {low}")
+    return int(number)
+
+
+def check_choice(method: str, key: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, else ConfigError listing them."""
+    if value not in choices:
+        raise ConfigError(f"method {method!r}: {key}={value!r} is not allowed; expected one of {list(choices)}")
+    return str(value)
+
+
+def check_bool(method: str, key: str, value: Any) -> bool:
+    """``value`` as a bool (accepting true/false/1/0 strings from command lines), else ConfigError."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise ConfigError(f"method {method!r}: {key}={value!r} is not a boolean (true/false)")
+
+
+# ---- shared loss pieces -------------------------------------------------------------------------
+
+
+def standardize(logits: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Per-row z-score ``(z - mean) / (std + eps)`` with the unbiased (n-1) std, as Sun et al.'s code."""
+    mean = logits.mean(dim=1, keepdim=True)
+    std = logits.std(dim=1, keepdim=True)
+    return (logits - mean) / (std + eps)
+
+
+def kl_per_sample(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                  temperature: float | torch.Tensor) -> torch.Tensor:
+    """``KL(softmax(t/T) || softmax(s/T))`` for each row, shape ``[B]`` (not scaled by T^2)."""
+    log_p_t = F.log_softmax(teacher_logits / temperature, dim=1)
+    log_p_s = F.log_softmax(student_logits / temperature, dim=1)
+    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
+
+
+def kd_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+            temperature: float | torch.Tensor) -> torch.Tensor:
+    """Hinton's distillation term ``T^2 * KL(p_t(T) || p_s(T))`` averaged over the batch."""
+    return kl_per_sample(student_logits, teacher_logits, temperature).mean() * temperature**2

@@ -1,0 +1,45 @@
+"""The distillation methods by name. Adding a method: one module in this package, one line here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kdbench.distill.base import DistillMethod
+from kdbench.distill.conditional import Conditional
+from kdbench.distill.ctkd import CTKD
+from kdbench.distill.dkd import DKD
+from kdbench.distill.logit_std import LogitStd
+from kdbench.distill.scratch import Scratch
+from kdbench.distill.vanilla import Vanilla
+from kdbench.errors import ConfigError
+
+METHODS: dict[str, type[DistillMethod]] = {
+    Scratch.name: Scratch,
+    Vanilla.name: Vanilla,
+    Conditional.name: Conditional,
+    CTKD.name: CTKD,
+    DKD.name: DKD,
+    LogitStd.name: LogitStd,
+}
+
+
+def method_defaults(name: str) -> dict[str, Any]:
+    """The hyperparameters of method ``name`` with their default values."""
+    return _method_class(name).defaults()
+
+
+def _method_class(name: str) -> type[DistillMethod]:
+    if name not in METHODS:
+        raise ConfigError(f"unknown distillation method {name!r}; expected one of {list(METHODS)}")
+    return METHODS[name]
+
+
+def create_method(name: str, **hparams: Any) -> DistillMethod:
+    """Build distillation method ``name`` with the given hyperparameters (the rest default)."""
+    cls = _method_class(name)
+    allowed = cls.defaults()
+    unknown = sorted(set(hparams) - set(allowed))
+    if unknown:
+        listed = ", ".join(f"{k} (default {v!r})" for k, v in allowed.items()) or "none"
+        raise ConfigError(f"method {name!r} has no hyperparameter(s) {unknown}; allowed: {listed}")
+    return cls(**hparams)

@@ -1,0 +1,444 @@
+"""Export every variant of every candidate, each re-evaluated in its own runtime, into EXPORT/.
+
+Variants: ``fp32`` (ONNX, parity-checked against PyTorch), ``int8_ort`` (ONNX Runtime static QDQ,
+per-channel and per-tensor tried, the better kept), ``int8_openvino`` (NNCF, OpenVINO IR), ``fp16``
+(for GPU targets) and ``prunedNN`` (torch-pruning at a channel ratio, briefly fine-tuned with the
+candidate's distillation method, exported like fp32). One variant failing (an exporter error, a
+parity miss, a quantisation that collapses accuracy) is recorded with its reason and never stops the
+others. ``EXPORT/manifest.json`` is rewritten after every variant; a rerun skips variants whose
+inputs hash is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from kdbench import __version__
+from kdbench.data.store import FrameStore
+from kdbench.errors import ConfigError
+from kdbench.export.candidates import Candidate
+from kdbench.export.evaluate import evaluate_file, evaluate_runner, frames_as_input, load_runner
+from kdbench.export.onnx_export import files_size_mb, model_files
+from kdbench.export.prune import variant_name
+from kdbench.manifest import config_hash, file_hash, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+INT8_BACKENDS = ("ort", "openvino")
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class ExportOptions:
+    """What to export and how strictly to check it."""
+
+    int8: tuple[str, ...] = INT8_BACKENDS  # int8 backends to run: "ort", "openvino"
+    prune: tuple[float, ...] = ()  # channel ratios, e.g. (0.3, 0.5)
+    fp16: bool = False  # also write an fp16 ONNX (for GPU targets)
+    finetune_epochs: int = 2  # fine-tune epochs after pruning
+    finetune_batch_size: int | None = None  # None: the candidate's training batch size
+    calibration_frames: int = 256  # training frames used to calibrate int8
+    parity_frames: int = 64  # validation frames used for the PyTorch/ONNX parity check
+    parity_tol: float = 1e-4  # max abs logit difference allowed between PyTorch and ONNX fp32
+    max_drop: float = 0.10  # a variant losing more val accuracy than this vs fp32 is marked failed
+    eval_batch_size: int = 64
+    opset: int = 18
+    seed: int = 0  # calibration subset
+
+    def __post_init__(self) -> None:
+        bad = [b for b in self.int8 if b not in INT8_BACKENDS]
+        if bad:
+            raise ConfigError(f"--int8 {','.join(self.int8)}: unknown backend(s) {bad}; expected any of {', '.join(INT8_BACKENDS)}")
+        if not 0 <= self.max_drop <= 1:
+            raise ConfigError(f"max_drop {self.max_drop} is not a fraction in [0, 1] (0.10 = 10 accuracy points)")
+        if self.finetune_epochs < 0:
+            raise ConfigError(f"--finetune-epochs {self.finetune_epochs}: expected 0 or more")
+
+    def variants(self) -> list[str]:
+        """Variant names in export order."""
+        names = ["fp32"] + [f"int8_{b}" for b in INT8_BACKENDS if b in self.int8]
+        if self.fp16:
+            names.append("fp16")
+        return names + [variant_name(r) for r in self.prune]
+
+
+@dataclass
+class _Context:
+    """Per-candidate state shared by its variants (the loaded model, the fp32 result)."""
+
+    cand: Candidate
+    dir: Path
+    ckpt_hash: str
+    model: Any = None
+    input_size: int | None = None
+    arch: str | None = None
+    fp32: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class VariantFailed(Exception):
+    """A variant could not be produced or did not pass its checks; the message is the recorded reason."""
+
+
+def _record(ctx: _Context, variant: str, runtime: str, precision: str) -> dict[str, Any]:
+    """An empty manifest record for a variant of a candidate."""
+    return {
+        "id": f"{ctx.cand.id}/{variant}", "candidate": ctx.cand.id, "student": ctx.arch or ctx.cand.student,
+        "method": ctx.cand.method, "variant": variant, "runtime": runtime, "precision": precision,
+        "file": None, "files": [], "size_mb": None, "params": None, "macs": None, "input_size": ctx.input_size,
+        "status": "failed", "reason": None, "metrics": {}, "details": {},
+    }
+
+
+def _variant_runtime(variant: str) -> tuple[str, str]:
+    """(runtime, precision) of a variant name."""
+    if variant == "int8_openvino":
+        return "openvino", "int8"
+    if variant == "int8_ort":
+        return "onnxruntime", "int8"
+    if variant == "fp16":
+        return "onnxruntime", "fp16"
+    return "onnxruntime", "fp32"
+
+
+class Exporter:
+    """Exports candidates into one directory, resuming from its manifest."""
+
+    def __init__(self, store: FrameStore, out: str | Path, options: ExportOptions | None = None,
+                 teacher: str | Path | None = None, force: bool = False) -> None:
+        self.store = store
+        self.out = Path(out)
+        self.options = options or ExportOptions()
+        self.teacher = Path(teacher) if teacher else None
+        self.force = force
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.previous = self._load_previous()
+        self.records: dict[str, dict[str, Any]] = dict(self.previous)
+        self.candidates: dict[str, dict[str, Any]] = {}
+        self._calib: np.ndarray | None = None
+        self._teacher_logits: dict[str, np.ndarray] = {}
+        prev_manifest = self.out / MANIFEST
+        if prev_manifest.is_file():
+            try:
+                self.candidates = {c["id"]: c for c in read_json(prev_manifest).get("candidates", [])}
+            except (ValueError, AttributeError, KeyError, TypeError):
+                self.candidates = {}
+
+    # ---------------------------------------------------------------- manifest
+    def _load_previous(self) -> dict[str, dict[str, Any]]:
+        """Variant records of an earlier export into the same directory, by id."""
+        path = self.out / MANIFEST
+        if not path.is_file():
+            return {}
+        try:
+            doc = read_json(path)
+        except ValueError as err:
+            log.warning("ignoring unreadable %s (%s): every variant will be redone", path, err)
+            return {}
+        if not isinstance(doc, dict) or doc.get("stage") != "export":
+            raise ConfigError(f"{path} is not an export manifest (stage {doc.get('stage') if isinstance(doc, dict) else None!r}); choose another --out")
+        return {r["id"]: r for r in doc.get("variants", []) if isinstance(r, dict) and "id" in r}
+
+    def manifest(self) -> dict[str, Any]:
+        """The export manifest as it stands."""
+        config = json.loads(json.dumps(asdict(self.options)))  # tuples -> lists, as in the file
+        return {
+            "stage": "export", "format_version": 1, "kdbench_version": __version__,
+            "store": str(self.store.path), "store_hash": self.store.store_hash,
+            "teacher": str(self.teacher) if self.teacher else None,
+            "config": config, "config_hash": config_hash(config),
+            "candidates": list(self.candidates.values()),
+            "variants": list(self.records.values()),
+        }
+
+    def _save(self) -> None:
+        write_json(self.out / MANIFEST, self.manifest())
+
+    # ---------------------------------------------------------------- inputs
+    def _inputs_hash(self, ctx: _Context, variant: str) -> str:
+        """Hash of everything a variant's result depends on; equal hash = nothing to redo."""
+        o = self.options
+        inputs: dict[str, Any] = {"checkpoint": ctx.ckpt_hash, "store": self.store.store_hash, "variant": variant,
+                                  "opset": o.opset, "parity_tol": o.parity_tol, "parity_frames": o.parity_frames,
+                                  "kdbench_version": __version__}
+        if variant != "fp32":
+            inputs["max_drop"] = o.max_drop
+        if variant.startswith("int8"):
+            inputs.update(calibration_frames=o.calibration_frames, seed=o.seed)
+        if variant.startswith("pruned"):
+            teacher = self._teacher_path(ctx.cand)
+            inputs.update(finetune_epochs=o.finetune_epochs, finetune_batch_size=o.finetune_batch_size,
+                          teacher=file_hash(teacher) if teacher and teacher.is_file() else None)
+        return config_hash(inputs)
+
+    def _reusable(self, rec: dict[str, Any] | None, inputs_hash: str) -> bool:
+        """True when an earlier record has the same inputs and (if ok) its files are still there."""
+        if self.force or rec is None or rec.get("inputs_hash") != inputs_hash:
+            return False
+        return rec.get("status") != "ok" or all((self.out / f).is_file() for f in rec.get("files", []))
+
+    def _calibration(self) -> np.ndarray:
+        if self._calib is None:
+            from kdbench.export.ort_int8 import calibration_frames
+
+            self._calib = calibration_frames(self.store, self.options.calibration_frames, self.options.seed)
+        return self._calib
+
+    def _teacher_path(self, cand: Candidate) -> Path | None:
+        if self.teacher:
+            return self.teacher
+        return Path(cand.teacher) if cand.teacher else None
+
+    def _teacher_logits(self, cand: Candidate) -> np.ndarray | None:
+        """Cached teacher logits for the pruning fine-tune (None when no teacher is known)."""
+        path = self._teacher_path(cand)
+        if path is None:
+            return None
+        if not path.is_file():
+            raise ConfigError(f"teacher {path} does not exist (from {'--teacher' if self.teacher else cand.source + '/metrics.json'})")
+        key = str(path.resolve())
+        if key not in self._teacher_logits:
+            from kdbench.distill.cache import load_or_build_teacher_logits
+
+            self._teacher_logits[key] = load_or_build_teacher_logits(self.store, path)
+        return self._teacher_logits[key]
+
+    # ---------------------------------------------------------------- running
+    def run(self, candidates: list[Candidate],
+            on_start: Callable[[str, str], None] | None = None,
+            on_done: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Export every planned variant of every candidate; returns the manifest."""
+        for cand in candidates:
+            ctx = _Context(cand=cand, dir=self.out / cand.id, ckpt_hash=file_hash(cand.checkpoint))
+            ctx.dir.mkdir(parents=True, exist_ok=True)
+            self.candidates[cand.id] = cand.describe()
+            for variant in self.options.variants():
+                if on_start:
+                    on_start(cand.id, variant)
+                rec = self._one(ctx, variant)
+                self.records[rec["id"]] = rec
+                if variant == "fp32":
+                    ctx.fp32 = rec
+                self._save()
+                if on_done:
+                    on_done(rec)
+        self._save()
+        return self.manifest()
+
+    def _one(self, ctx: _Context, variant: str) -> dict[str, Any]:
+        """Produce, check and evaluate one variant; any failure becomes a failed record with its reason."""
+        inputs_hash = self._inputs_hash(ctx, variant)
+        vid = f"{ctx.cand.id}/{variant}"
+        previous = self.previous.get(vid)
+        if self._reusable(previous, inputs_hash):
+            return {**previous, "resumed": True}
+        runtime, precision = _variant_runtime(variant)
+        start = time.perf_counter()
+        rec = _record(ctx, variant, runtime, precision)
+        try:
+            self._load_model(ctx)
+            rec.update(student=ctx.arch or ctx.cand.student, input_size=ctx.input_size)
+            if variant == "fp32":
+                self._fp32(ctx, rec)
+            elif variant == "int8_ort":
+                self._int8_ort(ctx, rec)
+            elif variant == "int8_openvino":
+                self._int8_openvino(ctx, rec)
+            elif variant == "fp16":
+                self._fp16(ctx, rec)
+            else:
+                ratio = next(r for r in self.options.prune if variant_name(r) == variant)
+                self._pruned(ctx, rec, ratio)
+            if variant != "fp32":
+                self._check_drop(ctx, rec)
+            rec["status"] = "ok" if rec["reason"] is None else "failed"
+        except Exception as err:  # one variant must never stop the others; the reason is recorded
+            rec["status"] = "failed"
+            rec["reason"] = str(err) if isinstance(err, VariantFailed) else f"{type(err).__name__}: {err}"
+            if not isinstance(err, (VariantFailed, ConfigError)):
+                rec["details"]["traceback"] = traceback.format_exc(limit=6)[-2000:]
+            log.warning("variant %s failed: %s", vid, rec["reason"])
+        rec["inputs_hash"] = inputs_hash
+        rec["elapsed_s"] = round(time.perf_counter() - start, 3)
+        rec["resumed"] = False
+        return rec
+
+    def _load_model(self, ctx: _Context) -> None:
+        """Load the candidate's checkpoint once and check it fits the store."""
+        if ctx.model is not None:
+            return
+        from kdbench.models import model_info
+        from kdbench.models.checkpoint import load_checkpoint
+
+        model, meta = load_checkpoint(ctx.cand.checkpoint)
+        ctx.model, ctx.arch = model.eval(), meta.get("arch")
+        ctx.input_size = int(meta.get("input_size") or self.store.size)
+        if ctx.input_size != self.store.size:
+            raise VariantFailed(
+                f"checkpoint {ctx.cand.checkpoint} was trained at {ctx.input_size} px but store {self.store.path} "
+                f"holds {self.store.size} px frames; export on a store of the same size"
+            )
+        ctx.info = model_info(ctx.model, ctx.input_size)
+
+    # ---------------------------------------------------------------- variants
+    def _finish(self, rec: dict[str, Any], path: Path, metrics: dict[str, Any] | None = None) -> None:
+        """Fill file, size and (unless given) metrics of a variant file by running it in its runtime."""
+        files = model_files(path)
+        rec["file"] = str(path.relative_to(self.out))
+        rec["files"] = [str(f.relative_to(self.out)) for f in files]
+        rec["size_mb"] = files_size_mb(files)
+        rec["metrics"] = metrics if metrics is not None else evaluate_file(
+            path, rec["runtime"], self.store, batch_size=self.options.eval_batch_size)
+
+    def _export_checked(self, model: Any, path: Path, rec: dict[str, Any]) -> None:
+        """Export a torch model to ONNX fp32 at ``path`` and enforce logit parity on real frames."""
+        from kdbench.export.onnx_export import export_onnx, parity_max_abs_diff
+
+        info = export_onnx(model, path, rec["input_size"], self.options.opset)
+        rec["details"].update(exporter=info["exporter"], opset=info["opset"])
+        if info.get("dynamo_error"):
+            rec["details"]["dynamo_error"] = info["dynamo_error"]
+        rows = self.store.indices("val")[: self.options.parity_frames]
+        if not len(rows):
+            rows = self.store.indices("train")[: self.options.parity_frames]
+        diff = parity_max_abs_diff(model, path, frames_as_input(self.store, rows))
+        rec["max_abs_diff"] = diff
+        rec["details"]["parity_frames"] = int(len(rows))
+        if not diff <= self.options.parity_tol:
+            rec["reason"] = (f"ONNX/PyTorch parity failed: max abs logit difference {diff:.3g} on {len(rows)} "
+                             f"real frames exceeds tolerance {self.options.parity_tol:g}")
+
+    def _fp32(self, ctx: _Context, rec: dict[str, Any]) -> None:
+        path = ctx.dir / "fp32.onnx"
+        rec.update(params=ctx.info["params"], macs=ctx.info["macs"])
+        self._export_checked(ctx.model, path, rec)
+        self._finish(rec, path)
+
+    def _need_fp32(self, ctx: _Context) -> Path:
+        """The candidate's fp32 ONNX file; a failed fp32 export fails the variants built from it."""
+        fp32 = ctx.fp32
+        if fp32 is None or fp32.get("status") != "ok":
+            reason = fp32.get("reason") if fp32 else "not exported"
+            raise VariantFailed(f"needs the fp32 ONNX model, which failed: {reason}")
+        return self.out / fp32["file"]
+
+    def _int8_ort(self, ctx: _Context, rec: dict[str, Any]) -> None:
+        from kdbench.export.ort_int8 import preprocess, quantize_ort
+
+        src = self._need_fp32(ctx)
+        rec.update(params=ctx.info["params"], macs=ctx.info["macs"])
+        frames = self._calibration()
+        pre = ctx.dir / "fp32.preprocessed.onnx"
+        details = rec["details"]
+        details.update(format="QDQ", activation_type="QInt8", weight_type="QInt8", calibration="MinMax",
+                       calibration_frames=int(len(frames)))
+        try:
+            quant_input = preprocess(src, pre)
+            details["preprocessed"] = True
+        except Exception as err:  # quantise the plain model rather than nothing; say so
+            quant_input = src
+            details.update(preprocessed=False, preprocess_error=f"{type(err).__name__}: {err}"[:500])
+        tried: dict[str, dict[str, Any]] = {}
+        results: dict[str, tuple[Path, dict[str, Any]]] = {}
+        for label, per_channel in (("per_channel", True), ("per_tensor", False)):
+            path = ctx.dir / f"int8_ort.{label}.onnx"
+            try:
+                quantize_ort(quant_input, path, frames, per_channel=per_channel)
+                val = evaluate_runner(load_runner(path, "onnxruntime"), self.store, ("val",), self.options.eval_batch_size)
+                tried[label] = {"val_accuracy": val["val"]["accuracy"], "error": None}
+                results[label] = (path, val)
+            except Exception as err:
+                tried[label] = {"val_accuracy": None, "error": f"{type(err).__name__}: {err}"[:500]}
+                path.unlink(missing_ok=True)
+        pre.unlink(missing_ok=True)
+        details["tried"] = tried
+        if not results:
+            raise VariantFailed("ORT static quantisation failed both per-channel ("
+                                f"{tried['per_channel']['error']}) and per-tensor ({tried['per_tensor']['error']})")
+        chosen = max(results, key=lambda k: (results[k][1]["val"]["accuracy"], k == "per_channel"))
+        details["chosen"] = chosen
+        final = ctx.dir / "int8_ort.onnx"
+        shutil.move(str(results[chosen][0]), final)
+        for label, (path, _) in results.items():
+            if label != chosen:
+                path.unlink(missing_ok=True)
+        test = evaluate_file(final, "onnxruntime", self.store, ("test",), self.options.eval_batch_size)
+        self._finish(rec, final, {**results[chosen][1], **test})
+
+    def _int8_openvino(self, ctx: _Context, rec: dict[str, Any]) -> None:
+        from kdbench.export.openvino_int8 import quantize_openvino
+
+        src = self._need_fp32(ctx)
+        rec.update(params=ctx.info["params"], macs=ctx.info["macs"])
+        frames = self._calibration()
+        import nncf
+        import openvino
+
+        rec["details"].update(tool="nncf.quantize", nncf_version=nncf.__version__,
+                              openvino_version=openvino.__version__, device="CPU", calibration_frames=int(len(frames)))
+        path = quantize_openvino(src, ctx.dir / "int8_openvino.xml", frames)
+        self._finish(rec, path)
+
+    def _fp16(self, ctx: _Context, rec: dict[str, Any]) -> None:
+        from kdbench.export.fp16 import convert_fp16
+
+        src = self._need_fp32(ctx)
+        rec.update(params=ctx.info["params"], macs=ctx.info["macs"])
+        try:
+            path = convert_fp16(src, ctx.dir / "fp16.onnx")
+        except ImportError as err:
+            raise VariantFailed(f"fp16 skipped: {err}") from None
+        rec["details"].update(converter="onnxruntime.transformers.float16", keep_io_types=True,
+                              evaluated_on="onnxruntime CPUExecutionProvider")
+        self._finish(rec, path)
+
+    def _pruned(self, ctx: _Context, rec: dict[str, Any], ratio: float) -> None:
+        from kdbench.export.prune import finetune, prune_model
+        from kdbench.models import model_info
+
+        pruned = prune_model(ctx.model, ratio, rec["input_size"])
+        info = model_info(pruned, rec["input_size"])
+        rec.update(params=info["params"], macs=info["macs"])
+        details = rec["details"]
+        details.update(ratio=ratio, importance="magnitude-L2", tool="torch_pruning.MetaPruner",
+                       params_before=ctx.info["params"], macs_before=ctx.info["macs"])
+        if self.options.finetune_epochs > 0:
+            method = ctx.cand.method or "scratch"
+            details["finetune_method"] = method
+            if not ctx.cand.method:
+                details["finetune_note"] = "candidate has no metrics.json method; fine-tuned with plain cross-entropy"
+            teacher_logits = self._teacher_logits(ctx.cand) if method != "scratch" else None
+            details["finetune"] = finetune(
+                pruned, method, ctx.cand.hparams if ctx.cand.method else {}, self.store,
+                self.options.finetune_epochs, teacher_logits, ctx.cand.config, self.options.finetune_batch_size)
+        path = ctx.dir / f"{rec['variant']}.onnx"
+        self._export_checked(pruned, path, rec)
+        self._finish(rec, path)
+
+    def _check_drop(self, ctx: _Context, rec: dict[str, Any]) -> None:
+        """Mark a variant failed when its validation accuracy fell more than ``max_drop`` below fp32's."""
+        fp32 = ctx.fp32
+        if not fp32 or fp32.get("status") != "ok" or "val" not in rec.get("metrics", {}):
+            return
+        ref, acc = fp32["metrics"]["val"]["accuracy"], rec["metrics"]["val"]["accuracy"]
+        rec["accuracy_drop"] = ref - acc
+        if ref - acc > self.options.max_drop and rec["reason"] is None:
+            rec["reason"] = (f"accuracy collapsed: val accuracy {acc:.4f} vs fp32 {ref:.4f} "
+                             f"(drop {100 * (ref - acc):.1f} points > {100 * self.options.max_drop:.0f})")
+
+
+def export_candidates(candidates: list[Candidate], store: FrameStore, out: str | Path,
+                      options: ExportOptions | None = None, teacher: str | Path | None = None,
+                      force: bool = False, on_start: Callable[[str, str], None] | None = None,
+                      on_done: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Export all variants of all candidates into ``out``; returns the manifest (also in out/manifest.json)."""
+    return Exporter(store, out, options, teacher, force).run(candidates, on_start, on_done)

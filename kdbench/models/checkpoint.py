@@ -1,0 +1,179 @@
+"""Model checkpoints: ``{"arch", "num_classes", "input_size", "state_dict", "kdbench_version", ...}``.
+
+Loading uses ``torch.load(weights_only=True)``: a checkpoint can hold tensors and plain
+containers/numbers/strings only, so opening a file from elsewhere cannot run code. The
+architecture is rebuilt with ``create_model`` and the weights loaded strictly; any mismatch is a
+``ConfigError`` naming the missing and unexpected keys and the shape mismatches.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kdbench import __version__
+from kdbench.errors import ConfigError, DataError
+from kdbench.models.registry import create_model
+
+RESERVED_KEYS = ("arch", "num_classes", "input_size", "state_dict", "kdbench_version")
+_MAX_LISTED = 10
+_PLAIN_TYPES = (str, int, float, bool, type(None))
+
+
+def _check_storable(value: Any, where: str) -> None:
+    """Raise a ConfigError if ``value`` could not be read back by ``torch.load(weights_only=True)``."""
+    if isinstance(value, _PLAIN_TYPES) or isinstance(value, torch.Tensor):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_storable(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise ConfigError(f"checkpoint extra {where}: key {key!r} is not a str or int")
+            _check_storable(item, f"{where}[{key!r}]")
+        return
+    raise ConfigError(
+        f"checkpoint extra {where} = {value!r} has type {type(value).__name__}; expected str, int, "
+        "float, bool, None, a tensor, or lists/dicts of those (safe to load with weights_only=True)"
+    )
+
+
+def save_checkpoint(
+    model: nn.Module,
+    path: str | os.PathLike,
+    arch: str,
+    num_classes: int,
+    input_size: int,
+    extra: dict | None = None,
+) -> Path:
+    """Write ``model``'s weights and metadata to ``path`` atomically; returns the path."""
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(RESERVED_KEYS))
+    if clash:
+        raise ConfigError(f"checkpoint extra keys {clash} clash with reserved keys {list(RESERVED_KEYS)}")
+    _check_storable(extra, "extra")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {
+        "arch": str(arch),
+        "num_classes": int(num_classes),
+        "input_size": int(input_size),
+        "state_dict": state,
+        "kdbench_version": __version__,
+        **extra,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _listed(items: list[str]) -> str:
+    shown = ", ".join(items[:_MAX_LISTED])
+    return shown + (f", ... and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
+
+
+def state_dict_mismatches(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Human-readable differences between ``model``'s state dict and ``state`` (empty if none)."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k}: checkpoint {list(state[k].shape)} vs model {list(expected[k].shape)}"
+        for k in expected
+        if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys ({len(missing)}): {_listed(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {_listed(unexpected)}")
+    if shapes:
+        problems.append(f"shape mismatches ({len(shapes)}): {_listed(shapes)}")
+    return problems
+
+
+def _read(path: Path, map_location: Any) -> Any:
+    if not path.is_file():
+        raise DataError(f"checkpoint {path} does not exist (expected a .pt file written by kdbench)")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(
+            f"refusing to load checkpoint {path}: it holds objects other than tensors and plain "
+            f"containers, which torch.load(weights_only=True) will not unpickle ({first}). Only "
+            "load checkpoints you trust; re-save it as a plain state dict."
+        ) from None
+    except Exception as err:  # truncated or foreign files fail in many ways inside the unpickler
+        raise DataError(
+            f"checkpoint {path} is not a readable torch checkpoint ({type(err).__name__}: {err})"
+        ) from None
+
+
+def _is_plain_state_dict(obj: Any) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    map_location: Any = "cpu",
+    arch: str | None = None,
+    num_classes: int | None = None,
+) -> tuple[nn.Module, dict]:
+    """Rebuild and strictly load a checkpoint; returns ``(model in eval mode, metadata dict)``.
+
+    A plain state dict (no metadata) is accepted when ``arch`` is given; its keys may be either a
+    kdbench model's (``backbone.*``) or the bare torchvision/timm model's.
+    """
+    path = Path(path)
+    obj = _read(path, map_location)
+    if isinstance(obj, dict) and "state_dict" in obj:
+        meta = {k: v for k, v in obj.items() if k != "state_dict"}
+        state = obj["state_dict"]
+        if "arch" not in meta and arch is None:
+            raise ConfigError(f"checkpoint {path} has no 'arch' key; pass arch= to load it")
+        if arch is not None and "arch" in meta and meta["arch"] != arch:
+            raise ConfigError(f"checkpoint {path} holds arch {meta['arch']!r}, but arch={arch!r} was requested")
+        meta.setdefault("arch", arch)
+        if num_classes is not None and meta.get("num_classes", num_classes) != num_classes:
+            raise ConfigError(
+                f"checkpoint {path} has num_classes={meta['num_classes']}, but num_classes={num_classes} was requested"
+            )
+        meta.setdefault("num_classes", num_classes if num_classes is not None else 4)
+    elif _is_plain_state_dict(obj):
+        if arch is None:
+            raise ConfigError(
+                f"checkpoint {path} is a plain state dict with no metadata; pass arch= (e.g. "
+                "arch='mobilenet_v3_small') to say which model it belongs to"
+            )
+        state = obj
+        meta = {"arch": arch, "num_classes": num_classes if num_classes is not None else 4}
+    else:
+        raise DataError(
+            f"checkpoint {path} holds a {type(obj).__name__}; expected a dict with 'arch' and "
+            "'state_dict' (kdbench) or a plain state dict of tensors"
+        )
+    if not isinstance(state, dict):
+        raise DataError(f"checkpoint {path}: 'state_dict' is a {type(state).__name__}, expected a dict")
+    model = create_model(meta["arch"], num_classes=int(meta["num_classes"]))
+    if state and not any(k.startswith("backbone.") for k in state):
+        state = {f"backbone.{k}": v for k, v in state.items()}  # a bare torchvision/timm state dict
+    problems = state_dict_mismatches(model, state)
+    if problems:
+        raise ConfigError(
+            f"checkpoint {path} does not match arch {meta['arch']!r} with num_classes="
+            f"{meta['num_classes']}: " + "; ".join(problems)
+        )
+    model.load_state_dict(state, strict=True)
+    model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
+    model.eval()
+    return model, meta

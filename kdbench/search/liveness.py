@@ -1,0 +1,204 @@
+"""Finding trials whose worker died (kill -9, OOM, preemption) and queueing them again.
+
+Every worker writes ``RUN_DIR/<study>/workers/<host>-<pid>.json`` (what it is training, refreshed
+every few seconds: its heartbeat) and tags the trials it runs with a worker record: host, boot id,
+PID namespace, PID and the process's start time. A RUNNING trial is stale when
+
+- its worker ran on this machine (same boot id and PID namespace) and that process is gone (or the
+  PID now belongs to another process, or is a zombie): decided at once, no waiting; or
+- its worker's heartbeat file has not been refreshed for ``grace_s`` seconds (another machine), or
+  the trial has no worker record and started more than ``grace_s`` ago.
+
+A stale trial is set to FAIL (only one worker wins that write; the others see the trial finished)
+and a WAITING copy with the same parameters is queued, carrying ``failed_trial`` / ``retry_history``
+system attributes the way Optuna's ``RetryHeartbeatStaleTrialCallback`` does, so the retried trial
+finds the seeds its predecessor completed and does not train them again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+WORKER_ATTR = "kdbench:worker"
+STALE_ATTR = "kdbench:stale"
+DEFAULT_GRACE_S = 120.0
+BEAT_INTERVAL_S = 5.0
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+def _proc_start_ticks(pid: int) -> int | None:
+    """The start time of a process in clock ticks since boot (Linux /proc), or None."""
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def _proc_state(pid: int) -> str | None:
+    stat = _read(f"/proc/{pid}/stat")
+    return None if stat is None else stat[stat.rfind(")") + 2:].split()[0]
+
+
+def machine_id() -> dict[str, Any]:
+    """What identifies this machine and PID namespace: host, boot id, PID-namespace inode."""
+    try:
+        pidns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        pidns = None
+    boot = (_read("/proc/sys/kernel/random/boot_id") or "").strip() or None
+    return {"host": socket.gethostname(), "boot_id": boot, "pidns": pidns}
+
+
+def worker_record(pid: int | None = None) -> dict[str, Any]:
+    """The record a worker puts on the trials it runs."""
+    pid = os.getpid() if pid is None else pid
+    return {**machine_id(), "pid": pid, "start_ticks": _proc_start_ticks(pid)}
+
+
+def same_machine(record: dict[str, Any]) -> bool:
+    """Whether a worker record comes from this machine and PID namespace (so its PID can be checked)."""
+    here = machine_id()
+    return (record.get("boot_id") is not None and record.get("boot_id") == here["boot_id"]
+            and record.get("pidns") == here["pidns"] and record.get("host") == here["host"])
+
+
+def process_alive(record: dict[str, Any]) -> bool:
+    """Whether the process of a same-machine worker record still runs (zombies and reused PIDs count as gone)."""
+    pid = int(record["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    if _proc_state(pid) in ("Z", "X"):
+        return False
+    ticks = _proc_start_ticks(pid)
+    return record.get("start_ticks") is None or ticks is None or ticks == record["start_ticks"]
+
+
+def heartbeat_path(study_dir: Path, record: dict[str, Any]) -> Path:
+    """The heartbeat/status file of a worker."""
+    return Path(study_dir) / "workers" / f"{record['host']}-{record['pid']}.json"
+
+
+class Heartbeat:
+    """A background thread that keeps the worker's status file fresh; ``update()`` changes its content."""
+
+    def __init__(self, study_dir: Path, interval_s: float = BEAT_INTERVAL_S) -> None:
+        self.record = worker_record()
+        self.path = heartbeat_path(study_dir, self.record)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.status: dict[str, Any] = {"state": "starting"}
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="kdbench-heartbeat", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._write()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.update(state="finished")
+
+    def update(self, **status: Any) -> None:
+        """Merge into the status and write it now."""
+        with self._lock:
+            self.status.update(status)
+        self._write()
+
+    def _write(self) -> None:
+        with self._lock:
+            body = {**self.status, "worker": self.record, "time": time.time()}
+        tmp = self.path.with_name(f".{self.path.name}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(body, default=str))
+        os.replace(tmp, self.path)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._write()
+            except OSError:
+                pass
+
+
+def read_worker_files(study_dir: Path) -> list[dict[str, Any]]:
+    """Status of every worker that ever ran on the study (with 'age_s' since the last beat)."""
+    out = []
+    for path in sorted((Path(study_dir) / "workers").glob("*.json")):
+        try:
+            body = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        body["age_s"] = time.time() - path.stat().st_mtime
+        out.append(body)
+    return out
+
+
+def stale_reason(trial: Any, study_dir: Path, grace_s: float = DEFAULT_GRACE_S) -> str | None:
+    """Why a RUNNING trial is considered abandoned, or None while its worker may still be alive."""
+    record = trial.system_attrs.get(WORKER_ATTR)
+    if record is None:
+        started = trial.datetime_start
+        if started is not None and (datetime.now() - started).total_seconds() > grace_s:
+            return f"no worker record and started {started:%Y-%m-%d %H:%M:%S}, more than {grace_s:.0f} s ago"
+        return None
+    if same_machine(record):
+        if not process_alive(record):
+            return f"worker process {record['pid']} on {record['host']} is gone"
+        return None
+    beat = heartbeat_path(study_dir, record)
+    if beat.exists():
+        age = time.time() - beat.stat().st_mtime
+        if age > grace_s:
+            return f"worker {record['host']}:{record['pid']} has not beaten for {age:.0f} s (grace {grace_s:.0f} s)"
+    return None
+
+
+def recover_stale_trials(study: Any, study_dir: Path, grace_s: float = DEFAULT_GRACE_S, max_retry: int = 3) -> list[int]:
+    """Fail every abandoned RUNNING trial of the study and queue a retry; returns the failed trial numbers."""
+    import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        reason = stale_reason(trial, study_dir, grace_s)
+        if reason is None:
+            continue
+        storage = study._storage
+        try:
+            storage.set_trial_system_attr(trial._trial_id, STALE_ATTR, reason)
+            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                continue
+        except (UpdateFinishedTrialError, RuntimeError):
+            continue  # another worker (or Optuna's heartbeat) failed it first and queued the retry
+        failed.append(trial.number)
+        history = [*trial.system_attrs.get("retry_history", []), trial.number]
+        if len(history) > max_retry:
+            continue
+        attrs = {k: v for k, v in trial.system_attrs.items() if k not in (WORKER_ATTR, STALE_ATTR)}
+        attrs.update(failed_trial=trial.system_attrs.get("failed_trial", trial.number), retry_history=history)
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+            user_attrs={k: v for k, v in trial.user_attrs.items() if not k.startswith("seed_")},
+            system_attrs=attrs))
+    return failed

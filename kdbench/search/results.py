@@ -1,0 +1,137 @@
+"""What a study leaves on disk for the later stages: summary.csv, statistics.json, best trials.
+
+Everything here reads the study directory only (``study.json`` and each trial's ``trial.json``),
+so the export stage can run on a machine that cannot reach the study's database.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from kdbench.errors import ConfigError, DataError
+from kdbench.manifest import read_json, write_json
+
+SUMMARY_COLUMNS = ("student", "trial", "state", "method", "config_id", "hparams", "train", "n_seeds",
+                   "mean_val_accuracy", "std_val_accuracy", "mean_test_accuracy", "std_test_accuracy",
+                   "mean_val_macro_f1", "mean_test_macro_f1", "retry_of", "reason", "run_dir")
+
+
+def read_study_json(study_dir: Path) -> dict[str, Any]:
+    """The study's study.json (DataError when the folder is not a kdbench study)."""
+    path = Path(study_dir) / "study.json"
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: {study_dir} is not a study directory written by `kdbench search`")
+    return read_json(path)
+
+
+def read_trials(study_dir: Path) -> list[dict[str, Any]]:
+    """Every trial.json of the study (any state), sorted by student then trial number."""
+    out = []
+    for path in sorted(Path(study_dir).glob("trials/*/*/trial.json")):
+        try:
+            body = json.loads(path.read_text())
+        except ValueError as err:
+            raise DataError(f"{path}: not valid JSON ({err})") from err
+        body["run_dir"] = str(path.parent)
+        out.append(body)
+    return sorted(out, key=lambda t: (t["student"], t["trial"]))
+
+
+def storage_rows(studies: dict[str, Any]) -> list[dict[str, Any]]:
+    """One summary row per Optuna trial of every student study (states straight from the storage)."""
+    rows = []
+    for student, study in studies.items():
+        for t in study.get_trials(deepcopy=False):
+            ua = t.user_attrs
+            seeds = ua.get("seed_results", {})
+            row = {"student": student, "trial": t.number, "state": t.state.name.lower(), "method": ua.get("method"),
+                   "config_id": ua.get("config_id"), "hparams": json.dumps(ua.get("hparams", {}), sort_keys=True),
+                   "train": json.dumps(ua.get("train", {}), sort_keys=True), "n_seeds": len(seeds),
+                   "retry_of": t.system_attrs.get("failed_trial", ""),
+                   "reason": ua.get("fail_reason") or t.system_attrs.get("kdbench:stale") or t.system_attrs.get("fail_reason", ""),
+                   "run_dir": ua.get("run_dir", "")}
+            for metric in ("val_accuracy", "test_accuracy", "val_macro_f1", "test_macro_f1"):
+                values = [s[metric] for s in seeds.values() if s.get(metric) is not None]
+                row[f"mean_{metric}"] = sum(values) / len(values) if values else ""
+                if metric in ("val_accuracy", "test_accuracy"):
+                    mean = row[f"mean_{metric}"]
+                    row[f"std_{metric}"] = ((sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+                                            if len(values) > 1 else "")
+            rows.append(row)
+    return rows
+
+
+def write_summary(study_dir: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write summary.csv (one row per trial) atomically."""
+    path = Path(study_dir) / "summary.csv"
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=SUMMARY_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in SUMMARY_COLUMNS})
+    tmp.replace(path)
+    return path
+
+
+def write_statistics(study_dir: Path) -> dict[str, Any]:
+    """Compute the study's statistics from its trial.json files and write statistics.json."""
+    from kdbench.search.statistics import study_statistics
+
+    info = read_study_json(study_dir)
+    cfg = info["config"]
+    result = study_statistics(read_trials(study_dir), info["seeds"], baseline=cfg.get("baseline"),
+                              objective=cfg.get("objective", "val_accuracy"))
+    write_json(Path(study_dir) / "statistics.json", result)
+    return result
+
+
+def best_trials(study_dir: str | Path, per_architecture: bool = True) -> list[dict[str, Any]]:
+    """The best completed trial (by mean validation metric) per student, or the single best overall.
+
+    Each entry: student, method, hparams, train, trial, seed_dirs (seed -> run dir with best.pt and
+    metrics.json; best.pt may be absent with keep_checkpoints = 'best'), best_seed_dir, mean and std
+    validation/test accuracy, n_seeds and a BCa confidence interval of the mean validation metric.
+    """
+    from kdbench.search.statistics import mean_ci
+
+    study_dir = Path(study_dir)
+    info = read_study_json(study_dir)
+    objective = info["config"].get("objective", "val_accuracy")
+    complete = [t for t in read_trials(study_dir) if t.get("state") == "complete" and t.get(f"mean_{objective}") is not None]
+    if not complete:
+        raise DataError(f"{study_dir}: no completed trial yet (run `kdbench search` or see `kdbench search status`)")
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for t in complete:
+        groups.setdefault(t["student"] if per_architecture else "*", []).append(t)
+    out = []
+    for key in sorted(groups):
+        best = max(groups[key], key=lambda t: (t[f"mean_{objective}"], -t["trial"]))
+        seeds = best["seeds"]
+        seed_dirs = {int(s): str(Path(best["run_dir"]) / f"seed_{s}") for s in seeds}
+        best_seed = max(seeds, key=lambda s: seeds[s][objective])
+        low, high = mean_ci([seeds[s][objective] for s in seeds])
+        out.append({"student": best["student"], "method": best["method"], "hparams": best["hparams"],
+                    "train": best["train"], "trial": best["trial"], "config_id": best["config_id"],
+                    "seed_dirs": seed_dirs, "best_seed_dir": seed_dirs[int(best_seed)],
+                    "objective": objective, "mean": best[f"mean_{objective}"], "ci": [low, high],
+                    "mean_val_accuracy": best["mean_val_accuracy"], "std_val_accuracy": best["std_val_accuracy"],
+                    "mean_test_accuracy": best["mean_test_accuracy"], "std_test_accuracy": best["std_test_accuracy"],
+                    "n_seeds": len(seeds)})
+    return out
+
+
+def check_study_identity(study_dir: Path, identity: dict[str, Any]) -> None:
+    """ConfigError when an existing study was created from another config, store or teacher."""
+    path = Path(study_dir) / "study.json"
+    if not path.is_file():
+        return
+    old = read_json(path)
+    for key, what in (("config_hash", "search space"), ("store_hash", "frame store"), ("teacher_hash", "teacher")):
+        if old.get(key) != identity.get(key):
+            raise ConfigError(f"study {old.get('study')!r} in {study_dir} was created with another {what} "
+                              f"({key} {old.get(key)} there, {identity.get(key)} now); resume with the same inputs "
+                              "or choose a new --study name")

@@ -1,0 +1,438 @@
+"""Search spaces: TOML files that say which students, methods and settings a study searches.
+
+A space file has three tables (see ``docs/search.md`` and ``search_spaces/*.toml``):
+
+- ``[study]``: students, seeds, sampler, pruner, trial budget and what to keep;
+- ``[train]``: fixed training settings (epochs, patience, batch_size, lr, ...);
+- ``[space]``: the searched dimensions: ``method`` and any training setting, plus one sub-table per
+  method (``[space.vanilla]``, ``[space.ctkd]``, ...) whose dimensions only apply to that method.
+
+A dimension's value is a scalar (fixed), an array (categorical choices), ``{choices = [...]}`` or a
+range ``{low, high, log = false, step}`` (int when both bounds are integers, else float). Every
+problem is a ``ConfigError`` naming the file, the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kdbench.errors import ConfigError
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+STUDY_KEYS = {
+    "name": "study name (default: the file name without .toml)",
+    "description": "free text",
+    "students": "list of student architectures; one Optuna study per student",
+    "seeds": "list of seeds (or a count n for seeds 0..n-1); every configuration trains on all of them",
+    "objective": "val_accuracy | val_macro_f1 (mean over seeds; test metrics are never used)",
+    "sampler": "tpe | random | grid",
+    "sampler_seed": "integer seed of the sampler",
+    "pruner": "first_seed_median | wilcoxon | none",
+    "n_startup_trials": "trials per student before pruning starts",
+    "n_warmup_epochs": "epochs of the first seed before first_seed_median may prune",
+    "p_threshold": "p-value threshold of the wilcoxon pruner",
+    "n_trials": "total trials over all students (split evenly); for grid: capped at the grid size",
+    "baseline": "method trained as the first trial of every student (default scratch; 'none' to disable)",
+    "keep_checkpoints": "all | best (best.pt of every completed seed, or only of the best seed per trial)",
+}
+OBJECTIVES = ("val_accuracy", "val_macro_f1")
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("first_seed_median", "wilcoxon", "none")
+KEEP = ("all", "best")
+
+# Training settings: (type, minimum). max_batches_per_epoch = 0 means the whole split.
+TRAIN_KEYS: dict[str, tuple[type, float]] = {
+    "epochs": (int, 1),
+    "patience": (int, 1),
+    "batch_size": (int, 1),
+    "lr": (float, 0.0),
+    "weight_decay": (float, 0.0),
+    "max_batches_per_epoch": (int, 0),
+}
+TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 20, "patience": 5, "batch_size": 256, "lr": 1e-3,
+                                  "weight_decay": 1e-4, "max_batches_per_epoch": 0}
+DEFAULT_SEEDS = 5
+MIN_SEEDS_FOR_STATISTICS = 5
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One dimension: fixed value, categorical choices, or a float/int range."""
+
+    key: str  # the key as written in the file, e.g. "space.vanilla.temperature"
+    kind: str  # "fixed" | "categorical" | "float" | "int"
+    value: Any = None  # fixed
+    choices: tuple = ()  # categorical
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    step: float | None = None
+
+    def suggest(self, trial: Any, name: str) -> Any:
+        """Draw this dimension's value from an Optuna trial (fixed values are not Optuna params)."""
+        if self.kind == "fixed":
+            return self.value
+        if self.kind == "categorical":
+            return trial.suggest_categorical(name, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
+
+    def grid_values(self) -> list[Any]:
+        """The values a grid enumerates (ConfigError for a continuous range)."""
+        if self.kind == "fixed":
+            return [self.value]
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.kind == "int" and self.step and not self.log:
+            return list(range(int(self.low), int(self.high) + 1, int(self.step)))
+        raise ConfigError(f"{self.key} = range [{self.low}, {self.high}]: the grid sampler needs a list of choices "
+                          "(or an int range with a step); use sampler = 'tpe' or 'random' for continuous ranges")
+
+    def probe_values(self) -> list[Any]:
+        """Values to validate against the method: the choices, or the range's bounds."""
+        if self.kind == "fixed":
+            return [self.value]
+        if self.kind == "categorical":
+            return list(self.choices)
+        return [int(self.low), int(self.high)] if self.kind == "int" else [self.low, self.high]
+
+
+@dataclass
+class SearchSpace:
+    """A parsed, validated search space file."""
+
+    path: Path
+    name: str
+    raw: dict[str, Any]
+    students: list[str]
+    seeds: list[int]
+    objective: str = "val_accuracy"
+    sampler: str = "tpe"
+    sampler_seed: int | None = None
+    pruner: str = "first_seed_median"
+    n_startup_trials: int = 3
+    n_warmup_epochs: int = 1
+    p_threshold: float = 0.1
+    n_trials: int = 20
+    baseline: str | None = "scratch"
+    keep_checkpoints: str = "all"
+    train: dict[str, Any] = field(default_factory=dict)  # fixed training settings
+    shared: dict[str, Dim] = field(default_factory=dict)  # searched training settings
+    methods: Dim | None = None
+    method_dims: dict[str, dict[str, Dim]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    # ---- what a trial trains -------------------------------------------------------------------
+
+    @property
+    def method_names(self) -> list[str]:
+        """The methods this space can pick."""
+        assert self.methods is not None
+        return [self.methods.value] if self.methods.kind == "fixed" else list(self.methods.choices)
+
+    def needs_teacher(self) -> bool:
+        """Whether any method of the space distils from a teacher."""
+        from kdbench.distill.registry import METHODS
+
+        return any(METHODS[m].needs_teacher for m in self.method_names)
+
+    def suggest(self, trial: Any, baseline: bool = False) -> dict[str, Any]:
+        """The configuration of one trial: {"method", "hparams", "train"}, drawn from the Optuna trial.
+
+        With ``baseline`` the method is fixed to the baseline method (its own dims still apply).
+        In grid mode the trial's single categorical param ``config`` indexes ``grid()``.
+        """
+        if self.sampler == "grid":
+            grid = self.grid()
+            ids = [grid_id(c) for c in grid]
+            return grid[ids.index(trial.suggest_categorical("config", ids))]
+        assert self.methods is not None
+        method = self.baseline if baseline else self.methods.suggest(trial, "method")
+        train = dict(self.train)
+        for key, dim in self.shared.items():
+            train[key] = dim.suggest(trial, key)
+        hparams = {key: dim.suggest(trial, f"{method}.{key}") for key, dim in self.method_dims.get(method, {}).items()}
+        return {"method": method, "hparams": hparams, "train": train}
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every configuration of a fully categorical space, baseline first (the grid sampler's points)."""
+        out = []
+        shared_keys = list(self.shared)
+        for method in self.method_names:
+            dims = self.method_dims.get(method, {})
+            keys = list(dims)
+            for values in itertools.product(*(self.shared[k].grid_values() for k in shared_keys),
+                                             *(dims[k].grid_values() for k in keys)):
+                train = {**self.train, **dict(zip(shared_keys, values[:len(shared_keys)]))}
+                out.append({"method": method, "hparams": dict(zip(keys, values[len(shared_keys):])), "train": train})
+        out.sort(key=lambda c: c["method"] != self.baseline)
+        return out
+
+    def trials_per_student(self, n_trials: int | None = None) -> dict[str, int]:
+        """The trial quota of every student: n_trials split evenly (grid: at most the grid size)."""
+        total = self.n_trials if n_trials is None else n_trials
+        k = len(self.students)
+        quota = {s: total // k + (1 if i < total % k else 0) for i, s in enumerate(self.students)}
+        if self.sampler == "grid":
+            size = len(self.grid())
+            quota = {s: min(q, size) if n_trials is not None else size for s, q in quota.items()}
+        return quota
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved space as plain JSON (stored in study.json)."""
+        return {"file": str(self.path), "name": self.name, "raw": self.raw, "students": self.students, "seeds": self.seeds,
+                "objective": self.objective, "sampler": self.sampler, "pruner": self.pruner, "n_trials": self.n_trials,
+                "baseline": self.baseline, "keep_checkpoints": self.keep_checkpoints, "train": self.train}
+
+
+def grid_id(config: dict[str, Any]) -> str:
+    """A stable, readable id of one configuration, e.g. 'vanilla|alpha=0.5|temperature=4|lr=0.001'."""
+    parts = [config["method"]] + [f"{k}={_fmt(v)}" for k, v in sorted(config["hparams"].items())]
+    parts += [f"{k}={_fmt(v)}" for k, v in sorted(config["train"].items())]
+    return "|".join(parts)
+
+
+def _fmt(v: Any) -> str:
+    """Compact text for a value in a grid id."""
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+# ---- loading -----------------------------------------------------------------------------------
+
+
+def load_space(path: str | Path, check_students: bool = True) -> SearchSpace:
+    """Read and validate a search space TOML file (ConfigError naming the key on any problem)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"search space file {path} does not exist (see search_spaces/*.toml for examples)")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    return parse_space(raw, path, check_students=check_students)
+
+
+def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_students: bool = True) -> SearchSpace:
+    """Validate a parsed TOML dict into a SearchSpace."""
+    path = Path(path)
+    where = str(path)
+    _unknown(raw, {"study": "", "train": "", "space": ""}, where, "top-level table")
+    study = _table(raw, "study", where)
+    _unknown(study, STUDY_KEYS, where, "[study] key")
+    students = study.get("students")
+    if not isinstance(students, list) or not students or not all(isinstance(s, str) and s for s in students):
+        raise ConfigError(f"{where}: study.students = {students!r}; expected a non-empty list of architecture names, "
+                          "e.g. ['mobilenet_v3_small', 'shufflenet_v2_x1_0']")
+    if len(set(students)) != len(students):
+        raise ConfigError(f"{where}: study.students = {students!r} lists an architecture twice")
+    if check_students:
+        _check_students(students, where)
+    space = SearchSpace(path=path, name=str(study.get("name", path.stem)), raw=raw, students=list(students),
+                        seeds=_seeds(study.get("seeds", DEFAULT_SEEDS), where))
+    if not space.name or any(c in space.name for c in "/\\ \t") or space.name.startswith("."):
+        raise ConfigError(f"{where}: study.name = {space.name!r}; expected a name without spaces or slashes")
+    space.objective = _choice(study, "objective", OBJECTIVES, "val_accuracy", where)
+    space.sampler = _choice(study, "sampler", SAMPLERS, "tpe", where)
+    space.pruner = _choice(study, "pruner", PRUNERS, "first_seed_median", where)
+    space.keep_checkpoints = _choice(study, "keep_checkpoints", KEEP, "all", where)
+    space.sampler_seed = _int(study, "sampler_seed", None, 0, where)
+    space.n_startup_trials = _int(study, "n_startup_trials", 3, 0, where)
+    space.n_warmup_epochs = _int(study, "n_warmup_epochs", 1, 0, where)
+    space.n_trials = _int(study, "n_trials", 20, 1, where)
+    p = study.get("p_threshold", 0.1)
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < 1:
+        raise ConfigError(f"{where}: study.p_threshold = {p!r}; expected a number in (0, 1)")
+    space.p_threshold = float(p)
+
+    train = _table(raw, "train", where)
+    _unknown(train, TRAIN_KEYS, where, "[train] key")
+    space.train = dict(TRAIN_DEFAULTS)
+    for key, value in train.items():
+        space.train[key] = _train_value(key, value, f"{where}: train.{key}")
+
+    sp = _table(raw, "space", where)
+    if "method" not in sp:
+        raise ConfigError(f"{where}: [space] has no 'method'; expected e.g. method = ['scratch', 'vanilla', 'ctkd']")
+    from kdbench.distill.registry import METHODS, method_defaults
+
+    allowed_space = {"method": "", **TRAIN_KEYS, **{m: "" for m in METHODS}}
+    _unknown(sp, allowed_space, where, "[space] key")
+    space.methods = _dim(sp["method"], "space.method", where)
+    if space.methods.kind in ("float", "int"):
+        raise ConfigError(f"{where}: space.method is a range; expected a method name or a list of them")
+    for m in space.method_names:
+        if m not in METHODS:
+            raise ConfigError(f"{where}: space.method {m!r} is not a distillation method; expected any of {list(METHODS)}")
+    for key, value in sp.items():
+        if key in TRAIN_KEYS:
+            dim = _dim(value, f"space.{key}", where)
+            for v in dim.probe_values():
+                _train_value(key, v, f"{where}: space.{key}")
+            if dim.kind == "fixed":
+                space.train[key] = _train_value(key, dim.value, f"{where}: space.{key}")
+            else:
+                space.shared[key] = dim
+                space.train.pop(key, None)
+        elif key in METHODS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: space.{key} = {value!r}; expected a table [space.{key}] of that method's settings")
+            if key not in space.method_names:
+                raise ConfigError(f"{where}: [space.{key}] is given but {key!r} is not in space.method {space.method_names}")
+            allowed = method_defaults(key)
+            dims = {}
+            for hk, hv in value.items():
+                if hk not in allowed:
+                    listed = ", ".join(f"{k} (default {v!r})" for k, v in allowed.items()) or "none"
+                    raise ConfigError(f"{where}: space.{key}.{hk} is not a setting of method {key!r}; allowed: {listed}")
+                dims[hk] = _dim(hv, f"space.{key}.{hk}", where)
+            space.method_dims[key] = dims
+    baseline = study.get("baseline", "scratch")
+    if baseline in (None, "none", ""):
+        space.baseline = None
+    elif baseline not in space.method_names:
+        raise ConfigError(f"{where}: study.baseline = {baseline!r}; expected one of space.method {space.method_names} or 'none'")
+    else:
+        space.baseline = baseline
+    _check_method_values(space, where)
+    if space.sampler == "grid":
+        space.grid()  # raises for continuous dimensions
+    if len(space.seeds) < MIN_SEEDS_FOR_STATISTICS:
+        space.warnings.append(f"only {len(space.seeds)} seed(s): the statistics need at least {MIN_SEEDS_FOR_STATISTICS} "
+                              "for useful confidence intervals and p-values; treat comparisons as indications")
+    return space
+
+
+def _check_method_values(space: SearchSpace, where: str) -> None:
+    """Build each method at the probe values of its dims, so bad values fail at load time."""
+    from kdbench.distill.registry import create_method
+
+    for method, dims in space.method_dims.items():
+        base = {k: d.probe_values()[0] for k, d in dims.items()}
+        for key, dim in dims.items():
+            for value in dim.probe_values():
+                try:
+                    create_method(method, **{**base, key: value})
+                except ConfigError as err:
+                    raise ConfigError(f"{where}: space.{method}.{key} = {value!r}: {err}") from None
+
+
+def _check_students(students: list[str], where: str) -> None:
+    """Every student must be a name create_model knows."""
+    from kdbench.models.registry import REGISTRY, _resolve_source
+
+    for s in students:
+        if s in REGISTRY:
+            continue
+        try:
+            _resolve_source(s)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: study.students {s!r}: {err}") from None
+
+
+def _table(raw: dict, key: str, where: str) -> dict:
+    """A sub-table (empty when absent), ConfigError when it is not a table."""
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {key} = {value!r}; expected a table [{key}]")
+    return value
+
+
+def _unknown(table: dict, allowed: dict, where: str, what: str) -> None:
+    """ConfigError for the first key not in ``allowed``."""
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown {what} {key!r}; allowed: {sorted(allowed)}")
+
+
+def _choice(table: dict, key: str, allowed: tuple, default: str, where: str) -> str:
+    """A string setting that must be one of ``allowed``."""
+    value = table.get(key, default)
+    if value not in allowed:
+        raise ConfigError(f"{where}: study.{key} = {value!r}; expected one of {list(allowed)}")
+    return value
+
+
+def _int(table: dict, key: str, default: int | None, low: int, where: str) -> int | None:
+    """An integer setting >= low."""
+    value = table.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{where}: study.{key} = {value!r}; expected an integer >= {low}")
+    return value
+
+
+def _seeds(value: Any, where: str) -> list[int]:
+    """The seed list: a list of distinct non-negative ints, or a count."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ConfigError(f"{where}: study.seeds = {value!r}; expected a count >= 1 or a list of seeds")
+        return list(range(value))
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)):
+        raise ConfigError(f"{where}: study.seeds = {value!r}; expected a list of non-negative integers, e.g. [0, 1, 2, 3, 4]")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: study.seeds = {value!r} repeats a seed; expected distinct seeds")
+    return list(value)
+
+
+def _train_value(key: str, value: Any, where: str) -> Any:
+    """A training setting checked against its type and minimum."""
+    typ, low = TRAIN_KEYS[key]
+    ok_type = isinstance(value, int) if typ is int else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or (typ is float and not math.isfinite(value)):
+        raise ConfigError(f"{where} = {value!r}; expected {'an integer' if typ is int else 'a number'} "
+                          f"{'>' if typ is float and low == 0 and key == 'lr' else '>='} {low:g}")
+    if (key == "lr" and value <= 0) or value < low:
+        raise ConfigError(f"{where} = {value!r} is out of range; expected {'> 0' if key == 'lr' else f'>= {low:g}'}")
+    return typ(value)
+
+
+def _dim(value: Any, key: str, where: str) -> Dim:
+    """Parse one dimension value: scalar, list, {choices}, or {low, high, log, step}."""
+    if isinstance(value, list):
+        if not value:
+            raise ConfigError(f"{where}: {key} = []; expected at least one choice")
+        if len(set(map(repr, value))) != len(value):
+            raise ConfigError(f"{where}: {key} = {value!r} repeats a choice")
+        if not all(isinstance(v, (str, int, float, bool)) for v in value):
+            raise ConfigError(f"{where}: {key} = {value!r}; choices must be strings, numbers or booleans")
+        return Dim(key, "categorical", choices=tuple(value)) if len(value) > 1 else Dim(key, "fixed", value=value[0])
+    if isinstance(value, dict):
+        if "choices" in value:
+            extra = set(value) - {"choices"}
+            if extra:
+                raise ConfigError(f"{where}: {key} has {sorted(extra)} next to 'choices'; a categorical dimension takes only choices")
+            return _dim(value["choices"], key, where)
+        allowed = {"low", "high", "log", "step"}
+        extra = set(value) - allowed
+        if extra or "low" not in value or "high" not in value:
+            raise ConfigError(f"{where}: {key} = {value!r}; expected {{choices = [...]}} or {{low = ..., high = ..., "
+                              "log = false, step = ...}} (unknown or missing: "
+                              f"{sorted(extra) or sorted({'low', 'high'} - set(value))})")
+        low, high, log, step = value["low"], value["high"], value.get("log", False), value.get("step")
+        for name, v in (("low", low), ("high", high)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"{where}: {key}.{name} = {v!r}; expected a finite number")
+        if not low < high:
+            raise ConfigError(f"{where}: {key} low = {low!r} is not below high = {high!r}")
+        if not isinstance(log, bool):
+            raise ConfigError(f"{where}: {key}.log = {log!r}; expected true or false")
+        if log and low <= 0:
+            raise ConfigError(f"{where}: {key} has log = true but low = {low!r}; expected low > 0")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0 or log):
+            raise ConfigError(f"{where}: {key}.step = {step!r}; expected a positive number (and log = false)")
+        is_int = isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int))
+        return Dim(key, "int" if is_int else "float", low=low, high=high, log=log, step=step)
+    if isinstance(value, (str, int, float, bool)):
+        return Dim(key, "fixed", value=value)
+    raise ConfigError(f"{where}: {key} = {value!r}; expected a value, a list of choices or a {{low, high}} range")

@@ -1,0 +1,126 @@
+"""Where a study stands: trial counts per state, best so far per student, what each worker is doing."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from kdbench.search.liveness import read_worker_files
+
+
+def study_status(studies: dict[str, Any], study_dir: Path, quota: dict[str, int] | None = None) -> dict[str, Any]:
+    """Counts per state, best mean objective and seeds done, per student, plus live workers."""
+    from kdbench.search.objective import read_seed_log
+
+    students = {}
+    for student, study in studies.items():
+        trials = study.get_trials(deepcopy=False)
+        counts = Counter(t.state.name.lower() for t in trials)
+        complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+        best = max(complete, key=lambda t: t.value) if complete else None
+        students[student] = {
+            "counts": dict(counts), "n_trials": len(trials), "quota": (quota or {}).get(student),
+            "best": None if best is None else {
+                "trial": best.number, "value": best.value, "method": best.user_attrs.get("method"),
+                "hparams": best.user_attrs.get("hparams"),
+                "mean_test_accuracy": _mean(best.user_attrs.get("seed_results", {}), "test_accuracy")},
+        }
+    log = read_seed_log(study_dir)
+    workers = [w for w in read_worker_files(study_dir) if w.get("state") not in ("finished",) and w["age_s"] < 60]
+    return {"students": students, "seeds_done": sum(1 for e in log if e["event"] == "done"),
+            "seeds_reused": sum(1 for e in log if e["event"] == "reused"), "workers": workers}
+
+
+def _mean(seeds: dict[str, dict[str, Any]], metric: str) -> float | None:
+    values = [s[metric] for s in seeds.values() if s.get(metric) is not None]
+    return sum(values) / len(values) if values else None
+
+
+def status_table(status: dict[str, Any], title: str) -> Any:
+    """A rich table of the study's students: trials by state and the best configuration so far."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col, justify in (("student", "left"), ("trials", "right"), ("complete", "right"), ("pruned", "right"),
+                         ("failed", "right"), ("running", "right"), ("best val", "right"), ("its test", "right"),
+                         ("best configuration", "left")):
+        table.add_column(col, justify=justify)
+    for student, s in status["students"].items():
+        c, best = s["counts"], s["best"]
+        total = f"{s['n_trials']}" + (f"/{s['quota']}" if s.get("quota") else "")
+        cfg = "-" if best is None else f"#{best['trial']} {best['method']} " + " ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (best["hparams"] or {}).items())
+        table.add_row(student, total, str(c.get("complete", 0)), str(c.get("pruned", 0)), str(c.get("fail", 0)),
+                      str(c.get("running", 0) + c.get("waiting", 0)),
+                      "-" if best is None else f"{best['value']:.4f}",
+                      "-" if best is None or best["mean_test_accuracy"] is None else f"{best['mean_test_accuracy']:.4f}",
+                      cfg)
+    return table
+
+
+def statistics_table(stats: dict[str, Any], metric: str = "test_accuracy") -> Any:
+    """A rich table of the study's paired comparisons for one metric."""
+    from rich.table import Table
+
+    table = Table(title=f"paired comparisons on {metric} over seeds ({stats['ci']}, {stats['correction']})")
+    for col in ("student", "comparison", "A", "n", "mean A", "mean B", "A - B", f"{stats['confidence']:.0%} CI",
+                "P(A>B)", "p", "p Holm"):
+        table.add_column(col, justify="left" if col in ("student", "comparison", "A") else "right")
+    for c in stats["comparisons"]:
+        if c["metric"] != metric:
+            continue
+        ci = "-" if c["ci_low"] is None else f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
+        table.add_row(c["student"], c["comparison"], f"#{c['a']['trial']} {c['a']['method']}", str(c["n"]),
+                      _fmt(c["mean_a"]), _fmt(c["mean_b"]), _fmt(c["diff"], "+.4f"), ci, _fmt(c["p_a_gt_b"], ".3f"),
+                      _fmt(c["p_value"], ".3g"), _fmt(c.get("p_holm"), ".3g") + (" *" if c.get("significant") else ""))
+    return table
+
+
+def _fmt(x: Any, spec: str = ".4f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+class StudyMonitor:
+    """A rich renderable that shows a running study (polled from the storage every ``every_s`` seconds)."""
+
+    def __init__(self, study_dir: Path, storage_url: str | None, quota: dict[str, int], every_s: float = 2.0) -> None:
+        self.study_dir, self.storage_url, self.quota, self.every_s = Path(study_dir), storage_url, quota, every_s
+        self._studies: dict[str, Any] | None = None
+        self._last = 0.0
+        self._renderable: Any = "starting..."
+        self._start = time.time()
+
+    def _poll(self) -> None:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.text import Text
+
+        from kdbench.search.runner import load_studies
+
+        if self._studies is None:
+            self._studies = load_studies(self.study_dir, self.storage_url)
+        st = study_status(self._studies, self.study_dir, self.quota)
+        total = sum(self.quota.values())
+        finished = sum(s["counts"].get(k, 0) for s in st["students"].values() for k in ("complete", "pruned", "fail"))
+        parts: list[Any] = [Text(f"trials {finished}/{total} finished  seeds trained {st['seeds_done']} "
+                                 f"(reused {st['seeds_reused']})  elapsed {time.time() - self._start:.0f} s"),
+                            ProgressBar(total=max(total, 1), completed=min(finished, total), width=60)]
+        for w in st["workers"]:
+            if w.get("state") in ("training", "seed_done"):
+                parts.append(Text(f"  worker {w['worker']['pid']}: {w.get('student')} trial {w.get('trial')} "
+                                  f"{w.get('method', '')} seed {w.get('seed_index', 0) + (0 if w.get('state') == 'seed_done' else 1)}/"
+                                  f"{w.get('n_seeds')} epoch {w.get('epoch', 0)}/{w.get('epochs', '?')}"
+                                  + (f" val {w['val']:.4f}" if isinstance(w.get("val"), float) else "")))
+        parts.append(status_table(st, "best so far"))
+        self._renderable = Group(*parts)
+
+    def __rich__(self) -> Any:
+        if time.time() - self._last >= self.every_s:
+            self._last = time.time()
+            try:
+                self._poll()
+            except Exception as err:  # a storage hiccup must not kill the display
+                self._renderable = f"(status unavailable: {err})"
+        return self._renderable

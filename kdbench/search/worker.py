@@ -1,0 +1,43 @@
+"""Entry point of one worker process started by ``kdbench search --workers N``.
+
+Run as ``python -m kdbench.search.worker --study-dir DIR [--n-trials N] ...``; the storage URL comes
+from the ``KDBENCH_STORAGE_URL`` environment variable (empty: the study's journal file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the worker's arguments and run it until the quotas are used."""
+    from kdbench.search.runner import STORAGE_ENV, _set_parent_death_signal, run_worker
+
+    parser = argparse.ArgumentParser(prog="python -m kdbench.search.worker", description=__doc__)
+    parser.add_argument("--study-dir", type=Path, required=True, help="Study directory (with study.json).")
+    parser.add_argument("--n-trials", type=int, default=None, help="Total trial budget over all students.")
+    parser.add_argument("--device", default="auto", help="Training device.")
+    parser.add_argument("--index", type=int, default=0, help="Worker index (offsets the sampler seed).")
+    parser.add_argument("--grace", type=float, default=120.0, help="Seconds without heartbeat before a trial is stale.")
+    parser.add_argument("--no-cache", action="store_true", help="Run the teacher on every batch.")
+    parser.add_argument("--parent", type=int, default=None, help="PID of the starting process (exit if it is gone).")
+    args = parser.parse_args(argv)
+    _set_parent_death_signal()
+    if args.parent is not None and os.getppid() != args.parent:
+        return 3  # the parent died before the death signal was armed
+    run_worker(args.study_dir, os.environ.get(STORAGE_ENV) or None, args.n_trials, args.device, args.no_cache,
+               args.index, args.grace)
+    return 0
+
+
+if __name__ == "__main__":
+    from kdbench.errors import KdbenchError
+
+    try:
+        sys.exit(main())
+    except KdbenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

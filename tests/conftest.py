@@ -1,0 +1,39 @@
+"""Session-wide fixtures: one tiny phantom frame store and one briefly trained student, built once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory):
+    """A phantom frame store: 3 videos per view, 8 frames each, prepared at 64 px with 4 frames per video."""
+    from kdbench.data.prepare import prepare_store
+    from kdbench.data.store import FrameStore
+    from kdbench.data.synth import DYNAMIC_DIR, LVH_DIR, TMED_DIR, synthesize
+
+    root = tmp_path_factory.mktemp("tiny_phantom")
+    synthesize(root / "raw", videos_per_view=3, seed=0, frames=8)
+    sources = {"echonet_dynamic": root / "raw" / DYNAMIC_DIR, "echonet_lvh": root / "raw" / LVH_DIR,
+               "tmed2": root / "raw" / TMED_DIR}
+    prepare_store(sources, root / "store", size=64, frames_per_video=4, workers=1)
+    return FrameStore.open(root / "store")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_store, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory (best.pt + metrics.json): mobilenet_v3_small from scratch, 1 epoch at batch 16."""
+    from kdbench.distill.registry import create_method
+    from kdbench.models import create_model
+    from kdbench.train import TrainConfig, fit, seed_everything
+
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    seed_everything(0)
+    model = create_model("mobilenet_v3_small", num_classes=4)
+    fit(model, create_method("scratch"), tiny_store, TrainConfig(epochs=1, batch_size=16, seed=0, device="cpu"),
+        out_dir=run_dir, progress=False,
+        checkpoint_meta={"arch": "mobilenet_v3_small", "student": "mobilenet_v3_small"})
+    assert (run_dir / "best.pt").is_file(), "the tiny training run wrote no checkpoint"
+    return run_dir

@@ -1,0 +1,110 @@
+"""`kdbench profile --target ... --models ...` measured locally, end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kdbench.cli import app
+from kdbench.errors import DataError
+from kdbench.profile.results import discover_models
+
+from profile_fixtures import FAST_CLI, tiny_cnn, write_profile
+
+REQUIRED = ("variant_id", "target", "runtime", "runtime_version", "threads", "precision", "batch", "input_size",
+            "measured", "method", "host", "latency_ms", "fps", "throughput", "peak_rss_mb", "rss_increment_mb",
+            "file_size_mb")
+
+
+def export_mobilenet(path: Path, size: int = 64) -> None:
+    """torchvision mobilenet_v3_small on a 1-channel input, dynamic batch, one ONNX file."""
+    import torch
+
+    from kdbench.compat import torchvision
+
+    class Grey(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torchvision.models.mobilenet_v3_small(num_classes=4)
+
+        def forward(self, x):
+            return self.net(x.repeat(1, 3, 1, 1))
+
+    torch.onnx.export(Grey().eval(), (torch.rand(1, 1, size, size),), str(path), dynamo=True, external_data=False,
+                      dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=64)}}, verbose=False)
+
+
+def test_profile_local_measures_every_model_and_runtime(tmp_path: Path):
+    models = tmp_path / "models"
+    models.mkdir()
+    export_mobilenet(models / "mnv3s.onnx", 64)
+    tiny_cnn(models / "sub" / "tiny.onnx", size=32)
+    prof = write_profile(tmp_path / "box.toml", name="box", runtimes='["onnxruntime", "openvino"]')
+    result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(models),
+                                      "--out", str(tmp_path / "out"), *FAST_CLI])
+    assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "out" / "box" / "results.json").read_text())
+    assert len(records) == 2 * 2 * 2  # models x runtimes x batches
+    for r in records:
+        assert all(k in r for k in REQUIRED), set(REQUIRED) - set(r)
+        assert r["status"] == "ok" and r["measured"] is True and r["method"] == "local" and r["threads"] == 1
+        assert r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"]
+    by = {(r["variant_id"], r["runtime"], r["batch"]): r for r in records}
+    mn = by[("mnv3s", "onnxruntime", 1)]
+    assert mn["input_size"] == 64 and mn["fps"] == pytest.approx(1000 / mn["latency_ms"]["mean"])
+    assert mn["constraints"]["min_fps"] == 30.0 and "meets" in mn["constraints"]
+    assert by[("sub/tiny", "openvino", 2)]["throughput"] > 0 and by[("sub/tiny", "openvino", 2)]["fps"] is None
+    assert by[("mnv3s", "onnxruntime", 1)]["file_size_mb"] > by[("sub/tiny", "onnxruntime", 1)]["file_size_mb"]
+    manifest = json.loads((tmp_path / "out" / "box" / "manifest.json").read_text())
+    assert manifest["stage"] == "profile" and manifest["target"]["name"] == "box"
+    assert "mnv3s" in result.output and "meets" in result.output or "fps" in result.output
+
+
+def test_export_manifest_drives_discovery_and_a_broken_model_fails_alone(tmp_path: Path):
+    exp = tmp_path / "export"
+    tiny_cnn(exp / "cand0" / "fp32.onnx", size=32)
+    (exp / "cand0" / "int8_ort.onnx").write_bytes(b"garbage")
+    (exp / "manifest.json").write_text(json.dumps({"stage": "export", "variants": [
+        {"id": "cand0-fp32", "variant": "fp32", "runtime": "onnxruntime", "file": "cand0/fp32.onnx", "input_size": 32,
+         "status": "ok"},
+        {"id": "cand0-int8", "variant": "int8_ort", "runtime": "onnxruntime", "file": "cand0/int8_ort.onnx",
+         "input_size": 32, "status": "ok"},
+        {"id": "cand0-pruned", "variant": "pruned30", "file": "cand0/none.onnx", "status": "failed", "reason": "x"},
+    ]}))
+    prof = write_profile(tmp_path / "box.toml", batches="[1]")
+    result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(exp),
+                                      "--out", str(tmp_path / "out"), *FAST_CLI])
+    assert result.exit_code == 0, result.output
+    records = {r["variant_id"]: r for r in json.loads((tmp_path / "out" / "tiny" / "results.json").read_text())}
+    assert set(records) == {"cand0-fp32", "cand0-int8"}
+    assert records["cand0-fp32"]["status"] == "ok"
+    assert records["cand0-int8"]["status"] == "failed" and "int8_ort.onnx" in records["cand0-int8"]["error"]
+    assert records["cand0-int8"]["precision"] == "int8"
+
+
+def test_nothing_measurable_exits_with_an_error(tmp_path: Path):
+    models = tmp_path / "m"
+    tiny_cnn(models / "a.onnx")
+    prof = write_profile(tmp_path / "cuda.toml", name="cuda", runtimes='["onnxruntime-cuda"]', batches="[1]")
+    result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(models),
+                                      "--out", str(tmp_path / "out"), *FAST_CLI])
+    assert result.exit_code != 0
+    assert "CUDAExecutionProvider" in str(result.exception) or "CUDAExecutionProvider" in result.output
+    rec = json.loads((tmp_path / "out" / "cuda" / "results.json").read_text())[0]
+    assert rec["status"] == "failed" and rec["runtime"] == "onnxruntime-cuda"
+
+
+def test_discover_models_errors(tmp_path: Path):
+    with pytest.raises(DataError, match="not found"):
+        discover_models(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no model files"):
+        discover_models(tmp_path / "empty")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.json").write_text(json.dumps({"variants": [{"id": "a", "file": "missing.onnx"}]}))
+    with pytest.raises(DataError, match=r"variants\[0\]\.file"):
+        discover_models(bad)
