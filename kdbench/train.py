@@ -36,6 +36,7 @@ class TrainConfig:
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    method_lr: float = 0.05  # SGD learning rate of a method's own parameters (CTKD's temperature)
     patience: int = 5  # epochs without a better validation accuracy before stopping
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
@@ -131,9 +132,12 @@ def fit(
     if isinstance(teacher_model, nn.Module):
         teacher_model.to(device).eval()
 
-    params = list(model.parameters()) + list(method.parameters())
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
+    # A method's own parameters (CTKD's temperature) take plain SGD without weight decay, as in the
+    # CTKD paper: Adam would normalise away the lambda scaling of the reversed gradient.
+    method_params = [p for p in method.parameters() if p.requires_grad]
+    optimizers = [optimizer] + ([torch.optim.SGD(method_params, lr=config.method_lr, momentum=0.9)] if method_params else [])
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     loader = StoreLoader(store, "train", config.batch_size, shuffle=True, seed=config.seed, drop_last=False)
     n_batches = len(loader) if config.max_batches_per_epoch is None else min(len(loader), config.max_batches_per_epoch)
@@ -165,9 +169,11 @@ def fit(
                     status = "non_finite_loss"
                     message = f"loss became {loss.item()} at epoch {epoch} batch {b} ({_fmt_terms(terms)})"
                     break
-                optimizer.zero_grad(set_to_none=True)
+                for opt in optimizers:
+                    opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                scaler.step(optimizer)
+                for opt in optimizers:
+                    scaler.step(opt)
                 scaler.update()
                 images += len(y)
                 for k, v in terms.items():

@@ -77,7 +77,7 @@ def make_lvh(root: Path, videos: list[tuple[str, str, int, int]], frames: int = 
     for i, (name, split, batch, n_rows) in enumerate(videos):
         h, w = shape[0] + 8 * (i % 2), shape[1] + 16 * (i % 2)  # native, varying resolution
         write_avi(root / f"Batch{batch}" / f"{name}.avi",
-                  fan_frames(frames, h, w, seed=100 + i, half_angle=38, depth=0.8, apex_y=4, text=True))
+                  fan_frames(frames, h, w, seed=100 + i, half_angle=38, depth=0.75, apex_y=4, text=True))
         for calc in ["IVSd", "LVIDd", "LVPWd"][:n_rows]:
             rows.append([k, name, calc, 1.0, 3, 10, 20, 10, 20, frames, 50, w, h, split])
             k += 1

@@ -164,15 +164,18 @@ def test_a_broken_candidate_is_recorded_and_does_not_stop_the_others(exported, t
     out, _ = exported
     copy = tmp_path / "export"
     shutil.copytree(out, copy)
-    broken = tmp_path / "broken" / "best.pt"
+    import torch
+
+    broken = tmp_path / "broken" / "best.pt"  # right format, weights of another model
     broken.parent.mkdir()
-    broken.write_bytes(b"not a checkpoint")
+    torch.save({"arch": "mobilenet_v3_small", "num_classes": 4, "input_size": 64,
+                "state_dict": {"head.weight": torch.zeros(4, 8)}}, broken)
     cands = resolve_candidates(checkpoint=broken) + resolve_candidates(run=tiny_run)
     manifest = export_candidates(cands, tiny_store, copy, OPTIONS)
     bad = [r for r in manifest["variants"] if r["candidate"] == cands[0].id]
     good = [r for r in manifest["variants"] if r["candidate"] == tiny_run.name]
     assert len(bad) == len(PLAN) and all(r["status"] == "failed" for r in bad)
-    assert all("not a readable torch checkpoint" in r["reason"] for r in bad)
+    assert all("does not match arch 'mobilenet_v3_small'" in r["reason"] for r in bad)
     assert len(good) == len(PLAN) and all(r["status"] == "ok" for r in good)
 
 

@@ -123,3 +123,21 @@ def test_agent_imports_nothing_from_kdbench():
     text = AGENT_PATH.read_text()
     assert "import kdbench" not in text and "from kdbench" not in text.replace(
         "from kdbench.models.checkpoint import load_checkpoint", "")
+
+
+def test_agent_runs_a_pytorch_exported_program(tmp_path: Path):
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 4)).eval()
+    batch = torch.export.Dim("batch", min=1, max=16)
+    prog = torch.export.export(net, (torch.rand(2, 1, 24, 24),), dynamic_shapes={"input": {0: batch}})
+    torch.export.save(prog, str(tmp_path / "net.pt2"))
+    res, code = run_agent("--model", str(tmp_path / "net.pt2"), "--runtime", "pytorch", "--threads", "1",
+                          "--input-size", "24", "--batch", "1", "--batch", "2", *FAST)
+    assert code == 0 and res["ok"], res
+    assert res["runtime_version"] == torch.__version__ and [b["input_shape"] for b in res["batches"]] == [
+        [1, 1, 24, 24], [2, 1, 24, 24]]
+    res, code = run_agent("--model", str(tmp_path / "net.pt2"), "--runtime", "pytorch", "--precision", "fp16",
+                          "--input-size", "24", *FAST)
+    assert code == 3 and res["kind"] == "bad_precision"

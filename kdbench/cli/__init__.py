@@ -9,6 +9,7 @@ that ``kdbench --help`` stays instant.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import typer
 
@@ -27,24 +28,30 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-# (module under kdbench.cli, command name); order is the order shown in --help.
-_COMMANDS: list[tuple[str, str]] = [
-    ("data", "data"),
-    ("profile", "profile"),
-    ("models", "models"),
-    ("export", "export"),
-    ("search", "search"),
+# (module under kdbench.cli, command name, help panel), in pipeline order.
+_COMMANDS: list[tuple[str, str, str]] = [
+    ("demo", "demo", "Start here"),
+    ("data", "data", "1. Data"),
+    ("models", "models", "2. Models and training"),
+    ("teacher", "teacher", "2. Models and training"),
+    ("distill", "distill", "2. Models and training"),
+    ("search", "search", "3. Search"),
+    ("export", "export", "4. Deploy"),
+    ("profile", "profile", "4. Deploy"),
+    ("leaderboard", "leaderboard", "5. Report"),
 ]
 
 
 def _register() -> None:
     """Attach every command module listed in ``_COMMANDS`` to the root app."""
-    for module_name, name in _COMMANDS:
+    for module_name, name, panel in _COMMANDS:
+        if importlib.util.find_spec(f"kdbench.cli.{module_name}") is None:
+            continue  # a command group not built yet
         module = importlib.import_module(f"kdbench.cli.{module_name}")
         if hasattr(module, "app"):
-            app.add_typer(module.app, name=name)
+            app.add_typer(module.app, name=name, rich_help_panel=panel)
         else:
-            app.command(name=name)(module.command)
+            app.command(name=name, rich_help_panel=panel)(module.command)
 
 
 @app.callback()

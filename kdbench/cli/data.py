@@ -59,3 +59,108 @@ def synth(
                       *(str(src["views"].get(v, "")) for v in ("A2C", "A4C", "PLAX", "PSAX")), items)
     console.print(table)
     console.print(f"written in {elapsed:.1f} s")
+
+
+@app.command("prepare")
+def prepare(
+    echonet_dynamic: Path = typer.Option(
+        None, "--echonet-dynamic", help="EchoNet-Dynamic folder (FileList.csv + Videos/); all A4C."),
+    echonet_lvh: Path = typer.Option(
+        None, "--echonet-lvh", help="EchoNet-LVH folder (MeasurementsList.csv + Batch1..4/); all PLAX."),
+    tmed2: Path = typer.Option(
+        None, "--tmed2", help="TMED-2 folder (DEV479/TMED2_fold*_labeledpart.csv + image folders)."),
+    out: Path = typer.Option(..., "--out", help="Frame store folder to write (frames.npy, index.csv, manifest.json)."),
+    size: int = typer.Option(112, "--size", min=16, help="Side of the square harmonised frames, in pixels."),
+    frames_per_video: int = typer.Option(
+        16, "--frames-per-video", min=1,
+        help="Frames sampled evenly over each clip; shorter clips keep all their frames once."),
+    tmed_fold: int = typer.Option(0, "--tmed-fold", min=0, max=2, help="TMED-2 fold whose view_classifier_split is used."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Decoding processes."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Stop on a corrupt/truncated video or unreadable image instead of skipping it."),
+    force: bool = typer.Option(False, "--force", help="Rebuild from scratch even if the store is up to date."),
+) -> None:
+    """Build the harmonised frame store from any of the three datasets (resumable; skips if up to date)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kdbench.data.prepare import prepare_store
+
+    sources = {name: path for name, path in (("echonet_dynamic", echonet_dynamic), ("echonet_lvh", echonet_lvh),
+                                             ("tmed2", tmed2)) if path is not None}
+    console = Console()
+    with Progress(TextColumn("[bold]prepare[/] decoding clips"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        task = bar.add_task("prepare", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = prepare_store(sources, out, size=size, frames_per_video=frames_per_video, tmed_fold=tmed_fold,
+                               workers=workers, strict=strict, force=force, progress=progress)
+    manifest = result.manifest
+    if result.status == "up_to_date":
+        console.print(f"{result.path} is up to date ({manifest['n_frames']} frames, store_hash "
+                      f"{manifest['store_hash']}); use --force to rebuild")
+        return
+    for item in manifest["skipped"][:10]:
+        console.print(f"[yellow]skipped[/] {item['file']}: {item['reason']}", highlight=False)
+    if len(manifest["skipped"]) > 10:
+        console.print(f"[yellow]... and {len(manifest['skipped']) - 10} more skipped (see manifest.json)[/]")
+    resumed = f", {result.reused} clips resumed from an interrupted run" if result.reused else ""
+    console.print(f"wrote {manifest['n_frames']} frames of {manifest['n_clips']} clips to {result.path} in "
+                  f"{result.seconds:.1f} s{resumed}; store_hash {manifest['store_hash']}")
+    _print_store_table(console, manifest)
+
+
+@app.command("info")
+def info(store: Path = typer.Argument(..., help="Frame store folder written by `kdbench data prepare`.")) -> None:
+    """Show frame and clip counts per view x split x source of a frame store."""
+    from rich.console import Console
+
+    from kdbench.data.store import FrameStore
+
+    opened = FrameStore.open(store)
+    console = Console()
+    cfg = opened.manifest["config"]
+    console.print(f"{opened.path}: {len(opened)} frames, {cfg['size']} px, {cfg['frames_per_video']} frames per "
+                  f"video, store_hash {opened.store_hash}")
+    _print_store_table(console, opened.manifest)
+
+
+def _print_store_table(console, manifest: dict) -> None:
+    """Rich table of frames (clips) per view x split x source, totals, skipped and dropped counts."""
+    from rich.table import Table
+
+    from kdbench.data.prepare import describe_counts
+    from kdbench.data.views import SOURCES, SPLITS, VIEWS
+
+    rows = describe_counts(manifest)
+    sources = [s for s in SOURCES if any(r[2] == s for r in rows)]
+    cell = {(v, sp, src): (f, c) for v, sp, src, f, c in rows}
+    table = Table(title="frames (clips) per view x split x source")
+    table.add_column("view")
+    table.add_column("split")
+    for src in sources:
+        table.add_column(src, justify="right")
+    table.add_column("total", justify="right", style="bold")
+
+    def fmt(pairs: list[tuple[int, int]]) -> str:
+        return f"{sum(p[0] for p in pairs)} ({sum(p[1] for p in pairs)})"
+
+    for view in VIEWS:
+        for split in SPLITS:
+            pairs = [cell.get((view, split, s), (0, 0)) for s in sources]
+            table.add_row(view, split, *(fmt([p]) for p in pairs), fmt(pairs))
+        table.add_section()
+    for split in SPLITS:
+        per = [[cell.get((v, split, s), (0, 0)) for v in VIEWS] for s in sources]
+        table.add_row("all", split, *(fmt(p) for p in per), fmt([x for p in per for x in p]), style="bold")
+    per = [[c for k, c in cell.items() if k[2] == s] for s in sources]
+    table.add_row("all", "all", *(fmt(p) for p in per), fmt([x for p in per for x in p]), style="bold")
+    console.print(table)
+    skipped = manifest.get("skipped", [])
+    dropped = manifest.get("dropped_labels", {})
+    short = manifest.get("short_clips", [])
+    console.print(f"skipped: {len(skipped)}; clips shorter than frames_per_video (all frames kept once): "
+                  f"{len(short)}; dropped labels: {dropped or 'none'}", highlight=False)

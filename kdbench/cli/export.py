@@ -68,7 +68,12 @@ def command(
         manifest = export_candidates(candidates, frames, out, options, teacher=teacher, force=force,
                                      on_start=on_start, on_done=on_done)
     ids = {f"{c.id}/{v}" for c in candidates for v in plan}
-    console.print(variants_table([r for r in manifest["variants"] if r["id"] in ids]))
+    records = [r for r in manifest["variants"] if r["id"] in ids]
+    console.print(variants_table(records))
+    n_failed = sum(r["status"] != "ok" for r in records)
+    n_resumed = sum(bool(r.get("resumed")) for r in records)
+    console.print(f"{len(records) - n_failed} ok, {n_failed} failed, {n_resumed} resumed from an earlier export",
+                  highlight=False)
     console.print(f"wrote {Path(out) / 'manifest.json'}")
 
 

@@ -169,7 +169,15 @@ def calibrate(
             ref_rows = reference_rows_from_csv(reference_csv, threads)
             sources.append(str(reference_csv))
         else:
-            shipped = find_calibration(prof.calibration or prof.name)
+            from kdbench.profile.estimate import CALIBRATION_DIR
+
+            name = prof.calibration or prof.name
+            if not (CALIBRATION_DIR / f"{name}.json").is_file() and not name.endswith(".json"):
+                raise ConfigError(
+                    f"no published reference rows for target {prof.name!r} (no shipped calibration {name!r}); "
+                    "pass --no-reference to fit on your own rows only, or --reference-csv FILE"
+                )
+            shipped = find_calibration(name)
             ref_rows = reference_rows_from_calibration(shipped)
             sources.append(shipped.source)
     usr = user_rows(results, models, prof.name, threads) if results is not None else []

@@ -62,7 +62,8 @@ def content_box(frames: np.ndarray, threshold: int = CONTENT_THRESHOLD) -> tuple
     """(x0, y0, x1, y1), exclusive ends, of the largest bright region of the frames' max projection."""
     proj = frames.max(axis=0) if frames.ndim == 3 else frames
     binary = (proj > threshold).astype(np.uint8)
-    binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    k = max(3, (min(binary.shape) // 50) | 1)  # closes speckle gaps; 3 px at 112 px, 13 at 600 px
+    binary = cv2.morphologyEx(binary, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
     binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     if count <= 1:  # nothing bright: keep the whole frame

@@ -22,6 +22,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -359,10 +360,21 @@ def prepare_store(
         for task in tasks:
             _record(_work(task))
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(workers, len(tasks)), initializer=_init_worker) as pool:
-            for meta in pool.imap_unordered(_work, tasks, chunksize=1):
-                _record(meta)
+        # fork where available: no re-import of __main__ (spawn breaks under `python -` and
+        # notebooks); the parent has started no threads by now (no cv2/torch calls yet).
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        ctx = multiprocessing.get_context(method)
+        # ProcessPoolExecutor (not Pool): a worker killed by the OS raises BrokenProcessPool
+        # instead of hanging; parts written so far survive for the next run.
+        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker) as pool:
+            futures = [pool.submit(_work, task) for task in tasks]
+            try:
+                for future in as_completed(futures):
+                    _record(future.result())
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
 
     n_frames, counts, store_hash = _assemble(out, clips, metas, size)
     skipped, short = [], []

@@ -194,9 +194,17 @@ class Exporter:
         return self._calib
 
     def _teacher_path(self, cand: Candidate) -> Path | None:
+        """--teacher, else the teacher recorded in the run's metrics.json (relative: to cwd, then the run dir)."""
         if self.teacher:
             return self.teacher
-        return Path(cand.teacher) if cand.teacher else None
+        if not cand.teacher:
+            return None
+        path = Path(cand.teacher)
+        if not path.is_absolute() and not path.exists() and cand.source:
+            beside = Path(cand.source) / path
+            if beside.exists():
+                return beside
+        return path
 
     def _teacher_logits(self, cand: Candidate) -> np.ndarray | None:
         """Cached teacher logits for the pruning fine-tune (None when no teacher is known)."""

@@ -1,0 +1,1 @@
+"""The Pareto leaderboard: rank every (configuration x variant) per target and write README.md, CSV and plots."""

@@ -313,8 +313,8 @@ class TorchRunner(Runner):
             else:
                 from kdbench.models.checkpoint import load_checkpoint  # only where kdbench is installed
 
-                module = load_checkpoint(path)
-                shape = None
+                module, meta = load_checkpoint(path)
+                shape = (meta or {}).get("input_size")
         except ImportError:
             raise AgentError("bad_model", "a .pt checkpoint needs kdbench installed; export a .pt2 for remote targets") from None
         except Exception as err:  # noqa: BLE001

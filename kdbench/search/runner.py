@@ -168,10 +168,21 @@ def used_trials(study: Any) -> int:
     return sum(1 for t in trials if not (t.state == TrialState.FAIL and (t.number in retried or STALE_ATTR in t.system_attrs)))
 
 
+def waiting_trials(study: Any) -> int:
+    """Trials queued (WAITING), e.g. retries of abandoned trials."""
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
 def run_worker(study_dir: Path, storage_url: str | None, n_trials: int | None = None, device: str = "auto",
                no_cache: bool = False, worker_index: int = 0, grace_s: float = DEFAULT_GRACE_S,
-               on_event: Callable[..., None] | None = None) -> int:
+               on_event: Callable[..., None] | None = None, threads: int | None = None) -> int:
     """One worker: run trials until every student's quota is used; returns the trials it ran."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)  # N workers on C cores: C // N threads each, no oversubscription
     from kdbench.data.store import FrameStore
     from kdbench.search.objective import SearchContext, TrialFailed, make_objective
 
@@ -199,7 +210,8 @@ def run_worker(study_dir: Path, storage_url: str | None, n_trials: int | None = 
         while True:
             for study in studies.values():
                 recover_stale_trials(study, study_dir, grace_s)
-            left = {s: quota[s] - used_trials(studies[s]) for s in space.students}
+            # queued retries (WAITING) count as used but still need a worker: optimize() pops them first
+            left = {s: max(quota[s] - used_trials(studies[s]), waiting_trials(studies[s])) for s in space.students}
             todo = [s for s in space.students if left[s] > 0]
             if not todo:
                 break
@@ -232,7 +244,8 @@ def spawn_workers(study_dir: Path, req: SearchRequest) -> list[subprocess.Popen]
     procs = []
     for i in range(req.workers):
         cmd = [sys.executable, "-m", "kdbench.search.worker", "--study-dir", str(study_dir), "--device", req.device,
-               "--index", str(i), "--grace", str(req.grace_s), "--parent", str(os.getpid())]
+               "--index", str(i), "--grace", str(req.grace_s), "--parent", str(os.getpid()),
+               "--threads", str(max(1, (os.cpu_count() or 1) // req.workers))]
         if req.n_trials is not None:
             cmd += ["--n-trials", str(req.n_trials)]
         if req.no_cache:

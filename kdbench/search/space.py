@@ -304,7 +304,10 @@ def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_student
         space.baseline = baseline
     _check_method_values(space, where)
     if space.sampler == "grid":
-        space.grid()  # raises for continuous dimensions
+        try:
+            space.grid()  # raises for continuous dimensions
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
     if len(space.seeds) < MIN_SEEDS_FOR_STATISTICS:
         space.warnings.append(f"only {len(space.seeds)} seed(s): the statistics need at least {MIN_SEEDS_FOR_STATISTICS} "
                               "for useful confidence intervals and p-values; treat comparisons as indications")

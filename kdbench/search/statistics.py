@@ -58,7 +58,7 @@ def bootstrap_means(d: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = 0
 def bca_interval(d: np.ndarray, boot: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The BCa interval of the mean of ``d`` from its bootstrap means (Efron 1987)."""
     theta = float(d.mean())
-    if np.ptp(d) == 0:
+    if _constant(d):
         return theta, theta
     n_b = len(boot)
     below = (np.sum(boot < theta - TIE) + 0.5 * np.sum(np.abs(boot - theta) <= TIE)) / n_b
@@ -74,6 +74,11 @@ def bca_interval(d: np.ndarray, boot: np.ndarray, confidence: float = CONFIDENCE
     return out[0], out[1]
 
 
+def _constant(d: np.ndarray) -> bool:
+    """All values equal up to floating-point noise (accuracy differences such as 0.9-0.8 vs 0.8-0.7)."""
+    return bool(np.ptp(d) <= 1e-12 * max(1.0, float(np.max(np.abs(d)))))
+
+
 def paired_t_pvalue(d: np.ndarray) -> float:
     """Two-sided paired t-test p-value of mean(d) = 0 (0 or 1 when all differences are equal)."""
     n = len(d)
@@ -81,8 +86,8 @@ def paired_t_pvalue(d: np.ndarray) -> float:
         return float("nan")
     sd = float(d.std(ddof=1))
     mean = float(d.mean())
-    if sd == 0:
-        return 1.0 if mean == 0 else 0.0
+    if _constant(d):
+        return 1.0 if abs(mean) <= TIE else 0.0
     t = mean / (sd / math.sqrt(n))
     return float(2 * stats.t.sf(abs(t), df=n - 1))
 

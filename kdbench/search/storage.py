@@ -55,6 +55,19 @@ def storage_kind(url: str | None) -> str:
                       f"({', '.join(s + '://' for s in ('postgresql', 'mysql', 'sqlite'))}...) or a .journal file path")
 
 
+def sqlalchemy_url(url: str) -> str:
+    """The URL with a PostgreSQL driver SQLAlchemy can load: plain postgresql:// means psycopg (v3) in
+    SQLAlchemy 2.1, so it becomes postgresql+psycopg2:// when only psycopg2 is installed."""
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if scheme in ("postgres", "postgresql"):
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            return f"postgresql+psycopg2://{rest}"
+        return f"postgresql://{rest}"
+    return url
+
+
 def open_storage(url: str | None, study_dir: Path, heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
                  grace_period: int = GRACE_PERIOD_S) -> Any:
     """An Optuna storage for the URL (None: the study directory's journal file)."""
@@ -73,13 +86,13 @@ def open_storage(url: str | None, study_dir: Path, heartbeat_interval: int = HEA
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
         try:
             return optuna.storages.RDBStorage(
-                url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                sqlalchemy_url(url), heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                 heartbeat_stale_trial_callback=retry,
                 engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
             )
         except ImportError as err:
             raise ConfigError(f"--storage {redact(url)}: the database driver is missing ({err}); "
-                              "for PostgreSQL: pip install 'kdbench[postgres]'") from err
+                              "for PostgreSQL: pip install psycopg2-binary") from err
         except Exception as err:  # sqlalchemy's OperationalError and friends: unreachable server, bad password
             raise ConfigError(f"--storage {redact(url)}: cannot open the database: {type(err).__name__}: "
                               f"{str(err).splitlines()[0] if str(err) else ''}") from err

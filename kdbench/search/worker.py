@@ -23,13 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=int, default=0, help="Worker index (offsets the sampler seed).")
     parser.add_argument("--grace", type=float, default=120.0, help="Seconds without heartbeat before a trial is stale.")
     parser.add_argument("--no-cache", action="store_true", help="Run the teacher on every batch.")
+    parser.add_argument("--threads", type=int, default=None, help="Torch CPU threads of this worker.")
     parser.add_argument("--parent", type=int, default=None, help="PID of the starting process (exit if it is gone).")
     args = parser.parse_args(argv)
     _set_parent_death_signal()
     if args.parent is not None and os.getppid() != args.parent:
         return 3  # the parent died before the death signal was armed
     run_worker(args.study_dir, os.environ.get(STORAGE_ENV) or None, args.n_trials, args.device, args.no_cache,
-               args.index, args.grace)
+               args.index, args.grace, threads=args.threads)
     return 0
 
 

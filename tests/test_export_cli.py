@@ -1,0 +1,46 @@
+"""`kdbench export` on the command line: a real run on the phantom store, and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from kdbench.cli import app
+from kdbench.errors import ConfigError
+from kdbench.manifest import read_json
+
+runner = CliRunner()
+
+
+def test_export_command_writes_manifest_and_table(tiny_store, tiny_run, tmp_path) -> None:
+    out = tmp_path / "export"
+    args = ["export", "--store", str(tiny_store.path), "--run", str(tiny_run), "--out", str(out), "--int8", ""]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    manifest = read_json(out / "manifest.json")
+    assert [r["variant"] for r in manifest["variants"]] == ["fp32"]
+    rec = manifest["variants"][0]
+    assert rec["status"] == "ok"
+    assert f"{tiny_run.name}/fp32" in result.output
+    assert f"{100 * rec['metrics']['test']['accuracy']:.1f}%" in result.output
+    # a second run finds the variant done and says so
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert "1 ok, 0 failed, 1 resumed" in again.output
+    assert "1 ok, 0 failed, 0 resumed" in result.output
+    assert read_json(out / "manifest.json")["variants"][0]["metrics"] == rec["metrics"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([], "give exactly one of --checkpoint, --run, --study-dir"),
+        (["--run", "RUN", "--prune", "0.3,1.5"], "ratio 1.5 is outside (0, 1)"),
+        (["--run", "RUN", "--int8", "tensorrt"], "unknown backend(s) ['tensorrt']"),
+    ],
+)
+def test_bad_options_are_config_errors(tiny_store, tiny_run, tmp_path, extra, message) -> None:
+    extra = [str(tiny_run) if a == "RUN" else a for a in extra]
+    result = runner.invoke(app, ["export", "--store", str(tiny_store.path), "--out", str(tmp_path / "o"), *extra])
+    assert isinstance(result.exception, ConfigError)
+    assert message in str(result.exception)

@@ -1,0 +1,95 @@
+"""The leaderboard on inputs built by the real stages: a tiny `kdbench search`, `kdbench export` (fp32) and
+an estimated `kdbench profile` for the Raspberry Pi 4, all on a 32 px phantom store."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SPACE = """
+[study]
+name = "lb"
+students = ["mobilenet_v3_small"]
+seeds = [0, 1]
+n_trials = 2
+n_startup_trials = 1
+pruner = "none"
+sampler_seed = 0
+
+[train]
+epochs = 1
+patience = 5
+batch_size = 8
+max_batches_per_epoch = 1
+
+[space]
+method = ["scratch", "vanilla"]
+
+[space.vanilla]
+temperature = 4.0
+alpha = 0.5
+"""
+
+
+def test_leaderboard_from_real_search_export_and_profile(tmp_path):
+    from kdbench.data.prepare import prepare_store
+    from kdbench.data.store import FrameStore
+    from kdbench.data.synth import DYNAMIC_DIR, LVH_DIR, TMED_DIR, synthesize
+    from kdbench.export.candidates import from_study_dir
+    from kdbench.export.pipeline import ExportOptions, export_candidates
+    from kdbench.leaderboard.build import CSV, README, build_leaderboard
+    from kdbench.leaderboard.pareto import dominates
+    from kdbench.models import create_model
+    from kdbench.models.checkpoint import save_checkpoint
+    from kdbench.profile.estimate import estimate_records, find_calibration
+    from kdbench.profile.hardware import load_profile
+    from kdbench.profile.results import ResultsWriter, discover_models
+    from kdbench.search.runner import SearchRequest, run_search
+
+    synthesize(tmp_path / "raw", videos_per_view=3, seed=0, frames=4)
+    prepare_store({"echonet_dynamic": tmp_path / "raw" / DYNAMIC_DIR, "echonet_lvh": tmp_path / "raw" / LVH_DIR,
+                   "tmed2": tmp_path / "raw" / TMED_DIR}, tmp_path / "store", size=32, frames_per_video=2, workers=1)
+    store = FrameStore.open(tmp_path / "store")
+    teacher = save_checkpoint(create_model("mobilenet_v3_small", num_classes=4), tmp_path / "teacher.pt",
+                              arch="mobilenet_v3_small", num_classes=4, input_size=32)
+    space = tmp_path / "lb.toml"
+    space.write_text(SPACE)
+    study = run_search(SearchRequest(config=space, store=tmp_path / "store", teacher=teacher,
+                                     run_dir=tmp_path / "runs", device="cpu"))["study_dir"]
+
+    export = tmp_path / "export"
+    manifest = export_candidates(from_study_dir(study, top=2), store, export, ExportOptions(int8=()))
+    ok = [v for v in manifest["variants"] if v["status"] == "ok"]
+    assert ok, manifest["variants"]
+    prof = load_profile("rpi4")
+    writer = ResultsWriter(tmp_path / "profiles", prof)
+    writer.add(estimate_records(discover_models(export), prof, find_calibration("rpi4")))
+
+    lb, written = build_leaderboard(study, tmp_path / "leaderboard", export, tmp_path / "profiles")
+    (board,) = lb.boards
+    assert board.name == "rpi4" and board.constraints == {"min_fps": 30.0, "max_memory_mb": 50.0}
+    by_id = {v["id"]: v for v in ok}
+    records = {r["variant_id"]: r for r in json.loads((tmp_path / "profiles" / "rpi4" / "results.json").read_text())
+               if r["batch"] == 1}
+    ranked = [r for r in board.rows if r.get("front") is not None]
+    assert len(ranked) == len(ok)
+    for r in ranked:
+        v, rec = by_id[r["variant_id"]], records[r["variant_id"]]
+        assert r["accuracy"] == v["metrics"]["test"]["accuracy"]  # the variant's own accuracy
+        assert r["size_mb"] == v["size_mb"] and r["latency_p50_ms"] == rec["latency_ms"]["p50"]
+        assert r["measured"] == "estimated" and r["error_band_pct"] == rec["error_band"]["pct"]
+        assert r["n_seeds"] == 2 and r["trial"] is not None and r["seed_ci_low"] is not None
+        # the verdict agrees with `kdbench profile`'s own constraint check on the same record
+        assert r["meets_constraints"] == ("yes" if rec["constraints"]["meets"] else "no")
+        point = (r["accuracy"], r["latency_p50_ms"], r["size_mb"])
+        others = [(o["accuracy"], o["latency_p50_ms"], o["size_mb"]) for o in ranked if o is not r]
+        assert (r["front"] == 1) == (not any(dominates(o, point, ["max", "min", "min"]) for o in others))
+    rows = list(csv.DictReader((tmp_path / "leaderboard" / CSV).open()))
+    assert {r["variant_id"] for r in rows} == set(by_id)
+    assert "## Target `rpi4`" in (tmp_path / "leaderboard" / README).read_text()
+    assert all(Path(p).stat().st_size > 0 for p in written)

@@ -1,0 +1,165 @@
+"""Remote profiling over ssh against a real sshd on loopback (tests/ssh/start_sshd.sh).
+
+Tests marked ``ssh`` need ``KDBENCH_TEST_SSH_CONFIG`` (an ssh config with a ``kdbench-test`` host,
+written by ``eval "$(bash tests/ssh/start_sshd.sh)"``); the quoting tests run everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kdbench.cli import app
+from kdbench.profile.hardware import load_profile
+from kdbench.profile.local import MeasureRule
+from kdbench.profile.remote import RemoteError, SshTarget, quote_command, run_remote
+from kdbench.profile.results import ResultsWriter, discover_models
+
+from profile_fixtures import FAST_CLI, FAST_RULE, tiny_cnn, write_profile
+
+SSH_CONFIG = os.environ.get("KDBENCH_TEST_SSH_CONFIG")
+START_SSHD = Path(__file__).parent / "ssh" / "start_sshd.sh"
+needs_sshd = pytest.mark.skipif(
+    not SSH_CONFIG, reason="KDBENCH_TEST_SSH_CONFIG is unset: start an sshd with tests/ssh/start_sshd.sh (.ci/run does)"
+)
+EVIL = "x'; touch INJECTED; echo '$(touch INJECTED2)`touch INJECTED3`"
+
+
+def test_quote_command_keeps_each_word_whole(tmp_path: Path):
+    words = ["printf", "%s\\n", EVIL, "a b", "-rf"]
+    out = subprocess.run(["sh", "-c", quote_command(words)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.splitlines() == [EVIL, "a b", "-rf"]
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("host", ["-oProxyCommand=touch /tmp/x", "", "user@host; rm", "a b"])
+def test_ssh_destination_cannot_be_an_option_or_a_command(host: str):
+    with pytest.raises(RemoteError, match="--remote"):
+        SshTarget(host)
+
+
+def _python_wrapper(path: Path, body: str = "") -> Path:
+    """A shell script standing in for the remote python (it runs this venv's python)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\nexec {sys.executable} \"$@\"\n")
+    path.chmod(0o755)
+    return path
+
+
+def _agent_dirs() -> set[str]:
+    """Remote working folders now on the (loopback) target."""
+    out = subprocess.run(["ssh", "-F", SSH_CONFIG, "kdbench-test", "ls -d /tmp/kdbench-agent.* 2>/dev/null"],
+                         capture_output=True, text=True)
+    return set(out.stdout.split())
+
+
+def _models(root: Path) -> Path:
+    evil_dir = root / EVIL.replace("/", "_")
+    tiny_cnn(evil_dir / f"{EVIL.replace('/', '_')}.onnx", size=32)
+    tiny_cnn(root / "plain.onnx", size=32)
+    return root
+
+
+@pytest.mark.ssh
+@needs_sshd
+def test_remote_profile_over_real_ssh(tmp_path: Path):
+    models = _models(tmp_path / "models")
+    py = _python_wrapper(tmp_path / "dir with space; touch INJECTED" / "py")
+    prof = write_profile(tmp_path / "pi.toml", name="pi", runtimes='["onnxruntime"]')
+    before = _agent_dirs()
+    res = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(models), "--out",
+                                   str(tmp_path / "out"), "--remote", "kdbench-test", "--ssh-config", SSH_CONFIG,
+                                   "--remote-python", str(py), *FAST_CLI])
+    assert res.exit_code == 0, res.output
+    recs = json.loads((tmp_path / "out" / "pi" / "results.json").read_text())
+    assert len(recs) == 4 and all(r["status"] == "ok" for r in recs), recs
+    assert all(r["method"] == "remote" and r["measured"] is True and r["host"]["hostname"] for r in recs)
+    assert {r["batch"] for r in recs} == {1, 2}
+    home = Path(os.path.expanduser("~"))
+    for name in ("INJECTED", "INJECTED2", "INJECTED3"):
+        assert not (home / name).exists() and not (tmp_path / name).exists()
+    assert _agent_dirs() == before  # the remote working folder was removed
+
+
+@pytest.mark.ssh
+@needs_sshd
+def test_remote_without_the_runtime_says_so(tmp_path: Path):
+    models = _models(tmp_path / "models")
+    bare = tmp_path / "bare"
+    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")  # -S: no site-packages, no onnxruntime
+    bare.chmod(0o755)
+    prof = write_profile(tmp_path / "pi.toml", name="pi", runtimes='["onnxruntime"]')
+    res = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(models), "--out",
+                                   str(tmp_path / "out"), "--remote", "kdbench-test", "--ssh-config", SSH_CONFIG,
+                                   "--remote-python", str(bare), *FAST_CLI])
+    assert res.exit_code != 0
+    assert isinstance(res.exception, RemoteError) and "onnxruntime is not installed" in str(res.exception)
+    recs = json.loads((tmp_path / "out" / "pi" / "results.json").read_text())
+    assert recs and all(r["status"] == "failed" and "onnxruntime is not installed" in r["error"] for r in recs)
+
+
+@pytest.mark.ssh
+@needs_sshd
+def test_unreachable_target_is_a_clear_error(tmp_path: Path):
+    cfg = tmp_path / "cfg"
+    text = Path(SSH_CONFIG).read_text()
+    import re
+
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    cfg.write_text(re.sub(r"Port \d+", f"Port {port}", text))
+    tiny_cnn(tmp_path / "m" / "a.onnx")
+    prof = load_profile(str(write_profile(tmp_path / "pi.toml", name="pi")))
+    with pytest.raises(RemoteError, match="did not answer"):
+        run_remote(discover_models(tmp_path / "m"), prof, SshTarget("kdbench-test", str(cfg), connect_timeout_s=5),
+                   python=sys.executable, rule=MeasureRule(**FAST_RULE))
+
+
+@pytest.mark.ssh
+@needs_sshd
+def test_target_dying_mid_run_keeps_the_results_measured_before(tmp_path: Path):
+    env = subprocess.run(["bash", str(START_SSHD), str(tmp_path / "sshd")], capture_output=True, text=True, timeout=60)
+    assert env.returncode == 0, env.stderr
+    pid = int((tmp_path / "sshd" / "sshd.pid").read_text())
+    before = _agent_dirs()
+    try:
+        counter = tmp_path / "calls"
+        # 1st call: --check, 2nd: first model, 3rd: the target dies (sshd and this session killed).
+        body = f"""n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}
+if [ "$n" -ge 3 ]; then
+  kill -9 {pid}
+  p=$PPID
+  while [ "$p" -gt 1 ]; do
+    if [ "$(cat /proc/$p/comm)" = "sshd" ]; then kill -9 "$p"; fi
+    p=$(awk '{{print $4}}' /proc/$p/stat)
+  done
+  sleep 5
+fi"""
+        py = _python_wrapper(tmp_path / "py", body)
+        root = tmp_path / "m"
+        tiny_cnn(root / "a.onnx", size=32)
+        tiny_cnn(root / "b.onnx", size=32)
+        prof = load_profile(str(write_profile(tmp_path / "pi.toml", name="pi", batches="[1]")))
+        writer = ResultsWriter(tmp_path / "out", prof)
+        with pytest.raises(RemoteError, match="stopped answering") as info:
+            run_remote(discover_models(root), prof, SshTarget("kdbench-test", str(tmp_path / "sshd" / "ssh_config"),
+                       connect_timeout_s=3), python=str(py), rule=MeasureRule(**FAST_RULE), on_records=writer.add)
+        assert "1 records measured before were saved" in str(info.value)
+        recs = {r["variant_id"]: r for r in json.loads(writer.path.read_text())}
+        assert recs["a"]["status"] == "ok" and recs["a"]["latency_ms"]["p50"] > 0
+        assert recs["b"]["status"] == "failed" and "died mid-run" in recs["b"]["error"]
+    finally:
+        subprocess.run(["kill", str(pid)], capture_output=True)
+        for d in set(Path("/tmp").glob("kdbench-agent.*")) - {Path(p) for p in before}:
+            shutil.rmtree(d, ignore_errors=True)  # the dead target could not clean up (loopback: same disk)

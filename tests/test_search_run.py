@@ -1,0 +1,237 @@
+"""`kdbench search` end to end on a tiny phantom store: journal storage, resume after kill -9,
+failed trials, PostgreSQL with two workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SPACE = """
+[study]
+name = "{name}"
+students = {students}
+seeds = {seeds}
+n_trials = {n_trials}
+n_startup_trials = 1
+pruner = "none"
+sampler_seed = 0
+
+[train]
+epochs = {epochs}
+patience = 5
+batch_size = 8
+max_batches_per_epoch = 1
+lr = {lr}
+
+[space]
+method = ["scratch", "vanilla"]
+
+[space.vanilla]
+temperature = {{low = 1.0, high = 8.0}}
+"""
+
+
+@pytest.fixture(scope="module")
+def search_inputs(tmp_path_factory):
+    """A 32 px phantom store and an untrained stand-in teacher checkpoint."""
+    from kdbench.data.prepare import prepare_store
+    from kdbench.data.synth import DYNAMIC_DIR, LVH_DIR, TMED_DIR, synthesize
+    from kdbench.models import create_model
+    from kdbench.models.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("search")
+    synthesize(root / "raw", videos_per_view=3, seed=0, frames=4)
+    prepare_store({"echonet_dynamic": root / "raw" / DYNAMIC_DIR, "echonet_lvh": root / "raw" / LVH_DIR,
+                   "tmed2": root / "raw" / TMED_DIR}, root / "store", size=32, frames_per_video=2, workers=1)
+    teacher = save_checkpoint(create_model("mobilenet_v3_small", num_classes=4), root / "teacher.pt",
+                              arch="mobilenet_v3_small", num_classes=4, input_size=32)
+    return root / "store", teacher
+
+
+def _space(tmp_path, name, n_trials=3, students=("mobilenet_v3_small",), lr=1e-3, seeds=(0, 1), epochs=2) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(SPACE.format(name=name, n_trials=n_trials, students=json.dumps(list(students)), lr=lr,
+                                 seeds=json.dumps(list(seeds)), epochs=epochs))
+    return path
+
+
+def _cli(*args: str, env: dict | None = None) -> list[str]:
+    return [sys.executable, "-c", "from kdbench.cli import main; main()", *args]
+
+
+def _seed_events(study_dir: Path) -> Counter:
+    from kdbench.search.objective import read_seed_log
+
+    return Counter((e["student"], e["event"]) for e in read_seed_log(study_dir))
+
+
+def test_search_in_process_writes_the_study_directory(search_inputs, tmp_path):
+    from kdbench.search.results import best_trials, read_study_json
+    from kdbench.search.runner import SearchRequest, load_studies, run_search
+
+    store, teacher = search_inputs
+    req = SearchRequest(config=_space(tmp_path, "e2e"), store=store, teacher=teacher, run_dir=tmp_path / "runs", device="cpu")
+    result = run_search(req)
+    study_dir = result["study_dir"]
+    info = read_study_json(study_dir)
+    assert info["seeds"] == [0, 1] and info["teacher_hash"] and info["store_hash"]
+    assert info["storage"].endswith("optuna.journal") and (study_dir / "optuna.journal").is_file()
+    study = load_studies(study_dir, None)["mobilenet_v3_small"]
+    trials = study.get_trials()
+    assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
+    assert trials[0].user_attrs["method"] == "scratch" and trials[0].user_attrs["baseline"] is True
+    for t in trials:
+        seeds = t.user_attrs["seed_results"]
+        assert sorted(seeds) == ["0", "1"]
+        assert t.value == pytest.approx((seeds["0"]["val_accuracy"] + seeds["1"]["val_accuracy"]) / 2)
+        for s in (0, 1):
+            run = study_dir / "trials" / "mobilenet_v3_small" / str(t.number) / f"seed_{s}"
+            metrics = json.loads((run / "metrics.json").read_text())
+            assert (run / "best.pt").is_file() and metrics["config"]["seed"] == s
+            assert metrics["method"] == t.user_attrs["method"]
+    rows = (study_dir / "summary.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("student,trial,state,method")
+    stats = json.loads((study_dir / "statistics.json").read_text())
+    assert any("2 seed" in w for w in stats["warnings"])
+    kd = [t for t in trials if t.user_attrs["method"] != "scratch"]
+    assert len([c for c in stats["comparisons"] if c["metric"] == "test_accuracy"]) == (2 if kd else 0)
+    best = best_trials(study_dir)
+    assert len(best) == 1 and best[0]["student"] == "mobilenet_v3_small"
+    assert best[0]["mean"] == pytest.approx(max(t.value for t in trials))
+    assert all(Path(d, "best.pt").is_file() for d in best[0]["seed_dirs"].values())
+    # same command again: the quota is used, nothing is trained
+    before = _seed_events(study_dir)
+    run_search(req)
+    assert _seed_events(study_dir) == before and len(study.get_trials()) == 3
+
+
+def test_non_finite_loss_fails_the_trial_and_the_search_goes_on(search_inputs, tmp_path):
+    from kdbench.search.runner import SearchRequest, load_studies, run_search
+
+    store, teacher = search_inputs
+    req = SearchRequest(config=_space(tmp_path, "nan", n_trials=2, lr=1e30), store=store, teacher=teacher,
+                        run_dir=tmp_path / "runs", device="cpu")
+    result = run_search(req)
+    trials = load_studies(result["study_dir"], None)["mobilenet_v3_small"].get_trials()
+    assert len(trials) == 2 and all(t.state.name == "FAIL" for t in trials)
+    assert all("non_finite_loss" in t.user_attrs["fail_reason"] for t in trials)
+    summary = (result["study_dir"] / "summary.csv").read_text()
+    assert summary.count("non_finite_loss") == 2
+
+
+def test_cli_reports_a_malformed_space(search_inputs, tmp_path):
+    store, teacher = search_inputs
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[study]\nstudents = ["mobilenet_v3_small"]\nsampler = "bayes"\n[space]\nmethod = "scratch"\n')
+    proc = subprocess.run(_cli("search", "--config", str(bad), "--store", str(store), "--run-dir", str(tmp_path)),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "study.sampler = 'bayes'; expected one of ['tpe', 'random', 'grid']" in " ".join(proc.stderr.split())
+
+
+def _wait_for_partial_trial(study_dir: Path, proc: subprocess.Popen, timeout: float = 240) -> Path:
+    """Wait until some trial has a finished seed but no trial.json yet; that trial's directory."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, "the search ended before it could be interrupted"
+        for metrics in study_dir.glob("trials/*/*/seed_*/metrics.json"):
+            if not (metrics.parent.parent / "trial.json").exists():
+                return metrics.parent.parent
+        time.sleep(0.05)
+    raise AssertionError("no trial reached a completed seed in time")
+
+
+def _check_resumed_study(study_dir: Path, storage: str | None, n_trials: int, seeds: tuple[int, ...]) -> None:
+    from kdbench.search.objective import read_seed_log
+    from kdbench.search.runner import load_studies
+
+    studies = load_studies(study_dir, storage)
+    complete = [t for s in studies.values() for t in s.get_trials() if t.state.name == "COMPLETE"]
+    assert len(complete) == n_trials
+    failed = [t for s in studies.values() for t in s.get_trials() if t.state.name == "FAIL"]
+    assert failed, "the interrupted trial should be recorded as failed"
+    retried = [t for t in complete if "failed_trial" in t.system_attrs]
+    assert retried, "the interrupted trial should have been retried"
+    # every (trial, seed) of a completed trial was trained exactly once, across both runs
+    log = read_seed_log(study_dir)
+    done = Counter()
+    for t in complete:
+        numbers = [*t.system_attrs.get("retry_history", []), t.number]
+        for s in seeds:
+            n = sum(1 for e in log if e["event"] == "done" and e["trial"] in numbers and e["seed"] == s
+                    and e["student"] == t.user_attrs["student"])
+            done[n] += 1
+    assert set(done) == {1}, f"seeds trained more than once or never: {done}"
+    assert any(e["event"] == "reused" for e in log), "the retried trial should reuse its finished seed"
+    for t in complete:
+        assert sorted(t.user_attrs["seed_results"]) == [str(s) for s in seeds]
+
+
+def test_kill_9_mid_trial_then_rerun_resumes(search_inputs, tmp_path):
+    store, teacher = search_inputs
+    space = _space(tmp_path, "kill", n_trials=2, seeds=(0, 1, 2), epochs=3)
+    args = _cli("search", "--config", str(space), "--store", str(store), "--teacher", str(teacher),
+                "--run-dir", str(tmp_path / "runs"), "--device", "cpu")
+    study_dir = tmp_path / "runs" / "kill"
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        partial = _wait_for_partial_trial(study_dir, proc)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert not (partial / "trial.json").exists(), "the trial finished before the kill landed (machine too slow?)"
+    first_seed = sorted(partial.glob("seed_*/metrics.json"))[0]
+    mtime = first_seed.stat().st_mtime_ns
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=400)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    _check_resumed_study(study_dir, None, 2, (0, 1, 2))
+    moved = list(study_dir.glob(f"trials/*/*/{first_seed.parent.name}/metrics.json"))
+    assert any(p.stat().st_mtime_ns == mtime for p in moved), "the completed seed was rewritten"
+
+
+@pytest.mark.postgres
+def test_postgres_two_workers_and_a_killed_worker(search_inputs, tmp_path):
+    url = os.environ.get("KDBENCH_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("KDBENCH_TEST_POSTGRES_URL is not set (tests/services/start_postgres.sh starts a server)")
+    pytest.importorskip("psycopg2")
+    from kdbench.search.objective import read_seed_log
+
+    store, teacher = search_inputs
+    name = f"pg{os.getpid()}{int(time.time())}"
+    space = _space(tmp_path, name, n_trials=4, students=("mobilenet_v3_small", "shufflenet_v2_x0_5"), seeds=(0, 1, 2),
+                   epochs=3)
+    args = _cli("search", "--config", str(space), "--store", str(store), "--teacher", str(teacher), "--run-dir",
+                str(tmp_path / "runs"), "--device", "cpu", "--storage", url, "--workers", "2")
+    study_dir = tmp_path / "runs" / name
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        partial = _wait_for_partial_trial(study_dir, proc)
+        # kill the worker that runs the partial trial (its pid is in the seed log), not the other one
+        number, student = int(partial.name), partial.parent.name
+        pid = [e["pid"] for e in read_seed_log(study_dir) if e["trial"] == number and e["student"] == student][-1]
+        os.kill(pid, signal.SIGKILL)
+        assert not (partial / "trial.json").exists(), "the trial finished before the kill landed (machine too slow?)"
+        rc = proc.wait(timeout=400)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert rc != 0  # the parent reports the killed worker
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=400)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    _check_resumed_study(study_dir, url, 4, (0, 1, 2))
+    info = json.loads((study_dir / "study.json").read_text())
+    assert info["storage_kind"] == "rdb" and (":***@" in info["storage"] or "@" not in info["storage"])
+    pids = {e["pid"] for e in read_seed_log(study_dir) if e["event"] == "done"}
+    assert len(pids) >= 2, "two worker processes should have trained seeds"
