@@ -205,3 +205,29 @@ def test_accuracy_collapse_marks_a_variant_failed(tiny_store, tmp_path) -> None:
     assert collapsed["accuracy_drop"] == pytest.approx(0.20)
     assert "accuracy collapsed" in collapsed["reason"] and "20.0 points" in collapsed["reason"]
     assert fine["reason"] is None and fine["accuracy_drop"] == pytest.approx(0.05)
+
+
+@pytest.mark.slow
+def test_pruned_fine_tune_uses_the_candidates_method_and_cached_teacher_logits(tiny_store, tiny_run, tmp_path) -> None:
+    import json
+
+    from kdbench.distill.cache import cache_key, cache_paths
+
+    # a distilled candidate: the tiny run's weights, recorded as trained with vanilla KD from a
+    # stand-in teacher (the same student checkpoint), the way `kdbench distill` records it
+    run = tmp_path / "vanilla_run"
+    run.mkdir()
+    shutil.copy(tiny_run / "best.pt", run / "best.pt")
+    meta = json.loads((tiny_run / "metrics.json").read_text())
+    meta.update(method="vanilla", hparams={"temperature": 2.0, "alpha": 0.5}, teacher="teacher.pt")
+    (run / "metrics.json").write_text(json.dumps(meta))
+    shutil.copy(tiny_run / "best.pt", run / "teacher.pt")  # relative teacher path, found beside the run
+    options = ExportOptions(int8=(), prune=(0.5,), finetune_epochs=1)
+    manifest = export_candidates(resolve_candidates(run=run), tiny_store, tmp_path / "out", options)
+    rec = _by_variant(manifest)["pruned50"]
+    assert rec["status"] == "ok", rec["reason"]
+    assert rec["method"] == "vanilla" and rec["details"]["finetune_method"] == "vanilla"
+    assert rec["details"]["finetune"]["epochs_run"] == 1
+    key, _ = cache_key(run / "teacher.pt", tiny_store)
+    assert cache_paths(tiny_store, key)[0].is_file()  # the fine-tune distilled from cached logits
+    assert rec["params"] < 0.5 * _by_variant(manifest)["fp32"]["params"]

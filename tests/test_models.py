@@ -200,3 +200,17 @@ def test_pretrained_head_is_replaced_by_a_num_classes_linear(name: str, head: st
     new = net.get_submodule(head)
     assert isinstance(new, nn.Linear) and new.out_features == 4
     assert {k: v.shape for k, v in net.state_dict().items() if not k.startswith(head)} == features_before
+
+
+def test_batch_norm_momentum_is_raised_for_short_runs():
+    """torchvision's MobileNetV3 ships BN momentum 0.01; kdbench's short runs need >= 0.1."""
+    import torch.nn as nn
+
+    from kdbench.compat import torchvision
+    from kdbench.models import create_model
+
+    raw = torchvision.models.mobilenet_v3_small(num_classes=4)
+    assert min(m.momentum for m in raw.modules() if isinstance(m, nn.BatchNorm2d)) == 0.01
+    model = create_model("mobilenet_v3_small")
+    momenta = {m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
+    assert momenta == {0.1}

@@ -153,7 +153,7 @@ def test_prepare_killed_midway_resumes_to_the_same_store(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)  # the prepare process and its decoding workers
         proc.wait()
     done = len(list((out / "parts").glob("*.json"))) - 1
-    assert 3 <= done < len(reference.manifest["counts"]) + 100
+    assert 3 <= done < 24  # killed part-way: 4 + 4 + 16 clips in all
     assert not (out / "manifest.json").exists()
     with pytest.raises(DataError, match="interrupted"):
         FrameStore.open(out)
@@ -187,4 +187,6 @@ def test_cli_prepare_info_and_clean_error(tmp_path):
                            "--echonet-lvh", str(tmp_path / "missing"), "--out", str(tmp_path / "s2")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert "error:" in proc.stderr and "does not exist" in proc.stderr
+    message = " ".join(proc.stderr.split())  # rich wraps long lines
+    assert message.startswith("error: EchoNet-LVH folder") and "missing does not exist" in message
+    assert "Traceback" not in proc.stderr

@@ -113,6 +113,23 @@ def test_search_in_process_writes_the_study_directory(search_inputs, tmp_path):
     before = _seed_events(study_dir)
     run_search(req)
     assert _seed_events(study_dir) == before and len(study.get_trials()) == 3
+    # the status and stats subcommands read the same study
+    from typer.testing import CliRunner
+
+    from kdbench.cli import app
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["search", "status", "--study", "e2e", "--run-dir", str(tmp_path / "runs")], terminal_width=200)
+    assert out.exit_code == 0, out.output
+    best_value = f"{max(t.value for t in trials):.4f}"
+    assert best_value in out.output
+    assert "seeds trained 6, reused after a restart 0" in out.output
+    (study_dir / "statistics.json").unlink()
+    out = runner.invoke(app, ["search", "stats", "--study", "e2e", "--run-dir", str(tmp_path / "runs")], terminal_width=200)
+    assert out.exit_code == 0, out.output
+    assert json.loads((study_dir / "statistics.json").read_text()) == stats
+    out = runner.invoke(app, ["search", "status", "--study", "nope", "--run-dir", str(tmp_path / "runs")])
+    assert out.exit_code != 0
 
 
 def test_non_finite_loss_fails_the_trial_and_the_search_goes_on(search_inputs, tmp_path):

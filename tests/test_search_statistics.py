@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kdbench.search.statistics import bca_interval, bootstrap_means, compare_paired, holm, mean_ci, paired_t_pvalue, \
+from kdbench.search.statistics import bootstrap_means, compare_paired, holm, mean_ci, paired_t_pvalue, \
     study_statistics
 
 

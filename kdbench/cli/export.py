@@ -62,14 +62,15 @@ def command(
 
         def on_done(rec: dict[str, Any]) -> None:
             bar.advance(task)
-            if rec["status"] != "ok":
-                bar.console.print(f"[yellow]{rec['id']} failed:[/] {rec['reason']}", highlight=False)
 
         manifest = export_candidates(candidates, frames, out, options, teacher=teacher, force=force,
                                      on_start=on_start, on_done=on_done)
     ids = {f"{c.id}/{v}" for c in candidates for v in plan}
     records = [r for r in manifest["variants"] if r["id"] in ids]
     console.print(variants_table(records))
+    for r in records:
+        if r["status"] != "ok":
+            console.print(f"[red]{r['id']}[/]: {r['reason']}", highlight=False)
     n_failed = sum(r["status"] != "ok" for r in records)
     n_resumed = sum(bool(r.get("resumed")) for r in records)
     console.print(f"{len(records) - n_failed} ok, {n_failed} failed, {n_resumed} resumed from an earlier export",
@@ -82,12 +83,12 @@ def variants_table(records: list[dict[str, Any]]):
     from rich.table import Table
 
     table = Table(title="exported variants")
-    for col, justify in (("variant", "left"), ("status", "left"), ("val acc", "right"), ("test acc", "right"),
-                         ("size MB", "right"), ("params", "right"), ("MACs", "right"), ("max abs diff", "right")):
-        table.add_column(col, justify=justify)
+    table.add_column("variant", overflow="fold")
+    for col in ("status", "val acc", "test acc", "size MB", "params", "MACs", "max abs diff"):
+        table.add_column(col, justify="left" if col == "status" else "right")
     for r in records:
         m = r.get("metrics") or {}
-        status = "[green]ok[/]" if r["status"] == "ok" else f"[red]failed[/]: {r.get('reason') or ''}"[:120]
+        status = "[green]ok[/]" if r["status"] == "ok" else "[red]failed[/]"
         if r.get("resumed"):
             status += " (resumed)"
         table.add_row(
@@ -95,7 +96,7 @@ def variants_table(records: list[dict[str, Any]]):
             "-" if r.get("size_mb") is None else f"{r['size_mb']:.2f}",
             "-" if r.get("params") is None else f"{r['params'] / 1e6:.2f}M",
             "-" if r.get("macs") is None else f"{r['macs'] / 1e6:.1f}M",
-            "-" if r.get("max_abs_diff") is None else f"{r['max_abs_diff']:.2e}",
+            "-" if r.get("max_abs_diff") is None else f"{r['max_abs_diff']:.1e}",
         )
     return table
 

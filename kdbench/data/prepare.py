@@ -196,6 +196,18 @@ def _check_strict(meta: dict) -> None:
         raise DataError(f"{problem['file']}: {problem['reason']} (clip {meta['video']}); run without --strict to skip it")
 
 
+def _can_spawn() -> bool:
+    """False when spawned workers could not re-import __main__ (a script piped on stdin)."""
+    import sys
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is None and main_file is not None and not os.path.exists(main_file):
+        log.warning("__main__ (%s) cannot be re-imported by worker processes; decoding in one process", main_file)
+        return False
+    return True
+
+
 def _init_worker() -> None:
     """Pool initialiser: one OpenCV thread per worker, no OpenCV log spam."""
     _quiet_opencv()
@@ -355,17 +367,16 @@ def prepare_store(
         for meta in metas.values():
             _check_strict(meta)
     tasks = [(clip, size, frames_per_video, str(parts)) for clip in todo]
-    if workers == 1 or len(tasks) <= 1:
+    if workers == 1 or len(tasks) <= 1 or not _can_spawn():
         _quiet_opencv()
         for task in tasks:
             _record(_work(task))
     else:
-        # fork where available: no re-import of __main__ (spawn breaks under `python -` and
-        # notebooks); the parent has started no threads by now (no cv2/torch calls yet).
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        ctx = multiprocessing.get_context(method)
-        # ProcessPoolExecutor (not Pool): a worker killed by the OS raises BrokenProcessPool
-        # instead of hanging; parts written so far survive for the next run.
+        # spawn, not fork: a forked child inherits OpenCV/BLAS thread-pool locks held by the
+        # parent's threads (e.g. after the phantom writer ran) and can deadlock on them.
+        # ProcessPoolExecutor, not Pool: a worker killed by the OS raises BrokenProcessPool
+        # instead of hanging; the parts written so far survive for the next run.
+        ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker) as pool:
             futures = [pool.submit(_work, task) for task in tasks]
             try:

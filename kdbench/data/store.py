@@ -110,9 +110,9 @@ def _read_index(path: Path, n: int) -> dict[str, np.ndarray]:
     bad = ~np.isin(table[:, 4], VIEWS)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path} line {i + 2}, column 'view': {table[i, 4]!r}, expected one of {', '.join(VIEWS)}")
+        raise DataError(f"{path} line {i + 2}, column 'view': {str(table[i, 4])!r}, expected one of {', '.join(VIEWS)}")
     bad = ~np.isin(table[:, 5], SPLITS)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path} line {i + 2}, column 'split': {table[i, 5]!r}, expected one of {', '.join(SPLITS)}")
+        raise DataError(f"{path} line {i + 2}, column 'split': {str(table[i, 5])!r}, expected one of {', '.join(SPLITS)}")
     return {c: table[:, j] for j, c in enumerate(INDEX_COLUMNS)}

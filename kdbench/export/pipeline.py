@@ -6,7 +6,8 @@ per-channel and per-tensor tried, the better kept), ``int8_openvino`` (NNCF, Ope
 candidate's distillation method, exported like fp32). One variant failing (an exporter error, a
 parity miss, a quantisation that collapses accuracy) is recorded with its reason and never stops the
 others. ``EXPORT/manifest.json`` is rewritten after every variant; a rerun skips variants whose
-inputs hash is unchanged.
+inputs hash is unchanged (ok ones, and failed ones whose failure was a verdict such as a parity miss
+or an accuracy collapse; variants that crashed are tried again).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _record(ctx: _Context, variant: str, runtime: str, precision: str) -> dict[s
         "id": f"{ctx.cand.id}/{variant}", "candidate": ctx.cand.id, "student": ctx.arch or ctx.cand.student,
         "method": ctx.cand.method, "variant": variant, "runtime": runtime, "precision": precision,
         "file": None, "files": [], "size_mb": None, "params": None, "macs": None, "input_size": ctx.input_size,
-        "status": "failed", "reason": None, "metrics": {}, "details": {},
+        "status": "failed", "reason": None, "failure": None, "metrics": {}, "details": {},
     }
 
 
@@ -125,7 +126,7 @@ class Exporter:
         self.records: dict[str, dict[str, Any]] = dict(self.previous)
         self.candidates: dict[str, dict[str, Any]] = {}
         self._calib: np.ndarray | None = None
-        self._teacher_logits: dict[str, np.ndarray] = {}
+        self._teacher_cache: dict[str, np.ndarray] = {}
         prev_manifest = self.out / MANIFEST
         if prev_manifest.is_file():
             try:
@@ -184,7 +185,9 @@ class Exporter:
         """True when an earlier record has the same inputs and (if ok) its files are still there."""
         if self.force or rec is None or rec.get("inputs_hash") != inputs_hash:
             return False
-        return rec.get("status") != "ok" or all((self.out / f).is_file() for f in rec.get("files", []))
+        if rec.get("status") != "ok":
+            return rec.get("failure") == "check"
+        return all((self.out / f).is_file() for f in rec.get("files", []))
 
     def _calibration(self) -> np.ndarray:
         if self._calib is None:
@@ -214,11 +217,11 @@ class Exporter:
         if not path.is_file():
             raise ConfigError(f"teacher {path} does not exist (from {'--teacher' if self.teacher else cand.source + '/metrics.json'})")
         key = str(path.resolve())
-        if key not in self._teacher_logits:
+        if key not in self._teacher_cache:
             from kdbench.distill.cache import load_or_build_teacher_logits
 
-            self._teacher_logits[key] = load_or_build_teacher_logits(self.store, path)
-        return self._teacher_logits[key]
+            self._teacher_cache[key] = load_or_build_teacher_logits(self.store, path)
+        return self._teacher_cache[key]
 
     # ---------------------------------------------------------------- running
     def run(self, candidates: list[Candidate],
@@ -269,8 +272,12 @@ class Exporter:
             if variant != "fp32":
                 self._check_drop(ctx, rec)
             rec["status"] = "ok" if rec["reason"] is None else "failed"
+            rec["failure"] = None if rec["reason"] is None else "check"
         except Exception as err:  # one variant must never stop the others; the reason is recorded
             rec["status"] = "failed"
+            # "check": the variant was judged (parity, collapse, unusable input) and a rerun would
+            # judge it the same; "error": something broke, so a rerun tries again
+            rec["failure"] = "check" if isinstance(err, (VariantFailed, ConfigError)) else "error"
             rec["reason"] = str(err) if isinstance(err, VariantFailed) else f"{type(err).__name__}: {err}"
             if not isinstance(err, (VariantFailed, ConfigError)):
                 rec["details"]["traceback"] = traceback.format_exc(limit=6)[-2000:]
@@ -410,10 +417,13 @@ class Exporter:
         self._finish(rec, path)
 
     def _pruned(self, ctx: _Context, rec: dict[str, Any], ratio: float) -> None:
-        from kdbench.export.prune import finetune, prune_model
+        from kdbench.export.prune import PruningUnsupported, finetune, prune_model
         from kdbench.models import model_info
 
-        pruned = prune_model(ctx.model, ratio, rec["input_size"])
+        try:
+            pruned = prune_model(ctx.model, ratio, rec["input_size"])
+        except PruningUnsupported as err:
+            raise VariantFailed(str(err)) from None
         info = model_info(pruned, rec["input_size"])
         rec.update(params=info["params"], macs=info["macs"])
         details = rec["details"]

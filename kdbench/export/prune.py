@@ -34,6 +34,10 @@ def variant_name(ratio: float) -> str:
     return f"pruned{int(pct)}" if pct == int(pct) else f"pruned{pct:g}"
 
 
+class PruningUnsupported(Exception):
+    """torch-pruning cannot build or apply a pruning plan for this model's graph."""
+
+
 def _classifier_layers(model: Any) -> list[Any]:
     """The final classifier: the last Linear or Conv2d layer in module order (kept whole when pruning)."""
     from torch import nn
@@ -56,11 +60,17 @@ def prune_model(model: Any, ratio: float, input_size: int, round_to: int | None 
     example = torch.rand(1, 1, input_size, input_size)
     with torch.no_grad():
         n_classes = pruned(example).shape[-1]
-    pruner = tp.pruner.MetaPruner(
-        pruned, example, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=ratio,
-        ignored_layers=_classifier_layers(pruned), round_to=round_to,
-    )
-    pruner.step()
+    try:
+        pruner = tp.pruner.MetaPruner(
+            pruned, example, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=ratio,
+            ignored_layers=_classifier_layers(pruned), round_to=round_to,
+        )
+        pruner.step()
+    except Exception as err:  # torch-pruning cannot trace some graphs (e.g. ShuffleNet's channel shuffle)
+        raise PruningUnsupported(
+            f"torch-pruning could not prune this architecture ({type(err).__name__}: {err}); "
+            "its channel dependencies (reshapes such as a channel shuffle) are not supported"
+        ) from err
     with torch.no_grad():
         out = pruned(example)
     if out.shape[-1] != n_classes:

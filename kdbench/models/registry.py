@@ -207,6 +207,27 @@ def create_model(name: str, num_classes: int = 4, pretrained: bool = False) -> n
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
     source = model_source(name)
     backbone = _BUILDERS[source](name, num_classes, bool(pretrained))
+    raise_bn_momentum(backbone)
     return GreyClassifier(backbone, arch=name, num_classes=num_classes)
+
+
+MIN_BN_MOMENTUM = 0.1
+
+
+def raise_bn_momentum(model: nn.Module, minimum: float = MIN_BN_MOMENTUM) -> int:
+    """Raise batch-norm momentum to at least ``minimum``; returns how many layers changed.
+
+    torchvision's MobileNetV3 sets momentum 0.01, tuned for long ImageNet schedules. In the short
+    runs kdbench makes (a few hundred steps), the running statistics then lag far behind the
+    weights and an eval-mode model can predict a single class while its train-mode accuracy is
+    fine. PyTorch's default of 0.1 tracks them; the learned weights are unaffected.
+    """
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.momentum is not None and module.momentum < minimum:
+            module.momentum = minimum
+            changed += 1
+    return changed
+
 
 _resolve_source = model_source  # older private name, still imported by kdbench.search.space

@@ -46,7 +46,9 @@ def status_table(status: dict[str, Any], title: str) -> Any:
     for col, justify in (("student", "left"), ("trials", "right"), ("complete", "right"), ("pruned", "right"),
                          ("failed", "right"), ("running", "right"), ("best val", "right"), ("its test", "right"),
                          ("best configuration", "left")):
-        table.add_column(col, justify=justify)
+        numeric = justify == "right"
+        table.add_column(col, justify=justify, no_wrap=numeric, min_width=6 if numeric else None,
+                         overflow="fold")
     for student, s in status["students"].items():
         c, best = s["counts"], s["best"]
         total = f"{s['n_trials']}" + (f"/{s['quota']}" if s.get("quota") else "")
@@ -67,7 +69,8 @@ def statistics_table(stats: dict[str, Any], metric: str = "test_accuracy") -> An
     table = Table(title=f"paired comparisons on {metric} over seeds ({stats['ci']}, {stats['correction']})")
     for col in ("student", "comparison", "A", "n", "mean A", "mean B", "A - B", f"{stats['confidence']:.0%} CI",
                 "P(A>B)", "p", "p Holm"):
-        table.add_column(col, justify="left" if col in ("student", "comparison", "A") else "right")
+        text = col in ("student", "comparison", "A")
+        table.add_column(col, justify="left" if text else "right", overflow="fold", no_wrap=not text)
     for c in stats["comparisons"]:
         if c["metric"] != metric:
             continue
