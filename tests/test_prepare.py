@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from echo_fixtures import fan_frames, make_all, make_dynamic, write_avi
+from echo_fixtures import fan_frames, make_all, make_dynamic
 from kdbench.data.harmonise import harmonise_clip, sample_indices, sector_mask
 from kdbench.data.prepare import SLEEP_ENV, prepare_store
 from kdbench.data.splits import split_leaks
@@ -190,3 +190,17 @@ def test_cli_prepare_info_and_clean_error(tmp_path):
     message = " ".join(proc.stderr.split())  # rich wraps long lines
     assert message.startswith("error: EchoNet-LVH folder") and "missing does not exist" in message
     assert "Traceback" not in proc.stderr
+
+
+def test_unreadable_tmed_image_is_dropped_from_its_clip_and_recorded(tmp_path):
+    from echo_fixtures import make_tmed
+
+    root = make_tmed(tmp_path / "tmed", [("s/l", f"3s1_{i}.png", "PSAX", "train") for i in range(3)])
+    (root / "s" / "l" / "3s1_1.png").write_bytes(b"\x89PNG broken")
+    result = prepare_store({"tmed2": root}, tmp_path / "store", size=SIZE, frames_per_video=K, workers=1)
+    assert [int(r["frame"]) for r in _index(tmp_path / "store")] == [0, 2]
+    assert result.manifest["skipped"] == [{"source": "tmed2", "video": "tmed2:3s1_PSAX",
+                                           "file": str(root.resolve() / "s" / "l" / "3s1_1.png"),
+                                           "reason": "unreadable image (corrupt PNG)"}]
+    with pytest.raises(DataError, match=r"3s1_1\.png: unreadable image.*--strict"):
+        prepare_store({"tmed2": root}, tmp_path / "strict", size=SIZE, frames_per_video=K, workers=1, strict=True)

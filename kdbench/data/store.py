@@ -58,7 +58,11 @@ class FrameStore:
             frames = np.load(path / "frames.npy", mmap_mode="r")
         except ValueError as err:
             raise DataError(f"{path / 'frames.npy'} is not a readable .npy file ({err})") from None
-        n, size = int(manifest.get("n_frames", -1)), int(manifest["config"]["size"])
+        try:
+            n, size = int(manifest["n_frames"]), int(manifest["config"]["size"])
+            store_hash = str(manifest["store_hash"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{manifest_path}: missing or bad key {err}; expected n_frames, config.size, store_hash") from None
         if frames.dtype != np.uint8 or frames.shape != (n, size, size):
             raise DataError(
                 f"{path / 'frames.npy'} holds {frames.dtype} {tuple(frames.shape)}, expected uint8 "
@@ -68,7 +72,7 @@ class FrameStore:
 
         store = cls.__new__(cls)
         store.path, store.size, store.manifest = path, size, manifest
-        store.store_hash = str(manifest["store_hash"])
+        store.store_hash = store_hash
         store.frames = frames
         store.sources = columns["source"]
         store.patients = columns["patient"]

@@ -6,7 +6,8 @@ bottleneck of a CPU training step):
     python tests/benchmarks/bench_loader.py [--store STORE] [--batch 64] [--seconds 3]
 
 Without --store it writes a phantom (`kdbench data synth`) and a 112 px store in a temp folder.
-Also collected by pytest-benchmark: ``pytest tests/benchmarks/bench_loader.py --benchmark-enable``.
+Also a pytest-benchmark: ``pytest -o addopts="" tests/benchmarks/bench_loader.py`` (the project skips
+benchmarks by default).
 """
 
 from __future__ import annotations
