@@ -74,6 +74,7 @@ def main() -> None:
         app()
     except KdbenchError as err:
         from rich.console import Console
+        from rich.markup import escape
 
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
         raise SystemExit(2) from None

@@ -121,7 +121,9 @@ def _config_key(meta: dict[str, Any]) -> str:
 def from_study_dir(study_dir: str | Path, top: int = 3) -> list[Candidate]:
     """The best trials of a study directory.
 
-    When the study lists them (``best_trials.json``, or a ``best_trials``/``candidates``/``pareto``
+    A study written by ``kdbench search`` (it has ``study.json``) gives its best trial per student
+    (by mean validation accuracy over seeds), each represented by its best seed's checkpoint.
+    Otherwise, when the study lists them (``best_trials.json``, or a ``best_trials``/``candidates``/``pareto``
     list in ``manifest.json``: paths or objects with ``run_dir``/``checkpoint``), those; otherwise
     the ``top`` configurations by validation accuracy among the run directories found under it,
     each represented by its best seed.
@@ -129,6 +131,8 @@ def from_study_dir(study_dir: str | Path, top: int = 3) -> list[Candidate]:
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
         raise DataError(f"study directory {study_dir} does not exist")
+    if (study_dir / "study.json").is_file():
+        return _from_search_study(study_dir)
     listed = _listed_runs(study_dir)
     if listed is not None:
         if not listed:
@@ -156,6 +160,19 @@ def from_study_dir(study_dir: str | Path, top: int = 3) -> list[Candidate]:
         )
     ranked = sorted(best.values(), key=lambda t: (-t[0], str(t[1])))[:top]
     return _unique([from_run_dir(run, _safe_id(str(run.relative_to(study_dir)))) for _, run, _ in ranked])
+
+
+def _from_search_study(study_dir: Path) -> list[Candidate]:
+    """A study written by `kdbench search`: its best trial per student, each as its best seed's run."""
+    from kdbench.search.results import best_trials
+
+    out = []
+    for best in best_trials(study_dir, per_architecture=True):
+        run = Path(best["best_seed_dir"])
+        if not (run / "best.pt").is_file():
+            raise DataError(f"{run} has no best.pt: the study kept no checkpoint for trial {best['trial']} of {best['student']}")
+        out.append(from_run_dir(run, _safe_id(best["student"])))
+    return out
 
 
 def _unique(cands: list[Candidate]) -> list[Candidate]:
