@@ -32,15 +32,16 @@ class DemoSize:
     seeds: int
     profile_time_s: float  # minimum timed seconds per model on the host
     int8: str
+    teacher_arch: str = "vgg16"
 
 
 SIZES = {
     # ~12 minutes on a 2-core CPU: 4 students x 6 methods x 3 seeds
     "default": DemoSize(videos_per_view=16, frames=16, image_size=48, frames_per_video=6, teacher_epochs=4,
                         epochs=4, seeds=3, profile_time_s=1.0, int8="ort,openvino"),
-    # for the end-to-end test: every stage, minimal work
+    # for the end-to-end test: every stage, minimal work, a small stand-in teacher
     "tiny": DemoSize(videos_per_view=3, frames=8, image_size=32, frames_per_video=3, teacher_epochs=1,
-                     epochs=1, seeds=2, profile_time_s=0.2, int8="ort"),
+                     epochs=1, seeds=2, profile_time_s=0.2, int8="ort", teacher_arch="mobilenet_v3_large"),
 }
 
 
@@ -87,7 +88,8 @@ def demo_commands(out: Path, size: DemoSize, leaderboard: Path, students: list[s
         ["data", "info", s(store)],
     ]
     if not teacher.is_file():
-        steps.append(["teacher", "train", "--store", s(store), "--out", s(teacher), "--epochs", s(size.teacher_epochs),
+        steps.append(["teacher", "train", "--store", s(store), "--out", s(teacher), "--arch", size.teacher_arch,
+                      "--epochs", s(size.teacher_epochs),
                       "--batch-size", "32", "--patience", s(size.teacher_epochs), "--device", "cpu"])
     steps += [
         ["teacher", "cache", "--store", s(store), "--teacher", s(teacher)],

@@ -113,3 +113,22 @@ def parse_split(value: str, path: Path, line: int, column: str) -> str:
             f"{', '.join(SPLITS)} (any case)"
         )
     return split
+
+
+def raise_if_missing(csv_path: Path, missing: list[tuple[int, str]], where: str) -> None:
+    """DataError naming the first listed-but-missing video (CSV line, name, where it was looked for)."""
+    if not missing:
+        return
+    line, name = missing[0]
+    more = f" (and {len(missing) - 1} more listed videos are missing)" if len(missing) > 1 else ""
+    raise DataError(f"{csv_path} line {line}: video {name!r} is listed but {where.format(name=name)}{more}")
+
+
+def video_clips(source: str, view: str, csv_path: Path, grouped: dict[tuple[str, str], list[int]],
+                video_path: dict[str, Path]) -> list[Clip]:
+    """One clip per (video name, split) for datasets where every video is its own patient."""
+    return [
+        Clip(source=source, patient=f"{source}:{name}", video=f"{source}:{name}", view=view, split=split,
+             files=(str(video_path[name]),), kind="video", csv=str(csv_path), lines=tuple(lines))
+        for (name, split), lines in grouped.items()
+    ]

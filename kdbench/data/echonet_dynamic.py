@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdbench.data.clips import Clip, LoadResult, check_folder, parse_split, read_table
+from kdbench.data.clips import LoadResult, check_folder, parse_split, raise_if_missing, read_table, video_clips
 from kdbench.errors import DataError
 
 SOURCE = "echonet_dynamic"
@@ -40,25 +40,6 @@ def load(root: str | Path) -> LoadResult:
         if f"{name}.avi" not in present:
             missing.append((line, name))
         grouped.setdefault((name, split), []).append(line)
-    if missing:
-        line, name = missing[0]
-        more = f" (and {len(missing) - 1} more listed videos are missing)" if len(missing) > 1 else ""
-        raise DataError(
-            f"{csv_path} line {line}: video {name!r} is listed but {videos_dir / (name + '.avi')} "
-            f"does not exist{more}"
-        )
-    clips = [
-        Clip(
-            source=SOURCE,
-            patient=f"{SOURCE}:{name}",
-            video=f"{SOURCE}:{name}",
-            view=VIEW,
-            split=split,
-            files=(str(videos_dir / f"{name}.avi"),),
-            kind="video",
-            csv=str(csv_path),
-            lines=tuple(lines),
-        )
-        for (name, split), lines in grouped.items()
-    ]
+    raise_if_missing(csv_path, missing, f"{videos_dir}/{{name}}.avi does not exist")
+    clips = video_clips(SOURCE, VIEW, csv_path, grouped, {n: videos_dir / f"{n}.avi" for n, _ in grouped})
     return LoadResult(source=SOURCE, clips=clips, inputs=[str(csv_path)])

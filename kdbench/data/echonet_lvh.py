@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdbench.data.clips import Clip, LoadResult, check_folder, parse_split, read_table
+from kdbench.data.clips import LoadResult, check_folder, parse_split, raise_if_missing, read_table, video_clips
 from kdbench.errors import DataError
 
 SOURCE = "echonet_lvh"
@@ -56,25 +56,6 @@ def load(root: str | Path) -> LoadResult:
         if key not in grouped and f"{name}.avi" not in videos:
             missing.append((line, name))
         grouped.setdefault(key, []).append(line)
-    if missing:
-        line, name = missing[0]
-        more = f" (and {len(missing) - 1} more listed videos are missing)" if len(missing) > 1 else ""
-        raise DataError(
-            f"{csv_path} line {line}: video {name!r} is listed but {name}.avi is in none of "
-            f"{', '.join(str(root / b) for b in batches)}{more}"
-        )
-    clips = [
-        Clip(
-            source=SOURCE,
-            patient=f"{SOURCE}:{name}",
-            video=f"{SOURCE}:{name}",
-            view=VIEW,
-            split=split,
-            files=(str(videos[f"{name}.avi"]),),
-            kind="video",
-            csv=str(csv_path),
-            lines=tuple(lines),
-        )
-        for (name, split), lines in grouped.items()
-    ]
+    raise_if_missing(csv_path, missing, "{name}.avi is in none of " + ", ".join(str(root / b) for b in batches))
+    clips = video_clips(SOURCE, VIEW, csv_path, grouped, {n: videos[f"{n}.avi"] for n, _ in grouped})
     return LoadResult(source=SOURCE, clips=clips, inputs=[str(csv_path)])

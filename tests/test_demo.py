@@ -1,0 +1,85 @@
+"""End to end: the demo at a tiny size, then the leaderboard it wrote is checked against its inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from kdbench.demo import STUDENTS, run_demo
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    timings = run_demo(out, "tiny", methods=["scratch", "vanilla"])
+    return out, timings
+
+
+def _rows(out):
+    with open(out / "leaderboard" / "leaderboard.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _num(text):
+    return float(text) if text not in ("", None) else None
+
+
+def test_every_stage_ran_and_wrote_its_outputs(demo):
+    out, timings = demo
+    assert [line.split()[1] for line in timings] == [
+        "data", "data", "data", "teacher", "teacher", "search", "export", "export", "profile", "profile", "leaderboard"]
+    for path in ("store/manifest.json", "runs/demo/study.json", "runs/demo/statistics.json", "export/manifest.json",
+                 "profiles/x86/results.json", "profiles/rpi4/results.json", "leaderboard/README.md"):
+        assert (out / path).is_file(), path
+
+
+def test_every_student_is_on_the_board_for_both_targets(demo):
+    out, _ = demo
+    rows = _rows(out)
+    for target in ("x86", "rpi4"):
+        students = {r["student"] for r in rows if r["target"] == target}
+        assert set(STUDENTS) <= students, (target, students)
+    readme = (out / "leaderboard" / "README.md").read_text()
+    for student in STUDENTS:
+        assert student in readme
+
+
+def test_pareto_flags_match_the_numbers(demo):
+    out, _ = demo
+    rows = [r for r in _rows(out) if r["front"] not in ("", None)]
+    assert rows
+    for target in {r["target"] for r in rows}:
+        group = [r for r in rows if r["target"] == target]
+        pts = [(_num(r["accuracy"]), _num(r["latency_p50_ms"]), _num(r["size_mb"]), int(r["front"])) for r in group]
+
+        def dominates(a, b):
+            better_or_equal = a[0] >= b[0] and a[1] <= b[1] and a[2] <= b[2]
+            return better_or_equal and (a[0] > b[0] or a[1] < b[1] or a[2] < b[2])
+
+        for p in pts:
+            if p[3] == 1:
+                assert not any(dominates(q, p) for q in pts), (target, p)
+            else:
+                assert any(dominates(q, p) and q[3] == p[3] - 1 for q in pts), (target, p)
+
+
+def test_constraints_are_evaluated_from_the_profile_numbers(demo):
+    out, _ = demo
+    rpi4 = [r for r in _rows(out) if r["target"] == "rpi4" and r["front"] not in ("", None)]
+    assert rpi4 and all(r["measured"] == "estimated" for r in rpi4)
+    for r in rpi4:
+        fps, mem = _num(r["fps"]), _num(r["memory_mb"])
+        expected = "yes" if fps >= 30 and mem < 50 else "no"
+        assert r["meets_constraints"] == expected, r
+
+
+def test_statistics_compare_kd_with_scratch_for_every_student(demo):
+    out, _ = demo
+    stats = json.loads((out / "runs" / "demo" / "statistics.json").read_text())
+    text = json.dumps(stats)
+    for student in STUDENTS:
+        assert student in text
