@@ -42,6 +42,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
     eval_batch_size: int = 512
     max_batches_per_epoch: int | None = None  # cap for smoke runs; None = the whole split
+    precise_bn_batches: int = 16  # training batches that re-estimate batch-norm statistics before each validation; 0 = off
 
     def resolved_device(self) -> torch.device:
         """The torch device this config asks for (auto = CUDA when present)."""
@@ -184,6 +185,8 @@ def fit(
             if status != "ok":
                 break
             scheduler.step()
+            if config.precise_bn_batches:
+                recalibrate_batch_norm(model, loader, config.precise_bn_batches, device)
             val_logits, val_rows = predict_logits(model, store, "val", config.eval_batch_size, device)
             val = classification_metrics(val_logits, store.labels[val_rows], store.sources[val_rows])
             seen = max(1, min(n_train, n_batches * config.batch_size))
@@ -229,6 +232,34 @@ def fit(
     if out_dir is not None:
         _write_run(out_dir, model, method, store, config, result, checkpoint_meta or {}, best_state is not None)
     return result
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(model: nn.Module, loader: StoreLoader, max_batches: int, device: torch.device) -> bool:
+    """Re-estimate batch-norm running statistics as plain averages over training batches ("precise BN").
+
+    In short runs the exponential running averages lag far behind the weights (the eval-mode model
+    can then predict one class while its training loss is near zero). Returns False when the model
+    has no batch norm. The weights are untouched; only the running mean and variance change.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns:
+        return False
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative moving average: every batch weighs the same
+    was_training = model.training
+    model.train()
+    for b, (x, _, _) in enumerate(loader):
+        if b >= max_batches:
+            break
+        with _autocast(device):
+            model(_to_device(x, device))
+    for bn, momentum in zip(bns, momenta):
+        bn.momentum = momentum
+    model.train(was_training)
+    return True
 
 
 def _write_run(out_dir: Path, model: nn.Module, method: DistillMethod, store: FrameStore, config: TrainConfig,

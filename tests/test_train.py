@@ -76,3 +76,25 @@ def test_early_stopping_ends_after_patience(tiny_store, tmp_path):
 def test_kd_method_without_teacher_is_refused(tiny_store):
     with pytest.raises(ValueError, match="needs a teacher"):
         train_student(tiny_store, "mobilenet_v3_small", "vanilla", {}, TrainConfig(epochs=1, **CPU), progress=False)
+
+
+def test_precise_batch_norm_matches_full_batch_statistics(tiny_store):
+    """After recalibration, a BN layer's running mean is the plain average of its batch means."""
+    from kdbench.data.loader import StoreLoader
+    from kdbench.models import create_model
+    from kdbench.train import recalibrate_batch_norm
+
+    torch.manual_seed(0)
+    model = create_model("mobilenet_v3_small")
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    loader = StoreLoader(tiny_store, "train", 8)
+    model.eval()
+    captured = []
+    handle = bn.register_forward_hook(lambda mod, inp, out: captured.append(inp[0].mean(dim=(0, 2, 3))))
+    assert recalibrate_batch_norm(model, loader, max_batches=3, device=torch.device("cpu"))
+    handle.remove()
+    assert len(captured) == 3
+    expected = torch.stack(captured).mean(0)  # equal-size batches: mean of batch means
+    torch.testing.assert_close(bn.running_mean, expected, rtol=1e-5, atol=1e-6)
+    assert bn.momentum == 0.1  # restored
+    assert not model.training  # the eval mode it had before is restored
