@@ -38,8 +38,8 @@ class DemoSize:
 SIZES = {
     # ~12 minutes on a 2-core CPU: 4 students x 6 methods x 3 seeds at 32 px (a VGG16 from scratch
     # needs ~60 steps before it leaves chance level; 32 px buys them within the budget)
-    "default": DemoSize(videos_per_view=24, frames=16, image_size=32, frames_per_video=6, teacher_epochs=6,
-                        epochs=4, seeds=3, profile_time_s=1.0, int8="ort,openvino"),
+    "default": DemoSize(videos_per_view=20, frames=16, image_size=32, frames_per_video=4, teacher_epochs=12,
+                        epochs=3, seeds=3, profile_time_s=0.5, int8="ort,openvino"),
     # for the end-to-end test: every stage, minimal work, a small stand-in teacher
     "tiny": DemoSize(videos_per_view=3, frames=8, image_size=32, frames_per_video=3, teacher_epochs=1,
                      epochs=1, seeds=2, profile_time_s=0.2, int8="ort", teacher_arch="mobilenet_v3_large"),

@@ -42,7 +42,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
     eval_batch_size: int = 512
     max_batches_per_epoch: int | None = None  # cap for smoke runs; None = the whole split
-    precise_bn_batches: int = 16  # training batches that re-estimate batch-norm statistics before each validation; 0 = off
+    precise_bn_batches: int = 8  # training batches that re-estimate batch-norm statistics before each validation; 0 = off
 
     def resolved_device(self) -> torch.device:
         """The torch device this config asks for (auto = CUDA when present)."""
