@@ -24,7 +24,8 @@ def command(
     finetune_epochs: int = typer.Option(2, help="Fine-tune epochs after pruning (same method and teacher logits as the candidate)."),
     finetune_batch_size: int = typer.Option(None, help="Fine-tune batch size; default: the candidate's training batch size."),
     calibration_frames: int = typer.Option(256, help="Training frames used to calibrate int8 quantisation."),
-    parity_tol: float = typer.Option(1e-4, help="Largest max-abs logit difference allowed between PyTorch and ONNX fp32."),
+    parity_tol: float = typer.Option(1e-4, help="Absolute part of the PyTorch/ONNX fp32 logit difference allowed."),
+    parity_rtol: float = typer.Option(1e-3, help="Relative part: allowed = parity-tol + parity-rtol x the largest |logit|."),
     max_drop: float = typer.Option(0.10, help="A variant losing more validation accuracy than this vs fp32 (0.10 = 10 points) is marked failed."),
     opset: int = typer.Option(18, help="ONNX opset (17 or newer)."),
     force: bool = typer.Option(False, help="Redo every variant, even those already in the manifest with the same inputs."),
@@ -46,7 +47,7 @@ def command(
     options = ExportOptions(
         int8=tuple(b.strip() for b in int8.split(",") if b.strip()), prune=tuple(parse_ratios(prune)), fp16=fp16,
         finetune_epochs=finetune_epochs, finetune_batch_size=finetune_batch_size,
-        calibration_frames=calibration_frames, parity_tol=parity_tol, max_drop=max_drop, opset=opset,
+        calibration_frames=calibration_frames, parity_tol=parity_tol, parity_rtol=parity_rtol, max_drop=max_drop, opset=opset,
     )
     plan = options.variants()
     console.print(f"exporting {len(candidates)} candidate(s) x {len(plan)} variant(s) ({', '.join(plan)}) "

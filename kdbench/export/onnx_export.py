@@ -82,6 +82,11 @@ def _remove_with_data(path: Path) -> None:
 
 def parity_max_abs_diff(model: Any, onnx_path: str | Path, x: np.ndarray) -> float:
     """Largest absolute difference between PyTorch and ONNX Runtime logits on the frames ``x``."""
+    return parity_stats(model, onnx_path, x)[0]
+
+
+def parity_stats(model: Any, onnx_path: str | Path, x: np.ndarray) -> tuple[float, float]:
+    """(largest absolute PyTorch/ONNX Runtime logit difference, largest absolute PyTorch logit) on ``x``."""
     import torch
 
     from kdbench.export.evaluate import ort_runner
@@ -91,7 +96,7 @@ def parity_max_abs_diff(model: Any, onnx_path: str | Path, x: np.ndarray) -> flo
     got = ort_runner(onnx_path)(np.ascontiguousarray(x, dtype=np.float32))
     if got.shape != ref.shape:
         raise ValueError(f"ONNX logits have shape {got.shape}, PyTorch {ref.shape}")
-    return float(np.abs(got - ref).max())
+    return float(np.abs(got - ref).max()), float(np.abs(ref).max())
 
 
 def files_size_mb(paths: list[str | Path]) -> float:

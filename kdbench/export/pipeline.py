@@ -49,7 +49,8 @@ class ExportOptions:
     finetune_batch_size: int | None = None  # None: the candidate's training batch size
     calibration_frames: int = 256  # training frames used to calibrate int8
     parity_frames: int = 64  # validation frames used for the PyTorch/ONNX parity check
-    parity_tol: float = 1e-4  # max abs logit difference allowed between PyTorch and ONNX fp32
+    parity_tol: float = 1e-4  # absolute part of the allowed PyTorch/ONNX fp32 logit difference
+    parity_rtol: float = 1e-3  # relative part: allowed = parity_tol + parity_rtol * max |PyTorch logit|
     max_drop: float = 0.10  # a variant losing more val accuracy than this vs fp32 is marked failed
     eval_batch_size: int = 64
     opset: int = 18
@@ -169,7 +170,7 @@ class Exporter:
         """Hash of everything a variant's result depends on; equal hash = nothing to redo."""
         o = self.options
         inputs: dict[str, Any] = {"checkpoint": ctx.ckpt_hash, "store": self.store.store_hash, "variant": variant,
-                                  "opset": o.opset, "parity_tol": o.parity_tol, "parity_frames": o.parity_frames,
+                                  "opset": o.opset, "parity_tol": o.parity_tol, "parity_rtol": o.parity_rtol, "parity_frames": o.parity_frames,
                                   "kdbench_version": __version__}
         if variant != "fp32":
             inputs["max_drop"] = o.max_drop
@@ -316,7 +317,7 @@ class Exporter:
 
     def _export_checked(self, model: Any, path: Path, rec: dict[str, Any]) -> None:
         """Export a torch model to ONNX fp32 at ``path`` and enforce logit parity on real frames."""
-        from kdbench.export.onnx_export import export_onnx, parity_max_abs_diff
+        from kdbench.export.onnx_export import export_onnx, parity_stats
 
         info = export_onnx(model, path, rec["input_size"], self.options.opset)
         rec["details"].update(exporter=info["exporter"], opset=info["opset"])
@@ -325,12 +326,14 @@ class Exporter:
         rows = self.store.indices("val")[: self.options.parity_frames]
         if not len(rows):
             rows = self.store.indices("train")[: self.options.parity_frames]
-        diff = parity_max_abs_diff(model, path, frames_as_input(self.store, rows))
+        diff, scale = parity_stats(model, path, frames_as_input(self.store, rows))
+        allowed = self.options.parity_tol + self.options.parity_rtol * scale
         rec["max_abs_diff"] = diff
-        rec["details"]["parity_frames"] = int(len(rows))
-        if not diff <= self.options.parity_tol:
+        rec["details"].update(parity_frames=int(len(rows)), parity_allowed=allowed, max_abs_logit=scale)
+        if not diff <= allowed:
             rec["reason"] = (f"ONNX/PyTorch parity failed: max abs logit difference {diff:.3g} on {len(rows)} "
-                             f"real frames exceeds tolerance {self.options.parity_tol:g}")
+                             f"real frames exceeds the allowed {allowed:.3g} ({self.options.parity_tol:g} + "
+                             f"{self.options.parity_rtol:g} x max |logit| {scale:.3g})")
 
     def _fp32(self, ctx: _Context, rec: dict[str, Any]) -> None:
         path = ctx.dir / "fp32.onnx"
