@@ -47,7 +47,7 @@ def status_table(status: dict[str, Any], title: str) -> Any:
                          ("failed", "right"), ("running", "right"), ("best val", "right"), ("its test", "right"),
                          ("best configuration", "left")):
         numeric = justify == "right"
-        table.add_column(col, justify=justify, no_wrap=numeric, min_width=6 if numeric else None,
+        table.add_column(col, justify=justify, no_wrap=numeric, min_width=6 if numeric else 14,
                          overflow="fold")
     for student, s in status["students"].items():
         c, best = s["counts"], s["best"]
@@ -70,7 +70,8 @@ def statistics_table(stats: dict[str, Any], metric: str = "test_accuracy") -> An
     for col in ("student", "comparison", "A", "n", "mean A", "mean B", "A - B", f"{stats['confidence']:.0%} CI",
                 "P(A>B)", "p", "p Holm"):
         text = col in ("student", "comparison", "A")
-        table.add_column(col, justify="left" if text else "right", overflow="fold", no_wrap=not text)
+        table.add_column(col, justify="left" if text else "right", overflow="fold", no_wrap=not text,
+                         min_width=10 if text else None)  # labels stay readable on an 80-column console
     for c in stats["comparisons"]:
         if c["metric"] != metric:
             continue
