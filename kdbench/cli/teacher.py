@@ -57,19 +57,18 @@ def cache(
     from rich.progress import Progress
 
     from kdbench.data.store import FrameStore
-    from kdbench.distill.cache import cache_key, cache_paths, load_or_build_teacher_logits, stale_reason
+    from kdbench.distill.cache import build_teacher_logits, cache_paths, cache_status
 
     frames = FrameStore.open(store)
-    key, identity = cache_key(teacher, frames)
-    reason = "rebuild requested" if rebuild else stale_reason(frames, key, identity)
+    key, identity, reason = cache_status(frames, teacher, rebuild)  # hashes the teacher file once
     if reason is None:
         console.print(f"cache is up to date: {cache_paths(frames, key)[0]}")
         return
     console.print(f"building teacher-logit cache ({reason})")
     with Progress(console=console) as bar:
         task = bar.add_task("teacher logits", total=len(frames))
-        load_or_build_teacher_logits(frames, teacher, batch_size, device, rebuild=rebuild,
-                                     progress=lambda done, total: bar.update(task, completed=done))
+        build_teacher_logits(frames, teacher, key, identity, reason, batch_size, device,
+                             progress=lambda done, total: bar.update(task, completed=done))
     console.print(f"wrote {cache_paths(frames, key)[0]}")
 
 

@@ -85,19 +85,20 @@ def compute_teacher_logits(
     return out
 
 
-def load_or_build_teacher_logits(
-    store: FrameStore, teacher_path: str | Path, batch_size: int = 256, device: str = "cpu",
-    progress: Callable[[int, int], None] | None = None, rebuild: bool = False,
+def cache_status(store: FrameStore, teacher_path: str | Path, rebuild: bool = False) -> tuple[str, dict, str | None]:
+    """(key, identity, why the entry must be (re)built or None when it is valid) for a teacher on a store."""
+    key, identity = cache_key(Path(teacher_path), store)
+    return key, identity, "rebuild requested" if rebuild else stale_reason(store, key, identity)
+
+
+def build_teacher_logits(
+    store: FrameStore, teacher_path: str | Path, key: str, identity: dict, reason: str, batch_size: int = 256,
+    device: str = "cpu", progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Cached teacher logits [N, 4] for the store; computed (once) when missing or stale."""
+    """Compute the teacher's logits and write them as cache entry ``key`` (reason: why it was needed)."""
     from kdbench.teacher import load_teacher
 
-    teacher_path = Path(teacher_path)
-    key, identity = cache_key(teacher_path, store)
     npy, meta_path = cache_paths(store, key)
-    reason = "rebuild requested" if rebuild else stale_reason(store, key, identity)
-    if reason is None:
-        return np.load(npy)
     if reason != "no cache entry":
         log.warning("teacher-logit cache %s is stale (%s): rebuilding", npy, reason)
     logits = compute_teacher_logits(load_teacher(teacher_path, device), store, batch_size, progress)
@@ -105,6 +106,17 @@ def load_or_build_teacher_logits(
     tmp = npy.with_name(npy.name + ".tmp.npy")
     np.save(tmp, logits)
     os.replace(tmp, npy)
-    write_json(meta_path, {**identity, "teacher_path": str(teacher_path.resolve()), "shape": list(logits.shape),
+    write_json(meta_path, {**identity, "teacher_path": str(Path(teacher_path).resolve()), "shape": list(logits.shape),
                            "file_hash": file_hash(npy), "stale_reason_at_build": reason})
     return logits
+
+
+def load_or_build_teacher_logits(
+    store: FrameStore, teacher_path: str | Path, batch_size: int = 256, device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None, rebuild: bool = False,
+) -> np.ndarray:
+    """Cached teacher logits [N, 4] for the store; computed (once) when missing or stale."""
+    key, identity, reason = cache_status(store, teacher_path, rebuild)
+    if reason is None:
+        return np.load(cache_paths(store, key)[0])
+    return build_teacher_logits(store, teacher_path, key, identity, reason, batch_size, device, progress)
