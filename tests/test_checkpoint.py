@@ -32,7 +32,8 @@ def test_round_trip_restores_weights_outputs_and_metadata(model, tmp_path: Path)
     path = save_checkpoint(model, tmp_path / "run" / "best.pt", arch=ARCH, num_classes=4, input_size=64,
                            extra={"method": "ctkd", "hparams": {"temperature": 4.0, "schedule": "cosine"}})
     raw = torch.load(path, weights_only=True)
-    assert set(raw) == {"arch", "num_classes", "input_size", "state_dict", "kdbench_version", "method", "hparams"}
+    assert set(raw) == {"arch", "num_classes", "input_size", "state_dict", "kdbench_version", "method", "hparams",
+                        "tensor_sha256"}
     loaded, meta = load_checkpoint(path)
     assert meta == {"arch": ARCH, "num_classes": 4, "input_size": 64, "kdbench_version": __version__,
                     "method": "ctkd", "hparams": {"temperature": 4.0, "schedule": "cosine"}}
@@ -124,3 +125,66 @@ def test_extra_metadata_must_be_safe_to_load_and_not_reserved(model, tmp_path: P
     with pytest.raises(ConfigError, match=r"\['arch'\] clash with reserved keys"):
         save_checkpoint(model, tmp_path / "b.pt", arch=ARCH, num_classes=4, input_size=64, extra={"arch": "x"})
     assert not (tmp_path / "a.pt").exists() and not (tmp_path / "b.pt").exists()
+
+
+def _largest_record_offset(path: Path) -> tuple[int, int]:
+    """(file offset, size) of the data of the largest entry in a torch zip checkpoint."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        header = fh.read(30)
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + name_len + extra_len, info.file_size
+
+
+def test_zeroed_bytes_inside_a_checkpoint_are_detected(model, tmp_path: Path) -> None:
+    path = save_checkpoint(model, tmp_path / "best.pt", arch=ARCH, num_classes=4, input_size=64)
+    start, size = _largest_record_offset(path)
+    data = bytearray(path.read_bytes())
+    data[start + size // 2: start + size // 2 + 256] = bytes(256)  # a bad sector inside one weight tensor
+    path.write_bytes(bytes(data))
+    raw = torch.load(path, weights_only=True)  # torch itself notices nothing
+    assert set(raw["state_dict"]) == set(model.state_dict())
+    with pytest.raises(DataError, match=r"^checkpoint .*best.pt is corrupt: its tensors hash to [0-9a-f]{16}, "
+                                        r"but it was saved with tensor_sha256 [0-9a-f]{16}; restore or retrain it$"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_without_checksum_still_loads(model, tmp_path: Path) -> None:
+    path = tmp_path / "old.pt"
+    torch.save({"arch": ARCH, "num_classes": 4, "input_size": 64, "state_dict": model.state_dict(),
+                "kdbench_version": "0.0.1"}, path)
+    loaded, meta = load_checkpoint(path)
+    assert "tensor_sha256" not in meta
+    assert torch.equal(loaded.state_dict()["backbone.fc.weight"], model.state_dict()["backbone.fc.weight"])
+
+
+def test_full_disk_while_saving_is_one_line(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE in a child process: the checkpoint write fails as on a full disk."""
+    import subprocess
+    import sys
+
+    code = ("import resource, signal, sys\n"
+            "from kdbench.models import create_model\n"
+            "from kdbench.models.checkpoint import save_checkpoint\n"
+            "m = create_model('mobilenet_v3_small')\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"
+            "save_checkpoint(m, sys.argv[1], arch='mobilenet_v3_small', num_classes=4, input_size=64)\n")
+    out = tmp_path / "run" / "best.pt"
+    r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("kdbench.errors.DataError: cannot write checkpoint ") and "best.pt" in last, r.stderr
+    assert not out.exists() and not list(out.parent.glob("*.tmp"))
+
+
+def test_checkpoint_size_estimate_matches_a_saved_file(model, tmp_path: Path) -> None:
+    from kdbench.models.checkpoint import estimate_checkpoint_mb
+
+    path = save_checkpoint(model, tmp_path / "m.pt", arch=ARCH, num_classes=4, input_size=64)
+    assert estimate_checkpoint_mb(ARCH) == pytest.approx(path.stat().st_size / 2**20, rel=0.05)

@@ -4,10 +4,18 @@ Loading uses ``torch.load(weights_only=True)``: a checkpoint can hold tensors an
 containers/numbers/strings only, so opening a file from elsewhere cannot run code. The
 architecture is rebuilt with ``create_model`` and the weights loaded strictly; any mismatch is a
 ``ConfigError`` naming the missing and unexpected keys and the shape mismatches.
+
+``save_checkpoint`` records ``tensor_sha256``, a hash of every tensor's name, dtype, shape and
+bytes; ``load_checkpoint`` recomputes it, so bytes changed inside the file (zeroed by a bad disk,
+a truncated copy) are a ``DataError`` instead of a model with silently wrong weights. Checkpoints
+written before the checksum existed (no ``tensor_sha256``) still load.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import os
 import pickle
 from pathlib import Path
@@ -20,7 +28,8 @@ from kdbench import __version__
 from kdbench.errors import ConfigError, DataError
 from kdbench.models.registry import create_model
 
-RESERVED_KEYS = ("arch", "num_classes", "input_size", "state_dict", "kdbench_version")
+RESERVED_KEYS = ("arch", "num_classes", "input_size", "state_dict", "kdbench_version", "tensor_sha256")
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR)
 _MAX_LISTED = 10
 _PLAIN_TYPES = (str, int, float, bool, type(None))
 
@@ -45,6 +54,30 @@ def _check_storable(value: Any, where: str) -> None:
     )
 
 
+def tensor_checksum(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in sorted key order."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{list(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def verify_checksum(path: Path, obj: dict) -> None:
+    """DataError if ``obj`` carries a tensor checksum that its state dict no longer matches."""
+    stored = obj.get("tensor_sha256")
+    if stored is None:
+        return  # written before checksums existed
+    state = obj.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataError(f"checkpoint {path}: 'state_dict' is not a dict of tensors; the file is damaged")
+    actual = tensor_checksum(state)
+    if actual != stored:
+        raise DataError(f"checkpoint {path} is corrupt: its tensors hash to {actual[:16]}, but it was saved "
+                        f"with tensor_sha256 {str(stored)[:16]}; restore or retrain it")
+
+
 def save_checkpoint(
     model: nn.Module,
     path: str | os.PathLike,
@@ -66,13 +99,23 @@ def save_checkpoint(
         "input_size": int(input_size),
         "state_dict": state,
         "kdbench_version": __version__,
+        "tensor_sha256": tensor_checksum(state),
         **extra,
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch's zip writer reports a failed write as RuntimeError
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno not in _WRITE_ERRNOS:
+            raise
+        reason = err.strerror if isinstance(err, OSError) else f"torch.save failed: {str(err).strip().splitlines()[0]}"
+        raise DataError(f"cannot write checkpoint {path} ({reason}); check free space and that the folder "
+                        f"is writable") from None
     return path
 
 
@@ -137,7 +180,8 @@ def load_checkpoint(
     path = Path(path)
     obj = _read(path, map_location)
     if isinstance(obj, dict) and "state_dict" in obj:
-        meta = {k: v for k, v in obj.items() if k != "state_dict"}
+        verify_checksum(path, obj)
+        meta = {k: v for k, v in obj.items() if k not in ("state_dict", "tensor_sha256")}
         state = obj["state_dict"]
         if "arch" not in meta and arch is None:
             raise ConfigError(f"checkpoint {path} has no 'arch' key; pass arch= to load it")
@@ -177,3 +221,10 @@ def load_checkpoint(
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
     model.eval()
     return model, meta
+
+
+def estimate_checkpoint_mb(arch: str, num_classes: int = 4) -> float:
+    """Size of a checkpoint of ``arch`` in MiB, from its tensors built on the meta device (no memory)."""
+    with torch.device("meta"):
+        model = create_model(arch, num_classes=num_classes)
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2**20
