@@ -7,6 +7,12 @@ and the training loss is their sum. Hyperparameters are the keyword arguments of
 index of the current training epoch (0 = the first), as ``kdbench.train.fit`` passes it; methods
 whose published schedules count epochs from 1 (DKD's warm-up, CTKD's lambda) use ``epoch + 1``.
 Teacher logits are always detached: no gradient reaches the teacher.
+
+Logit standardisation (Sun et al., CVPR 2024, "Logit Standardization in Knowledge Distillation") is
+a switch on every logit method: a method that takes ``standardize`` (default False) passes its
+logits through ``distill_logits`` before its distillation term, which z-scores each sample's
+student and teacher logits when the switch is on. Cross-entropy on the labels always uses the raw
+student logits. ``logit_std`` is vanilla KD with the switch on.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class DistillMethod(nn.Module):
 
     name: ClassVar[str] = ""
     needs_teacher: ClassVar[bool] = True
+    standardize: bool = False  # methods taking a ``standardize`` hparam set it per instance
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -55,6 +62,13 @@ class DistillMethod(nn.Module):
     def epoch_log(self) -> dict[str, float]:
         """Values worth logging once per epoch (e.g. CTKD's temperature); empty by default."""
         return {}
+
+    def distill_logits(self, student_logits: torch.Tensor,
+                       teacher_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits a distillation term compares: per-sample z-scored when ``standardize`` is on."""
+        if self.standardize:
+            return standardize(student_logits), standardize(teacher_logits)
+        return student_logits, teacher_logits
 
     def check_inputs(
         self, student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, targets: torch.Tensor

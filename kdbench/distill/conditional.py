@@ -12,6 +12,8 @@ teacher's entropy, a constant that has the same gradient (zero) for the student.
 the soft term, so its gradients keep the magnitude of the CE term's as T varies (Hinton's
 correction); at T = 1 the two terms are on the same footing, as in the paper.
 Both terms are divided by the full batch size, so ``kd + ce`` is the per-sample mean.
+With ``standardize=true`` the soft term compares z-scored logits (Sun et al. 2024, see ``base``);
+whether the teacher is right does not change (z-scoring keeps the argmax).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdbench.distill.base import DistillMethod, check_number, kl_per_sample
+from kdbench.distill.base import DistillMethod, check_bool, check_number, kl_per_sample
 
 
 class Conditional(DistillMethod):
@@ -28,9 +30,10 @@ class Conditional(DistillMethod):
     name = "conditional"
     needs_teacher = True
 
-    def __init__(self, temperature: float = 4.0) -> None:
+    def __init__(self, temperature: float = 4.0, standardize: bool = False) -> None:
         super().__init__()
         self.temperature = check_number(self.name, "temperature", temperature, 0.0, None, low_open=True)
+        self.standardize = check_bool(self.name, "standardize", standardize)
         self._epoch = -1
         self._seen = 0
         self._correct = 0
@@ -40,7 +43,7 @@ class Conditional(DistillMethod):
         """``{"kd": soft term over teacher-correct samples, "ce": hard term over the rest}``."""
         teacher = self.check_inputs(student_logits, teacher_logits, targets)
         correct = (teacher.argmax(dim=1) == targets).to(student_logits.dtype)
-        kl = kl_per_sample(student_logits, teacher, self.temperature)
+        kl = kl_per_sample(*self.distill_logits(student_logits, teacher), self.temperature)
         ce = F.cross_entropy(student_logits, targets, reduction="none")
         if self.training:
             if epoch != self._epoch:

@@ -13,7 +13,8 @@ where n = epoch + 1 is the 1-based epoch number (mdistiller's loop counts from 1
 ramps in linearly over the first ``warmup`` epochs. These are the formulas of mdistiller's
 ``dkd_loss``; here NCKD is computed exactly on the C - 1 non-target logits instead of masking the
 target with -1000. Defaults follow mdistiller's CIFAR settings (alpha 1, beta 8, T 4, CE weight 1)
-except the warm-up: 5 epochs for kdbench's 20-epoch runs instead of 20 of 240.
+except the warm-up: 5 epochs for kdbench's 20-epoch runs instead of 20 of 240. With
+``standardize=true`` TCKD and NCKD compare z-scored logits (Sun et al. 2024 report DKD with it).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdbench.distill.base import DistillMethod, check_int, check_number
+from kdbench.distill.base import DistillMethod, check_bool, check_int, check_number
 from kdbench.errors import ConfigError
 
 
@@ -61,13 +62,14 @@ class DKD(DistillMethod):
     needs_teacher = True
 
     def __init__(self, alpha: float = 1.0, beta: float = 8.0, temperature: float = 4.0,
-                 warmup: int = 5, ce_weight: float = 1.0) -> None:
+                 warmup: int = 5, ce_weight: float = 1.0, standardize: bool = False) -> None:
         super().__init__()
         self.alpha = check_number(self.name, "alpha", alpha, 0.0, None)
         self.beta = check_number(self.name, "beta", beta, 0.0, None)
         self.temperature = check_number(self.name, "temperature", temperature, 0.0, None, low_open=True)
         self.warmup = check_int(self.name, "warmup", warmup, 0)
         self.ce_weight = check_number(self.name, "ce_weight", ce_weight, 0.0, None)
+        self.standardize = check_bool(self.name, "standardize", standardize)
 
     def warmup_factor(self, epoch: int) -> float:
         """``min((epoch + 1) / warmup, 1)`` for 0-based ``epoch``; 1 when warmup is 0."""
@@ -79,7 +81,7 @@ class DKD(DistillMethod):
         teacher = self.check_inputs(student_logits, teacher_logits, targets)
         if student_logits.shape[1] < 3:
             raise ConfigError(f"method 'dkd' needs at least 3 classes for NCKD; got {student_logits.shape[1]}")
-        tckd, nckd = dkd_terms(student_logits, teacher, targets, self.temperature)
+        tckd, nckd = dkd_terms(*self.distill_logits(student_logits, teacher), targets, self.temperature)
         return {
             "ce": self.ce_weight * F.cross_entropy(student_logits, targets),
             "kd": self.warmup_factor(epoch) * (self.alpha * tckd + self.beta * nckd),

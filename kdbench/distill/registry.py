@@ -7,10 +7,13 @@ from typing import Any
 from kdbench.distill.base import DistillMethod
 from kdbench.distill.conditional import Conditional
 from kdbench.distill.ctkd import CTKD
+from kdbench.distill.dist import DIST
 from kdbench.distill.dkd import DKD
 from kdbench.distill.logit_std import LogitStd
+from kdbench.distill.nkd import NKD
 from kdbench.distill.scratch import Scratch
 from kdbench.distill.vanilla import Vanilla
+from kdbench.distill.wttm import WTTM
 from kdbench.errors import ConfigError
 
 METHODS: dict[str, type[DistillMethod]] = {
@@ -19,7 +22,10 @@ METHODS: dict[str, type[DistillMethod]] = {
     Conditional.name: Conditional,
     CTKD.name: CTKD,
     DKD.name: DKD,
-    LogitStd.name: LogitStd,
+    LogitStd.name: LogitStd,  # alias: vanilla KD with standardize=True
+    DIST.name: DIST,
+    WTTM.name: WTTM,
+    NKD.name: NKD,
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdbench.distill.base import DistillMethod, check_bool, check_number, kd_term, standardize
+from kdbench.distill.base import DistillMethod, check_bool, check_number, kd_term
 
 
 class Vanilla(DistillMethod):
@@ -32,10 +32,7 @@ class Vanilla(DistillMethod):
                 targets: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
         """``{"kd": alpha * T^2 * KL, "ce": (1 - alpha) * CE}``."""
         teacher = self.check_inputs(student_logits, teacher_logits, targets)
-        s, t = student_logits, teacher
-        if self.standardize:
-            s, t = standardize(s), standardize(t)
         return {
-            "kd": self.alpha * kd_term(s, t, self.temperature),
+            "kd": self.alpha * kd_term(*self.distill_logits(student_logits, teacher), self.temperature),
             "ce": (1.0 - self.alpha) * F.cross_entropy(student_logits, targets),
         }
