@@ -1,8 +1,9 @@
 """Hardware profiles: TOML files describing a target, its runtimes, threads, batches and constraints.
 
-A profile is looked up by name in ``hardware_profiles/`` (the repository's folder, or the one under
-the current directory) or given as a path to the user's own file. Schema (every key is checked;
-unknown keys are errors so that typos do not pass silently)::
+A profile is looked up by name in ``./hardware_profiles/`` under the current directory, then in the
+one shipped inside the package (``kdbench/hardware_profiles/``, see ``kdbench.resources``), or
+given as a path to the user's own file. Schema (every key is checked; unknown keys are errors so
+that typos do not pass silently)::
 
     name = "rpi4"                       # required, [A-Za-z0-9_.-]+
     description = "..."                 # optional
@@ -134,14 +135,10 @@ class HardwareProfile:
 
 
 def profile_dirs() -> list[Path]:
-    """Folders searched for profiles by name: ./hardware_profiles, then the repository's."""
-    here = Path(__file__).resolve().parents[2] / "hardware_profiles"
-    dirs = [Path.cwd() / "hardware_profiles", here]
-    out: list[Path] = []
-    for d in dirs:
-        if d.is_dir() and d.resolve() not in [o.resolve() for o in out]:
-            out.append(d)
-    return out
+    """Folders searched for profiles by name: ./hardware_profiles, then the package's own."""
+    from kdbench.resources import resource_dirs
+
+    return resource_dirs("hardware_profiles")
 
 
 def available_profiles() -> list[str]:

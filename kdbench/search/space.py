@@ -145,23 +145,29 @@ class SearchSpace:
 
         return any(METHODS[m].needs_teacher for m in self.method_names)
 
-    def suggest(self, trial: Any, baseline: bool = False) -> dict[str, Any]:
+    def suggest(self, trial: Any) -> dict[str, Any]:
         """The configuration of one trial: {"method", "hparams", "train"}, drawn from the Optuna trial.
 
-        With ``baseline`` the method is fixed to the baseline method (its own dims still apply).
-        In grid mode the trial's single categorical param ``config`` indexes ``grid()``.
+        Every searched dimension is a real Optuna param ("method", "<method>.<key>", training keys);
+        the baseline and grid cells are queued trials whose params are fixed (``cell_params``).
         """
-        if self.sampler == "grid":
-            grid = self.grid()
-            ids = [grid_id(c) for c in grid]
-            return grid[ids.index(trial.suggest_categorical("config", ids))]
         assert self.methods is not None
-        method = self.baseline if baseline else self.methods.suggest(trial, "method")
+        method = self.methods.suggest(trial, "method")
         train = dict(self.train)
         for key, dim in self.shared.items():
             train[key] = dim.suggest(trial, key)
         hparams = {key: dim.suggest(trial, f"{method}.{key}") for key, dim in self.method_dims.get(method, {}).items()}
         return {"method": method, "hparams": hparams, "train": train}
+
+    def cell_params(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The Optuna params that make ``suggest`` return ``config`` (a grid cell, or a baseline's method)."""
+        assert self.methods is not None
+        params: dict[str, Any] = {} if self.methods.kind == "fixed" else {"method": config["method"]}
+        params.update({k: config["train"][k] for k, d in self.shared.items() if d.kind != "fixed" and k in config["train"]})
+        dims = self.method_dims.get(config["method"], {})
+        params.update({f"{config['method']}.{k}": v for k, v in config.get("hparams", {}).items()
+                       if k in dims and dims[k].kind != "fixed"})
+        return params
 
     def grid(self) -> list[dict[str, Any]]:
         """Every configuration of a fully categorical space, baseline first (the grid sampler's points)."""
@@ -210,10 +216,10 @@ def _fmt(v: Any) -> str:
 
 
 def load_space(path: str | Path, check_students: bool = True) -> SearchSpace:
-    """Read and validate a search space TOML file (ConfigError naming the key on any problem)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"search space file {path} does not exist (see search_spaces/*.toml for examples)")
+    """Read and validate a search space TOML file or shipped name like 'quick' (ConfigError naming the key)."""
+    from kdbench.resources import find_resource
+
+    path = find_resource("search_spaces", path)  # ./search_spaces/NAME.toml, the package's, or a path
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
