@@ -125,3 +125,97 @@ def test_read_text_utf8(tmp_path):
         checks.read_text_utf8(bad, "CSV file")
     with pytest.raises(DataError, match="no such file"):
         checks.read_text_utf8(tmp_path / "absent.csv", "CSV file")
+
+
+# --- frame store integrity --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory) -> Path:
+    """A small store from the official layouts (echo_fixtures), prepared once; tests copy it before editing."""
+    from echo_fixtures import make_all
+    from kdbench.data.prepare import prepare_store
+
+    base = tmp_path_factory.mktemp("integrity")
+    prepare_store(make_all(base / "data", n=3, frames=4), base / "store", size=32, frames_per_video=3, workers=1)
+    return base / "store"
+
+
+def _copy_store(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _flip_row(store: Path, row: int) -> None:
+    """Change one frame in place (np.memmap r+), as a stray tool or a bad disk would."""
+    import numpy as np
+
+    frames = np.load(store / "frames.npy", mmap_mode="r+")
+    frames[row] = 255 - frames[row]
+    frames.flush()
+
+
+def test_store_records_integrity_and_verifies(small_store, tmp_path):
+    from kdbench.data.store import FrameStore, sample_rows, verify_store
+
+    store = FrameStore.open(small_store)
+    integrity = store.manifest["integrity"]
+    assert integrity["frames_bytes"] == (small_store / "frames.npy").stat().st_size
+    assert integrity["sample_rows"] == min(len(store), 64)
+    report = verify_store(small_store)
+    assert report["store_hash"] == store.store_hash and report["n_frames"] == len(store)
+    assert len(sample_rows(1000)) == 64 and sample_rows(1000)[0] == 0 and sample_rows(1000)[-1] == 999
+
+
+def test_frames_changed_in_a_sampled_row_fail_on_open(small_store, tmp_path):
+    from kdbench.data.store import FrameStore, sample_rows
+
+    store = _copy_store(small_store, tmp_path / "s")
+    n = len(FrameStore.open(store))
+    _flip_row(store, int(sample_rows(n)[1]))
+    with pytest.raises(DataError, match=r"frames.npy \(the hash of \d+ sampled rows differs\) changed since "
+                                        r"`kdbench data prepare` wrote it; run `kdbench data verify"):
+        FrameStore.open(store)
+
+
+def test_frames_changed_between_samples_are_caught_by_verify(tmp_path_factory, tmp_path):
+    """A store bigger than the sample: a row the cheap check skips is still caught by the full verify."""
+    from echo_fixtures import make_all
+    from kdbench.data.prepare import prepare_store
+    from kdbench.data.store import FrameStore, sample_rows, verify_store
+
+    store = tmp_path / "store"
+    prepare_store(make_all(tmp_path / "data", n=12, frames=8), store, size=16, frames_per_video=4, workers=1)
+    n = len(FrameStore.open(store))
+    unsampled = sorted(set(range(n)) - set(sample_rows(n).tolist()))
+    assert unsampled, n
+    _flip_row(store, unsampled[0])
+    FrameStore.open(store)  # the sampled check cannot see this row
+    with pytest.raises(DataError, match=r"frames.npy changed since `kdbench data prepare`"):
+        verify_store(store)
+
+
+def test_store_without_integrity_record_still_opens_and_verifies(small_store, tmp_path):
+    import json
+
+    from kdbench.data.store import FrameStore, verify_store
+
+    store = _copy_store(small_store, tmp_path / "old")
+    manifest = json.loads((store / "manifest.json").read_text())
+    del manifest["integrity"]
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    assert len(FrameStore.open(store)) == manifest["n_frames"]
+    assert verify_store(store)["integrity_recorded"] is False
+    _flip_row(store, 0)
+    with pytest.raises(DataError, match=r"frames.npy or index.csv \(store_hash differs\)"):
+        verify_store(store)
+
+
+def test_index_changed_fails_on_open(small_store, tmp_path):
+    from kdbench.data.store import FrameStore
+
+    store = _copy_store(small_store, tmp_path / "s")
+    text = (store / "index.csv").read_text()
+    (store / "index.csv").write_text(text.replace(",train,", ",test,", 1))
+    with pytest.raises(DataError, match=r"index.csv changed since"):
+        FrameStore.open(store)

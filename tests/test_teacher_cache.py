@@ -96,3 +96,33 @@ def test_missing_teacher_file_is_a_clear_error(tiny_store, tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_or_build_teacher_logits(tiny_store, tmp_path / "nope.pt")
     assert not os.path.exists(tmp_path / "nope.pt")
+
+
+def test_frames_changed_in_place_are_not_trusted(tiny_store, teacher_pt, tmp_path):
+    """The cache key trusts store_hash: a frame edited after the cache was built must stop the run."""
+    import json
+    import shutil
+
+    from kdbench.data.store import FrameStore, sample_rows
+    from kdbench.errors import DataError
+
+    copy = tmp_path / "store"
+    shutil.copytree(tiny_store.path, copy, ignore=shutil.ignore_patterns("teacher_cache"))
+    store = FrameStore.open(copy)
+    logits = load_or_build_teacher_logits(store, teacher_pt)
+    _, meta_path = cache_paths(store, cache_key(teacher_pt, store)[0])
+    assert json.loads(meta_path.read_text())["frames_stat"]["frames.npy"][0] == (copy / "frames.npy").stat().st_size
+
+    os.utime(copy / "frames.npy")  # touched, same bytes: rehashed once, then trusted again
+    np.testing.assert_array_equal(load_or_build_teacher_logits(store, teacher_pt), logits)
+
+    unsampled = sorted(set(range(len(store))) - set(sample_rows(len(store)).tolist()))
+    row = unsampled[0] if unsampled else 0
+    frames = np.load(copy / "frames.npy", mmap_mode="r+")
+    frames[row] = 255 - frames[row]
+    frames.flush()
+    del frames
+    with pytest.raises(DataError, match=r"frames.npy changed since `kdbench data prepare` wrote it"):
+        load_or_build_teacher_logits(store, teacher_pt)
+    with pytest.raises(DataError, match=r"frames.npy changed since"):
+        load_or_build_teacher_logits(store, teacher_pt, rebuild=True)

@@ -35,6 +35,7 @@ from kdbench.data import echonet_dynamic, echonet_lvh, tmed2
 from kdbench.data.clips import Clip, LoadResult
 from kdbench.data.harmonise import HARMONISE_VERSION, harmonise_clip, sample_indices, to_grey
 from kdbench.data.splits import check_patient_splits
+from kdbench.data.store import integrity_record, store_hash_of
 from kdbench.data.views import SOURCES, SPLITS, VIEWS
 from kdbench.errors import ConfigError, DataError
 from kdbench.manifest import config_hash, file_hash, read_json, write_json
@@ -247,8 +248,8 @@ def _empty_counts(sources: list[str]) -> dict[str, dict[str, dict[str, int]]]:
     return {v: {s: {src: 0 for src in sources} for s in SPLITS} for v in VIEWS}
 
 
-def _assemble(out: Path, clips: list[Clip], metas: dict[str, dict], size: int) -> tuple[int, dict, str]:
-    """Concatenate parts into frames.npy + index.csv (atomically); returns (N, counts, store_hash)."""
+def _assemble(out: Path, clips: list[Clip], metas: dict[str, dict], size: int) -> tuple[int, dict, dict]:
+    """Concatenate parts into frames.npy + index.csv (atomically); returns (N, counts, integrity)."""
     parts = out / "parts"
     sources = sorted({c.source for c in clips}, key=SOURCES.index)
     frame_counts, clip_counts = _empty_counts(sources), _empty_counts(sources)
@@ -281,8 +282,7 @@ def _assemble(out: Path, clips: list[Clip], metas: dict[str, dict], size: int) -
     del frames
     os.replace(tmp_frames, out / "frames.npy")
     os.replace(tmp_index, out / "index.csv")
-    store_hash = config_hash({"frames": file_hash(out / "frames.npy"), "index": file_hash(out / "index.csv")})
-    return n_total, {"frames": frame_counts, "clips": clip_counts}, store_hash
+    return n_total, {"frames": frame_counts, "clips": clip_counts}, integrity_record(out, n_total)
 
 
 def prepare_store(
@@ -387,7 +387,7 @@ def prepare_store(
                     future.cancel()
                 raise
 
-    n_frames, counts, store_hash = _assemble(out, clips, metas, size)
+    n_frames, counts, integrity = _assemble(out, clips, metas, size)
     skipped, short = [], []
     for clip in clips:
         meta = metas[clip.video]
@@ -404,7 +404,8 @@ def prepare_store(
         "kdbench_version": __version__,
         "config": config,
         "config_hash": cfg_hash,
-        "store_hash": store_hash,
+        "store_hash": store_hash_of(integrity["frames_hash"], integrity["index_hash"]),
+        "integrity": integrity,
         "inputs": inputs,
         "n_frames": n_frames,
         "n_clips": sum(1 for c in clips if metas[c.video]["status"] == "ok"),

@@ -2,20 +2,28 @@
 
 ``frames.npy`` is opened as a read-only memmap, so opening is instant and many processes share the
 page cache; ``index.csv`` gives each row's label, split, source, patient and video.
+
+Integrity: ``data prepare`` records in the manifest's ``integrity`` the size of ``frames.npy``, the
+hashes of both files and a hash of a fixed sample of rows. ``open`` checks the size, the sample and
+``index.csv`` (cheap: a few hundred KB read), so frames changed in place are caught in most cases;
+``verify_store`` (``kdbench data verify``) rehashes every byte against ``store_hash``. Stores written
+before ``integrity`` existed still open; ``verify_store`` checks them against ``store_hash``.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from kdbench.data.views import SPLITS, VIEW_INDEX, VIEWS
 from kdbench.errors import DataError
-from kdbench.manifest import read_json
+from kdbench.manifest import config_hash, file_hash, read_json
 
 INDEX_COLUMNS = ("row", "source", "patient", "video", "view", "split", "frame")
+SAMPLE_ROWS = 64  # rows hashed on every open
 
 
 class FrameStore:
@@ -69,6 +77,8 @@ class FrameStore:
                 f"{(n, size, size)} from manifest.json; rerun `kdbench data prepare --force`"
             )
         columns = _read_index(path / "index.csv", n)
+        if "integrity" in manifest:
+            _check_sampled(path, manifest["integrity"], frames)
 
         store = cls.__new__(cls)
         store.path, store.size, store.manifest = path, size, manifest
@@ -94,6 +104,76 @@ class FrameStore:
 
     def __repr__(self) -> str:
         return f"FrameStore({str(self.path)!r}, n={len(self)}, size={self.size}, hash={self.store_hash})"
+
+
+def sample_rows(n: int, k: int = SAMPLE_ROWS) -> np.ndarray:
+    """The rows hashed by the cheap check: ``k`` rows spread evenly from the first to the last."""
+    return np.unique(np.linspace(0, max(n - 1, 0), min(n, k)).round().astype(np.int64))
+
+
+def sample_hash(frames: np.ndarray, rows: np.ndarray) -> str:
+    """First 16 hex digits of the sha256 of the given rows' bytes."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(np.ascontiguousarray(frames[int(row)]).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def integrity_record(path: Path, n: int) -> dict:
+    """What ``data prepare`` records for the checks: sizes, full hashes and the sampled-rows hash."""
+    frames = np.load(path / "frames.npy", mmap_mode="r")
+    return {"frames_bytes": (path / "frames.npy").stat().st_size, "frames_hash": file_hash(path / "frames.npy"),
+            "index_hash": file_hash(path / "index.csv"), "sample_rows": int(min(n, SAMPLE_ROWS)),
+            "sample_hash": sample_hash(frames, sample_rows(n))}
+
+
+def store_hash_of(frames_hash: str, index_hash: str) -> str:
+    """The store hash: one hash of the frames file's and the index file's hashes."""
+    return config_hash({"frames": frames_hash, "index": index_hash})
+
+
+def _changed(path: Path, what: str) -> DataError:
+    return DataError(f"frame store {path}: {what} changed since `kdbench data prepare` wrote it; run "
+                     f"`kdbench data verify {path}`, then rebuild it with `kdbench data prepare --force`")
+
+
+def _check_sampled(path: Path, integrity: dict, frames: np.ndarray) -> None:
+    """The cheap check on open: frames.npy's size, a sampled-rows hash and index.csv's hash."""
+    size = (path / "frames.npy").stat().st_size
+    if size != integrity.get("frames_bytes", size):
+        raise _changed(path, f"frames.npy ({size} bytes, manifest says {integrity['frames_bytes']})")
+    rows = sample_rows(len(frames), int(integrity.get("sample_rows", SAMPLE_ROWS)))
+    if sample_hash(frames, rows) != integrity.get("sample_hash"):
+        raise _changed(path, f"frames.npy (the hash of {len(rows)} sampled rows differs)")
+    if file_hash(path / "index.csv") != integrity.get("index_hash"):
+        raise _changed(path, "index.csv")
+
+
+def verify_store(path: str | Path) -> dict:
+    """Open a store and rehash every byte against its store_hash; DataError naming what changed."""
+    return verify_frames(FrameStore.open(path))
+
+
+def verify_frames(store: FrameStore) -> dict:
+    """Rehash an open store's frames.npy and index.csv against its store_hash; DataError if changed."""
+    frames_hash, index_hash = file_hash(store.path / "frames.npy"), file_hash(store.path / "index.csv")
+    if store_hash_of(frames_hash, index_hash) != store.store_hash:
+        integrity = store.manifest.get("integrity", {})
+        changed = [name for name, now, key in (("frames.npy", frames_hash, "frames_hash"),
+                                               ("index.csv", index_hash, "index_hash")) if integrity.get(key) != now]
+        raise _changed(store.path, " and ".join(changed) if integrity else "frames.npy or index.csv (store_hash differs)")
+    return {"path": str(store.path), "n_frames": len(store), "store_hash": store.store_hash,
+            "bytes": (store.path / "frames.npy").stat().st_size + (store.path / "index.csv").stat().st_size,
+            "integrity_recorded": "integrity" in store.manifest}
+
+
+def frames_stat(store: FrameStore) -> dict:
+    """Size, mtime and inode of frames.npy and index.csv: unchanged stat means unchanged files."""
+    out = {}
+    for name in ("frames.npy", "index.csv"):
+        st = (store.path / name).stat()
+        out[name] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return out
 
 
 def _read_index(path: Path, n: int) -> dict[str, np.ndarray]:

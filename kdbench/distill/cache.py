@@ -5,6 +5,10 @@ frame) with ``<key>.json`` beside it. The key hashes the teacher file's bytes, t
 the preprocessing, so a different teacher or store never hits an old entry. On load the JSON is
 checked against the current teacher, store and the array itself (shape and file hash); anything
 that does not match is reported as stale and rebuilt, never used.
+
+The key trusts the store's ``store_hash``, so the cache also checks that the store's files still
+match it: a build rehashes them fully and records their stat (size, mtime, inode); a later use
+whose stat differs rehashes them again. Frames changed in place are a ``DataError``, never a hit.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from kdbench.data.store import FrameStore
+from kdbench.data.store import FrameStore, frames_stat, verify_frames
 from kdbench.data.views import VIEWS
 from kdbench.errors import ConfigError
 from kdbench.manifest import config_hash, file_hash, read_json, write_json
@@ -88,7 +92,23 @@ def compute_teacher_logits(
 def cache_status(store: FrameStore, teacher_path: str | Path, rebuild: bool = False) -> tuple[str, dict, str | None]:
     """(key, identity, why the entry must be (re)built or None when it is valid) for a teacher on a store."""
     key, identity = cache_key(Path(teacher_path), store)
-    return key, identity, "rebuild requested" if rebuild else stale_reason(store, key, identity)
+    reason = "rebuild requested" if rebuild else stale_reason(store, key, identity)
+    if reason is None:
+        _check_store_unchanged(store, cache_paths(store, key)[1])
+    return key, identity, reason
+
+
+def _check_store_unchanged(store: FrameStore, meta_path: Path) -> None:
+    """Rehash the store's files when their stat differs from the one recorded at build; DataError if changed."""
+    meta = read_json(meta_path)
+    stat = frames_stat(store)
+    if meta.get("frames_stat") == stat:
+        return
+    verify_frames(store)
+    try:  # unchanged content (a copy, a touch): remember the new stat so the next use is cheap
+        write_json(meta_path, {**meta, "frames_stat": stat})
+    except OSError:
+        pass
 
 
 def build_teacher_logits(
@@ -101,13 +121,16 @@ def build_teacher_logits(
     npy, meta_path = cache_paths(store, key)
     if reason != "no cache entry":
         log.warning("teacher-logit cache %s is stale (%s): rebuilding", npy, reason)
+    verify_frames(store)  # the key trusts store_hash: make sure the frames still match it
+    stat = frames_stat(store)
     logits = compute_teacher_logits(load_teacher(teacher_path, device), store, batch_size, progress)
     npy.parent.mkdir(parents=True, exist_ok=True)
     tmp = npy.with_name(npy.name + ".tmp.npy")
     np.save(tmp, logits)
     os.replace(tmp, npy)
     write_json(meta_path, {**identity, "teacher_path": str(Path(teacher_path).resolve()), "shape": list(logits.shape),
-                           "file_hash": file_hash(npy), "stale_reason_at_build": reason})
+                           "file_hash": file_hash(npy), "stale_reason_at_build": reason,
+                           "frames_stat": stat})
     return logits
 
 
