@@ -1,0 +1,271 @@
+"""Echo augmentation that keeps the teacher-logit cache: K fixed augmented versions of every frame.
+
+Caching the teacher's logits makes a KD trial cost what a scratch trial costs, but the teacher
+must see the frame the student sees. So augmentation here is a pure function of
+``(frame row, version k, seed)``: version k of a frame is the same array whenever and wherever it
+is made, the teacher runs once over the K versions of the training frames
+(``augmented_teacher_logits`` -> ``[K, N, 4]``), and the student sees version ``epoch mod K`` (or a
+seeded random version) of each frame, looking its teacher logits up as ``logits[k, row]``.
+
+The augmentations suit harmonised echo frames (apex at the top centre, one fixed fan mask):
+
+- probe pose: a small rotation about the sector apex and a small shift of the apex (the image
+  moves under the fixed mask, whose outline stays identical for every frame);
+- gain (overall brightness), contrast (a gamma curve), depth attenuation (``exp(-a * r)`` with r
+  the distance from the apex, a of either sign: time-gain compensation set too low or too high);
+- speckle: multiplicative noise, drawn at half resolution and upsampled so it is spatially
+  correlated like real speckle.
+
+No left-right flip unless ``flip=True``: a mirrored apical view is not the same view as seen by
+the usual probe convention, and a classifier should not learn that it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import torch
+
+from kdbench.data.harmonise import sector_mask
+from kdbench.data.loader import StoreLoader
+from kdbench.data.store import FrameStore
+from kdbench.data.views import VIEWS
+from kdbench.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+AUGMENT_VERSION = 1  # bump when the pixels a (row, k, seed, config) gives change: old caches then miss
+CHOICES = ("cycle", "random")
+TeacherFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strength of each augmentation (0 turns one off); every draw is uniform in +-the value."""
+
+    rotate_deg: float = 8.0  # rotation of the probe pose about the sector apex, degrees
+    shift: float = 0.04  # shift of the apex (sideways and in depth), fraction of the frame size
+    gain: float = 0.2  # brightness factor in [1 - gain, 1 + gain]
+    contrast: float = 0.25  # gamma exponent exp(u), u in [-contrast, contrast]
+    attenuation: float = 0.4  # depth attenuation exp(-a * r), a in [-attenuation, attenuation]
+    speckle: float = 0.15  # standard deviation of the multiplicative speckle noise
+    flip: bool = False  # mirror left-right with probability 1/2 (off: a mirrored view is another view)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "flip":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"augment.flip={value!r} is not a boolean (true/false)")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < _LIMITS[f.name]:
+                raise ConfigError(f"augment.{f.name}={value!r} is out of range; expected a number in [0, {_LIMITS[f.name]:g})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
+        """Build from a dict (e.g. a TOML table); unknown keys are a ConfigError naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"augment has no setting(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**data)
+
+
+_LIMITS = {"rotate_deg": 45.0, "shift": 0.5, "gain": 1.0, "contrast": 2.0, "attenuation": 5.0, "speckle": 1.0}
+
+
+@lru_cache(maxsize=8)
+def _depth_map(size: int) -> np.ndarray:
+    """Distance of each pixel from the sector apex (top centre), in frame sizes, float32 [S, S]."""
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    depth = np.hypot(xs - size / 2.0, ys) / size
+    depth.setflags(write=False)
+    return depth
+
+
+def frame_rng(row: int, version: int, seed: int) -> np.random.Generator:
+    """The random generator of version ``version`` of store row ``row`` under ``seed``."""
+    return np.random.default_rng([AUGMENT_VERSION, int(seed), int(version), int(row)])
+
+
+def augment_frame(frame: np.ndarray, row: int, version: int, seed: int, config: AugmentConfig) -> np.ndarray:
+    """Version ``version`` of one uint8 frame [S, S] as float32 [S, S] in [0, 1] (deterministic)."""
+    rng = frame_rng(row, version, seed)
+    size = frame.shape[0]
+    u = rng.uniform(-1.0, 1.0, size=7)  # one draw per parameter, always all, so settings never shift streams
+    flip = config.flip and u[6] > 0
+    apex = (size / 2.0 - 0.5, -0.5)  # top centre; OpenCV puts pixel centres at integers
+    matrix = cv2.getRotationMatrix2D(apex, float(u[0] * config.rotate_deg), 1.0)
+    matrix[:, 2] += (u[1] * config.shift * size, u[2] * config.shift * size)
+    if flip:  # mirror about the midline after the pose change
+        matrix = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0]]) @ np.vstack([matrix, [0.0, 0.0, 1.0]])
+    moved = cv2.warpAffine(np.ascontiguousarray(frame), matrix, (size, size), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    img = np.divide(moved, np.float32(255.0), dtype=np.float32)  # as StoreLoader: un-augmented frames match exactly
+    img **= np.float32(np.exp(u[3] * config.contrast))
+    img *= np.float32(1.0 + u[4] * config.gain) * np.exp(np.float32(-u[5] * config.attenuation) * _depth_map(size))
+    if config.speckle > 0:
+        half = max(1, size // 2)
+        noise = rng.standard_normal((half, half), dtype=np.float32)
+        noise = cv2.resize(noise, (size, size), interpolation=cv2.INTER_LINEAR)
+        img *= np.maximum(np.float32(1.0) + np.float32(config.speckle) * noise, np.float32(0.0))
+    img *= sector_mask(size)
+    return np.clip(img, 0.0, 1.0, out=img)
+
+
+def augment_batch(frames: np.ndarray, rows: np.ndarray, versions: np.ndarray, seed: int,
+                  config: AugmentConfig) -> np.ndarray:
+    """Augmented float32 [B, 1, S, S] in [0, 1] for uint8 frames [B, S, S] of store ``rows``."""
+    out = np.empty((len(frames), 1, *frames.shape[1:]), np.float32)
+    for i, (frame, row, k) in enumerate(zip(frames, rows, versions)):
+        out[i, 0] = augment_frame(frame, int(row), int(k), seed, config)
+    return out
+
+
+def check_versions(versions: int) -> int:
+    """``versions`` as a whole number >= 1, else ConfigError."""
+    if isinstance(versions, bool) or not isinstance(versions, (int, np.integer)) or versions < 1:
+        raise ConfigError(f"augmentation versions={versions!r}; expected a whole number >= 1 (0 turns augmentation off)")
+    return int(versions)
+
+
+def augmented_teacher_logits(
+    store: FrameStore, teacher: TeacherFn, versions: int, seed: int = 0, config: AugmentConfig | None = None,
+    split: str | None = "train", batch_size: int = 256, progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Teacher logits float32 [K, N, 4] of the K augmented versions of the split's frames (NaN elsewhere)."""
+    versions = check_versions(versions)
+    config = config or AugmentConfig()
+    rows = store.indices(split) if split is not None else np.arange(len(store), dtype=np.int64)
+    out = np.full((versions, len(store), len(VIEWS)), np.nan, np.float32)
+    done, total = 0, versions * len(rows)
+    for k in range(versions):
+        for start in range(0, len(rows), batch_size):
+            idx = rows[start : start + batch_size]
+            x = augment_batch(store.frames[idx], idx, np.full(len(idx), k), seed, config)
+            out[k, idx] = teacher(x)
+            done += len(idx)
+            if progress is not None:
+                progress(done, total)
+    bad = ~np.isfinite(out[:, rows]).all(axis=2)
+    if bad.any():
+        k, i = np.argwhere(bad)[0]
+        raise ValueError(f"the teacher produced non-finite logits for store row {int(rows[i])}, augmented version {int(k)}")
+    return out
+
+
+class AugmentedLoader:
+    """Iterate (x float32 [B,1,S,S], y int64 [B], idx int64 [B], k int64 [B]) over augmented frames.
+
+    Same batches and shuffle as ``StoreLoader`` (same seed and epoch give the same rows); each
+    frame comes as augmented version ``k``: ``epoch mod versions`` (``choice="cycle"``) or a
+    version drawn per frame and epoch from the seed (``choice="random"``). Teacher logits for the
+    batch are ``augmented_logits[k, idx]`` (see ``teacher_lookup``).
+    """
+
+    def __init__(self, store: FrameStore, split: str | None, batch_size: int, versions: int, seed: int = 0,
+                 config: AugmentConfig | None = None, shuffle: bool = True, drop_last: bool = False,
+                 choice: str = "cycle", augment_seed: int | None = None) -> None:
+        """``seed`` orders the batches; ``augment_seed`` (default: 0) fixes the versions and must match the cache's."""
+        if choice not in CHOICES:
+            raise ConfigError(f"augmentation choice={choice!r}; expected one of {list(CHOICES)}")
+        self.order_loader = StoreLoader(store, split, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        self.store, self.versions, self.choice = store, check_versions(versions), choice
+        self.config = config or AugmentConfig()
+        self.seed, self.augment_seed = int(seed), int(0 if augment_seed is None else augment_seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select this epoch's order and versions."""
+        self.epoch = int(epoch)
+        self.order_loader.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        """Number of batches per epoch."""
+        return len(self.order_loader)
+
+    def epoch_versions(self, order: np.ndarray) -> np.ndarray:
+        """The version of each row of ``order`` (the epoch's row order) for the current epoch."""
+        if self.choice == "cycle":
+            return np.full(len(order), self.epoch % self.versions, np.int64)
+        rng = np.random.default_rng([self.seed, self.epoch, 0x5EED])
+        return rng.integers(0, self.versions, size=len(order), dtype=np.int64)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any, Any, Any]]:
+        """Yield the augmented batches of the current epoch."""
+        order = self.order_loader.order()
+        ks = self.epoch_versions(order)
+        size = self.order_loader.batch_size
+        for b in range(len(self)):
+            pick = np.argsort(order[b * size : (b + 1) * size], kind="stable") + b * size
+            idx, k = order[pick], ks[pick]
+            x = augment_batch(self.store.frames[idx], idx, k, self.augment_seed, self.config)
+            yield (torch.from_numpy(x), torch.from_numpy(self.store.labels[idx]), torch.from_numpy(idx),
+                   torch.from_numpy(k))
+
+
+def teacher_lookup(augmented_logits: np.ndarray, idx: Any, k: Any) -> np.ndarray:
+    """The cached teacher logits [B, 4] of a batch: ``augmented_logits[k, idx]`` (k, idx: [B])."""
+    idx, k = np.asarray(idx), np.asarray(k)
+    return augmented_logits[k, idx]
+
+
+# ---- the on-disk cache ----------------------------------------------------------------------------
+
+
+def augmented_cache_key(store: FrameStore, teacher_path: str | Path, versions: int, seed: int,
+                        config: AugmentConfig, split: str | None) -> tuple[str, dict]:
+    """Key and identity of an augmented cache entry: the plain cache's identity plus the augmentation's."""
+    from kdbench.distill.cache import cache_key
+    from kdbench.manifest import config_hash
+
+    _, identity = cache_key(Path(teacher_path), store)
+    identity = {**identity, "augment": config.to_dict(), "augment_version": AUGMENT_VERSION,
+                "versions": check_versions(versions), "augment_seed": int(seed), "split": split}
+    return "aug-" + config_hash(identity), identity
+
+
+def load_or_build_augmented_logits(
+    store: FrameStore, teacher_path: str | Path, versions: int, seed: int = 0, config: AugmentConfig | None = None,
+    split: str | None = "train", batch_size: int = 256, device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None, rebuild: bool = False,
+) -> np.ndarray:
+    """Cached augmented teacher logits [K, N, 4] under ``STORE/teacher_cache/aug-<key>.npy``; built when missing or stale."""
+    from kdbench.distill.cache import cache_paths
+    from kdbench.manifest import file_hash, read_json, write_json
+
+    config = config or AugmentConfig()
+    key, identity = augmented_cache_key(store, teacher_path, versions, seed, config, split)
+    npy, meta_path = cache_paths(store, key)
+    shape = [int(versions), len(store), len(VIEWS)]
+    if not rebuild and npy.exists() and meta_path.exists():
+        try:
+            meta = read_json(meta_path)
+        except ValueError:
+            meta = {}
+        if all(meta.get(k) == v for k, v in identity.items()) and meta.get("shape") == shape \
+                and meta.get("file_hash") == file_hash(npy):
+            return np.load(npy)
+        log.warning("augmented teacher-logit cache %s is stale or corrupt: rebuilding", npy)
+    from kdbench.teacher import load_teacher
+
+    logits = augmented_teacher_logits(store, load_teacher(teacher_path, device), versions, seed, config, split,
+                                      batch_size, progress)
+    npy.parent.mkdir(parents=True, exist_ok=True)
+    tmp = npy.with_name(npy.name + ".tmp.npy")
+    np.save(tmp, logits)
+    os.replace(tmp, npy)
+    write_json(meta_path, {**identity, "teacher_path": str(Path(teacher_path).resolve()), "shape": shape,
+                           "file_hash": file_hash(npy)})
+    return logits
