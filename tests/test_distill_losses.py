@@ -84,10 +84,12 @@ def test_vanilla_defaults_are_t4_alpha_half() -> None:
 
 
 def test_logit_std_standardises_both_logits_before_the_softmax() -> None:
-    terms = run(create_method("logit_std"))  # defaults T=2, alpha=0.9
-    kd = 0.9 * 4.0 * kd_rows(zscore(STUDENT), zscore(TEACHER), 2.0).mean()
+    terms = run(create_method("logit_std"))  # defaults: the paper's T=2 and KD:CE = 9:0.1, i.e. alpha = 9/9.1
+    kd = (9 / 9.1) * 4.0 * kd_rows(zscore(STUDENT), zscore(TEACHER), 2.0).mean()
     assert terms["kd"] == pytest.approx(kd, abs=TOL)
-    assert terms["ce"] == pytest.approx(0.1 * ce_rows(STUDENT, LABELS).mean(), abs=TOL)  # CE on raw logits
+    assert terms["ce"] == pytest.approx((0.1 / 9.1) * ce_rows(STUDENT, LABELS).mean(), abs=TOL)  # CE on raw logits
+    assert terms["kd"] / terms["ce"] == pytest.approx(90 * kd_rows(zscore(STUDENT), zscore(TEACHER), 2.0).mean() * 4.0
+                                                      / ce_rows(STUDENT, LABELS).mean(), rel=1e-6)
     # invariant to a per-sample shift and positive scale of either model's logits
     s, t, y = tensors()
     shifted = run(create_method("logit_std"), s=s * 3.0 + 7.0, t=t * 0.5 - 2.0, y=y)

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kdbench.search.statistics import bootstrap_means, compare_paired, holm, mean_ci, paired_t_pvalue, \
-    study_statistics
+from kdbench.search.statistics import compare_paired, holm, mean_ci, signed_rank_pvalue, study_statistics, t_summary
 
 
 def test_holm_matches_hand_computation():
@@ -20,59 +19,68 @@ def test_holm_matches_hand_computation():
     assert out[0] == pytest.approx(0.02) and math.isnan(out[1]) and out[2] == pytest.approx(0.02)
 
 
-def test_exact_bootstrap_enumerates_all_resamples():
-    boot, how = bootstrap_means(np.array([-1.0, 0.0, 2.0]))
-    assert how == "exact" and len(boot) == 27
-    # multinomial table by hand: sums -3:1, -2:3, -1:3, 0:1+3, 1:6, 2:3, 3:3, 4:3, 6:1
-    expected = sorted([-3] + [-2] * 3 + [-1] * 3 + [0] * 4 + [1] * 6 + [2] * 3 + [3] * 3 + [4] * 3 + [6])
-    assert sorted(np.round(boot * 3).astype(int).tolist()) == expected
-
-
 def test_compare_paired_hand_values():
-    a, b = [1.0, 2.0, 5.0], [2.0, 2.0, 3.0]  # differences -1, 0, 2
+    a, b = [1.0, 2.0, 5.0], [2.0, 2.0, 3.0]  # differences -1, 0, 2: mean 1/3, sd sqrt(7/3), se sqrt(7)/3
     out = compare_paired(a, b)
     assert out["n"] == 3 and out["diff"] == pytest.approx(1 / 3)
-    # P(A > B): 16 of 27 resample means are positive, 4 are zero (counted half): 18/27
-    assert out["p_a_gt_b"] == pytest.approx(18 / 27)
-    # paired t with df = 2: t^2 = 1/7, p = 1 - t / sqrt(t^2 + 2) = 1 - 1/sqrt(15)
+    assert out["sd_diff"] == pytest.approx(math.sqrt(7 / 3))
+    half = 4.302652729911275 * math.sqrt(7) / 3  # t_{2, 0.975} x se
+    assert (out["ci_low"], out["ci_high"]) == pytest.approx((1 / 3 - half, 1 / 3 + half))
+    # t = 1/sqrt(7); with 2 degrees of freedom F(t) = 1/2 + t / (2 sqrt(t^2 + 2)) = 1/2 + 1 / (2 sqrt(15))
+    assert out["p_a_gt_b"] == pytest.approx(0.5 + 1 / (2 * math.sqrt(15)))
     assert out["p_value"] == pytest.approx(1 - 1 / math.sqrt(15))
     assert out["p_value"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
-    # BCa by hand: z0 from 11 resample means below 1/3 and 6 equal; acceleration from the jackknife
-    # means (1, 0.5, -0.5): sum dev^3 = 5/18, sum dev^2 = 7/6
-    z0 = stats.norm.ppf((11 + 0.5 * 6) / 27)
-    acc = (5 / 18) / (6 * (7 / 6) ** 1.5)
-    values = np.array(sorted([-3] + [-2] * 3 + [-1] * 3 + [0] * 4 + [1] * 6 + [2] * 3 + [3] * 3 + [4] * 3 + [6])) / 3
-    lo_q = stats.norm.cdf(z0 + (z0 - 1.959964) / (1 - acc * (z0 - 1.959964)))
-    hi_q = stats.norm.cdf(z0 + (z0 + 1.959964) / (1 - acc * (z0 + 1.959964)))
-    assert out["ci_low"] == pytest.approx(np.percentile(values, 100 * lo_q), abs=1e-4)
-    assert out["ci_high"] == pytest.approx(np.percentile(values, 100 * hi_q), abs=1e-4)
-    assert out["ci_low"] < out["diff"] < out["ci_high"]
+    # Wilcoxon: zero dropped, ranks 1 (-) and 2 (+): W+ = 2 of 0..3, every sign pattern as extreme -> 1
+    assert out["p_wilcoxon"] == 1.0
 
 
-def test_constant_differences_give_a_point_interval_and_certainty():
+def test_wilcoxon_is_exact_under_ties():
+    # |d| midranks 2, 2, 4, 2, 5; W+ = 13 of 15. Sign patterns with W+ >= 13 or <= 2: {}, and one of the
+    # three 2s left out (4 each side) -> 8 / 32
+    assert signed_rank_pvalue([0.01, 0.01, 0.02, -0.01, 0.03]) == pytest.approx(0.25)
+    # accuracy differences that are equal only up to floating point are tied too
+    assert signed_rank_pvalue(np.array([0.9, 0.8, 0.85, 0.6, 0.95]) - np.array([0.8, 0.7, 0.83, 0.7, 0.92])) == \
+        pytest.approx(signed_rank_pvalue([0.1, 0.1, 0.02, -0.1, 0.03]))
+    rng = np.random.default_rng(0)
+    for _ in range(5):  # no ties: scipy's exact Wilcoxon
+        d = rng.normal(0.01, 0.02, 8)
+        assert signed_rank_pvalue(d) == pytest.approx(stats.wilcoxon(d, method="exact").pvalue)
+
+
+def test_equal_differences_give_no_zero_p_and_no_zero_width_interval():
     out = compare_paired([0.9, 0.8, 0.7, 0.95, 0.85], [0.8, 0.7, 0.6, 0.85, 0.75])
-    assert out["ci_low"] == pytest.approx(0.1) and out["ci_high"] == pytest.approx(0.1)
-    assert out["p_a_gt_b"] == 1.0 and out["p_value"] == 0.0
-    assert paired_t_pvalue(np.zeros(4)) == 1.0
-    # five seeds: the exact two-sided Wilcoxon p can never be below 2 / 2^5
-    assert out["p_wilcoxon"] == pytest.approx(0.0625)
+    assert out["ci_low"] is None and out["ci_high"] is None and out["p_a_gt_b"] is None
+    # the exact sign-flip p: all five signs positive, 2 of 32 patterns as extreme
+    assert out["p_value"] == pytest.approx(2 / 32) and out["p_wilcoxon"] == pytest.approx(2 / 32)
+    assert "permutation" in out["p_value_method"] and "equal" in out["note"]
+    three = compare_paired([0.8, 0.7, 0.9], [0.7, 0.6, 0.8])  # the demo's 3 seeds: 0.25, never significant
+    assert three["p_value"] == pytest.approx(0.25)
+    same = compare_paired([0.8, 0.7], [0.8, 0.7])
+    assert same["p_value"] == 1.0 and same["p_a_gt_b"] == 0.5 and same["ci_low"] is None
 
 
-def test_bca_agrees_with_scipy_for_many_seeds():
-    rng = np.random.default_rng(3)
-    a = rng.normal(0.80, 0.02, 12)
-    b = a - rng.normal(0.01, 0.01, 12)
-    ours = compare_paired(a, b)
-    ref = stats.bootstrap((a, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), paired=True, method="BCa",
-                          n_resamples=20000, random_state=1, vectorized=True).confidence_interval
-    assert ours["ci_low"] == pytest.approx(ref.low, abs=2e-3)
-    assert ours["ci_high"] == pytest.approx(ref.high, abs=2e-3)
+def test_one_seed_has_no_interval_or_test():
+    out = compare_paired([0.8], [0.7])
+    assert out["diff"] == pytest.approx(0.1) and out["ci_low"] is None and out["p_value"] is None
+    assert out["p_a_gt_b"] is None and "at least 2" in out["note"]
 
 
-def test_mean_ci_needs_two_values():
+def test_t_summary_is_vectorised_compare_paired():
+    rng = np.random.default_rng(1)
+    d = rng.normal(0.0, 0.02, (20, 4))
+    s = t_summary(d)
+    for i in (0, 7, 19):
+        one = compare_paired(d[i], np.zeros(4))
+        assert (one["ci_low"], one["ci_high"], one["p_a_gt_b"], one["p_value"]) == pytest.approx(
+            (s["low"][i], s["high"][i], s["p_gt"][i], s["p_value"][i]))
+
+
+def test_mean_ci_is_the_t_interval():
     assert mean_ci([0.8]) == (None, None)
-    low, high = mean_ci([0.7, 0.8, 0.9, 0.75])
-    assert low < 0.7875 < high
+    assert mean_ci([0.8, 0.8, 0.8]) == (None, None)  # no spread: no zero-width interval
+    v = [0.7, 0.8, 0.9, 0.75]
+    half = stats.t.ppf(0.975, 3) * np.std(v, ddof=1) / 2
+    assert mean_ci(v) == pytest.approx((np.mean(v) - half, np.mean(v) + half))
 
 
 def _trial(student, number, method, val, test, state="complete"):
@@ -92,10 +100,23 @@ def test_study_statistics_selects_on_val_compares_on_test_and_corrects():
     ]
     out = study_statistics(trials, seeds=[0, 1, 2])
     test_rows = [c for c in out["comparisons"] if c["metric"] == "test_accuracy"]
-    assert [(c["comparison"], c["a"]["trial"]) for c in test_rows] == [
-        ("best distillation vs scratch", 1), ("ctkd vs scratch", 3), ("vanilla vs scratch", 1)]
-    best = test_rows[0]
+    # one row per method (no duplicate "best distillation" row in the Holm family); the best is marked
+    assert [(c["comparison"], c["a"]["trial"], c["best_distillation"]) for c in test_rows] == [
+        ("ctkd vs scratch", 3, False), ("vanilla vs scratch", 1, True)]
+    best = test_rows[1]
     assert best["diff"] == pytest.approx(np.mean([0.05, 0.05, 0.04]))
     ps = [c["p_value"] for c in test_rows]
     assert [c["p_holm"] for c in test_rows] == pytest.approx(holm(ps))
+    assert "2 comparisons" in out["correction"] and out["metrics"] == ["test_accuracy", "val_accuracy"]
     assert any("3 seed" in w for w in out["warnings"]) and any(w.startswith("t:") for w in out["warnings"])
+
+
+def test_study_statistics_compares_clip_accuracy_when_seeds_report_it():
+    trials = [_trial("s", 0, "scratch", [0.7, 0.72, 0.71], [0.6, 0.61, 0.62]),
+              _trial("s", 1, "dkd", [0.8, 0.81, 0.79], [0.65, 0.66, 0.63])]
+    for t, clip in zip(trials, ([0.5, 0.5, 0.75], [0.75, 0.75, 0.75])):
+        for s, c in zip(sorted(t["seeds"]), clip):
+            t["seeds"][s]["test_clip_accuracy"] = c
+    out = study_statistics(trials, seeds=[0, 1, 2])
+    clip = [c for c in out["comparisons"] if c["metric"] == "test_clip_accuracy"]
+    assert len(clip) == 1 and clip[0]["diff"] == pytest.approx(1 / 6) and clip[0]["p_holm"] is not None
