@@ -31,6 +31,7 @@ def synth(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from kdbench.cli.tables import print_table
     from kdbench.data.synth import synthesize
 
     console = Console()
@@ -57,7 +58,7 @@ def synth(
         items = f"{src['videos']} videos" if "videos" in src else f"{src['images']} images"
         table.add_row(name, Path(src["path"]).name,
                       *(str(src["views"].get(v, "")) for v in ("A2C", "A4C", "PLAX", "PSAX")), items)
-    console.print(table)
+    print_table(table, console)
     console.print(f"written in {elapsed:.1f} s")
 
 
@@ -132,6 +133,7 @@ def _print_store_table(console, manifest: dict) -> None:
     """Rich table of frames (clips) per view x split x source, totals, skipped and dropped counts."""
     from rich.table import Table
 
+    from kdbench.cli.tables import print_table
     from kdbench.data.prepare import describe_counts
     from kdbench.data.views import SOURCES, SPLITS, VIEWS
 
@@ -158,7 +160,7 @@ def _print_store_table(console, manifest: dict) -> None:
         table.add_row("all", split, *(fmt(p) for p in per), fmt([x for p in per for x in p]), style="bold")
     per = [[c for k, c in cell.items() if k[2] == s] for s in sources]
     table.add_row("all", "all", *(fmt(p) for p in per), fmt([x for p in per for x in p]), style="bold")
-    console.print(table)
+    print_table(table, console)
     skipped = manifest.get("skipped", [])
     dropped = manifest.get("dropped_labels", {})
     short = manifest.get("short_clips", [])

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from kdbench.cli.console import console
+from kdbench.cli.tables import print_table
 
 
 def command(
@@ -50,6 +51,6 @@ def command(
                       str(sum(r.get("meets_constraints") == "yes" for r in b.rows)) if b.constraints else "n/a",
                       b.recommendation if rec is None else b.recommendation.split(":")[0],
                       fmt_num(rec.get("accuracy")) if rec else "-")
-    console.print(table)
+    print_table(table)
     for path in written:
         console.print(f"wrote {path}", highlight=False)

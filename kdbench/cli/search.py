@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from kdbench.cli.console import console
+from kdbench.cli.tables import print_table
 
 app = typer.Typer(
     help=(
@@ -26,7 +27,7 @@ _STORAGE_HELP = ("Optuna storage URL, e.g. postgresql://user:pw@host/db (default
 @app.callback()
 def search(
     ctx: typer.Context,
-    config: Path = typer.Option(None, "--config", help="Search space TOML file (see search_spaces/)."),
+    config: Path = typer.Option(None, "--config", help="Search space: a TOML file, or the name of a shipped one (quick, paper, wide)."),
     store: Path = typer.Option(None, "--store", help="Frame store written by `kdbench data prepare`."),
     teacher: Path = typer.Option(None, "--teacher", help="Teacher checkpoint (.pt) or ONNX file (needed unless the space is scratch only)."),
     storage: str = typer.Option(None, "--storage", envvar="KDBENCH_STORAGE", help=_STORAGE_HELP),
@@ -82,8 +83,8 @@ def _print_report(study_dir: Path, storage: str | None, quota: dict[str, int] | 
 
     st = study_status(load_studies(study_dir, storage), study_dir, quota)
     title = f"study {study_dir.name}" + (f" (wall time {wall_s:.0f} s)" if wall_s is not None else "")
-    console.print(status_table(st, title))
-    console.print(statistics_table(stats, "test_accuracy"))
+    print_table(status_table(st, title))
+    print_table(statistics_table(stats, "test_accuracy"))
     for warning in stats.get("warnings", []):
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(f"wrote {study_dir / 'summary.csv'} and {study_dir / 'statistics.json'}")
@@ -109,7 +110,7 @@ def status(
 
     path = _study_dir(run_dir, study)
     st = study_status(load_studies(path, storage), path)
-    console.print(status_table(st, f"study {study}"))
+    print_table(status_table(st, f"study {study}"))
     console.print(f"seeds trained {st['seeds_done']}, reused after a restart {st['seeds_reused']}")
     for w in st["workers"]:
         console.print(f"worker {w['worker']['host']}:{w['worker']['pid']}: {w.get('state')} {w.get('student', '')} "
@@ -133,7 +134,7 @@ def stats(
         raise ConfigError(f"--metric {metric!r}; expected test_accuracy or val_accuracy")
     path = _study_dir(run_dir, study)
     result = finish_study(path, storage)
-    console.print(statistics_table(result, metric))
+    print_table(statistics_table(result, metric))
     for warning in result.get("warnings", []):
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(f"wrote {path / 'summary.csv'} and {path / 'statistics.json'}")
