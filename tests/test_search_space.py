@@ -37,8 +37,11 @@ def test_paper_space_is_the_reports_grid():
     assert sorted(c["hparams"]["temperature"] for c in grid if c["method"] == "vanilla") == [1.0, 2.0, 4.0, 8.0]
     assert [c["hparams"]["temperature"] for c in grid if c["method"] == "conditional"] == [4.0]
     assert sorted(c["hparams"]["schedule"] for c in grid if c["method"] == "ctkd") == ["cosine", "linear"]
-    assert len({grid_id(c) for c in grid}) == len(grid) == 8
-    assert space.trials_per_student() == {s: 8 for s in space.students}
+    newer = {c["method"]: c["hparams"] for c in grid if c["method"] in ("dist", "wttm", "nkd")}
+    assert newer == {"dist": {"beta": 1.0, "gamma": 1.0, "temperature": 1.0}, "wttm": {"gamma": 0.2, "beta": 4.0},
+                     "nkd": {"temperature": 1.0, "gamma": 1.5}}  # the newer logit methods at their recipes
+    assert len({grid_id(c) for c in grid}) == len(grid) == 11
+    assert space.trials_per_student() == {s: 11 for s in space.students}
 
 
 def test_quick_and_wide_spaces_load():
