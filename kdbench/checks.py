@@ -6,6 +6,7 @@ output folder, device or number is reported in seconds, not after an hour of com
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import shutil
@@ -99,6 +100,17 @@ def positive_int(value: Any, what: str) -> int:
     return value
 
 
+def check_training_options(*, lr: Any, epochs: Any, batch_size: Any, patience: Any, device: str) -> None:
+    """The up-front checks of a training command's options (--lr, --epochs, --batch-size, --patience, --device)."""
+    positive_finite(lr, "--lr")
+    positive_int(epochs, "--epochs")
+    positive_int(batch_size, "--batch-size")
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        raise ConfigError(f"--patience {patience!r}: expected a whole number of at least 0")
+    if device != "auto":
+        ensure_device(device)
+
+
 def read_text_utf8(path: str | os.PathLike[str], what: str) -> str:
     """Read a text file as UTF-8; a bad byte raises one line naming the file, offset and line."""
     file = ensure_readable_file(path, what)
@@ -111,6 +123,18 @@ def read_text_utf8(path: str | os.PathLike[str], what: str) -> str:
         raise DataError(f"{what} {file}: not UTF-8 text (byte 0x{data[start]:02x} at offset {start}, "
                         f"line {line}); save it as UTF-8") from None
     return text.removeprefix("\ufeff")
+
+
+_ENVIRONMENT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+
+
+def describe_os_error(err: BaseException) -> str | None:
+    """One line for a full disk, a read-only or forbidden path met mid-run; None for other errors."""
+    if not isinstance(err, OSError) or err.errno not in _ENVIRONMENT_ERRNOS:
+        return None
+    where = f" {err.filename}" if err.filename else ""
+    return (f"cannot write or read{where} ({_reason(err)}); free some space, fix the folder's permissions or "
+            f"choose another folder, then rerun the same command")
 
 
 def _reason(err: OSError) -> str:

@@ -122,15 +122,35 @@ def test_csv_with_header_only_is_an_error_not_an_empty_dataset(tmp_path):
         echonet_dynamic.load(root)
 
 
-def test_listed_but_missing_video(tmp_path):
+def test_listed_but_missing_video_is_recorded_not_fatal(tmp_path):
     root = make_dynamic(tmp_path, [("0XAA", "TRAIN"), ("0XBB", "VAL")], frames=2)
     (root / "Videos" / "0XBB.avi").unlink()
-    with pytest.raises(DataError, match=r"FileList\.csv line 3: video '0XBB' is listed but .*0XBB\.avi does not exist"):
-        echonet_dynamic.load(root)
-    lvh = make_lvh(tmp_path / "lvh", [("0X11", "train", 2, 2)], frames=2)
+    result = echonet_dynamic.load(root)
+    assert [c.video for c in result.clips] == ["echonet_dynamic:0XAA"]
+    [gone] = result.missing
+    assert gone["video"] == "echonet_dynamic:0XBB" and gone["line"] == 3
+    assert gone["reason"] == f"listed in {root / 'FileList.csv'} line 3 but {root / 'Videos' / '0XBB.avi'} does not exist"
+    lvh = make_lvh(tmp_path / "lvh", [("0X11", "train", 2, 2), ("0X12", "val", 1, 1)], frames=2)
     (lvh / "Batch2" / "0X11.avi").unlink()
-    with pytest.raises(DataError, match=r"line 2: video '0X11' is listed but 0X11\.avi is in none of"):
-        echonet_lvh.load(lvh)
+    result = echonet_lvh.load(lvh)
+    assert [c.video for c in result.clips] == ["echonet_lvh:0X12"]
+    assert len(result.missing) == 1  # one record per video, not per measurement row
+    assert result.missing[0]["line"] == 2 and "0X11.avi is in none of" in result.missing[0]["reason"]
+
+
+def test_every_listed_video_missing_is_an_error(tmp_path):
+    root = make_dynamic(tmp_path, [("0XAA", "TRAIN"), ("0XBB", "VAL")], frames=2)
+    for video in (root / "Videos").iterdir():
+        video.unlink()
+    with pytest.raises(DataError, match=r"FileList\.csv: none of the 2 videos it lists exist in .*Videos"):
+        echonet_dynamic.load(root)
+    tmed = make_tmed(tmp_path / "tmed", [("s/l", "1s1_1.png", "A2C", "train"), ("s/l", "1s1_2.png", "A2C", "train")])
+    (tmed / "s" / "l" / "1s1_2.png").unlink()
+    result = tmed2.load(tmed)
+    assert len(result.clips[0].files) == 1 and result.missing[0]["video"] == "tmed2:1s1_A2C"
+    (tmed / "s" / "l" / "1s1_1.png").unlink()
+    with pytest.raises(DataError, match=r"none of the 2 images it lists exist"):
+        tmed2.load(tmed)
 
 
 def test_unknown_view_label_names_row_and_value(tmp_path):

@@ -204,3 +204,26 @@ def test_unreadable_tmed_image_is_dropped_from_its_clip_and_recorded(tmp_path):
                                            "reason": "unreadable image (corrupt PNG)"}]
     with pytest.raises(DataError, match=r"3s1_1\.png: unreadable image.*--strict"):
         prepare_store({"tmed2": root}, tmp_path / "strict", size=SIZE, frames_per_video=K, workers=1, strict=True)
+
+
+def test_listed_but_missing_video_is_skipped_counted_and_strict_is_an_error(tmp_path):
+    """A partial download: one listed video is absent. It is skipped and counted; --strict stops."""
+    import shutil
+
+    root = make_dynamic(tmp_path / "dyn", [("0XAA", "TRAIN"), ("0XBB", "VAL"), ("0XCC", "TEST")], frames=4, size=SIZE)
+    kept = tmp_path / "0XBB.avi"
+    shutil.move(root / "Videos" / "0XBB.avi", kept)
+    out = tmp_path / "store"
+    result = prepare_store({"echonet_dynamic": root}, out, size=SIZE, frames_per_video=K, workers=1)
+    assert result.status == "built" and result.manifest["n_clips"] == 2
+    [gone] = result.manifest["missing"]
+    assert gone["video"] == "echonet_dynamic:0XBB" and gone["line"] == 3 and gone["file"].endswith("Videos/0XBB.avi")
+    assert {r["video"] for r in _index(out)} == {"echonet_dynamic:0XAA", "echonet_dynamic:0XCC"}
+    assert prepare_store({"echonet_dynamic": root}, out, size=SIZE, frames_per_video=K, workers=1).status == "up_to_date"
+    with pytest.raises(DataError, match=r"^listed in .*FileList.csv line 3 but .*0XBB.avi does not exist; add the "
+                                        r"files or run without --strict to skip them$"):
+        prepare_store({"echonet_dynamic": root}, tmp_path / "strict", size=SIZE, frames_per_video=K, workers=1, strict=True)
+    assert not (tmp_path / "strict").exists()  # stopped before any decoding
+    shutil.move(kept, root / "Videos" / "0XBB.avi")  # the rest of the download arrives: the store is rebuilt
+    again = prepare_store({"echonet_dynamic": root}, out, size=SIZE, frames_per_video=K, workers=1)
+    assert again.status == "built" and again.manifest["missing"] == [] and again.manifest["n_clips"] == 3

@@ -62,14 +62,7 @@ def synth(
     console.print(f"written in {elapsed:.1f} s")
 
 
-@app.command("prepare")
 def prepare(
-    echonet_dynamic: Path = typer.Option(
-        None, "--echonet-dynamic", help="EchoNet-Dynamic folder (FileList.csv + Videos/); all A4C."),
-    echonet_lvh: Path = typer.Option(
-        None, "--echonet-lvh", help="EchoNet-LVH folder (MeasurementsList.csv + Batch1..4/); all PLAX."),
-    tmed2: Path = typer.Option(
-        None, "--tmed2", help="TMED-2 folder (DEV479/TMED2_fold*_labeledpart.csv + image folders)."),
     out: Path = typer.Option(..., "--out", help="Frame store folder to write (frames.npy, index.csv, manifest.json)."),
     size: int = typer.Option(112, "--size", min=16, help="Side of the square harmonised frames, in pixels."),
     frames_per_video: int = typer.Option(
@@ -78,17 +71,18 @@ def prepare(
     tmed_fold: int = typer.Option(0, "--tmed-fold", min=0, max=2, help="TMED-2 fold whose view_classifier_split is used."),
     workers: int = typer.Option(2, "--workers", min=1, help="Decoding processes."),
     strict: bool = typer.Option(
-        False, "--strict", help="Stop on a corrupt/truncated video or unreadable image instead of skipping it."),
+        False, "--strict",
+        help="Stop on a corrupt/truncated video, an unreadable image or a listed-but-missing file instead of skipping it."),
     force: bool = typer.Option(False, "--force", help="Rebuild from scratch even if the store is up to date."),
+    **folders: Path | None,
 ) -> None:
-    """Build the harmonised frame store from any of the three datasets (resumable; skips if up to date)."""
+    """Build the harmonised frame store from any of the supported datasets (resumable; skips if up to date)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kdbench.data.prepare import prepare_store
 
-    sources = {name: path for name, path in (("echonet_dynamic", echonet_dynamic), ("echonet_lvh", echonet_lvh),
-                                             ("tmed2", tmed2)) if path is not None}
+    sources = {name: path for name, path in folders.items() if path is not None}
     console = Console()
     with Progress(TextColumn("[bold]prepare[/] decoding clips"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as bar:
@@ -104,14 +98,40 @@ def prepare(
         console.print(f"{result.path} is up to date ({manifest['n_frames']} frames, store_hash "
                       f"{manifest['store_hash']}); use --force to rebuild")
         return
-    for item in manifest["skipped"][:10]:
-        console.print(f"[yellow]skipped[/] {item['file']}: {item['reason']}", highlight=False)
-    if len(manifest["skipped"]) > 10:
-        console.print(f"[yellow]... and {len(manifest['skipped']) - 10} more skipped (see manifest.json)[/]")
+    _print_problems(console, manifest)
     resumed = f", {result.reused} clips resumed from an interrupted run" if result.reused else ""
     console.print(f"wrote {manifest['n_frames']} frames of {manifest['n_clips']} clips to {result.path} in "
                   f"{result.seconds:.1f} s{resumed}; store_hash {manifest['store_hash']}")
     _print_store_table(console, manifest)
+
+
+def _with_source_flags(func):
+    """Give ``func`` one ``--flag FOLDER`` option per registered source (kdbench/data/sources.py), first."""
+    import inspect
+
+    from kdbench.data.sources import REGISTRY
+
+    signature = inspect.signature(func)
+    fixed = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()
+             if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    flags = [inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, annotation=Path,
+                               default=typer.Option(None, s.flag, help=s.help)) for s in REGISTRY]
+    func.__signature__ = signature.replace(parameters=[*flags, *fixed])
+    return func
+
+
+app.command("prepare")(_with_source_flags(prepare))
+
+
+def _print_problems(console, manifest: dict) -> None:
+    """The first skipped and missing clips, with a count of the rest."""
+    for key, label in (("skipped", "skipped"), ("missing", "missing")):
+        items = manifest.get(key, [])
+        for item in items[:10]:
+            text = item["reason"] if key == "missing" else f"{item['file']}: {item['reason']}"
+            console.print(f"[yellow]{label}[/] {text}", highlight=False)
+        if len(items) > 10:
+            console.print(f"[yellow]... and {len(items) - 10} more {label} (see manifest.json)[/]")
 
 
 @app.command("info")
@@ -162,7 +182,22 @@ def _print_store_table(console, manifest: dict) -> None:
     table.add_row("all", "all", *(fmt(p) for p in per), fmt([x for p in per for x in p]), style="bold")
     print_table(table, console)
     skipped = manifest.get("skipped", [])
+    missing = manifest.get("missing", [])
     dropped = manifest.get("dropped_labels", {})
     short = manifest.get("short_clips", [])
-    console.print(f"skipped: {len(skipped)}; clips shorter than frames_per_video (all frames kept once): "
-                  f"{len(short)}; dropped labels: {dropped or 'none'}", highlight=False)
+    console.print(f"skipped (unreadable): {len(skipped)}; missing (listed but absent): {len(missing)}; clips "
+                  f"shorter than frames_per_video (all frames kept once): {len(short)}; dropped labels: "
+                  f"{dropped or 'none'}", highlight=False)
+
+
+@app.command("verify")
+def verify(store: Path = typer.Argument(..., help="Frame store folder written by `kdbench data prepare`.")) -> None:
+    """Rehash every frame and the index against the store's hash; exit 2 naming what changed."""
+    from rich.console import Console
+
+    from kdbench.data.store import verify_store
+
+    report = verify_store(store)
+    note = "" if report["integrity_recorded"] else " (written before sampled checks existed: checked against store_hash)"
+    Console().print(f"{report['path']}: ok, {report['n_frames']} frames, {report['bytes'] / 2**20:.1f} MiB rehashed, "
+                    f"store_hash {report['store_hash']}{note}", highlight=False)

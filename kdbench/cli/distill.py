@@ -27,6 +27,7 @@ def command(
     out: Path = typer.Option(..., help="Run directory: best.pt and metrics.json are written here."),
 ) -> None:
     """Train one student with one distillation method; write the best checkpoint and its metrics."""
+    from kdbench.checks import check_training_options, ensure_readable_file
     from kdbench.cli.options import parse_key_values
     from kdbench.data.store import FrameStore
     from kdbench.distill.registry import create_method
@@ -39,12 +40,16 @@ def command(
         hparams["temperature"] = temperature
     if alpha is not None:
         hparams["alpha"] = alpha
+    check_training_options(lr=lr, epochs=epochs, batch_size=batch_size, patience=patience, device=device)
     needs_teacher = create_method(method, **hparams).needs_teacher  # validates the settings early
     frames = FrameStore.open(store)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device)
     teacher_logits = teacher_model = None
     if needs_teacher and teacher is None:
         raise ConfigError(f"method {method!r} distils from a teacher: pass --teacher PATH (.pt or .onnx)")
+    if teacher is not None:
+        ensure_readable_file(teacher, "--teacher")
+    _check_out(out, student)
     if teacher is not None:
         if no_cache:
             teacher_model = live_teacher(teacher)
@@ -61,6 +66,14 @@ def command(
     console.print(f"wrote {out / 'metrics.json'}")
     if result.status != "ok":
         raise typer.Exit(1)
+
+
+def _check_out(out: Path, student: str) -> None:
+    """--out must be writable with room for best.pt (twice: the temp file, then the rename) before training."""
+    from kdbench.checks import ensure_writable_dir
+    from kdbench.models.checkpoint import estimate_checkpoint_mb
+
+    ensure_writable_dir(out, "--out", need_mb=2 * estimate_checkpoint_mb(student) + 1)
 
 
 def _teacher_logits(frames, teacher: Path):

@@ -34,6 +34,7 @@ def command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from kdbench.checks import ensure_writable_dir
     from kdbench.data.store import FrameStore
     from kdbench.errors import ConfigError
     from kdbench.export.candidates import resolve_candidates
@@ -44,6 +45,7 @@ def command(
         raise ConfigError(f"--opset {opset}: expected 17 or newer")
     frames = FrameStore.open(store)
     candidates = resolve_candidates(checkpoint, run, study_dir, top=top)
+    ensure_writable_dir(out, "--out", need_mb=20)
     options = ExportOptions(
         int8=tuple(b.strip() for b in int8.split(",") if b.strip()), prune=tuple(parse_ratios(prune)), fp16=fp16,
         finetune_epochs=finetune_epochs, finetune_batch_size=finetune_batch_size,
@@ -77,6 +79,9 @@ def command(
     console.print(f"{len(records) - n_failed} ok, {n_failed} failed, {n_resumed} resumed from an earlier export",
                   highlight=False)
     console.print(f"wrote {Path(out) / 'manifest.json'}")
+    if records and n_failed == len(records):
+        console.print(f"[bold red]error:[/] every variant failed ({n_failed}); nothing to profile or rank", highlight=False)
+        raise typer.Exit(1)
 
 
 def variants_table(records: list[dict[str, Any]]):

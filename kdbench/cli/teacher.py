@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from kdbench.cli.console import console, metrics_table
+from kdbench.errors import ConfigError
 
 app = typer.Typer(help="Train the VGG16 teacher, or cache an existing teacher's logits on a frame store.",
                   no_args_is_help=True)
@@ -26,11 +27,18 @@ def train(
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, or cuda[:N]."),
 ) -> None:
     """Train a teacher from scratch (or from ImageNet weights) with early stopping on validation."""
+    from kdbench.checks import check_training_options, ensure_writable_dir
     from kdbench.data.store import FrameStore
     from kdbench.manifest import write_json
+    from kdbench.models.checkpoint import estimate_checkpoint_mb
     from kdbench.train import TrainConfig, train_student
 
+    check_training_options(lr=lr, epochs=epochs, batch_size=batch_size, patience=patience, device=device)
     frames = FrameStore.open(store)
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a folder; expected a checkpoint file path such as {out / 'teacher.pt'}")
+    # best.pt is written in a run folder beside --out (temp file + rename), then moved onto --out
+    ensure_writable_dir(out.parent, "--out folder", need_mb=2 * estimate_checkpoint_mb(arch) + 1)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device)
     console.print(f"training teacher [bold]{arch}[/] on {frames.path} ({len(frames)} frames, {frames.size} px)")
     run_dir = out.with_suffix("")
@@ -56,14 +64,19 @@ def cache(
     """Compute the teacher's logits for every frame once; training then reads them from the cache."""
     from rich.progress import Progress
 
+    from kdbench.checks import ensure_device, ensure_readable_file, ensure_writable_dir, positive_int
     from kdbench.data.store import FrameStore
-    from kdbench.distill.cache import build_teacher_logits, cache_paths, cache_status
+    from kdbench.distill.cache import CACHE_DIR, build_teacher_logits, cache_paths, cache_status
 
+    positive_int(batch_size, "--batch-size")
+    ensure_device(device)
     frames = FrameStore.open(store)
+    ensure_readable_file(teacher, "--teacher")
     key, identity, reason = cache_status(frames, teacher, rebuild)  # hashes the teacher file once
     if reason is None:
         console.print(f"cache is up to date: {cache_paths(frames, key)[0]}")
         return
+    ensure_writable_dir(frames.path / CACHE_DIR, "teacher cache folder", need_mb=2 * len(frames) * 16 / 2**20)
     console.print(f"building teacher-logit cache ({reason})")
     with Progress(console=console) as bar:
         task = bar.add_task("teacher logits", total=len(frames))

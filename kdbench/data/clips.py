@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kdbench.checks import read_text_utf8
+from kdbench.data.sources import marker_hint
 from kdbench.data.views import SPLITS
 from kdbench.errors import DataError
 
-# Files that identify each supported layout; used to tell a user which folder they passed by mistake.
-_MARKERS = {
-    "FileList.csv": "EchoNet-Dynamic (pass it to --echonet-dynamic)",
-    "MeasurementsList.csv": "EchoNet-LVH (pass it to --echonet-lvh)",
-    "DEV479": "TMED-2 (pass it to --tmed2)",
-}
 
 
 @dataclass(frozen=True)
@@ -40,12 +37,13 @@ class Clip:
 
 @dataclass
 class LoadResult:
-    """What a loader found: the clips, labels it dropped on purpose, and the CSVs it read."""
+    """What a loader found: the clips, labels it dropped on purpose, listed-but-absent files, the CSVs read."""
 
     source: str
     clips: list[Clip]
     dropped_labels: dict[str, int] = field(default_factory=dict)
     inputs: list[str] = field(default_factory=list)  # CSV files whose content defines the clips
+    missing: list[dict] = field(default_factory=list)  # missing_entry() records, in CSV order
 
 
 def check_folder(root: Path, what: str, marker: str) -> Path:
@@ -59,10 +57,7 @@ def check_folder(root: Path, what: str, marker: str) -> Path:
     if not entries:
         raise DataError(f"{what} folder {root} is empty; expected a folder containing {marker}")
     if not (root / marker).exists():
-        hint = ""
-        for name, layout in _MARKERS.items():
-            if name != marker and name in entries:
-                hint = f"; it looks like {layout}"
+        hint = marker_hint(set(entries), marker)
         shown = ", ".join(entries[:8]) + (", ..." if len(entries) > 8 else "")
         raise DataError(
             f"{what} folder {root} has no {marker} (found: {shown}){hint}; expected a folder "
@@ -75,33 +70,35 @@ def read_table(path: Path, required: tuple[str, ...], what: str) -> list[tuple[i
     """Read a CSV into (line number, row) pairs; DataError naming the file for missing columns."""
     if not path.is_file():
         raise DataError(f"{what}: {path} not found")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise DataError(f"{path} is empty; expected a header with columns {', '.join(required)}") from None
-        missing = [c for c in required if c not in header]
-        if missing:
-            near = {c: h for c in missing for h in header if h.lower() == c.lower()}
-            hint = "".join(f"; column '{h}' should be named '{c}'" for c, h in near.items())
-            raise DataError(
-                f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}{hint}; found columns "
-                f"{header}; expected {list(required)}"
-            )
-        pos = {c: header.index(c) for c in required}
+    reader = csv.reader(io.StringIO(read_text_utf8(path, "CSV file"), newline=""))
+    try:
+        header = [h.strip() for h in next(reader)]
+        pos = _column_positions(path, header, required)
         rows = []
         for line, values in enumerate(reader, start=2):
             if not values or all(not v.strip() for v in values):
                 continue
             if len(values) < len(header):
-                raise DataError(
-                    f"{path} line {line}: {len(values)} fields, expected {len(header)} (columns {header})"
-                )
+                raise DataError(f"{path} line {line}: {len(values)} fields, expected {len(header)} (columns {header})")
             rows.append((line, {c: values[i].strip() for c, i in pos.items()}))
+    except StopIteration:
+        raise DataError(f"{path} is empty; expected a header with columns {', '.join(required)}") from None
+    except csv.Error as err:
+        raise DataError(f"{path} line {reader.line_num}: not a readable CSV row ({err})") from None
     if not rows:
         raise DataError(f"{path} lists no rows; expected one row per {what} entry")
     return rows
+
+
+def _column_positions(path: Path, header: list[str], required: tuple[str, ...]) -> dict[str, int]:
+    """Index of each required column in the header; DataError naming missing ones (with case hints)."""
+    missing = [c for c in required if c not in header]
+    if missing:
+        near = {c: h for c in missing for h in header if h.lower() == c.lower()}
+        hint = "".join(f"; column '{h}' should be named '{c}'" for c, h in near.items())
+        raise DataError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}{hint}; found columns "
+                        f"{header}; expected {list(required)}")
+    return {c: header.index(c) for c in required}
 
 
 def parse_split(value: str, path: Path, line: int, column: str) -> str:
@@ -115,13 +112,17 @@ def parse_split(value: str, path: Path, line: int, column: str) -> str:
     return split
 
 
-def raise_if_missing(csv_path: Path, missing: list[tuple[int, str]], where: str) -> None:
-    """DataError naming the first listed-but-missing video (CSV line, name, where it was looked for)."""
-    if not missing:
-        return
-    line, name = missing[0]
-    more = f" (and {len(missing) - 1} more listed videos are missing)" if len(missing) > 1 else ""
-    raise DataError(f"{csv_path} line {line}: video {name!r} is listed but {where.format(name=name)}{more}")
+def missing_entry(source: str, video: str, file: Path | str, csv_path: Path, line: int, absent: str = "") -> dict:
+    """The record of a listed-but-absent video or image: skipped and counted, an error under --strict."""
+    return {"source": source, "video": video, "file": str(file), "csv": str(csv_path), "line": int(line),
+            "reason": f"listed in {csv_path} line {line} but {absent or f'{file} does not exist'}"}
+
+
+def check_not_all_missing(what: str, csv_path: Path, missing: list[dict], n_listed: int, where: str) -> None:
+    """DataError when every listed item is absent: the folder is surely the wrong one, not a partial copy."""
+    if missing and len(missing) == n_listed:
+        raise DataError(f"{csv_path}: none of the {n_listed} {what}s it lists exist in {where} (first: "
+                        f"{missing[0]['file']}); expected the dataset's files beside the CSV")
 
 
 def video_clips(source: str, view: str, csv_path: Path, grouped: dict[tuple[str, str], list[int]],

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdbench.data.clips import LoadResult, check_folder, parse_split, raise_if_missing, read_table, video_clips
+from kdbench.data.clips import (LoadResult, check_folder, check_not_all_missing, missing_entry, parse_split,
+                                read_table, video_clips)
 from kdbench.errors import DataError
 
 SOURCE = "echonet_dynamic"
@@ -29,7 +30,7 @@ def load(root: str | Path) -> LoadResult:
     present = {p.name for p in videos_dir.iterdir()}
 
     grouped: dict[tuple[str, str], list[int]] = {}
-    missing: list[tuple[int, str]] = []
+    missing: list[dict] = []
     for line, row in rows:
         name = row["FileName"]
         if not name:
@@ -38,8 +39,9 @@ def load(root: str | Path) -> LoadResult:
             name = name[:-4]
         split = parse_split(row["Split"], csv_path, line, "Split")
         if f"{name}.avi" not in present:
-            missing.append((line, name))
+            missing.append(missing_entry(SOURCE, f"{SOURCE}:{name}", videos_dir / f"{name}.avi", csv_path, line))
+            continue
         grouped.setdefault((name, split), []).append(line)
-    raise_if_missing(csv_path, missing, f"{videos_dir}/{{name}}.avi does not exist")
+    check_not_all_missing("video", csv_path, missing, len(grouped) + len(missing), videos_dir)
     clips = video_clips(SOURCE, VIEW, csv_path, grouped, {n: videos_dir / f"{n}.avi" for n, _ in grouped})
-    return LoadResult(source=SOURCE, clips=clips, inputs=[str(csv_path)])
+    return LoadResult(source=SOURCE, clips=clips, inputs=[str(csv_path)], missing=missing)

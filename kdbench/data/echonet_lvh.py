@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdbench.data.clips import LoadResult, check_folder, parse_split, raise_if_missing, read_table, video_clips
+from kdbench.data.clips import (LoadResult, check_folder, check_not_all_missing, missing_entry, parse_split,
+                                read_table, video_clips)
 from kdbench.errors import DataError
 
 SOURCE = "echonet_lvh"
@@ -44,7 +45,7 @@ def load(root: str | Path) -> LoadResult:
     videos = _video_index(root)
 
     grouped: dict[tuple[str, str], list[int]] = {}
-    missing: list[tuple[int, str]] = []
+    missing: dict[str, dict] = {}  # one record per video, at its first row
     for line, row in rows:
         name = row["HashedFileName"]
         if not name:
@@ -52,10 +53,12 @@ def load(root: str | Path) -> LoadResult:
         if name.lower().endswith(".avi"):
             name = name[:-4]
         split = parse_split(row["split"], csv_path, line, "split")
-        key = (name, split)
-        if key not in grouped and f"{name}.avi" not in videos:
-            missing.append((line, name))
-        grouped.setdefault(key, []).append(line)
-    raise_if_missing(csv_path, missing, "{name}.avi is in none of " + ", ".join(str(root / b) for b in batches))
+        if f"{name}.avi" not in videos:
+            absent = f"{name}.avi is in none of " + ", ".join(str(root / b) for b in batches)
+            missing.setdefault(name, missing_entry(SOURCE, f"{SOURCE}:{name}", f"{name}.avi", csv_path, line, absent))
+            continue
+        grouped.setdefault((name, split), []).append(line)
+    n_listed = len({name for name, _ in grouped}) + len(missing)
+    check_not_all_missing("video", csv_path, list(missing.values()), n_listed, root)
     clips = video_clips(SOURCE, VIEW, csv_path, grouped, {n: videos[f"{n}.avi"] for n, _ in grouped})
-    return LoadResult(source=SOURCE, clips=clips, inputs=[str(csv_path)])
+    return LoadResult(source=SOURCE, clips=clips, inputs=[str(csv_path)], missing=list(missing.values()))

@@ -10,6 +10,8 @@ rebuilds from scratch.
 Clips with fewer frames than ``frames_per_video`` keep every frame they have, once (no repeated
 frames); they are listed in the manifest under ``short_clips``. Unreadable, corrupt or truncated
 videos are skipped with a warning and listed under ``skipped`` (with ``strict`` they are an error).
+Videos and images a CSV lists but the folder lacks (a partial download) are skipped the same way and
+listed under ``missing`` (``strict``: an error); a rerun after they appear rebuilds the store.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from typing import Any
 import numpy as np
 
 from kdbench import __version__
-from kdbench.data import echonet_dynamic, echonet_lvh, tmed2
+from kdbench.checks import ensure_writable_dir
 from kdbench.data.clips import Clip, LoadResult
 from kdbench.data.harmonise import HARMONISE_VERSION, harmonise_clip, sample_indices, to_grey
+from kdbench.data.sources import BY_NAME, REGISTRY
 from kdbench.data.splits import check_patient_splits
 from kdbench.data.store import integrity_record, store_hash_of
 from kdbench.data.views import SOURCES, SPLITS, VIEWS
@@ -61,26 +64,24 @@ class PrepareResult:
 
 
 def load_sources(sources: dict[str, str | Path], tmed_fold: int = 0) -> list[LoadResult]:
-    """Run the loader of each given source and check that patients do not cross splits."""
-    unknown = [s for s in sources if s not in SOURCES]
+    """Run the loader of each given source (registry order) and check that patients do not cross splits."""
+    unknown = [s for s in sources if s not in BY_NAME]
     if unknown:
         raise ConfigError(f"unknown source(s) {unknown}; expected some of {', '.join(SOURCES)}")
     if not sources:
-        raise ConfigError(
-            "no dataset given; pass at least one of --echonet-dynamic, --echonet-lvh, --tmed2"
-        )
-    results = []
-    for name in SOURCES:
-        if name not in sources:
-            continue
-        if name == "echonet_dynamic":
-            results.append(echonet_dynamic.load(sources[name]))
-        elif name == "echonet_lvh":
-            results.append(echonet_lvh.load(sources[name]))
-        else:
-            results.append(tmed2.load(sources[name], fold=tmed_fold))
+        raise ConfigError(f"no dataset given; pass at least one of {', '.join(s.flag for s in REGISTRY)}")
+    settings = {"tmed_fold": tmed_fold}
+    results = [source.load(sources[source.name], settings) for source in REGISTRY if source.name in sources]
     check_patient_splits(c for r in results for c in r.clips)
     return results
+
+
+def check_missing(results: list[LoadResult]) -> None:
+    """Under --strict, a listed-but-absent video or image is a DataError naming the CSV line."""
+    missing = [m for r in results for m in r.missing]
+    if missing:
+        more = f" (and {len(missing) - 1} more listed files are missing)" if len(missing) > 1 else ""
+        raise DataError(f"{missing[0]['reason']}{more}; add the files or run without --strict to skip them")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,7 +230,7 @@ def store_config(sources: dict[str, str | Path], size: int, frames_per_video: in
     }
 
 
-def _is_current(out: Path, cfg_hash: str, inputs: dict[str, str]) -> dict | None:
+def _is_current(out: Path, cfg_hash: str, inputs: dict[str, str], missing: list[dict]) -> dict | None:
     """The existing manifest if the store at out is complete and built from this config and inputs."""
     manifest_path = out / "manifest.json"
     if not manifest_path.is_file() or not (out / "frames.npy").is_file() or not (out / "index.csv").is_file():
@@ -239,6 +240,8 @@ def _is_current(out: Path, cfg_hash: str, inputs: dict[str, str]) -> dict | None
     except (OSError, ValueError):
         return None
     if manifest.get("config_hash") != cfg_hash or manifest.get("inputs") != inputs:
+        return None
+    if manifest.get("missing", []) != missing:  # files have appeared (or gone) since the store was built
         return None
     return manifest
 
@@ -313,13 +316,19 @@ def prepare_store(
     config = store_config(sources, size, frames_per_video, tmed_fold)
     cfg_hash = config_hash(config)
     inputs = {p: file_hash(p) for r in results for p in r.inputs}
+    missing = [m for r in results for m in r.missing]
+    if strict:
+        check_missing(results)
+    for item in missing:
+        log.warning("skipping %s: %s", item["video"], item["reason"])
 
     if not force:
-        current = _is_current(out, cfg_hash, inputs)
+        current = _is_current(out, cfg_hash, inputs, missing)
         if current is not None:
             return PrepareResult("up_to_date", out, current, time.perf_counter() - start, 0, 0)
 
-    out.mkdir(parents=True, exist_ok=True)
+    need_mb = 2 * len(clips) * frames_per_video * size * size / 2**20  # the parts, then frames.npy
+    ensure_writable_dir(out, "--out", need_mb=need_mb)
     (out / "manifest.json").unlink(missing_ok=True)  # the store is incomplete from here on
     parts = out / "parts"
     parts_cfg = parts / "config.json"
@@ -411,6 +420,7 @@ def prepare_store(
         "n_clips": sum(1 for c in clips if metas[c.video]["status"] == "ok"),
         "counts": counts,
         "skipped": skipped,
+        "missing": missing,
         "short_clips": short,
         "short_clip_policy": "clips with fewer frames than frames_per_video keep all their frames, once each",
         "dropped_labels": {r.source: r.dropped_labels for r in results if r.dropped_labels},

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from kdbench.data.clips import Clip, LoadResult, check_folder, parse_split, read_table
+from kdbench.data.clips import Clip, LoadResult, check_folder, check_not_all_missing, missing_entry, parse_split, read_table
 from kdbench.data.views import VIEWS
 from kdbench.errors import DataError
 
@@ -39,7 +39,7 @@ def load(root: str | Path, fold: int = 0) -> LoadResult:
     dropped = {label: 0 for label in DROPPED_LABELS}
     seen: dict[tuple[str, str], tuple[int, str]] = {}  # (folder, key) -> (line, view)
     grouped: dict[tuple[str, str, str, str], list[tuple[int, int, str]]] = {}
-    missing: list[tuple[int, Path]] = []
+    missing: list[dict] = []
     for line, row in rows:
         label = row["view_label"]
         if label in dropped:
@@ -71,14 +71,12 @@ def load(root: str | Path, fold: int = 0) -> LoadResult:
         seen[ident] = (line, label)
         image = root / folder / key
         if not image.is_file():
-            missing.append((line, image))
+            video = f"{SOURCE}:{match['patient']}s{match['study']}_{label}"
+            missing.append(missing_entry(SOURCE, video, image, path, line))
             continue
         clip_key = (match["patient"], match["study"], label, split)
         grouped.setdefault(clip_key, []).append((int(match["idx"]), line, str(image)))
-    if missing:
-        line, image = missing[0]
-        more = f" (and {len(missing) - 1} more listed images are missing)" if len(missing) > 1 else ""
-        raise DataError(f"{path} line {line}: image is listed but {image} does not exist{more}")
+    check_not_all_missing("image", path, missing, len(missing) + sum(len(v) for v in grouped.values()), root)
     if not grouped:
         raise DataError(
             f"{path}: no image has a view label in {', '.join(VIEWS)} (dropped: {dropped}); "
@@ -101,4 +99,4 @@ def load(root: str | Path, fold: int = 0) -> LoadResult:
                 lines=tuple(sorted({ln for _, ln, _ in items})),
             )
         )
-    return LoadResult(source=SOURCE, clips=clips, dropped_labels=dropped, inputs=[str(path)])
+    return LoadResult(source=SOURCE, clips=clips, dropped_labels=dropped, inputs=[str(path)], missing=missing)
