@@ -60,8 +60,26 @@ def test_count_macs_restores_training_mode_and_rejects_bad_size() -> None:
         count_macs(net, size=0)
 
 
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_attention_matmuls_of_a_vision_transformer_are_counted(device: str) -> None:
+    """A tiny timm ViT by hand: patch conv, per block qkv/proj/MLP Linears and the 2 attention matmuls."""
+    import kdbench.compat  # noqa: F401
+    from timm.models.vision_transformer import VisionTransformer
+
+    size, patch, width, depth, classes = 32, 8, 24, 2, 4
+    with torch.device(device):  # cpu runs the fused CPU attention kernel, meta the math path
+        vit = VisionTransformer(img_size=size, patch_size=patch, embed_dim=width, depth=depth, num_heads=2,
+                                mlp_ratio=4, num_classes=classes)
+    tokens = (size // patch) ** 2 + 1  # 16 patches + the class token
+    linears = tokens * (3 * width * width + width * width + 2 * 4 * width * width)  # qkv, proj, fc1 + fc2
+    attention = 2 * tokens * tokens * width  # Q @ K^T and attn @ V over all heads
+    expected = width * (size // patch) ** 2 * 3 * patch * patch + depth * (linears + attention) + width * classes
+    assert expected == 73_728 + 2 * (117_504 + 13_872) + 96 == 336_576
+    assert count_macs(vit, size=size, channels=3) == expected
+
+
 def test_vgg16_teacher_cost_matches_published_numbers() -> None:
-    with torch.device("meta"):  # shapes only (skips 5 s of weight init); hooks count the same
+    with torch.device("meta"):  # shapes only (skips 5 s of weight init); counts the same
         model = create_model("vgg16")
     info = model_info(model, size=224)
     # torchvision's VGG16: 138,357,544 parameters with 1000 classes; a 4-class head drops 4096*996 + 996

@@ -1,12 +1,19 @@
 """Model size and cost: parameter count, multiply-accumulates at a given input size, bytes in MB.
 
-MACs are counted by forward hooks on every ``nn.Conv2d`` and ``nn.Linear`` during one batch-1
-forward pass (bias additions, norms, activations and pooling are not counted, the usual convention
-of timm/fvcore-style "GMACs"):
+MACs come from PyTorch's own ``torch.utils.flop_counter.FlopCounterMode`` over one batch-1 forward
+pass: it counts every convolution and matrix product the model really runs (``aten.convolution``,
+``mm``/``addmm``, ``bmm`` and the attention matmuls of transformers, fused or not) from their
+shapes, as 2 FLOPs per multiply-accumulate; kdbench reports MACs = FLOPs / 2. Bias additions,
+norms, activations and pooling are not counted, the usual convention of timm's "GMACs". So:
 
-- Conv2d: ``C_out * H_out * W_out * (C_in / groups) * kH * kW`` (so depthwise and grouped
-  convolutions count only the channels each filter sees);
-- Linear: ``in_features * out_features`` per output row (rows = output numel / out_features).
+- Conv2d: ``C_out * H_out * W_out * (C_in / groups) * kH * kW`` (depthwise and grouped convolutions
+  count only the channels each filter sees);
+- Linear: ``in_features * out_features`` per output row;
+- attention: ``Q @ K^T`` and ``attn @ V``, ``2 * N^2 * C`` per block for N tokens of width C (the
+  part that forward hooks on Conv2d/Linear modules miss).
+
+It works on models built on the ``meta`` device (shapes only), which is how ``kdbench models``
+counts without allocating weights.
 """
 
 from __future__ import annotations
@@ -17,48 +24,35 @@ from torch import nn
 from kdbench.errors import ConfigError
 
 
-def conv2d_macs(module: nn.Conv2d, output: torch.Tensor) -> int:
-    """Multiply-accumulates of one Conv2d call, from its output shape (all batch rows)."""
-    kh, kw = module.kernel_size
-    per_output = (module.in_channels // module.groups) * kh * kw
-    return int(output.numel()) * per_output
-
-
-def linear_macs(module: nn.Linear, output: torch.Tensor) -> int:
-    """Multiply-accumulates of one Linear call, from its output shape (all batch rows)."""
-    rows = int(output.numel()) // module.out_features
-    return rows * module.in_features * module.out_features
-
-
 def count_macs(model: nn.Module, size: int = 112, channels: int = 1) -> int:
     """MACs of one forward pass of ``model`` on a ``[1, channels, size, size]`` zero input."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(f"input size must be a positive integer (pixels), got {size!r}")
-    total = 0
-
-    def hook(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            total += conv2d_macs(module, output)
-        elif isinstance(module, nn.Linear):
-            total += linear_macs(module, output)
-
-    handles = [
-        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
-    ]
     was_training = model.training
+    first = next(iter(model.parameters()), None)
+    device = first.device if first is not None else torch.device("cpu")
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    counter = FlopCounterMode(display=False, custom_mapping=_extra_formulas())
     try:
-        first = next(iter(model.parameters()), None)
-        device = first.device if first is not None else torch.device("cpu")
-        dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), counter:
             model(torch.zeros(1, channels, size, size, device=device, dtype=dtype))
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
-    return total
+    return counter.get_total_flops() // 2
+
+
+def _extra_formulas() -> dict:
+    """Formulas FlopCounterMode lacks: the CPU kernel of scaled_dot_product_attention (torch 2.13)."""
+    from torch.utils import flop_counter
+
+    def cpu_flash_attention(query, key, value, *_args, out_shape=None, **_kwargs) -> int:
+        return flop_counter.sdpa_flop_count(query, key, value)
+
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    return {} if op is None or op in flop_counter.flop_registry else {op: cpu_flash_attention}
 
 
 def count_params(model: nn.Module) -> int:
