@@ -138,3 +138,30 @@ def stats(
     for warning in result.get("warnings", []):
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(f"wrote {path / 'summary.csv'} and {path / 'statistics.json'}")
+
+
+@app.command("confirm")
+def confirm(
+    study: str = typer.Option(None, "--study", help="Study name (a folder under --run-dir)."),
+    run_dir: Path = typer.Option(Path("runs"), "--run-dir", help="Where study directories are written."),
+    study_dir: Path = typer.Option(None, "--study-dir", help="The study directory itself (instead of --study/--run-dir)."),
+    seeds: int = typer.Option(5, "--seeds", help="Fresh seeds (not used by the study) to retrain each choice on."),
+    store: Path = typer.Option(None, "--store", help="Frame store (default: the study's, from study.json)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, or cuda[:N]."),
+) -> None:
+    """Retrain each student's chosen configuration and its scratch baseline on fresh seeds; compare them there."""
+    from kdbench.errors import ConfigError
+    from kdbench.search.confirm import ConfirmRequest, run_confirm
+    from kdbench.search.status import statistics_table
+
+    if (study is None) == (study_dir is None):
+        raise ConfigError("kdbench search confirm needs exactly one of --study NAME (with --run-dir) and --study-dir DIR")
+    path = _study_dir(run_dir, study) if study_dir is None else _study_dir(study_dir.parent, study_dir.name)
+    out = run_confirm(ConfirmRequest(study_dir=path, n_seeds=seeds, device=device, store=store),
+                      on_event=lambda **e: console.print(f"training {e['student']} {e['method']} (trial {e['trial']}) "
+                                                         f"seed {e['seed']}"))
+    print_table(statistics_table(out["statistics"], "test_accuracy"))
+    for warning in out["statistics"].get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"seeds {out['seeds']}: trained {out['trained']}, reused {out['reused']}; "
+                  f"wrote {path / 'confirm' / 'statistics.json'}")

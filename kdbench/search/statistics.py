@@ -148,7 +148,8 @@ def _f(x: Any) -> float | None:
 # ---- the study's comparisons ----------------------------------------------------------------------
 
 
-def _best(trials: list[dict[str, Any]], objective: str) -> dict[str, Any] | None:
+def best_trial(trials: list[dict[str, Any]], objective: str) -> dict[str, Any] | None:
+    """The trial with the highest mean ``objective`` (ties: the earlier trial); None if none is scored."""
     scored = [t for t in trials if t.get(f"mean_{objective}") is not None]
     return max(scored, key=lambda t: (t[f"mean_{objective}"], -t["trial"])) if scored else None
 
@@ -173,12 +174,12 @@ def metrics_present(trials: list[dict[str, Any]]) -> tuple[str, ...]:
 def student_comparisons(mine: list[dict[str, Any]], baseline: str, objective: str, metrics: tuple[str, ...],
                         confidence: float) -> list[dict[str, Any]]:
     """One row per (method, metric): the method's best configuration vs the best baseline one."""
-    base = _best([t for t in mine if t["method"] == baseline], objective)
+    base = best_trial([t for t in mine if t["method"] == baseline], objective)
     kd = [t for t in mine if t["method"] != baseline]
-    best_kd = _best(kd, objective)
+    best_kd = best_trial(kd, objective)
     rows = []
     for method in sorted({t["method"] for t in kd}):
-        a = _best([t for t in kd if t["method"] == method], objective)
+        a = best_trial([t for t in kd if t["method"] == method], objective)
         if a is None:
             continue
         for metric in metrics:
@@ -211,7 +212,7 @@ def study_statistics(trials: list[dict[str, Any]], seeds: list[int], baseline: s
     comparisons: list[dict[str, Any]] = []
     for student in sorted({t["student"] for t in complete}):
         mine = [t for t in complete if t["student"] == student]
-        if _best([t for t in mine if t["method"] == baseline], objective) is None:
+        if best_trial([t for t in mine if t["method"] == baseline], objective) is None:
             warnings.append(f"{student}: no completed {baseline!r} trial, so nothing to compare against")
             continue
         comparisons += student_comparisons(mine, baseline, objective, metrics, confidence)
