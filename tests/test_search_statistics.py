@@ -59,6 +59,14 @@ def test_equal_differences_give_no_zero_p_and_no_zero_width_interval():
     assert same["p_value"] == 1.0 and same["p_a_gt_b"] == 0.5 and same["ci_low"] is None
 
 
+def test_intervals_are_cut_to_the_possible_range():
+    raw = compare_paired([0.9, 0.2], [0.3, 0.4])  # 2 seeds: t_{1, 0.975} = 12.7, the interval passes -1 and 1
+    assert raw["ci_low"] < -1 < 1 < raw["ci_high"]
+    cut = compare_paired([0.9, 0.2], [0.3, 0.4], bounds=(-1.0, 1.0))
+    assert (cut["ci_low"], cut["ci_high"]) == (-1.0, 1.0)
+    assert mean_ci([0.99, 0.9], bounds=(0.0, 1.0))[1] == 1.0 and mean_ci([0.99, 0.9])[1] > 1.0
+
+
 def test_one_seed_has_no_interval_or_test():
     out = compare_paired([0.8], [0.7])
     assert out["diff"] == pytest.approx(0.1) and out["ci_low"] is None and out["p_value"] is None

@@ -13,7 +13,9 @@ The choices, checked by null simulations (``tests/test_statistics_simulation.py`
 - **Interval** of the mean paired difference ``d = A - B``: the Student t interval
   ``mean(d) +- t_{n-1, 0.975} * sd(d) / sqrt(n)``. Exact for normal differences at any n >= 2 and
   close for the symmetric, discrete differences of accuracies; a bootstrap over 3-10 seeds covers
-  70-91% instead of 95%. ``mean_ci`` is the same interval for a mean over seeds.
+  70-91% instead of 95%. ``mean_ci`` is the same interval for a mean over seeds. Both take
+  ``bounds`` (the study's accuracy differences use (-1, 1)): a t interval over 2-3 seeds can run
+  past what an accuracy can be, and is cut there (coverage unchanged).
 - **P(A > B)**: the posterior probability that the mean difference is positive under the
   reference prior (flat on the mean, 1/sigma on the scale) of a normal model, i.e. the one-sided t
   ``F_{t, n-1}(mean(d) / (sd(d) / sqrt(n)))``. Under the null it is >= 0.95 in 5% of runs exactly
@@ -103,8 +105,12 @@ def signed_rank_pvalue(d: Sequence[float]) -> float:
     return float(min(1.0, p))
 
 
-def compare_paired(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> dict[str, Any]:
-    """Mean difference A - B over paired seeds: t interval, P(A > B) (one-sided t posterior), t and Wilcoxon p."""
+def compare_paired(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE,
+                   bounds: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Mean difference A - B over paired seeds: t interval, P(A > B) (one-sided t posterior), t and Wilcoxon p.
+
+    ``bounds``: the range the true difference can take (e.g. (-1, 1) for accuracies); the interval is cut to it.
+    """
     a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a_arr.shape != b_arr.shape:
         raise ValueError(f"paired samples need equal lengths, got {len(a_arr)} and {len(b_arr)}")
@@ -126,18 +132,28 @@ def compare_paired(a: Sequence[float], b: Sequence[float], confidence: float = C
         if abs(d[0]) <= TIE:
             out.update(p_value=1.0, p_a_gt_b=0.5)
         return out
-    out.update(ci_low=s["low"], ci_high=s["high"], ci_method="t interval on paired differences",
+    low, high = _clip(s["low"], s["high"], bounds)
+    out.update(ci_low=low, ci_high=high, ci_method="t interval on paired differences",
                p_a_gt_b=s["p_gt"], p_value=s["p_value"], p_value_method="paired t-test (two-sided)")
     return out
 
 
-def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
-    """Student t interval of a mean over seeds (None with fewer than 2 values or when all are equal)."""
+def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE,
+            bounds: tuple[float, float] | None = None) -> tuple[float | None, float | None]:
+    """Student t interval of a mean over seeds (None with fewer than 2 values or when all are equal), cut to ``bounds``."""
     v = np.asarray([x for x in values if x is not None], dtype=float)
     if len(v) < 2:
         return None, None
     s = t_summary(v[None], confidence)
-    return _f(s["low"][0]), _f(s["high"][0])
+    low, high = _f(s["low"][0]), _f(s["high"][0])
+    return (None, None) if low is None or high is None else _clip(low, high, bounds)
+
+
+def _clip(low: float, high: float, bounds: tuple[float, float] | None) -> tuple[float, float]:
+    """The interval cut to the range the true value can take (a t interval can run past 0 or 1)."""
+    if bounds is None:
+        return low, high
+    return max(low, bounds[0]), min(high, bounds[1])
 
 
 def _f(x: Any) -> float | None:
@@ -186,7 +202,7 @@ def student_comparisons(mine: list[dict[str, Any]], baseline: str, objective: st
             common, xa, xb = _paired(a, base, metric)
             rows.append({"student": a["student"], "comparison": f"{method} vs {baseline}", "metric": metric,
                          "best_distillation": a is best_kd, "a": _ref(a), "b": _ref(base), "seeds": common,
-                         **compare_paired(xa, xb, confidence)})
+                         **compare_paired(xa, xb, confidence, bounds=(-1.0, 1.0))})
     return rows
 
 
