@@ -33,6 +33,7 @@ class DemoSize:
     profile_time_s: float  # minimum timed seconds per model on the host
     int8: str
     teacher_arch: str = "vgg16"
+    methods: tuple[str, ...] = tuple(METHODS)  # distillation methods searched (each student x each method)
 
 
 SIZES = {
@@ -40,9 +41,11 @@ SIZES = {
     # needs ~60 steps before it leaves chance level; 32 px buys them within the budget)
     "default": DemoSize(videos_per_view=20, frames=16, image_size=32, frames_per_video=4, teacher_epochs=12,
                         epochs=3, seeds=3, profile_time_s=0.5, int8="ort,openvino"),
-    # for the end-to-end test: every stage, minimal work, a small stand-in teacher
+    # for the end-to-end test and CI's wheel check: every stage, minimal work, a small stand-in teacher,
+    # one distillation method against the scratch baseline
     "tiny": DemoSize(videos_per_view=3, frames=8, image_size=32, frames_per_video=3, teacher_epochs=1,
-                     epochs=1, seeds=2, profile_time_s=0.2, int8="ort", teacher_arch="mobilenet_v3_large"),
+                     epochs=1, seeds=2, profile_time_s=0.2, int8="ort", teacher_arch="mobilenet_v3_large",
+                     methods=("scratch", "vanilla")),
 }
 
 
@@ -115,8 +118,9 @@ def run_demo(out: Path, size_name: str = "default", leaderboard: Path | None = N
     if size_name not in SIZES:
         raise ConfigError(f"demo size {size_name!r} is not one of {sorted(SIZES)}")
     out = Path(out)
-    steps = demo_commands(out, SIZES[size_name], Path(leaderboard or out / "leaderboard"),
-                          students or STUDENTS, methods or METHODS)
+    size = SIZES[size_name]
+    steps = demo_commands(out, size, Path(leaderboard or out / "leaderboard"), students or STUDENTS,
+                          methods or list(size.methods))
     timings: dict[str, float] = {}
     for i, argv in enumerate(steps, 1):
         line = "kdbench " + shlex.join(argv)

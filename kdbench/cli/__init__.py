@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
+import platform
+import sys
 
 import typer
 
@@ -23,7 +26,7 @@ app = typer.Typer(
         "export deployable variants, profile them on targets and write a Pareto leaderboard."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,
 )
@@ -54,13 +57,29 @@ def _register() -> None:
             app.command(name=name, rich_help_panel=panel)(module.command)
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the kdbench version and exit."),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    """Eager --version: print and exit before any command is required."""
+    if value:
         typer.echo(f"kdbench {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_print_version, is_eager=True, help="Print the kdbench version and exit."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors on stderr (no progress lines)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also debug lines, each with its time and module."),
+) -> None:
+    """Set up logging for the command that follows (the ``kdbench`` logger writes progress lines to stderr)."""
+    from kdbench.errors import ConfigError
+    from kdbench.logs import configure_logging
+
+    if quiet and verbose:
+        raise ConfigError("--quiet and --verbose exclude each other; give one of them")
+    configure_logging("quiet" if quiet else "verbose" if verbose else None)
+    logging.getLogger("kdbench").debug("kdbench %s, Python %s, argv %s", __version__, platform.python_version(), sys.argv[1:])
 
 
 _register()

@@ -12,22 +12,23 @@ from kdbench.cli.console import console
 def command(
     out: Path = typer.Option(Path("kdbench-demo"), help="Working directory for the phantom data, store, teacher, study, exports and profiles."),
     leaderboard: Path = typer.Option(None, help="Where to write the leaderboard (default: OUT/leaderboard)."),
-    size: str = typer.Option("default", help="default (about 12 minutes on 2 CPU cores) or tiny (a smoke run of every stage)."),
+    size: str = typer.Option("default", help="default (about 12 minutes on 2 CPU cores) or tiny (a smoke run of every stage: scratch and vanilla KD only)."),
 ) -> None:
     """Run everything on a synthetic echo phantom: synthesise the three dataset formats, prepare the
     frame store, train the VGG16 teacher, search 4 students x 6 distillation methods over 3 paired
     seeds, export fp32 and int8 variants, profile them on this host, estimate a Raspberry Pi 4, and
     write the Pareto leaderboard. Each step is printed as the kdbench command it runs; rerunning
     continues where an interrupted demo stopped."""
+    import logging
     import time
 
     from kdbench.demo import run_demo
 
     start = time.perf_counter()
+    log = logging.getLogger("kdbench.demo")
 
     def announce(i: int, n: int, line: str) -> None:
-        console.rule(f"[bold]step {i}/{n}[/]  {time.perf_counter() - start:.0f} s")
-        console.print(f"$ {line}", style="cyan", highlight=False, soft_wrap=True)
+        log.info("step %d/%d at %.0f s: $ %s", i, n, time.perf_counter() - start, line)
 
     run_demo(out, size, leaderboard, announce=announce)
     board = leaderboard or out / "leaderboard"

@@ -16,14 +16,17 @@ def command(
     ),
 ) -> None:
     """Show every registered teacher/student: parameters, MACs at --size and size in MB (fp32)."""
+    import logging
+
     import torch
-    from rich.console import Console
-    from rich.progress import Progress
     from rich.table import Table
 
+    from kdbench.cli.console import console
+    from kdbench.cli.tables import print_table
     from kdbench.models import REGISTRY, create_model, list_models, model_info
     from kdbench.models.registry import model_source
 
+    log = logging.getLogger("kdbench.models")
     names = list(model) if model else list_models()
     table = Table(title=f"kdbench models at {size}x{size} px, batch 1, {num_classes} classes")
     for col, justify in (
@@ -35,21 +38,18 @@ def command(
         ("size (MB)", "right"),
     ):
         table.add_column(col, justify=justify, no_wrap=True)
-    console = Console()
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("building models", total=len(names))
-        for name in names:
-            progress.update(task, description=f"building {name}")
-            with torch.device("meta"):  # shapes only: no weight init, no memory, same counts
-                info = model_info(create_model(name, num_classes=num_classes), size=size)
-            spec = REGISTRY.get(name)
-            table.add_row(
-                name,
-                spec.role if spec else "other",
-                spec.source if spec else model_source(name),
-                f"{info['params'] / 1e6:.3f}",
-                f"{info['macs'] / 1e6:.1f}",
-                f"{info['size_mb']:.2f}",
-            )
-            progress.advance(task)
-    console.print(table)
+    for i, name in enumerate(names, 1):
+        log.info("building %s (%d/%d)", name, i, len(names))
+        with torch.device("meta"):  # shapes only: no weight init, no memory, same counts
+            info = model_info(create_model(name, num_classes=num_classes), size=size)
+        log.debug("%s: %s", name, info)
+        spec = REGISTRY.get(name)
+        table.add_row(
+            name,
+            spec.role if spec else "other",
+            spec.source if spec else model_source(name),
+            f"{info['params'] / 1e6:.3f}",
+            f"{info['macs'] / 1e6:.1f}",
+            f"{info['size_mb']:.2f}",
+        )
+    print_table(table, console)

@@ -1,0 +1,77 @@
+"""The root of the real ``kdbench`` console script: --version, shell completion, --quiet / --verbose."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from kdbench import __version__
+
+KDBENCH = os.path.join(os.path.dirname(sys.executable), "kdbench")
+MODELS = ["models", "-m", "mobilenet_v3_small", "--size", "32"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The installed console script, stdout and stderr apart, as a log file would get them (no terminal)."""
+    return subprocess.run([KDBENCH, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "80", **(env or {})})
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_prints_and_exits_zero(flag: str) -> None:
+    done = run(flag)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"kdbench {__version__}\n", "")
+
+
+def test_bash_completion_completes_command_names() -> None:
+    env = {"_KDBENCH_COMPLETE": "complete_bash", "COMP_WORDS": "kdbench lea", "COMP_CWORD": "1"}
+    done = run(env=env)
+    assert (done.returncode, done.stdout.split()) == (0, ["leaderboard"])
+    env = {"_KDBENCH_COMPLETE": "complete_bash", "COMP_WORDS": "kdbench search st", "COMP_CWORD": "2"}
+    assert set(run(env=env).stdout.split()) == {"status", "stats"}
+    script = run("--show-completion", "bash")
+    assert script.returncode == 0 and "_KDBENCH_COMPLETE=complete_bash" in script.stdout
+
+
+def test_progress_lines_go_to_stderr_and_quiet_drops_them() -> None:
+    normal, quiet = run(*MODELS), run("--quiet", *MODELS)
+    assert normal.returncode == quiet.returncode == 0
+    assert normal.stderr.splitlines() == ["building mobilenet_v3_small (1/1)"]
+    assert quiet.stderr == ""
+    for done in (normal, quiet):  # the result itself stays on stdout
+        assert re.search(r"mobilenet_v3_small .* student .* torchvision", done.stdout)
+
+
+def test_verbose_adds_timed_debug_lines_naming_their_module() -> None:
+    done = run("-v", *MODELS)
+    assert done.returncode == 0
+    lines = done.stderr.splitlines()
+    assert re.fullmatch(rf"\d\d:\d\d:\d\d kdbench DEBUG: kdbench {re.escape(__version__)}, Python .*", lines[0])
+    assert re.fullmatch(r"\d\d:\d\d:\d\d kdbench\.models INFO: building mobilenet_v3_small \(1/1\)", lines[1])
+    assert re.fullmatch(r"\d\d:\d\d:\d\d kdbench\.models DEBUG: mobilenet_v3_small: \{'params': \d+, 'macs'.*", lines[2])
+
+
+def test_quiet_and_verbose_together_is_a_one_line_error() -> None:
+    done = run("-q", "-v", *MODELS)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: --quiet and --verbose exclude each other; give one of them"
+
+
+def test_a_command_run_inside_another_keeps_the_users_level(tmp_path) -> None:
+    """The demo runs its steps in-process: their root callback must not undo --quiet."""
+    import logging
+
+    from kdbench.cli import app
+    from kdbench.errors import DataError
+    from kdbench.logs import configure_logging
+
+    configure_logging("quiet")
+    with pytest.raises(DataError, match="not a study directory"):  # the root callback ran, then the command
+        app(["search", "status", "--study", "nope", "--run-dir", str(tmp_path)], standalone_mode=False)
+    assert logging.getLogger("kdbench").level == logging.WARNING
+    configure_logging("normal")
+    assert logging.getLogger("kdbench").level == logging.INFO
