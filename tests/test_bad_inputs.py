@@ -219,3 +219,120 @@ def test_index_changed_fails_on_open(small_store, tmp_path):
     (store / "index.csv").write_text(text.replace(",train,", ",test,", 1))
     with pytest.raises(DataError, match=r"index.csv changed since"):
         FrameStore.open(store)
+
+
+# --- the real CLI: every bad input is one line, exit 2, before any long work ------------------
+
+_CLI = [sys.executable, "-c", "from kdbench.cli import main; main()"]
+
+
+def _cli_error(*args: str) -> str:
+    """Run the CLI in-process and return the KdbenchError it raised (the line main() prints)."""
+    from typer.testing import CliRunner
+
+    from kdbench.cli import app
+    from kdbench.errors import KdbenchError
+
+    result = CliRunner().invoke(app, list(args))
+    assert isinstance(result.exception, KdbenchError), (result.exit_code, result.output, result.exception)
+    return str(result.exception)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--lr", "nan", "--lr nan: expected a finite number greater than 0"),
+    ("--lr", "-1", "--lr -1.0: expected a finite number greater than 0"),
+    ("--epochs", "0", "--epochs 0: expected a whole number of at least 1"),
+    ("--batch-size", "0", "--batch-size 0: expected a whole number of at least 1"),
+    ("--device", "tpu", "--device 'tpu': expected cpu, cuda, cuda:N or mps"),
+])
+def test_distill_and_teacher_reject_bad_numbers_and_devices(small_store, tmp_path, option, value, message):
+    out = tmp_path / "run"
+    assert _cli_error("distill", "--store", str(small_store), "--method", "scratch", option, value,
+                      "--out", str(out)) == message
+    assert _cli_error("teacher", "train", "--store", str(small_store), option, value,
+                      "--out", str(tmp_path / "t.pt")) == message
+    assert not out.exists() and not (tmp_path / "t").exists()  # refused before any training
+
+
+def test_device_cuda_without_cuda_is_one_line(small_store, tmp_path):
+    import torch
+
+    if torch.version.cuda is not None:
+        pytest.skip("this torch has CUDA")
+    message = _cli_error("distill", "--store", str(small_store), "--method", "scratch", "--device", "cuda",
+                         "--out", str(tmp_path / "run"))
+    assert message == f"--device cuda: this torch build has no CUDA (torch {torch.__version__}); use --device cpu"
+
+
+def test_output_under_a_file_and_missing_teacher(small_store, tmp_path):
+    (tmp_path / "file").write_text("x")
+    message = _cli_error("distill", "--store", str(small_store), "--method", "scratch", "--out", str(tmp_path / "file" / "run"))
+    assert message == f"--out {tmp_path / 'file' / 'run'}: cannot create the folder (Not a directory)"
+    message = _cli_error("teacher", "cache", "--store", str(small_store), "--teacher", str(tmp_path / "nope.pt"))
+    assert message == f"--teacher {tmp_path / 'nope.pt'}: no such file"
+
+
+def test_corrupt_checkpoint_as_teacher_is_one_line(small_store, tmp_path):
+    from kdbench.models import create_model
+    from kdbench.models.checkpoint import save_checkpoint
+
+    store = _copy_store(small_store, tmp_path / "store")
+    path = save_checkpoint(create_model("mobilenet_v3_small"), tmp_path / "t.pt", arch="mobilenet_v3_small",
+                           num_classes=4, input_size=32)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 512] = bytes(512)
+    path.write_bytes(bytes(data))
+    message = _cli_error("teacher", "cache", "--store", str(store), "--teacher", str(path))
+    assert message.startswith(f"checkpoint {path} is corrupt: its tensors hash to ")
+
+
+def test_prepare_non_utf8_csv_and_missing_video_strict(tmp_path):
+    from echo_fixtures import make_dynamic
+
+    root = make_dynamic(tmp_path / "dyn", [("0XAA", "TRAIN"), ("0XBB", "VAL")], frames=3)
+    (root / "Videos" / "0XBB.avi").unlink()
+    args = ["data", "prepare", "--echonet-dynamic", str(root), "--size", "32", "--workers", "1"]
+    message = _cli_error(*args, "--out", str(tmp_path / "s1"), "--strict")
+    assert message.startswith(f"listed in {root / 'FileList.csv'} line 3 but {root / 'Videos' / '0XBB.avi'} does not exist")
+    text = (root / "FileList.csv").read_bytes()
+    (root / "FileList.csv").write_bytes(text.replace(b"0XAA", b"0X\xc9A"))
+    message = _cli_error(*args, "--out", str(tmp_path / "s2"))
+    assert message == (f"CSV file {root / 'FileList.csv'}: not UTF-8 text (byte 0xc9 at offset {text.index(b'0XAA') + 2}, "
+                       f"line 2); save it as UTF-8")
+    assert not (tmp_path / "s1").exists() and not (tmp_path / "s2").exists()
+
+
+def test_info_counts_missing_and_verify_names_changed_frames(tmp_path):
+    from typer.testing import CliRunner
+
+    from echo_fixtures import make_dynamic
+    from kdbench.cli import app
+
+    root = make_dynamic(tmp_path / "dyn", [("0XAA", "TRAIN"), ("0XBB", "VAL"), ("0XCC", "TEST")], frames=3)
+    (root / "Videos" / "0XBB.avi").unlink()
+    store = tmp_path / "store"
+    runner = CliRunner()
+    res = runner.invoke(app, ["data", "prepare", "--echonet-dynamic", str(root), "--out", str(store), "--size", "32",
+                              "--workers", "1"], terminal_width=400)
+    assert res.exit_code == 0, res.output
+    assert "missing listed in" in res.output and "missing (listed but absent): 1" in res.output
+    res = runner.invoke(app, ["data", "info", str(store)], terminal_width=400)
+    assert "missing (listed but absent): 1" in res.output
+    res = runner.invoke(app, ["data", "verify", str(store)], terminal_width=400)
+    assert res.exit_code == 0 and ": ok, " in res.output, res.output
+    _flip_row(store, 1)
+    assert _cli_error("data", "verify", str(store)).startswith(
+        f"frame store {store}: frames.npy changed since `kdbench data prepare` wrote it (full rehash)")
+
+
+def test_read_only_output_folder_real_cli(small_store, tmp_path):
+    """The command as a user runs it, in a read-only folder: one line on stderr, exit 2, nothing trained."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    r = subprocess.run([*read_only_prefix(folder), *_CLI, "distill", "--store", str(small_store), "--method", "scratch",
+                        "--epochs", "1", "--device", "cpu", "--out", str(folder / "run")], capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert lines[0].startswith(f"error: --out {folder / 'run'}: cannot create the folder (")
+    assert "Read-only file system" in lines[0] or "Permission denied" in lines[0]  # root: the mount; others: chmod

@@ -44,3 +44,21 @@ def test_bad_options_are_config_errors(tiny_store, tiny_run, tmp_path, extra, me
     result = runner.invoke(app, ["export", "--store", str(tiny_store.path), "--out", str(tmp_path / "o"), *extra])
     assert isinstance(result.exception, ConfigError)
     assert message in str(result.exception)
+
+
+def test_every_variant_failed_exits_non_zero(tiny_store, tiny_run, tmp_path) -> None:
+    """A zero parity tolerance fails the fp32 check for real (ONNX Runtime vs PyTorch differ by ~1e-5)."""
+    out = tmp_path / "export"
+    result = runner.invoke(app, ["export", "--store", str(tiny_store.path), "--run", str(tiny_run), "--out", str(out),
+                                 "--int8", "", "--parity-tol", "0", "--parity-rtol", "0"], terminal_width=200)
+    assert result.exit_code == 1, result.output
+    assert "0 ok, 1 failed" in result.output and "error: every variant failed (1)" in result.output
+    assert read_json(out / "manifest.json")["variants"][0]["status"] == "failed"
+
+
+def test_unwritable_export_folder_is_refused_before_exporting(tiny_store, tiny_run, tmp_path) -> None:
+    (tmp_path / "file").write_text("x")
+    result = runner.invoke(app, ["export", "--store", str(tiny_store.path), "--run", str(tiny_run),
+                                 "--out", str(tmp_path / "file" / "export")])
+    assert isinstance(result.exception, ConfigError)
+    assert str(result.exception) == f"--out {tmp_path / 'file' / 'export'}: cannot create the folder (Not a directory)"

@@ -49,6 +49,16 @@ def profile(
     max_time: float = typer.Option(30.0, "--max-time", help="Timed seconds at most per batch size (measurement rule)."),
     p90_ci: float = typer.Option(0.02, "--p90-ci", help="Stop once the p90's 95% CI half-width is below this fraction."),
     warmup: float = typer.Option(1.0, "--warmup", help="Untimed warm-up seconds (and at least 10 queries)."),
+    runs: int = typer.Option(3, "--runs", help="Fresh processes per model x runtime (median of their p50s, spread recorded)."),
+    frames: Optional[Path] = typer.Option(
+        None, "--frames", help="Input frames: a prepared store folder or a uint8 [N,S,S] .npy (default: the export manifest's store)."
+    ),
+    raw_frame: str = typer.Option(
+        "768x1024x3", "--raw-frame", help="HxWxC of the source's raw frames: preprocessing (grey, crop, resize, mask) is timed on one."
+    ),
+    runtimes: Optional[str] = typer.Option(
+        None, "--runtimes", help="Comma-separated runtimes instead of the profile's, e.g. openvino,openvino-bf16."
+    ),
 ) -> None:
     """Profile the models in --models on --target (see `kdbench profile --help`)."""
     if ctx.invoked_subcommand is not None:
@@ -61,6 +71,7 @@ def profile(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from kdbench.checks import ensure_writable_dir
     from kdbench.errors import ConfigError
     from kdbench.profile.hardware import load_profile
     from kdbench.profile.local import MeasureRule, run_local
@@ -74,14 +85,26 @@ def profile(
         if threads < 0:
             raise ConfigError(f"--threads {threads}: expected >= 0")
         prof = dataclasses.replace(prof, threads=threads)
+    if runtimes:
+        from kdbench.profile.hardware import RUNTIMES
+
+        chosen = tuple(r.strip() for r in runtimes.split(",") if r.strip())
+        bad = [r for r in chosen if r not in RUNTIMES]
+        if bad or not chosen:
+            raise ConfigError(f"--runtimes {runtimes!r}: unknown {bad}; expected some of {list(RUNTIMES)}")
+        prof = dataclasses.replace(prof, runtimes=chosen)
+    if runs < 1:
+        raise ConfigError(f"--runs {runs}: expected >= 1")
     if estimate and remote:
         raise ConfigError("--estimate and --remote exclude each other: estimate for an absent target, or measure on it")
     entries = discover_models(models)
     for e in entries:
         if e.input_size is None and input_size is not None:
             e.input_size = input_size
-    rule = MeasureRule(warmup_s=warmup, min_queries=min_queries, min_time_s=min_time, max_time_s=max_time, p90_rel_ci=p90_ci)
+    rule = MeasureRule(warmup_s=warmup, min_queries=min_queries, min_time_s=min_time, max_time_s=max_time, p90_rel_ci=p90_ci,
+                       runs=runs)
     method = "estimated" if estimate else ("remote" if remote else "local")
+    ensure_writable_dir(Path(out) / prof.name, "--out")  # before any measurement, not after
     writer = ResultsWriter(out, prof, {"method": method, "models": str(models), "rule": dataclasses.asdict(rule)})
 
     if estimate:
@@ -94,12 +117,18 @@ def profile(
         records = estimate_records(entries, prof, cal)
         writer.add(records)
         console.print(render_table(records, f"{prof.name}: ESTIMATED (not measured), calibration {cal.path}"))
-        console.print(f"[yellow]estimated[/]: every figure is a model prediction, expected error ±{cal.error_band_pct:.0f}% "
-                      f"({cal.source})")
+        bands = ", ".join(f"{p} ±{b:.0f}%" for p, b in cal.error_band_pct.items())
+        console.print(f"[yellow]estimated[/]: every figure is a model prediction, expected error {bands} ({cal.source})")
         console.print(f"wrote {writer.path}")
         require_ok(records, f"estimate for {prof.name}")
         return
 
+    from kdbench.profile.inputs import frame_sample
+    from kdbench.profile.local import AgentInputs
+
+    sample, sample_note = frame_sample(frames, models, writer.path.parent)
+    console.print(f"inputs: {sample_note}")
+    inputs = AgentInputs(str(sample) if sample else None, raw_frame)
     steps = sum(len(precisions_for(e, rt, prof)) for e in entries for rt in runtimes_for(e, prof)) or len(entries)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as progress:
@@ -117,9 +146,10 @@ def profile(
                 from kdbench.profile.remote import SshTarget, run_remote
 
                 run_remote(entries, prof, SshTarget(remote, str(ssh_config) if ssh_config else None),
-                           python=remote_python or prof.remote_python, rule=rule, on_records=on_records, on_step=on_step)
+                           python=remote_python or prof.remote_python, rule=rule, on_records=on_records, on_step=on_step,
+                           inputs=inputs)
             else:
-                run_local(entries, prof, rule=rule, on_records=on_records, on_step=on_step)
+                run_local(entries, prof, rule=rule, on_records=on_records, on_step=on_step, inputs=inputs)
         finally:
             progress.stop()
             if writer.new:
@@ -130,68 +160,57 @@ def profile(
 
 @app.command("calibrate")
 def calibrate(
-    target: str = typer.Option(..., "--target", "-t", help="Hardware profile name or path (gives peak GMAC/s and threads)."),
+    target: str = typer.Option(..., "--target", "-t", help="Hardware profile name or path (gives the core's GMAC/s and threads)."),
     results: Optional[Path] = typer.Option(
-        None, "--results", "-r", help="Your measurements: a results.json from `kdbench profile`, or a CSV model,input,latency_ms[,threads]."
+        None, "--results", "-r", help="Your measurements: a results.json from `kdbench profile`, or a CSV model,input,latency_ms[,threads,precision]."
     ),
     models: Optional[Path] = typer.Option(None, "--models", "-m", help="Folder with the measured model files (to read their layers)."),
     out: Path = typer.Option(Path("profiles"), "--out", "-o", help="Writes <out>/calibration/<target>.json, which --estimate then prefers."),
     reference: bool = typer.Option(True, "--reference/--no-reference", help="Also fit on the published reference rows."),
     reference_csv: Optional[Path] = typer.Option(
-        None, "--reference-csv", help="Re-read the published rows from this CSV (exports torchvision architectures; slow) instead of the shipped features."
+        None, "--reference-csv", help="Published rows from this CSV (architectures not in the shipped features are exported; slow)."
     ),
 ) -> None:
-    """Fit the latency estimator's constants for a target and report leave-one-out errors."""
+    """Fit the latency estimator's constants for a target and report leave-one-architecture-out errors."""
     from rich.console import Console
     from rich.table import Table
 
     from kdbench.errors import ConfigError
-    from kdbench.profile.calibrate import (
-        build_calibration,
-        reference_rows_from_calibration,
-        reference_rows_from_csv,
-        user_rows,
-        write_calibration,
-    )
-    from kdbench.profile.estimate import find_calibration
+    from kdbench.profile.calibrate import build_calibration, reference_rows, user_rows, write_calibration
+    from kdbench.profile.estimate import REFERENCE_CSV, find_calibration
     from kdbench.profile.hardware import load_profile
 
     console = Console()
     prof = load_profile(target)
-    peak = prof.peak_gmacs()
-    if peak is None:
-        raise ConfigError(f"hardware profile {prof.path}: calibrating needs cpu.cores, cpu.clock_ghz and cpu.fma_per_cycle")
+    if "clock_ghz" not in prof.cpu or "fma_per_cycle" not in prof.cpu:
+        raise ConfigError(f"hardware profile {prof.path}: calibrating needs cpu.clock_ghz and cpu.fma_per_cycle")
+    core = float(prof.cpu["clock_ghz"]) * float(prof.cpu["fma_per_cycle"])
     threads = prof.threads or int(prof.cpu.get("cores", 1))
-    ref_rows = []
-    sources = []
+    ref_rows, sources, memory = [], [], {}
+    shipped = None
+    try:
+        shipped = find_calibration(prof.calibration or prof.name)
+        memory = {rt: m.to_dict() for rt, m in shipped.memory.items()}
+    except ConfigError:
+        pass
     if reference:
-        if reference_csv is not None:
-            ref_rows = reference_rows_from_csv(reference_csv, threads)
-            sources.append(str(reference_csv))
-        else:
-            from kdbench.profile.estimate import CALIBRATION_DIR
-
-            name = prof.calibration or prof.name
-            if not (CALIBRATION_DIR / f"{name}.json").is_file() and not name.endswith(".json"):
-                raise ConfigError(
-                    f"no published reference rows for target {prof.name!r} (no shipped calibration {name!r}); "
-                    "pass --no-reference to fit on your own rows only, or --reference-csv FILE"
-                )
-            shipped = find_calibration(name)
-            ref_rows = reference_rows_from_calibration(shipped)
-            sources.append(shipped.source)
+        csv_path = reference_csv or REFERENCE_CSV
+        ref_rows = reference_rows(csv_path, (shipped.data or {}).get("reference_features") if shipped else None)
+        sources.append(str(csv_path) if reference_csv else shipped.source if shipped else str(csv_path))
     usr = user_rows(results, models, prof.name, threads) if results is not None else []
     if usr:
         sources.append(f"user measurements {results}")
-    data = build_calibration(prof.name, peak, threads, ref_rows, usr, "; ".join(sources))
+    data = build_calibration(prof.name, core, threads, ref_rows, usr, "; ".join(sources), memory)
     path = write_calibration(Path(out) / "calibration" / f"{prof.name}.json", data)
-    table = Table(title=f"{prof.name} calibration: leave-one-out (fit on the others, predict this row)")
-    for col in ("row", "observed ms", "predicted ms", "error %", "FLOPs-ratio error %"):
+    table = Table(title=f"{prof.name} calibration: leave-one-architecture-out (fit on the others, predict its rows)")
+    for col in ("row", "observed ms", "predicted ms", "error %"):
         table.add_column(col, justify="left" if col == "row" else "right")
-    for loo, flo in zip(data["leave_one_out"], data["flops_ratio_leave_one_out"]):
-        table.add_row(loo["model"], f"{loo['observed_ms']:.2f}", f"{loo['predicted_ms']:.2f}", f"{loo['error_pct']:+.1f}",
-                      f"{flo['error_pct']:+.1f}")
+    for e in data["leave_one_architecture_out"]:
+        table.add_row(e["model"], f"{e['observed_ms']:.2f}", f"{e['predicted_ms']:.2f}", f"{e['error_pct']:+.1f}")
     console.print(table)
+    for prec, m in data["loao_summary"].items():
+        console.print(f"{prec}: n={m['n']} median |error| {m['median_abs_pct']:.1f}%, within ±10% {m['within_10_pct']:.0f}%, "
+                      f"within ±25% {m['within_25_pct']:.0f}%, band ±{data['error_band_pct'][prec]:.0f}%")
     console.print("constants: " + ", ".join(f"{k}={v:.4g}" for k, v in data["constants"].items()))
-    console.print(f"error band ±{data['error_band_pct']:.0f}% ({data['proxy']['note']})")
+    console.print(f"({data['proxy']['note']})")
     console.print(f"wrote {path}")
