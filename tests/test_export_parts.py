@@ -104,3 +104,55 @@ def test_exporter_falls_back_to_torchscript_and_says_why(tmp_path) -> None:
     assert info["dynamo_error"] and "\x1b" not in info["dynamo_error"]
     out = ort_runner(tmp_path / "m.onnx")(np.random.default_rng(0).random((3, 1, 16, 16), dtype=np.float32))
     assert out.shape == (3, 4)
+
+
+def test_variant_record_round_trips_and_names_bad_keys() -> None:
+    from kdbench.export.record import VariantRecord
+
+    rec = VariantRecord(id="c/fp32", candidate="c", variant="fp32", status="ok", student="ghostnet_100", trial=7, seed=2,
+                        metrics={"val": {"accuracy": 0.5}}, files=["c/fp32.onnx"])
+    doc = json.loads(json.dumps(rec.to_dict()))
+    assert VariantRecord.from_dict(doc) == rec
+    with pytest.raises(DataError, match=r"m\.json: variants\[3\] has unknown key\(s\) \['colour'\]"):
+        VariantRecord.from_dict({**doc, "colour": "red"}, "m.json: variants[3]")
+    with pytest.raises(DataError, match="has no key 'status'"):
+        VariantRecord.from_dict({k: v for k, v in doc.items() if k != "status"})
+    with pytest.raises(DataError, match=r"seed = 1\.5; expected an integer"):
+        VariantRecord.from_dict({**doc, "seed": 1.5})
+
+
+def _search_study(root, seeds: dict[int, str]) -> None:
+    """A `kdbench search` study with one complete trial; ``seeds``: seed -> the status its metrics.json records."""
+    root.mkdir()
+    (root / "study.json").write_text(json.dumps({"stage": "search", "study": "s", "config": {"objective": "val_accuracy"},
+                                                 "seeds": list(seeds), "optuna_studies": {"ghostnet_100": "s.ghostnet_100"}}))
+    trial = root / "trials" / "ghostnet_100" / "4"
+    results = {}
+    for seed, status in seeds.items():
+        run = trial / f"seed_{seed}"
+        run.mkdir(parents=True)
+        (run / "best.pt").write_bytes(b"weights")
+        (run / "metrics.json").write_text(json.dumps({"student": "ghostnet_100", "method": "vanilla", "status": status,
+                                                      "config": {"seed": seed}, "metrics": {}}))
+        results[str(seed)] = {"status": "ok", "val_accuracy": 0.9 - 0.1 * seed, "test_accuracy": 0.5}
+    (trial / "trial.json").write_text(json.dumps({
+        "trial": 4, "student": "ghostnet_100", "method": "vanilla", "hparams": {}, "train": {}, "config_id": "x",
+        "state": "complete", "seeds": results, "mean_val_accuracy": 0.85, "std_val_accuracy": 0.07,
+        "mean_test_accuracy": 0.5, "std_test_accuracy": 0.0}))
+
+
+def test_runs_whose_loss_went_non_finite_are_never_exported(tmp_path) -> None:
+    _run(tmp_path / "run", "mobilenet_v3_small", "vanilla", 0, 0.9)
+    meta = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps({**meta, "status": "non_finite_loss"}))
+    with pytest.raises(DataError, match="status 'non_finite_loss'; only runs with status 'ok' are exported"):
+        resolve_candidates(run=tmp_path / "run")
+    with pytest.raises(DataError, match="no run directories"):  # nor picked up from a folder of runs
+        from_study_dir(tmp_path)
+    # a search study whose best seed went non-finite: its next seed is exported, with its trial and seed
+    _search_study(tmp_path / "study", {0: "non_finite_loss", 1: "ok"})
+    (cand,) = from_study_dir(tmp_path / "study")
+    assert (cand.student, cand.trial, cand.seed) == ("ghostnet_100", 4, 1)
+    assert cand.checkpoint.parent.name == "seed_1"
+    assert cand.describe()["trial"] == 4 and cand.describe()["seed"] == 1
+

@@ -13,6 +13,7 @@ import pytest
 from kdbench.export.candidates import resolve_candidates
 from kdbench.export.evaluate import evaluate_file, frames_as_input, ort_runner
 from kdbench.export.pipeline import ExportOptions, Exporter, export_candidates
+from kdbench.export.record import VariantRecord
 from kdbench.manifest import read_json
 from kdbench.metrics import classification_metrics
 
@@ -41,6 +42,8 @@ def test_every_planned_variant_is_exported_and_ok(exported, tiny_run) -> None:
         assert rec["status"] == "ok", (name, rec["reason"])
         assert rec["id"] == f"{tiny_run.name}/{name}"
         assert rec["student"] == "mobilenet_v3_small" and rec["method"] == "scratch"
+        assert rec["trial"] is None and rec["seed"] == 0  # a plain run: no study trial; its seed from metrics.json
+        assert VariantRecord.from_dict(rec).to_dict() == rec
         assert rec["input_size"] == 64
         for f in rec["files"]:
             assert (out / f).is_file()
@@ -87,6 +90,11 @@ def test_accuracies_are_measured_by_running_each_file(exported, tiny_store) -> N
             assert m["n"] == len(rows)
             assert set(m["per_source_accuracy"]) == set(tiny_store.sources[rows].tolist())
             assert sum(map(sum, m["confusion"])) == len(rows)
+            # clip-level figures and intervals: the store's clips are its videos
+            clips = {(s, v) for s, v in zip(tiny_store.sources[rows], tiny_store.videos[rows])}
+            assert m["n_clips"] == len(clips) and 0 <= m["clip_accuracy"] <= 1 and 0 <= m["ece"] <= 1
+            low, high = m["accuracy_ci"]
+            assert low <= m["accuracy"] <= high and m["clip_accuracy_ci"][0] <= m["clip_accuracy"] <= m["clip_accuracy_ci"][1]
         # the recorded numbers are what the file gives in its runtime
         again = evaluate_file(out / rec["file"], rec["runtime"], tiny_store)
         for split in ("val", "test"):
@@ -199,14 +207,18 @@ def test_parity_failure_fails_fp32_and_the_variants_built_from_it(tiny_store, ti
 def test_accuracy_collapse_marks_a_variant_failed(tiny_store, tmp_path) -> None:
     exporter = Exporter(tiny_store, tmp_path, ExportOptions(max_drop=0.10))
     ctx = type("Ctx", (), {})()
-    ctx.fp32 = {"status": "ok", "metrics": {"val": {"accuracy": 0.90}}}
-    collapsed = {"metrics": {"val": {"accuracy": 0.70}}, "reason": None}
-    fine = {"metrics": {"val": {"accuracy": 0.85}}, "reason": None}
+
+    def record(variant: str, acc: float) -> VariantRecord:
+        return VariantRecord(id=f"c/{variant}", candidate="c", variant=variant, status="ok",
+                             metrics={"val": {"accuracy": acc}})
+
+    ctx.fp32 = record("fp32", 0.90)
+    collapsed, fine = record("int8_ort", 0.70), record("int8_openvino", 0.85)
     exporter._check_drop(ctx, collapsed)
     exporter._check_drop(ctx, fine)
-    assert collapsed["accuracy_drop"] == pytest.approx(0.20)
-    assert "accuracy collapsed" in collapsed["reason"] and "20.0 points" in collapsed["reason"]
-    assert fine["reason"] is None and fine["accuracy_drop"] == pytest.approx(0.05)
+    assert collapsed.accuracy_drop == pytest.approx(0.20)
+    assert "accuracy collapsed" in collapsed.reason and "20.0 points" in collapsed.reason
+    assert fine.reason is None and fine.accuracy_drop == pytest.approx(0.05)
 
 
 @pytest.mark.slow

@@ -13,11 +13,13 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from kdbench.errors import ConfigError, DataError
-from kdbench.leaderboard.build import CSV, METHODS_PNG, README, build_leaderboard
+from kdbench.export.record import VariantRecord
+from kdbench.leaderboard.build import CSV, JSON, METHODS_PNG, README, build_leaderboard
 from kdbench.leaderboard.collect import collect
 from kdbench.leaderboard.columns import COLUMNS, column_names
 from kdbench.leaderboard.pareto import dominates
@@ -38,49 +40,52 @@ TRIALS = [
 TEACHER_TEST_ACC = 0.9
 # candidate id -> (student, trial, seed)
 CANDIDATES = {
-    "trials_mobilenet_v3_small_1_seed_2": ("mobilenet_v3_small", 1, 2),
-    "trials_shufflenet_v2_x1_0_1_seed_1": ("shufflenet_v2_x1_0", 1, 1),
-    "trials_mobilenet_v3_small_0_seed_1": ("mobilenet_v3_small", 0, 1),
+    "mnv3_kd": ("mobilenet_v3_small", 1, 2),
+    "shuffle_kd": ("shufflenet_v2_x1_0", 1, 1),
+    "mnv3_scratch": ("mobilenet_v3_small", 0, 1),
 }
 # (candidate, variant, runtime, precision, test acc, size MB, params, macs, status)
 VARIANTS = [
-    ("trials_mobilenet_v3_small_1_seed_2", "fp32", "onnxruntime", "fp32", 0.820, 6.1, 1.52e6, 14.0e6, "ok"),
-    ("trials_mobilenet_v3_small_1_seed_2", "int8_ort", "onnxruntime", "int8", 0.810, 1.7, 1.52e6, 14.0e6, "ok"),
-    ("trials_mobilenet_v3_small_1_seed_2", "int8_openvino", "openvino", "int8", 0.815, 1.9, 1.52e6, 14.0e6, "ok"),
-    ("trials_shufflenet_v2_x1_0_1_seed_1", "fp32", "onnxruntime", "fp32", 0.850, 5.0, 1.26e6, 37.0e6, "ok"),
-    ("trials_shufflenet_v2_x1_0_1_seed_1", "int8_ort", "onnxruntime", "int8", 0.600, 1.4, 1.26e6, 37.0e6, "failed"),
-    ("trials_shufflenet_v2_x1_0_1_seed_1", "int8_openvino", "openvino", "int8", 0.845, 1.5, 1.26e6, 37.0e6, "ok"),
-    ("trials_mobilenet_v3_small_0_seed_1", "fp32", "onnxruntime", "fp32", 0.720, 6.1, 1.52e6, 14.0e6, "ok"),
+    ("mnv3_kd", "fp32", "onnxruntime", "fp32", 0.820, 6.1, 1.52e6, 14.0e6, "ok"),
+    ("mnv3_kd", "int8_ort", "onnxruntime", "int8", 0.810, 1.7, 1.52e6, 14.0e6, "ok"),
+    ("mnv3_kd", "int8_openvino", "openvino", "int8", 0.815, 1.9, 1.52e6, 14.0e6, "ok"),
+    ("shuffle_kd", "fp32", "onnxruntime", "fp32", 0.850, 5.0, 1.26e6, 37.0e6, "ok"),
+    ("shuffle_kd", "int8_ort", "onnxruntime", "int8", 0.600, 1.4, 1.26e6, 37.0e6, "failed"),
+    ("shuffle_kd", "int8_openvino", "openvino", "int8", 0.845, 1.5, 1.26e6, 37.0e6, "ok"),
+    ("mnv3_scratch", "fp32", "onnxruntime", "fp32", 0.720, 6.1, 1.52e6, 14.0e6, "ok"),
     # the same file size and accuracy as the one above: an exact duplicate point once profiled alike
-    ("trials_mobilenet_v3_small_0_seed_1", "pruned30", "onnxruntime", "fp32", 0.720, 6.1, 1.0e6, 9.0e6, "ok"),
+    ("mnv3_scratch", "pruned30", "onnxruntime", "fp32", 0.720, 6.1, 1.0e6, 9.0e6, "ok"),
     ("teacher", "fp32", "onnxruntime", "fp32", 0.900, 537.0, 134.3e6, 7.6e9, "ok"),
 ]
 # x86, measured: variant id -> (runtime, p50 ms, rss MB); fps = 1000 / mean (mean = p50 * 1.05)
 X86 = {
-    "trials_mobilenet_v3_small_1_seed_2/fp32": [("onnxruntime", 0.45, 20.0), ("openvino", 0.40, 25.0)],
-    "trials_mobilenet_v3_small_1_seed_2/int8_ort": [("onnxruntime", 0.60, 12.0)],
-    "trials_mobilenet_v3_small_1_seed_2/int8_openvino": [("openvino", 0.30, 14.0)],
-    "trials_shufflenet_v2_x1_0_1_seed_1/fp32": [("onnxruntime", 1.20, 18.0), ("openvino", 0.90, 22.0)],
-    "trials_shufflenet_v2_x1_0_1_seed_1/int8_openvino": [("openvino", 0.70, 15.0)],
-    "trials_mobilenet_v3_small_0_seed_1/fp32": [("onnxruntime", 0.45, 20.0)],
-    "trials_mobilenet_v3_small_0_seed_1/pruned30": [("onnxruntime", 0.45, 20.0)],
+    "mnv3_kd/fp32": [("onnxruntime", 0.45, 20.0), ("openvino", 0.40, 25.0)],
+    "mnv3_kd/int8_ort": [("onnxruntime", 0.60, 12.0)],
+    "mnv3_kd/int8_openvino": [("openvino", 0.30, 14.0)],
+    "shuffle_kd/fp32": [("onnxruntime", 1.20, 18.0), ("openvino", 0.90, 22.0)],
+    "shuffle_kd/int8_openvino": [("openvino", 0.70, 15.0)],
+    "mnv3_scratch/fp32": [("onnxruntime", 0.45, 20.0)],
+    "mnv3_scratch/pruned30": [("onnxruntime", 0.45, 20.0)],
     "teacher/fp32": [("onnxruntime", 48.0, 600.0)],
 }
 # rpi4, estimated: variant id -> (p50 ms, memory MB); int8_openvino has no ONNX graph -> failed estimate
 RPI4 = {
-    "trials_mobilenet_v3_small_1_seed_2/fp32": (12.0, 30.0),
-    "trials_mobilenet_v3_small_1_seed_2/int8_ort": (20.0, 14.0),
-    "trials_shufflenet_v2_x1_0_1_seed_1/fp32": (40.0, 28.0),
-    "trials_mobilenet_v3_small_0_seed_1/fp32": (12.0, 60.0),
-    "trials_mobilenet_v3_small_0_seed_1/pruned30": (9.0, 45.0),
+    "mnv3_kd/fp32": (12.0, 30.0),
+    "mnv3_kd/int8_ort": (20.0, 14.0),
+    "shuffle_kd/fp32": (40.0, 28.0),
+    "mnv3_scratch/fp32": (12.0, 60.0),
+    "mnv3_scratch/pruned30": (9.0, 45.0),
     "teacher/fp32": (2400.0, 700.0),
 }
 
 
 def _metrics(acc: float, worst_offset: float = 0.08) -> dict:
+    """A metrics dict with every key of kdbench.metrics.classification_metrics (clips, intervals, ECE, shortcut)."""
     return {"accuracy": acc, "macro_f1": acc - 0.01, "worst_source_accuracy": acc - worst_offset,
             "per_source_accuracy": {"echonet_dynamic": acc + 0.02, "echonet_lvh": acc, "tmed2": acc - worst_offset},
-            "n": 100}
+            "n": 64, "n_clips": 16, "accuracy_ci": [acc - 0.04, acc + 0.04], "clip_accuracy": acc + 0.01,
+            "clip_macro_f1": acc, "clip_accuracy_ci": [acc - 0.07, acc + 0.06], "ece": 0.05,
+            "shortcut_gap": {"view": "A4C", "sources": ["echonet_dynamic", "tmed2"], "gap": 0.1}}
 
 
 def write_study(root: Path) -> Path:
@@ -135,15 +140,15 @@ def write_export(root: Path, study: Path) -> Path:
                        "hparams": {}, "teacher": None, "source": str(root / "teacher.pt")})
     variants = []
     for cid, variant, runtime, precision, acc, size, params, macs, status in VARIANTS:
-        student = "vgg16" if cid == "teacher" else CANDIDATES[cid][0]
+        student, trial, seed = ("vgg16", None, None) if cid == "teacher" else CANDIDATES[cid]
         ext = ".xml" if runtime == "openvino" else ".onnx"
-        variants.append({
-            "id": f"{cid}/{variant}", "candidate": cid, "student": student,
-            "method": next((c["method"] for c in candidates if c["id"] == cid), None), "variant": variant,
-            "runtime": runtime, "precision": precision, "file": f"{cid}/{variant}{ext}", "files": [], "size_mb": size,
-            "params": int(params), "macs": int(macs), "input_size": 64, "status": status,
-            "reason": None if status == "ok" else "accuracy collapsed: val accuracy 0.6000 vs fp32 0.8500",
-            "metrics": {"val": _metrics(acc + 0.005), "test": _metrics(acc)}, "details": {}})
+        variants.append(VariantRecord(
+            id=f"{cid}/{variant}", candidate=cid, student=student, trial=trial, seed=seed,
+            method=next((c["method"] for c in candidates if c["id"] == cid), None), variant=variant,
+            runtime=runtime, precision=precision, file=f"{cid}/{variant}{ext}", size_mb=size,
+            params=int(params), macs=int(macs), input_size=64, status=status,
+            reason=None if status == "ok" else "accuracy collapsed: val accuracy 0.6000 vs fp32 0.8500",
+            metrics={"val": _metrics(acc + 0.005), "test": _metrics(acc)}).to_dict())
     write_json(export / "manifest.json", {"stage": "export", "format_version": 1, "candidates": candidates,
                                           "variants": variants})
     return export
@@ -173,7 +178,7 @@ def write_profiles(root: Path) -> Path:
             x86.append(_record(vid, "x86", runtime, p50 * 3, mem * 2, True, batch=8))  # ignored: batch 8
     write_json(prof / "x86" / "results.json", x86)
     rpi = [_record(vid, "rpi4", "onnxruntime", p50, mem, False) for vid, (p50, mem) in RPI4.items()]
-    failed = _record("trials_shufflenet_v2_x1_0_1_seed_1/int8_openvino", "rpi4", "openvino", 1.0, 1.0, False)
+    failed = _record("shuffle_kd/int8_openvino", "rpi4", "openvino", 1.0, 1.0, False)
     failed.update(status="failed", error="the estimator reads ONNX graphs; int8_openvino.xml is openvino",
                   latency_ms=None, fps=None, rss_increment_mb=None)
     rpi.append(failed)
@@ -196,60 +201,121 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(path.read_text())))
 
 
+def _board(lb, name: str):
+    return next(b for b in lb.boards if b.name == name)
+
+
+def _row(board, vid: str, runtime: str | None = None):
+    return next(r for r in board.rows if r.variant_id == vid and (runtime is None or r.runtime == runtime))
+
+
+def _edit_variants(export: Path, change) -> None:
+    """Rewrite the export manifest with ``change(variant dict)`` applied to every variant."""
+    doc = json.loads((export / "manifest.json").read_text())
+    for v in doc["variants"]:
+        change(v)
+    write_json(export / "manifest.json", doc)
+
+
 def test_pareto_flags_are_consistent_with_the_numbers(inputs):
     lb = collect(inputs["study"], inputs["export"], inputs["profiles"])
     assert [b.name for b in lb.boards] == ["rpi4", "x86"]
     senses = ["max", "min", "min"]
     for board in lb.boards:
-        ranked = [r for r in board.rows if r.get("front") is not None]
+        ranked = [r for r in board.rows if r.front is not None]
         assert len(ranked) >= 4, board.name
-        point = {id(r): (r["accuracy"], r["latency_p50_ms"], r["size_mb"]) for r in ranked}
+        point = {id(r): (r.val_accuracy, r.latency_p50_ms, r.size_mb) for r in ranked}
         for r in ranked:
             dominators = [o for o in ranked if dominates(point[id(o)], point[id(r)], senses)]
-            if r["front"] == 1:
-                assert not dominators, (board.name, r["variant_id"], r["runtime"])
-                assert r["pareto"] == "yes"
+            if r.front == 1:
+                assert not dominators, (board.name, r.variant_id, r.runtime)
+                assert r.pareto == "yes"
             else:
-                assert r["pareto"] == "no"
-                assert any(o["front"] == r["front"] - 1 for o in dominators), (board.name, r["variant_id"])
-                assert all(o["front"] < r["front"] for o in dominators)
-        # rows come out front by front
-        fronts = [r["front"] for r in ranked]
-        assert fronts == sorted(fronts)
-    x86 = next(b for b in lb.boards if b.name == "x86")
+                assert r.pareto == "no"
+                assert any(o.front == r.front - 1 for o in dominators), (board.name, r.variant_id)
+                assert all(o.front < r.front for o in dominators)
+        fronts = [r.front for r in ranked]
+        assert fronts == sorted(fronts)  # rows come out front by front
+    x86 = _board(lb, "x86")
     # the scratch fp32 and its pruned copy measured alike: the same point, so the same front
-    dup = [r for r in x86.rows if r["variant_id"].startswith("trials_mobilenet_v3_small_0_seed_1/")]
-    assert len(dup) == 2 and dup[0]["front"] == dup[1]["front"]
-    # the openvino int8 mobilenet (0.815, 0.30 ms, 1.9 MB) is dominated by nothing: fastest
-    ov = next(r for r in x86.rows if r["variant_id"] == "trials_mobilenet_v3_small_1_seed_2/int8_openvino")
-    assert ov["front"] == 1
+    dup = [r for r in x86.rows if r.variant_id.startswith("mnv3_scratch/")]
+    assert len(dup) == 2 and dup[0].front == dup[1].front
+    assert _row(x86, "mnv3_kd/int8_openvino").front == 1  # (0.820, 0.30 ms, 1.9 MB): fastest
 
 
-def test_rows_join_variant_accuracy_seed_ci_and_statistics(inputs):
+def test_rows_join_variant_figures_seed_means_and_statistics(inputs):
     from kdbench.search.statistics import mean_ci
 
     lb = collect(inputs["study"], inputs["export"], inputs["profiles"])
-    x86 = next(b for b in lb.boards if b.name == "x86")
-    row = next(r for r in x86.rows if r["variant_id"] == "trials_mobilenet_v3_small_1_seed_2/int8_ort")
-    assert row["accuracy"] == pytest.approx(0.810)  # the variant's own re-measured accuracy
-    assert row["seed_mean_accuracy"] == pytest.approx((0.80 + 0.78 + 0.82) / 3)
-    assert (row["seed_ci_low"], row["seed_ci_high"]) == pytest.approx(mean_ci([0.80, 0.78, 0.82]))
-    assert row["n_seeds"] == 3
-    assert (row["method"], row["temperature"], row["alpha"], row["batch_size"], row["trial"]) == ("vanilla", 4.0, 0.5, 64, 1)
-    assert row["relative_accuracy"] == pytest.approx(0.810 / TEACHER_TEST_ACC)
-    assert row["worst_source_accuracy"] == pytest.approx(0.810 - 0.08)
+    x86 = _board(lb, "x86")
+    row = _row(x86, "mnv3_kd/int8_ort")
+    # the variant's own figures, re-measured on the exported file: validation (ranking) and test (reported)
+    assert (row.val_accuracy, row.val_accuracy_low, row.val_accuracy_high) == pytest.approx((0.815, 0.775, 0.855))
+    assert (row.test_accuracy, row.test_accuracy_low, row.test_accuracy_high) == pytest.approx((0.810, 0.770, 0.850))
+    assert (row.test_clip_accuracy, row.test_clip_accuracy_low, row.test_clip_accuracy_high) == pytest.approx((0.82, 0.74, 0.87))
+    assert (row.test_ece, row.test_frames, row.test_clips) == (0.05, 64, 16)
+    assert (row.shortcut_view, row.shortcut_sources, row.shortcut_gap) == ("A4C", "echonet_dynamic > tmed2", 0.1)
+    # the trial and seed come from the manifest's record (its candidate id names neither)
+    assert (row.method, row.temperature, row.alpha, row.train_batch_size, row.trial, row.seed) == ("vanilla", 4.0, 0.5, 64, 1, 2)
+    assert row.seed_mean_test_accuracy == pytest.approx((0.80 + 0.78 + 0.82) / 3)
+    assert row.seed_mean_val_accuracy == pytest.approx((0.79 + 0.80 + 0.81) / 3)
+    assert (row.seed_test_low, row.seed_test_high) == pytest.approx(mean_ci([0.80, 0.78, 0.82]))
+    assert (row.n_seeds, row.seed_interval) == (3, "seeds")  # no predictions.npz: seeds only, and it says so
+    assert row.relative_accuracy == pytest.approx(0.810 / TEACHER_TEST_ACC)
+    assert row.test_worst_source_accuracy == pytest.approx(0.810 - 0.08)
+    # timm-style and profile columns
+    assert (row.param_count, row.infer_gmacs, row.infer_img_size, row.infer_batch_size) == pytest.approx((1.52, 0.014, 64, 1))
+    assert (row.runtime_version, row.threads, row.model_memory_mb, row.peak_rss_mb) == ("1.0", 2, 12.0, 52.0)
     stats = json.loads((inputs["study"] / "statistics.json").read_text())
     comp = next(c for c in stats["comparisons"] if c["student"] == "mobilenet_v3_small"
-                and c["comparison"] == "best distillation vs scratch" and c["metric"] == "test_accuracy")
-    assert row["kd_vs_scratch_p_holm"] == comp["p_holm"] and row["kd_vs_scratch_p_a_gt_b"] == comp["p_a_gt_b"]
+                and c["best_distillation"] and c["metric"] == "test_accuracy")
+    assert (row.kd_vs_scratch_p_holm, row.kd_vs_scratch_p_a_gt_b) == (comp["p_holm"], comp["p_a_gt_b"])
+    assert row.kd_vs_scratch_source == "search" and any("search confirm" in n for n in lb.notes)
     # the failed variant is left out, with its reason; the teacher is a reference row, never ranked
-    assert [v["variant_id"] for v in lb.left_out] == ["trials_shufflenet_v2_x1_0_1_seed_1/int8_ort"]
-    assert all(r["student"] != "vgg16" for b in lb.boards for r in b.rows)
+    assert [v["variant_id"] for v in lb.left_out] == ["shuffle_kd/int8_ort"]
+    assert all(r.student != "vgg16" for b in lb.boards for r in b.rows)
     teacher = x86.teacher_rows[0]
-    assert teacher["latency_p50_ms"] == 48.0 and teacher["meets_constraints"] == "no"  # 1000/50.4 ms < 30 fps
-    # batch-8 records are not batch-1 latency
-    fp32 = [r for r in x86.rows if r["variant_id"] == "trials_mobilenet_v3_small_1_seed_2/fp32"]
-    assert sorted((r["runtime"], r["latency_p50_ms"]) for r in fp32) == [("onnxruntime", 0.45), ("openvino", 0.40)]
+    assert teacher.latency_p50_ms == 48.0 and teacher.verdict == "fails"  # 1000/50.4 ms < 30 fps
+    fp32 = [r for r in x86.rows if r.variant_id == "mnv3_kd/fp32"]  # batch-8 records are not batch-1 latency
+    assert sorted((r.runtime, r.latency_p50_ms) for r in fp32) == [("onnxruntime", 0.45), ("openvino", 0.40)]
+    assert lb.split_sizes["test"] == (64, 16)
+
+
+def test_ranking_and_recommendation_use_validation_not_test(inputs):
+    # a variant with the best TEST accuracy but a poor validation accuracy is neither promoted nor recommended
+    def best_on_test(v):
+        if v["id"] == "mnv3_scratch/fp32":
+            v["metrics"]["test"] = _metrics(0.99)
+    _edit_variants(inputs["export"], best_on_test)
+    x86 = _board(collect(inputs["study"], inputs["export"], inputs["profiles"]), "x86")
+    row = _row(x86, "mnv3_scratch/fp32")
+    assert row.test_accuracy == 0.99 and row.front > 1 and row.recommended is None
+    assert (x86.recommended.variant_id, x86.recommended.runtime) == ("shuffle_kd/fp32", "openvino")
+    # the same variant best on VALIDATION: now it leads the front and is recommended
+    def best_on_val(v):
+        if v["id"] == "mnv3_scratch/fp32":
+            v["metrics"]["val"] = _metrics(0.99)
+    _edit_variants(inputs["export"], best_on_val)
+    x86 = _board(collect(inputs["study"], inputs["export"], inputs["profiles"]), "x86")
+    assert x86.recommended.variant_id == "mnv3_scratch/fp32" and x86.recommended.front == 1
+    assert x86.recommended.recommended == "yes" and "validation accuracy 0.990 [0.950, 1.030]" in x86.recommendation
+
+
+def test_front_members_tied_with_the_best_are_marked(inputs):
+    lb = collect(inputs["study"], inputs["export"], inputs["profiles"])
+    for board in lb.boards:
+        ranked = [r for r in board.rows if r.front is not None]
+        best = [r for r in ranked if r.tied == "best"]
+        assert len(best) == 1 and best[0].val_accuracy == max(r.val_accuracy for r in ranked)
+        for r in ranked:
+            if r is best[0]:
+                continue
+            overlap = r.val_accuracy_low <= best[0].val_accuracy_high and best[0].val_accuracy_low <= r.val_accuracy_high
+            assert r.tied == ("yes" if overlap else "no"), (board.name, r.variant_id)
+    x86 = _board(lb, "x86")
+    assert _row(x86, "mnv3_kd/int8_openvino").tied == "yes"  # 0.820 [0.780, 0.860] vs 0.850 [0.810, 0.890]
+    assert _row(x86, "mnv3_scratch/fp32").tied == "no"  # 0.725 [0.685, 0.765]: clearly less accurate
+    assert "statistically tied" in x86.recommendation
 
 
 def test_constraints_are_evaluated_from_the_hardware_profiles(inputs):
@@ -260,40 +326,105 @@ def test_constraints_are_evaluated_from_the_hardware_profiles(inputs):
         cons = load_profile(board.name).constraints
         assert board.constraints == cons
         for r in board.rows:
-            if r.get("fps") is None:
-                assert r["meets_constraints"] == "unknown"
-                continue
-            ok = r["fps"] >= cons["min_fps"] and ("max_memory_mb" not in cons or r["memory_mb"] < cons["max_memory_mb"])
-            assert r["meets_constraints"] == ("yes" if ok else "no"), (board.name, r["variant_id"], r["fps"], r["memory_mb"])
-    rpi = next(b for b in lb.boards if b.name == "rpi4")
-    verdicts = {(r["variant_id"], r["runtime"]): r["meets_constraints"] for r in rpi.rows}
-    assert verdicts[("trials_shufflenet_v2_x1_0_1_seed_1/fp32", "onnxruntime")] == "no"  # 1000/42 ms < 30 fps
-    assert verdicts[("trials_mobilenet_v3_small_0_seed_1/fp32", "onnxruntime")] == "no"  # 60 MB >= 50 MB
-    assert verdicts[("trials_mobilenet_v3_small_1_seed_2/fp32", "onnxruntime")] == "yes"
-    # recommended: the most accurate row that meets them (0.820 fp32 beats 0.810 int8)
-    assert rpi.recommended["variant_id"] == "trials_mobilenet_v3_small_1_seed_2/fp32"
-    meeting = [r for r in rpi.rows if r["meets_constraints"] == "yes"]
-    assert rpi.recommended["accuracy"] == max(r["accuracy"] for r in meeting)
-    x86 = next(b for b in lb.boards if b.name == "x86")
-    assert x86.recommended["variant_id"] == "trials_shufflenet_v2_x1_0_1_seed_1/fp32"
-    assert x86.recommended["runtime"] == "openvino"  # same accuracy, the faster runtime
+            if r.fps is None:
+                assert r.verdict == "unknown"
+            elif r.measured == "measured":
+                ok = r.fps >= cons["min_fps"] and ("max_memory_mb" not in cons or r.model_memory_mb < cons["max_memory_mb"])
+                assert r.verdict == ("meets" if ok else "fails"), (board.name, r.variant_id, r.fps)
+    rpi = _board(lb, "rpi4")
+    kd = _row(rpi, "mnv3_kd/fp32")
+    # an estimate carries its band: p50 12 ms +-35%, fps = 1000 / 12.6 ms
+    assert (kd.latency_p50_low_ms, kd.latency_p50_high_ms) == pytest.approx((12.0 * 0.65, 12.0 * 1.35))
+    assert (kd.fps_low, kd.fps_high) == pytest.approx((kd.fps / 1.35, kd.fps / 0.65))
+    assert kd.verdict == "meets" and kd.stable is None  # even its low end (58 fps) meets 30 fps
+    assert _row(rpi, "shuffle_kd/fp32").verdict in ("fails", "uncertain")  # 23.8 fps, band 17.6-36.6
+    # recommended: the most accurate on validation that meets them (0.825 fp32 beats 0.815 int8)
+    assert rpi.recommended.variant_id == "mnv3_kd/fp32"
+    x86 = _board(lb, "x86")
+    assert (x86.recommended.variant_id, x86.recommended.runtime) == ("shuffle_kd/fp32", "openvino")  # same accuracy, faster
 
 
-def test_a_target_nobody_meets_says_so(inputs):
-    prof = inputs["profiles"]
-    records = json.loads((prof / "x86" / "results.json").read_text())
+def test_unstable_measurements_are_left_out_unless_asked(inputs):
+    path = inputs["profiles"] / "x86" / "results.json"
+    records = json.loads(path.read_text())
     for r in records:
-        r["target"] = "tinyboard"
-    write_json(prof / "tinyboard" / "results.json", records)
-    # not a shipped profile: the constraints come from the profile run's manifest
-    write_json(prof / "tinyboard" / "manifest.json", {"stage": "profile", "target": {
-        "name": "tinyboard", "constraints": {"min_fps": 100000.0}}})
-    lb = collect(inputs["study"], inputs["export"], prof, ["tinyboard"])
-    board = lb.boards[0]
-    assert board.constraints == {"min_fps": 100000.0}
-    assert board.recommended is None
-    assert board.recommendation.startswith("no model meets the constraints on tinyboard")
-    assert all(r["meets_constraints"] == "no" for r in board.rows if r.get("fps") is not None)
+        r["stable"] = not r["variant_id"].startswith("shuffle_kd/fp32")
+    write_json(path, records)
+    x86 = _board(collect(inputs["study"], inputs["export"], inputs["profiles"]), "x86")
+    assert x86.recommended.variant_id == "shuffle_kd/int8_openvino" and x86.left_out_unstable == 2
+    assert _row(x86, "shuffle_kd/fp32", "openvino").stable is False
+    x86 = _board(collect(inputs["study"], inputs["export"], inputs["profiles"], include_unstable=True), "x86")
+    assert x86.recommended.variant_id == "shuffle_kd/fp32" and x86.left_out_unstable == 0
+    out = inputs["root"] / "lb"
+    build_leaderboard(inputs["study"], out, inputs["export"], inputs["profiles"], plots=False)
+    text = (out / README).read_text()
+    assert "2 ranked model(s) with an unstable measurement were left out" in text and "measured, UNSTABLE" in text
+
+
+def test_uncertain_models_are_recommended_only_with_a_flag():
+    from kdbench.leaderboard.collect import TargetBoard
+    from kdbench.leaderboard.rank import rank_rows, recommend
+    from kdbench.leaderboard.row import BoardRow
+
+    def row(vid: str, acc: float, verdict: str) -> BoardRow:
+        return BoardRow(variant_id=vid, student="s", method="m", variant=vid, val_accuracy=acc, val_accuracy_low=acc - 0.01,
+                        val_accuracy_high=acc + 0.01, latency_p50_ms=10.0, size_mb=1.0, verdict=verdict,
+                        verdict_reasons="fps band 20-40 straddles 30" if verdict == "uncertain" else None)
+
+    objectives = [("val_accuracy", "max"), ("latency_p50_ms", "min"), ("size_mb", "min")]
+    board = TargetBoard("t", objectives, {"min_fps": 30.0}, rows=rank_rows([row("a", 0.9, "uncertain"), row("b", 0.8, "meets"),
+                                                                            row("c", 0.95, "fails")], objectives))
+    recommend(board)
+    assert board.recommended.variant_id == "b" and board.recommended.recommended == "yes"
+    assert "1 more accurate model(s) are uncertain on the constraints (not recommended)" in board.recommendation
+    only = TargetBoard("t", objectives, {"min_fps": 30.0}, rows=rank_rows([row("a", 0.9, "uncertain"), row("c", 0.95, "fails")],
+                                                                           objectives))
+    recommend(only)
+    assert only.recommended.variant_id == "a" and only.recommended.recommended == "uncertain"
+    assert only.recommendation.startswith("UNCERTAIN: s / m / a") and "straddles" in only.recommendation
+
+
+def test_kd_vs_scratch_prefers_confirmation_seeds(inputs):
+    stats = json.loads((inputs["study"] / "statistics.json").read_text())
+    for c in stats["comparisons"]:
+        c["p_holm"], c["p_a_gt_b"] = 0.5, 0.6
+    write_json(inputs["study"] / "confirm" / "statistics.json", stats)
+    out = inputs["root"] / "lb"
+    lb, _ = build_leaderboard(inputs["study"], out, inputs["export"], inputs["profiles"], plots=False)
+    row = _row(_board(lb, "x86"), "mnv3_kd/fp32", "onnxruntime")
+    assert (row.kd_vs_scratch_p_holm, row.kd_vs_scratch_p_a_gt_b, row.kd_vs_scratch_source) == (0.5, 0.6, "confirm")
+    assert not any("search confirm" in n for n in lb.notes)
+    assert "on fresh confirmation seeds" in (out / README).read_text()
+
+
+def test_seed_means_resample_seeds_and_clips_from_saved_predictions(inputs, tiny_store):
+    from kdbench.metrics import clip_ids, seed_clip_interval
+
+    study = inputs["study"]
+    info = json.loads((study / "study.json").read_text())
+    write_json(study / "study.json", {**info, "store": str(tiny_store.path)})
+    rng = np.random.default_rng(0)
+    trial_dir = study / "trials" / "mobilenet_v3_small" / "1"
+    hits = {}
+    for split in ("val", "test"):
+        rows = tiny_store.indices(split)
+        logits = [rng.normal(size=(len(rows), 4)).astype(np.float32) for _ in SEEDS]
+        for seed, lg in zip(SEEDS, logits):
+            lg[np.arange(len(rows)), tiny_store.labels[rows]] += 1.0  # better than chance
+        hits[split] = (np.stack([lg.argmax(1) == tiny_store.labels[rows] for lg in logits]), clip_ids(tiny_store, rows))
+        for seed, lg in zip(SEEDS, logits):
+            path = trial_dir / f"seed_{seed}" / "predictions.npz"
+            old = dict(np.load(path)) if path.is_file() else {}
+            np.savez(path, **old, **{f"{split}_logits": lg, f"{split}_rows": rows})
+    lb = collect(study, inputs["export"], None)
+    row = _row(lb.boards[0], "mnv3_kd/fp32")
+    assert row.seed_interval == "seeds+clips"
+    assert (row.seed_test_low, row.seed_test_high) == pytest.approx(seed_clip_interval(*hits["test"]))
+    other = _row(lb.boards[0], "shuffle_kd/fp32")
+    assert other.seed_interval == "seeds"  # that trial saved no predictions
+    # without an export the seed mean is the ranking figure: its validation interval resamples seeds and clips too
+    (study_row,) = [r for r in collect(study).boards[0].rows if (r.student, r.trial) == ("mobilenet_v3_small", 1)]
+    assert (study_row.val_accuracy_low, study_row.val_accuracy_high) == pytest.approx(seed_clip_interval(*hits["val"]))
 
 
 def test_outputs_are_byte_identical_when_regenerated(inputs):
@@ -303,20 +434,36 @@ def test_outputs_are_byte_identical_when_regenerated(inputs):
     _, second = build_leaderboard(out=root / "lb2", **args)
     names = sorted(p.name for p in first)
     assert names == sorted(p.name for p in second)
-    assert {README, CSV, METHODS_PNG, "accuracy_vs_latency_x86.png", "accuracy_vs_latency_rpi4.png"} <= set(names)
+    assert {README, CSV, JSON, METHODS_PNG, "accuracy_vs_latency_x86.png", "accuracy_vs_latency_rpi4.png"} <= set(names)
     for name in names:
         assert (root / "lb1" / name).read_bytes() == (root / "lb2" / name).read_bytes(), name
     png = (root / "lb1" / "accuracy_vs_latency_x86.png").read_bytes()
     assert png.startswith(b"\x89PNG") and b"Software" not in png and len(png) > 10_000
 
 
-def test_csv_has_the_fixed_documented_columns(inputs):
+def test_csv_and_json_hold_the_same_rows_with_the_documented_columns(inputs):
+    import dataclasses
+
+    from kdbench.leaderboard.row import BoardRow
+
     out = inputs["root"] / "lb"
     lb, _ = build_leaderboard(inputs["study"], out, inputs["export"], inputs["profiles"], plots=False)
+    assert [f.name for f in dataclasses.fields(BoardRow)] == column_names()
+    assert {"infer_img_size", "infer_batch_size", "param_count", "infer_gmacs", "runtime", "runtime_version", "threads",
+            "train_batch_size"} <= set(column_names()) and "batch_size" not in column_names()
     rows = _read_csv(out / CSV)
-    header = (out / CSV).read_text().splitlines()[0].split(",")
-    assert header == column_names()
-    assert len(rows) == sum(len(b.rows) for b in lb.boards)
+    assert (out / CSV).read_text().splitlines()[0].split(",") == column_names()
+    doc = json.loads((out / JSON).read_text())
+    assert doc["columns"] == column_names() and len(doc["rows"]) == len(rows) == sum(len(b.rows) for b in lb.boards)
+    for c, j in zip(rows, doc["rows"]):
+        assert list(j) == column_names()
+        for name in column_names():
+            value = j[name]
+            text = "" if value is None else ("yes" if value is True else "no" if value is False else
+                                              format(value, ".6g") if isinstance(value, float) else str(value))
+            assert c[name] == text, (j["variant_id"], name)
+    assert [t["target"] for t in doc["targets"]] == ["rpi4", "x86"]
+    assert doc["targets"][1]["recommended"] == {"variant_id": "shuffle_kd/fp32", "runtime": "openvino", "flag": "yes"}
     readme = (out / README).read_text()
     for name in COLUMNS:
         assert f"`{name}`" in readme, name
@@ -324,9 +471,9 @@ def test_csv_has_the_fixed_documented_columns(inputs):
         if r["front"]:
             assert r["pareto"] == ("yes" if r["front"] == "1" else "no")
         if r["target"] == "rpi4" and r["latency_p50_ms"]:
-            assert r["measured"] == "estimated" and r["error_band_pct"] == "35"
+            assert r["measured"] == "estimated" and r["error_band_pct"] == "35" and r["fps_low"]
         if r["target"] == "x86" and r["latency_p50_ms"]:
-            assert r["measured"] == "measured" and r["error_band_pct"] == ""
+            assert r["measured"] == "measured" and r["error_band_pct"] == "" and r["fps_low"] == ""
     no_result = [r for r in rows if r["target"] == "rpi4" and r["variant_id"].endswith("int8_openvino")]
     assert {r["front"] for r in no_result} == {""} and all(r["note"] for r in no_result)
 
@@ -347,8 +494,10 @@ def _tables(markdown: str) -> list[list[list[str]]]:
 
 
 def test_readme_tables_are_well_formed_and_estimates_labelled(inputs):
+    from kdbench.leaderboard.render import TABLE_HEADERS
+
     out = inputs["root"] / "lb"
-    lb, _ = build_leaderboard(inputs["study"], out, inputs["export"], inputs["profiles"], plots=False)
+    build_leaderboard(inputs["study"], out, inputs["export"], inputs["profiles"], plots=False)
     text = (out / README).read_text()
     tables = _tables(text)
     assert len(tables) >= 8
@@ -356,19 +505,25 @@ def test_readme_tables_are_well_formed_and_estimates_labelled(inputs):
         assert len(t) >= 3, t  # header, separator, at least one row
         assert all(re.fullmatch(r"-{3}:?", c) or re.fullmatch(r"---:", c) for c in t[1]), t[1]
         assert all(len(row) == len(t[0]) for row in t), t[0]
+    col = {h: i for i, h in enumerate(TABLE_HEADERS)}
     board_tables = [t for t in tables if t[0][0] == "front"]
-    assert board_tables and all(t[0][7] == "test acc" for t in board_tables)
+    assert board_tables and all(t[0] == list(TABLE_HEADERS) for t in board_tables)
     rpi = text.split("## Target `rpi4`")[1].split("## Target `x86`")[0]
     x86 = text.split("## Target `x86`")[1].split("## Accuracy per method")[0]
     rpi_rows = [r for t in _tables(rpi) if t[0][0] == "front" for r in t[2:]]
-    assert rpi_rows and all(r[12].startswith("≈") and r[19] == "estimated ±35%" for r in rpi_rows)
+    assert rpi_rows and all(r[col["p50 ms"]].startswith("≈") and r[col["figures"]] == "estimated ±35%" for r in rpi_rows)
+    assert any(re.fullmatch(r"≈12\.00 \(7\.80-16\.20\)", r[col["p50 ms"]]) for r in rpi_rows)  # the band beside it
     x86_rows = [r for t in _tables(x86) if t[0][0] == "front" for r in t[2:]]
-    assert x86_rows and not any("≈" in c for r in x86_rows for c in r) and all(r[19] == "measured" for r in x86_rows)
-    # the CI format, and the recommended model in the summary
-    assert re.search(r"0\.800 \[0\.\d{3}, 0\.\d{3}\] \(n=3\)", text)
+    assert x86_rows and not any("≈" in c for r in x86_rows for c in r) and all(r[col["figures"]] == "measured" for r in x86_rows)
+    # every accuracy with its interval; clip accuracy, ECE and the shortcut check beside it
+    assert all(re.fullmatch(r"0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\]", r[col["val acc [95% CI]"]]) for r in x86_rows)
+    assert all(re.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", r[col["test clip acc [95% CI]"]]) for r in x86_rows)
+    assert all(r[col["ECE"]] == "0.050" and r[col["shortcut gap"]] == "A4C 0.10" for r in x86_rows)
+    assert re.search(r"0\.800 \[0\.\d{3}, 0\.\d{3}\] \(n=3, seeds\)", text)
     summary = _tables(text.split("## Summary")[1])[0]
     assert [r[0] for r in summary[2:]] == ["rpi4", "x86"]
-    assert "trials_" not in summary[2][2] and "mobilenet_v3_small / vanilla / fp32 @ onnxruntime" in summary[2][2]
+    assert "mobilenet_v3_small / vanilla / fp32 @ onnxruntime" in summary[2][2]
+    assert "The figures rest on 64 test frames from 16 clips" in text
     assert "vgg16: test accuracy 0.900" in text
 
 
@@ -376,19 +531,20 @@ def test_without_profiles_the_board_is_accuracy_only(inputs):
     lb = collect(inputs["study"], inputs["export"], None)
     assert [b.name for b in lb.boards] == ["none"]
     board = lb.boards[0]
-    assert [c for c, _ in board.objectives] == ["accuracy", "size_mb"]
+    assert [c for c, _ in board.objectives] == ["val_accuracy", "size_mb"]
     assert any("accuracy-only" in n for n in lb.notes)
-    assert all(r.get("latency_p50_ms") is None for r in board.rows)
+    assert all(r.latency_p50_ms is None for r in board.rows)
     lb3 = collect(inputs["study"], None, inputs["profiles"])  # profiles are keyed by variant: useless without export
     assert [b.name for b in lb3.boards] == ["none"] and any("need --export" in n for n in lb3.notes)
-    lb2 = collect(inputs["study"], None, None)
-    rows = lb2.boards[0].rows
-    # one row per (student, method): the best trial by validation accuracy
-    assert sorted((r["student"], r["method"], r["trial"]) for r in rows) == [
+    rows = collect(inputs["study"], None, None).boards[0].rows
+    # one row per (student, method): the best trial by validation accuracy, ranked on its seed-mean validation accuracy
+    assert sorted((r.student, r.method, r.trial) for r in rows) == [
         ("mobilenet_v3_small", "ctkd", 3), ("mobilenet_v3_small", "scratch", 0), ("mobilenet_v3_small", "vanilla", 1),
         ("shufflenet_v2_x1_0", "scratch", 0), ("shufflenet_v2_x1_0", "vanilla", 1)]
-    assert rows[0]["accuracy"] == pytest.approx((0.83 + 0.85 + 0.84) / 3) and rows[0]["front"] == 1
-    assert [r["front"] for r in rows] == sorted(r["front"] for r in rows)
+    assert rows[0].val_accuracy == pytest.approx((0.82 + 0.84 + 0.83) / 3) and rows[0].front == 1
+    assert rows[0].test_accuracy == pytest.approx((0.83 + 0.85 + 0.84) / 3)
+    assert rows[0].test_clip_accuracy == pytest.approx(rows[0].test_accuracy + 0.01)  # seed mean of clip accuracy
+    assert [r.front for r in rows] == sorted(r.front for r in rows)
 
 
 def test_missing_inputs_are_clear_errors(inputs, tmp_path):
@@ -400,8 +556,12 @@ def test_missing_inputs_are_clear_errors(inputs, tmp_path):
         collect(inputs["study"], inputs["export"], inputs["profiles"], ["gpu"])
     with pytest.raises(ConfigError, match="--targets x86 needs --profiles"):
         collect(inputs["study"], inputs["export"], None, ["x86"])
-    (inputs["export"] / "manifest.json").write_text('{"stage": "export", "variants": [{"id": "a/fp32"}]}')
+    (inputs["export"] / "manifest.json").write_text('{"stage": "export", "variants": [{"id": "a/fp32", "candidate": "a"}]}')
     with pytest.raises(DataError, match=r"variants\[0\] has no key 'variant'"):
+        collect(inputs["study"], inputs["export"])
+    (inputs["export"] / "manifest.json").write_text(
+        '{"stage": "export", "variants": [{"id": "a/fp32", "candidate": "a", "variant": "fp32", "status": "ok", "trial": "3"}]}')
+    with pytest.raises(DataError, match=r"variants\[0\]: trial = '3'; expected an integer"):
         collect(inputs["study"], inputs["export"])
 
 
@@ -410,11 +570,41 @@ def test_cli_writes_the_leaderboard(inputs):
 
     out = inputs["root"] / "board"
     result = CliRunner().invoke(app, ["leaderboard", "--study", str(inputs["study"]), "--export", str(inputs["export"]),
-                                      "--profiles", str(inputs["profiles"]), "--targets", "rpi4", "--out", str(out)])
+                                      "--profiles", str(inputs["profiles"]), "--targets", "rpi4", "--out", str(out),
+                                      "--include-unstable"])
     assert result.exit_code == 0, result.output
-    assert (out / README).is_file() and (out / "accuracy_vs_latency_rpi4.png").is_file()
+    assert (out / README).is_file() and (out / JSON).is_file() and (out / "accuracy_vs_latency_rpi4.png").is_file()
     assert not (out / "accuracy_vs_latency_x86.png").exists()
     assert {r["target"] for r in _read_csv(out / CSV)} == {"rpi4"}
-    assert "Regenerate: `kdbench leaderboard --study" in (out / README).read_text()
+    assert "--include-unstable" in (out / README).read_text().split("Regenerate: `")[1].split("`")[0]
+    assert "64 test frames from 16 clips" in result.output
     bad = CliRunner().invoke(app, ["leaderboard", "--study", str(inputs["root"] / "missing"), "--out", str(out)])
     assert isinstance(bad.exception, DataError) and "missing" in str(bad.exception)
+
+
+def test_point_labels_never_overlap(tmp_path):
+    import matplotlib
+    from matplotlib.text import Text
+
+    from kdbench.leaderboard.plots import RC, _figure, place_labels
+
+    with matplotlib.rc_context(RC):
+        fig = _figure()
+        ax = fig.add_subplot(1, 1, 1)
+        rng = np.random.default_rng(0)
+        xs, ys = rng.uniform(1, 2, 40), rng.uniform(0.80, 0.82, 40)  # 40 points in a crowd
+        ax.scatter(xs, ys)
+        ax.set_xlim(0, 3)
+        ax.set_ylim(0.7, 0.9)
+        fig.tight_layout()
+        labels = [(x, y, f"mobilenet_v3_small vanilla/int8_ort @ort #{i}", "0.2") for i, (x, y) in enumerate(zip(xs, ys))]
+        omitted = place_labels(ax, labels)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]  # the text itself, without its leader line
+        assert len(boxes) + omitted == 40 and len(boxes) >= 5 and omitted > 0
+        axes_box = ax.get_window_extent(renderer)
+        for i, a in enumerate(boxes):
+            assert axes_box.x0 - 1 <= a.x0 and a.x1 <= axes_box.x1 + 1
+            for b in boxes[i + 1:]:
+                assert not a.overlaps(b), (a, b)

@@ -74,21 +74,23 @@ def test_leaderboard_from_real_search_export_and_profile(tmp_path):
     (board,) = lb.boards
     assert board.name == "rpi4" and board.constraints == {"min_fps": 30.0, "max_memory_mb": 50.0}
     by_id = {v["id"]: v for v in ok}
-    records = {r["variant_id"]: r for r in json.loads((tmp_path / "profiles" / "rpi4" / "results.json").read_text())
-               if r["batch"] == 1}
-    ranked = [r for r in board.rows if r.get("front") is not None]
-    assert len(ranked) == len(ok)
+    records = {(r["variant_id"], r["runtime"]): r for r in json.loads((tmp_path / "profiles" / "rpi4" / "results.json").read_text())
+               if r["batch"] == 1 and r["status"] == "ok"}
+    ranked = [r for r in board.rows if r.front is not None]
+    assert len(ranked) == len(records) and {v for v, _ in records} == set(by_id)  # one row per (variant, runtime)
     for r in ranked:
-        v, rec = by_id[r["variant_id"]], records[r["variant_id"]]
-        assert r["accuracy"] == v["metrics"]["test"]["accuracy"]  # the variant's own accuracy
-        assert r["size_mb"] == v["size_mb"] and r["latency_p50_ms"] == rec["latency_ms"]["p50"]
-        assert r["measured"] == "estimated" and r["error_band_pct"] == rec["error_band"]["pct"]
-        assert r["n_seeds"] == 2 and r["trial"] is not None and r["seed_ci_low"] is not None
-        # the verdict agrees with `kdbench profile`'s own constraint check on the same record
-        assert r["meets_constraints"] == ("yes" if rec["constraints"]["meets"] else "no")
-        point = (r["accuracy"], r["latency_p50_ms"], r["size_mb"])
-        others = [(o["accuracy"], o["latency_p50_ms"], o["size_mb"]) for o in ranked if o is not r]
-        assert (r["front"] == 1) == (not any(dominates(o, point, ["max", "min", "min"]) for o in others))
+        v, rec = by_id[r.variant_id], records[(r.variant_id, r.runtime)]
+        # the variant's own figures: validation ranks, test reports; both with clip-bootstrap intervals
+        assert r.val_accuracy == v["metrics"]["val"]["accuracy"] and r.test_accuracy == v["metrics"]["test"]["accuracy"]
+        assert [r.test_accuracy_low, r.test_accuracy_high] == v["metrics"]["test"]["accuracy_ci"]
+        assert r.test_clip_accuracy == v["metrics"]["test"]["clip_accuracy"] and r.test_ece == v["metrics"]["test"]["ece"]
+        assert r.test_clips == v["metrics"]["test"]["n_clips"] < r.test_frames
+        assert r.size_mb == v["size_mb"] and r.latency_p50_ms == rec["latency_ms"]["p50"]
+        assert r.measured == "estimated" and r.error_band_pct == rec["error_band"]["pct"]
+        assert r.n_seeds == 2 and r.trial == v["trial"] is not None and r.seed == v["seed"] and r.seed_test_low is not None
+        point = (r.val_accuracy, r.latency_p50_ms, r.size_mb)
+        others = [(o.val_accuracy, o.latency_p50_ms, o.size_mb) for o in ranked if o is not r]
+        assert (r.front == 1) == (not any(dominates(o, point, ["max", "min", "min"]) for o in others))
     rows = list(csv.DictReader((tmp_path / "leaderboard" / CSV).open()))
     assert {r["variant_id"] for r in rows} == set(by_id)
     assert "## Target `rpi4`" in (tmp_path / "leaderboard" / README).read_text()

@@ -18,12 +18,14 @@ def command(
     targets: Optional[str] = typer.Option(None, "--targets", help="Comma-separated targets to include, e.g. x86,rpi4 (default: every target under --profiles)."),
     out: Path = typer.Option(Path("leaderboard"), "--out", "-o", help="Output directory: README.md, leaderboard.csv and PNG plots."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the PNG plots (accuracy vs latency per target, accuracy per method)."),
+    include_unstable: bool = typer.Option(False, "--include-unstable", help="Let models whose measurement was flagged unstable be recommended (left out by default)."),
 ) -> None:
-    """Rank every (student configuration x variant) per target by Pareto fronts over accuracy, latency and size."""
+    """Rank every (student configuration x variant) per target on validation accuracy, latency and size; report test figures."""
     from rich.table import Table
 
     from kdbench.leaderboard.build import build_leaderboard
-    from kdbench.leaderboard.render import fmt_num
+    from kdbench.leaderboard.rank import row_label
+    from kdbench.leaderboard.render import fmt_ci, fmt_num, split_size_text
 
     names = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
     parts = [f"kdbench leaderboard --study {study}"]
@@ -36,21 +38,25 @@ def command(
     parts.append(f"--out {out}")
     if not plots:
         parts.append("--no-plots")
+    if include_unstable:
+        parts.append("--include-unstable")
     with console.status("collecting study, export and profile results"):
-        lb, written = build_leaderboard(study, out, export, profiles, names, " ".join(parts), plots)
+        lb, written = build_leaderboard(study, out, export, profiles, names, " ".join(parts), plots, include_unstable)
     for note in lb.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     table = Table(title=f"leaderboard of study {lb.study}")
     for col, justify in (("target", "left"), ("models", "right"), ("Pareto-optimal", "right"), ("meet constraints", "right"),
-                         ("recommended", "left"), ("test acc", "right")):
+                         ("recommended (chosen on validation)", "left"), ("val acc", "right"), ("test acc [95% CI]", "right")):
         table.add_column(col, justify=justify, overflow="fold")
     for b in lb.boards:
-        ranked = [r for r in b.rows if r.get("front") is not None]
+        ranked = [r for r in b.rows if r.front is not None]
         rec = b.recommended
-        table.add_row(b.name, str(len(b.rows)), str(sum(r["front"] == 1 for r in ranked)),
-                      str(sum(r.get("meets_constraints") == "yes" for r in b.rows)) if b.constraints else "n/a",
-                      b.recommendation if rec is None else b.recommendation.split(":")[0],
-                      fmt_num(rec.get("accuracy")) if rec else "-")
+        label = "-" if rec is None else ("UNCERTAIN: " if rec.recommended == "uncertain" else "") + row_label(rec)
+        table.add_row(b.name, str(len(b.rows)), str(sum(r.front == 1 for r in ranked)),
+                      str(sum(r.verdict == "meets" for r in b.rows)) if b.constraints else "n/a",
+                      b.recommendation if rec is None else label, fmt_num(rec.val_accuracy) if rec else "-",
+                      fmt_ci(rec.test_accuracy, rec.test_accuracy_low, rec.test_accuracy_high) if rec else "-")
+    console.print(split_size_text(lb), highlight=False)
     print_table(table)
     for path in written:
         console.print(f"wrote {path}", highlight=False)

@@ -3,6 +3,7 @@ a list of candidates (checkpoint + how it was trained)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 
 from kdbench.errors import ConfigError, DataError
 from kdbench.manifest import read_json
+
+log = logging.getLogger(__name__)
 
 # Files in a study directory that may list its best trials, checked in this order.
 STUDY_LISTS = ("best_trials.json", "manifest.json")
@@ -29,11 +32,14 @@ class Candidate:
     teacher: str | None = None  # teacher file recorded with the run, if any
     source: str = ""  # where it came from (for the manifest)
     training_metrics: dict[str, Any] = field(default_factory=dict)  # {"val": {...}, "test": {...}} from training
+    trial: int | None = None  # the study trial it belongs to (a `kdbench search` study only)
+    seed: int | None = None  # its training seed
 
     def describe(self) -> dict[str, Any]:
         """Plain-JSON form for the export manifest."""
         return {"id": self.id, "checkpoint": str(self.checkpoint), "student": self.student, "method": self.method,
-                "hparams": self.hparams, "teacher": self.teacher, "source": self.source,
+                "hparams": self.hparams, "teacher": self.teacher, "source": self.source, "trial": self.trial,
+                "seed": self.seed,
                 "training_val_accuracy": (self.training_metrics.get("val") or {}).get("accuracy"),
                 "training_test_accuracy": (self.training_metrics.get("test") or {}).get("accuracy")}
 
@@ -60,6 +66,10 @@ def from_run_dir(run_dir: str | Path, cid: str | None = None) -> Candidate:
             raise DataError(f"{meta_path} is not valid JSON: {err}") from None
         if not isinstance(meta, dict):
             raise DataError(f"{meta_path} holds a {type(meta).__name__}; expected a JSON object")
+        if not run_ok(meta):
+            raise DataError(f"{meta_path}: status {meta.get('status')!r}; only runs with status 'ok' are exported "
+                            "(a run whose loss went non-finite has no trustworthy checkpoint)")
+    seed = (meta.get("config") or {}).get("seed")
     return Candidate(
         id=_safe_id(cid or run_dir.name),
         checkpoint=ckpt,
@@ -70,7 +80,13 @@ def from_run_dir(run_dir: str | Path, cid: str | None = None) -> Candidate:
         teacher=meta.get("teacher"),
         source=str(run_dir),
         training_metrics=dict(meta.get("metrics") or {}),
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
     )
+
+
+def run_ok(meta: dict[str, Any]) -> bool:
+    """True when a run's metrics.json says it finished normally (no status, from older runs, counts as ok)."""
+    return meta.get("status", "ok") == "ok"
 
 
 def from_checkpoint(path: str | Path) -> Candidate:
@@ -147,6 +163,8 @@ def from_study_dir(study_dir: str | Path, top: int = 3) -> list[Candidate]:
             meta = read_json(metrics)
         except ValueError:
             continue
+        if not isinstance(meta, dict) or not run_ok(meta):
+            continue
         acc = ((meta.get("metrics") or {}).get("val") or {}).get("accuracy")
         if acc is None:
             continue
@@ -163,16 +181,32 @@ def from_study_dir(study_dir: str | Path, top: int = 3) -> list[Candidate]:
 
 
 def _from_search_study(study_dir: Path) -> list[Candidate]:
-    """A study written by `kdbench search`: its best trial per student, each as its best seed's run."""
+    """A study written by `kdbench search`: its best trial per student, each as its best finished seed's run."""
     from kdbench.search.results import best_trials
 
     out = []
     for best in best_trials(study_dir, per_architecture=True):
-        run = Path(best["best_seed_dir"])
-        if not (run / "best.pt").is_file():
-            raise DataError(f"{run} has no best.pt: the study kept no checkpoint for trial {best['trial']} of {best['student']}")
-        out.append(from_run_dir(run, _safe_id(best["student"])))
+        run = _best_ok_seed(best)
+        cand = from_run_dir(run, _safe_id(best["student"]))
+        cand.student, cand.trial = best["student"], int(best["trial"])
+        out.append(cand)
     return out
+
+
+def _best_ok_seed(best: dict[str, Any]) -> Path:
+    """The run dir of a best trial's best seed, or of its best seed with status ok and a checkpoint when that one is not."""
+    preferred = Path(best["best_seed_dir"])
+    order = [preferred] + [Path(d) for _, d in sorted(best["seed_dirs"].items()) if Path(d) != preferred]
+    for run in order:
+        meta_path = run / "metrics.json"
+        meta = read_json(meta_path) if meta_path.is_file() else {}
+        if (run / "best.pt").is_file() and isinstance(meta, dict) and run_ok(meta):
+            if run != preferred:
+                log.warning("trial %s of %s: exporting %s, the best seed %s is not exportable", best["trial"],
+                            best["student"], run.name, preferred.name)
+            return run
+    raise DataError(f"{preferred} has no best.pt with status 'ok' in metrics.json, nor has any other seed of trial "
+                    f"{best['trial']} of {best['student']}: the study kept no exportable checkpoint")
 
 
 def _unique(cands: list[Candidate]) -> list[Candidate]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from kdbench.data.store import FrameStore
 from kdbench.errors import ConfigError
-from kdbench.metrics import classification_metrics
+from kdbench.metrics import classification_metrics, clip_ids
 
 Runner = Callable[[np.ndarray], np.ndarray]
 RUNTIMES = ("onnxruntime", "openvino")
@@ -79,7 +79,7 @@ def predict_split(run: Runner, store: FrameStore, split: str, batch_size: int = 
 def evaluate_runner(
     run: Runner, store: FrameStore, splits: tuple[str, ...] = ("val", "test"), batch_size: int = 64
 ) -> dict[str, Any]:
-    """Classification metrics of a logits function on each split; a split with no frames is reported as such."""
+    """Frame- and clip-level metrics (with clip-bootstrap intervals and ECE) of a logits function on each split."""
     out: dict[str, Any] = {}
     for split in splits:
         logits, rows = predict_split(run, store, split, batch_size)
@@ -87,7 +87,7 @@ def evaluate_runner(
             raise ConfigError(f"store {store.path} has no frames in split {split!r}; cannot evaluate on it")
         if not np.isfinite(logits).all():
             raise ValueError(f"non-finite logits on split {split!r}")
-        out[split] = classification_metrics(logits, store.labels[rows], store.sources[rows])
+        out[split] = classification_metrics(logits, store.labels[rows], store.sources[rows], clips=clip_ids(store, rows))
     return out
 
 

@@ -12,6 +12,7 @@ or an accuracy collapse; variants that crashed are tried again).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -25,11 +26,12 @@ import numpy as np
 
 from kdbench import __version__
 from kdbench.data.store import FrameStore
-from kdbench.errors import ConfigError
+from kdbench.errors import ConfigError, DataError
 from kdbench.export.candidates import Candidate
 from kdbench.export.evaluate import evaluate_file, evaluate_runner, frames_as_input, load_runner
 from kdbench.export.onnx_export import files_size_mb, model_files
 from kdbench.export.prune import variant_name
+from kdbench.export.record import VariantRecord
 from kdbench.manifest import config_hash, file_hash, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ class _Context:
     model: Any = None
     input_size: int | None = None
     arch: str | None = None
-    fp32: dict[str, Any] | None = None
+    fp32: VariantRecord | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,14 +93,12 @@ class VariantFailed(Exception):
     """A variant could not be produced or did not pass its checks; the message is the recorded reason."""
 
 
-def _record(ctx: _Context, variant: str, runtime: str, precision: str) -> dict[str, Any]:
-    """An empty manifest record for a variant of a candidate."""
-    return {
-        "id": f"{ctx.cand.id}/{variant}", "candidate": ctx.cand.id, "student": ctx.arch or ctx.cand.student,
-        "method": ctx.cand.method, "variant": variant, "runtime": runtime, "precision": precision,
-        "file": None, "files": [], "size_mb": None, "params": None, "macs": None, "input_size": ctx.input_size,
-        "status": "failed", "reason": None, "failure": None, "metrics": {}, "details": {},
-    }
+def _record(ctx: _Context, variant: str, runtime: str, precision: str) -> VariantRecord:
+    """An empty (failed until proven ok) record for a variant of a candidate."""
+    cand = ctx.cand
+    return VariantRecord(id=f"{cand.id}/{variant}", candidate=cand.id, variant=variant, runtime=runtime,
+                         precision=precision, student=cand.student or ctx.arch, method=cand.method, trial=cand.trial,
+                         seed=cand.seed, input_size=ctx.input_size)
 
 
 def _variant_runtime(variant: str) -> tuple[str, str]:
@@ -124,7 +124,7 @@ class Exporter:
         self.force = force
         self.out.mkdir(parents=True, exist_ok=True)
         self.previous = self._load_previous()
-        self.records: dict[str, dict[str, Any]] = dict(self.previous)
+        self.records: dict[str, VariantRecord] = dict(self.previous)
         self.candidates: dict[str, dict[str, Any]] = {}
         self._calib: np.ndarray | None = None
         self._teacher_cache: dict[str, np.ndarray] = {}
@@ -136,8 +136,8 @@ class Exporter:
                 self.candidates = {}
 
     # ---------------------------------------------------------------- manifest
-    def _load_previous(self) -> dict[str, dict[str, Any]]:
-        """Variant records of an earlier export into the same directory, by id."""
+    def _load_previous(self) -> dict[str, VariantRecord]:
+        """Variant records of an earlier export into the same directory, by id (unreadable ones are redone)."""
         path = self.out / MANIFEST
         if not path.is_file():
             return {}
@@ -148,7 +148,15 @@ class Exporter:
             return {}
         if not isinstance(doc, dict) or doc.get("stage") != "export":
             raise ConfigError(f"{path} is not an export manifest (stage {doc.get('stage') if isinstance(doc, dict) else None!r}); choose another --out")
-        return {r["id"]: r for r in doc.get("variants", []) if isinstance(r, dict) and "id" in r}
+        out: dict[str, VariantRecord] = {}
+        for i, entry in enumerate(doc.get("variants", [])):
+            try:
+                rec = VariantRecord.from_dict(entry, f"{path}: variants[{i}]")
+            except (DataError, TypeError) as err:
+                log.warning("%s: redoing it", err)
+                continue
+            out[rec.id] = rec
+        return out
 
     def manifest(self) -> dict[str, Any]:
         """The export manifest as it stands."""
@@ -159,7 +167,7 @@ class Exporter:
             "teacher": str(self.teacher) if self.teacher else None,
             "config": config, "config_hash": config_hash(config),
             "candidates": list(self.candidates.values()),
-            "variants": list(self.records.values()),
+            "variants": [r.to_dict() for r in self.records.values()],
         }
 
     def _save(self) -> None:
@@ -182,13 +190,13 @@ class Exporter:
                           teacher=file_hash(teacher) if teacher and teacher.is_file() else None)
         return config_hash(inputs)
 
-    def _reusable(self, rec: dict[str, Any] | None, inputs_hash: str) -> bool:
+    def _reusable(self, rec: VariantRecord | None, inputs_hash: str) -> bool:
         """True when an earlier record has the same inputs and (if ok) its files are still there."""
-        if self.force or rec is None or rec.get("inputs_hash") != inputs_hash:
+        if self.force or rec is None or rec.inputs_hash != inputs_hash:
             return False
-        if rec.get("status") != "ok":
-            return rec.get("failure") == "check"
-        return all((self.out / f).is_file() for f in rec.get("files", []))
+        if rec.status != "ok":
+            return rec.failure == "check"
+        return all((self.out / f).is_file() for f in rec.files)
 
     def _calibration(self) -> np.ndarray:
         if self._calib is None:
@@ -237,28 +245,30 @@ class Exporter:
                 if on_start:
                     on_start(cand.id, variant)
                 rec = self._one(ctx, variant)
-                self.records[rec["id"]] = rec
+                self.records[rec.id] = rec
                 if variant == "fp32":
                     ctx.fp32 = rec
                 self._save()
                 if on_done:
-                    on_done(rec)
+                    on_done(rec.to_dict())
         self._save()
         return self.manifest()
 
-    def _one(self, ctx: _Context, variant: str) -> dict[str, Any]:
+    def _one(self, ctx: _Context, variant: str) -> VariantRecord:
         """Produce, check and evaluate one variant; any failure becomes a failed record with its reason."""
         inputs_hash = self._inputs_hash(ctx, variant)
         vid = f"{ctx.cand.id}/{variant}"
         previous = self.previous.get(vid)
         if self._reusable(previous, inputs_hash):
-            return {**previous, "resumed": True}
+            cand = ctx.cand  # provenance comes from the candidate, even for a record of an older manifest
+            return dataclasses.replace(previous, resumed=True, student=cand.student or previous.student,
+                                       method=cand.method, trial=cand.trial, seed=cand.seed)
         runtime, precision = _variant_runtime(variant)
         start = time.perf_counter()
         rec = _record(ctx, variant, runtime, precision)
         try:
             self._load_model(ctx)
-            rec.update(student=ctx.arch or ctx.cand.student, input_size=ctx.input_size)
+            rec.student, rec.input_size = ctx.cand.student or ctx.arch, ctx.input_size
             if variant == "fp32":
                 self._fp32(ctx, rec)
             elif variant == "int8_ort":
@@ -272,20 +282,20 @@ class Exporter:
                 self._pruned(ctx, rec, ratio)
             if variant != "fp32":
                 self._check_drop(ctx, rec)
-            rec["status"] = "ok" if rec["reason"] is None else "failed"
-            rec["failure"] = None if rec["reason"] is None else "check"
+            rec.status = "ok" if rec.reason is None else "failed"
+            rec.failure = None if rec.reason is None else "check"
         except Exception as err:  # one variant must never stop the others; the reason is recorded
-            rec["status"] = "failed"
+            rec.status = "failed"
             # "check": the variant was judged (parity, collapse, unusable input) and a rerun would
             # judge it the same; "error": something broke, so a rerun tries again
-            rec["failure"] = "check" if isinstance(err, (VariantFailed, ConfigError)) else "error"
-            rec["reason"] = str(err) if isinstance(err, VariantFailed) else f"{type(err).__name__}: {err}"
+            rec.failure = "check" if isinstance(err, (VariantFailed, ConfigError)) else "error"
+            rec.reason = str(err) if isinstance(err, VariantFailed) else f"{type(err).__name__}: {err}"
             if not isinstance(err, (VariantFailed, ConfigError)):
-                rec["details"]["traceback"] = traceback.format_exc(limit=6)[-2000:]
-            log.warning("variant %s failed: %s", vid, rec["reason"])
-        rec["inputs_hash"] = inputs_hash
-        rec["elapsed_s"] = round(time.perf_counter() - start, 3)
-        rec["resumed"] = False
+                rec.details["traceback"] = traceback.format_exc(limit=6)[-2000:]
+            log.warning("variant %s failed: %s", vid, rec.reason)
+        rec.inputs_hash = inputs_hash
+        rec.elapsed_s = round(time.perf_counter() - start, 3)
+        rec.resumed = False
         return rec
 
     def _load_model(self, ctx: _Context) -> None:
@@ -306,57 +316,57 @@ class Exporter:
         ctx.info = model_info(ctx.model, ctx.input_size)
 
     # ---------------------------------------------------------------- variants
-    def _finish(self, rec: dict[str, Any], path: Path, metrics: dict[str, Any] | None = None) -> None:
+    def _finish(self, rec: VariantRecord, path: Path, metrics: dict[str, Any] | None = None) -> None:
         """Fill file, size and (unless given) metrics of a variant file by running it in its runtime."""
         files = model_files(path)
-        rec["file"] = str(path.relative_to(self.out))
-        rec["files"] = [str(f.relative_to(self.out)) for f in files]
-        rec["size_mb"] = files_size_mb(files)
-        rec["metrics"] = metrics if metrics is not None else evaluate_file(
-            path, rec["runtime"], self.store, batch_size=self.options.eval_batch_size)
+        rec.file = str(path.relative_to(self.out))
+        rec.files = [str(f.relative_to(self.out)) for f in files]
+        rec.size_mb = files_size_mb(files)
+        rec.metrics = metrics if metrics is not None else evaluate_file(
+            path, rec.runtime, self.store, batch_size=self.options.eval_batch_size)
 
-    def _export_checked(self, model: Any, path: Path, rec: dict[str, Any]) -> None:
+    def _export_checked(self, model: Any, path: Path, rec: VariantRecord) -> None:
         """Export a torch model to ONNX fp32 at ``path`` and enforce logit parity on real frames."""
         from kdbench.export.onnx_export import export_onnx, parity_stats
 
-        info = export_onnx(model, path, rec["input_size"], self.options.opset)
-        rec["details"].update(exporter=info["exporter"], opset=info["opset"])
+        info = export_onnx(model, path, rec.input_size, self.options.opset)
+        rec.details.update(exporter=info["exporter"], opset=info["opset"])
         if info.get("dynamo_error"):
-            rec["details"]["dynamo_error"] = info["dynamo_error"]
+            rec.details["dynamo_error"] = info["dynamo_error"]
         rows = self.store.indices("val")[: self.options.parity_frames]
         if not len(rows):
             rows = self.store.indices("train")[: self.options.parity_frames]
         diff, scale = parity_stats(model, path, frames_as_input(self.store, rows))
         allowed = self.options.parity_tol + self.options.parity_rtol * scale
-        rec["max_abs_diff"] = diff
-        rec["details"].update(parity_frames=int(len(rows)), parity_allowed=allowed, max_abs_logit=scale)
+        rec.max_abs_diff = diff
+        rec.details.update(parity_frames=int(len(rows)), parity_allowed=allowed, max_abs_logit=scale)
         if not diff <= allowed:
-            rec["reason"] = (f"ONNX/PyTorch parity failed: max abs logit difference {diff:.3g} on {len(rows)} "
+            rec.reason = (f"ONNX/PyTorch parity failed: max abs logit difference {diff:.3g} on {len(rows)} "
                              f"real frames exceeds the allowed {allowed:.3g} ({self.options.parity_tol:g} + "
                              f"{self.options.parity_rtol:g} x max |logit| {scale:.3g})")
 
-    def _fp32(self, ctx: _Context, rec: dict[str, Any]) -> None:
+    def _fp32(self, ctx: _Context, rec: VariantRecord) -> None:
         path = ctx.dir / "fp32.onnx"
-        rec.update(params=ctx.info["params"], macs=ctx.info["macs"])
+        rec.params, rec.macs = ctx.info["params"], ctx.info["macs"]
         self._export_checked(ctx.model, path, rec)
         self._finish(rec, path)
 
     def _need_fp32(self, ctx: _Context) -> Path:
         """The candidate's fp32 ONNX file; a failed fp32 export fails the variants built from it."""
         fp32 = ctx.fp32
-        if fp32 is None or fp32.get("status") != "ok":
-            reason = fp32.get("reason") if fp32 else "not exported"
+        if fp32 is None or fp32.status != "ok":
+            reason = fp32.reason if fp32 else "not exported"
             raise VariantFailed(f"needs the fp32 ONNX model, which failed: {reason}")
-        return self.out / fp32["file"]
+        return self.out / str(fp32.file)
 
-    def _int8_ort(self, ctx: _Context, rec: dict[str, Any]) -> None:
+    def _int8_ort(self, ctx: _Context, rec: VariantRecord) -> None:
         from kdbench.export.ort_int8 import preprocess, quantize_ort
 
         src = self._need_fp32(ctx)
-        rec.update(params=ctx.info["params"], macs=ctx.info["macs"])
+        rec.params, rec.macs = ctx.info["params"], ctx.info["macs"]
         frames = self._calibration()
         pre = ctx.dir / "fp32.preprocessed.onnx"
-        details = rec["details"]
+        details = rec.details
         details.update(format="QDQ", activation_type="QInt8", weight_type="QInt8", calibration="MinMax",
                        calibration_frames=int(len(frames)))
         try:
@@ -392,44 +402,44 @@ class Exporter:
         test = evaluate_file(final, "onnxruntime", self.store, ("test",), self.options.eval_batch_size)
         self._finish(rec, final, {**results[chosen][1], **test})
 
-    def _int8_openvino(self, ctx: _Context, rec: dict[str, Any]) -> None:
+    def _int8_openvino(self, ctx: _Context, rec: VariantRecord) -> None:
         from kdbench.export.openvino_int8 import quantize_openvino
 
         src = self._need_fp32(ctx)
-        rec.update(params=ctx.info["params"], macs=ctx.info["macs"])
+        rec.params, rec.macs = ctx.info["params"], ctx.info["macs"]
         frames = self._calibration()
         import nncf
         import openvino
 
-        rec["details"].update(tool="nncf.quantize", nncf_version=nncf.__version__,
+        rec.details.update(tool="nncf.quantize", nncf_version=nncf.__version__,
                               openvino_version=openvino.__version__, device="CPU", calibration_frames=int(len(frames)))
         path = quantize_openvino(src, ctx.dir / "int8_openvino.xml", frames)
         self._finish(rec, path)
 
-    def _fp16(self, ctx: _Context, rec: dict[str, Any]) -> None:
+    def _fp16(self, ctx: _Context, rec: VariantRecord) -> None:
         from kdbench.export.fp16 import convert_fp16
 
         src = self._need_fp32(ctx)
-        rec.update(params=ctx.info["params"], macs=ctx.info["macs"])
+        rec.params, rec.macs = ctx.info["params"], ctx.info["macs"]
         try:
             path = convert_fp16(src, ctx.dir / "fp16.onnx")
         except ImportError as err:
             raise VariantFailed(f"fp16 skipped: {err}") from None
-        rec["details"].update(converter="onnxruntime.transformers.float16", keep_io_types=True,
+        rec.details.update(converter="onnxruntime.transformers.float16", keep_io_types=True,
                               evaluated_on="onnxruntime CPUExecutionProvider")
         self._finish(rec, path)
 
-    def _pruned(self, ctx: _Context, rec: dict[str, Any], ratio: float) -> None:
+    def _pruned(self, ctx: _Context, rec: VariantRecord, ratio: float) -> None:
         from kdbench.export.prune import PruningUnsupported, finetune, prune_model
         from kdbench.models import model_info
 
         try:
-            pruned = prune_model(ctx.model, ratio, rec["input_size"])
+            pruned = prune_model(ctx.model, ratio, rec.input_size)
         except PruningUnsupported as err:
             raise VariantFailed(str(err)) from None
-        info = model_info(pruned, rec["input_size"])
-        rec.update(params=info["params"], macs=info["macs"])
-        details = rec["details"]
+        info = model_info(pruned, rec.input_size)
+        rec.params, rec.macs = info["params"], info["macs"]
+        details = rec.details
         details.update(ratio=ratio, importance="magnitude-L2", tool="torch_pruning.MetaPruner",
                        params_before=ctx.info["params"], macs_before=ctx.info["macs"])
         if self.options.finetune_epochs > 0:
@@ -441,19 +451,19 @@ class Exporter:
             details["finetune"] = finetune(
                 pruned, method, ctx.cand.hparams if ctx.cand.method else {}, self.store,
                 self.options.finetune_epochs, teacher_logits, ctx.cand.config, self.options.finetune_batch_size)
-        path = ctx.dir / f"{rec['variant']}.onnx"
+        path = ctx.dir / f"{rec.variant}.onnx"
         self._export_checked(pruned, path, rec)
         self._finish(rec, path)
 
-    def _check_drop(self, ctx: _Context, rec: dict[str, Any]) -> None:
+    def _check_drop(self, ctx: _Context, rec: VariantRecord) -> None:
         """Mark a variant failed when its validation accuracy fell more than ``max_drop`` below fp32's."""
         fp32 = ctx.fp32
-        if not fp32 or fp32.get("status") != "ok" or "val" not in rec.get("metrics", {}):
+        if not fp32 or fp32.status != "ok" or "val" not in rec.metrics:
             return
-        ref, acc = fp32["metrics"]["val"]["accuracy"], rec["metrics"]["val"]["accuracy"]
-        rec["accuracy_drop"] = ref - acc
-        if ref - acc > self.options.max_drop and rec["reason"] is None:
-            rec["reason"] = (f"accuracy collapsed: val accuracy {acc:.4f} vs fp32 {ref:.4f} "
+        ref, acc = fp32.metrics["val"]["accuracy"], rec.metrics["val"]["accuracy"]
+        rec.accuracy_drop = ref - acc
+        if ref - acc > self.options.max_drop and rec.reason is None:
+            rec.reason = (f"accuracy collapsed: val accuracy {acc:.4f} vs fp32 {ref:.4f} "
                              f"(drop {100 * (ref - acc):.1f} points > {100 * self.options.max_drop:.0f})")
 
 

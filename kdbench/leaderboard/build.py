@@ -1,4 +1,4 @@
-"""Build the leaderboard directory: README.md, leaderboard.csv and the PNG plots, from the stages' files."""
+"""Build the leaderboard directory: README.md, leaderboard.csv, leaderboard.json and the PNG plots, from the stages' files."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ from pathlib import Path
 
 from kdbench.leaderboard.collect import Leaderboard, collect
 from kdbench.leaderboard.plots import has_tradeoff, plot_file_name, plot_methods, plot_tradeoff
-from kdbench.leaderboard.render import render_csv, render_markdown, write_text
+from kdbench.leaderboard.render import render_csv, render_json, render_markdown, write_text
 
 README = "README.md"
 CSV = "leaderboard.csv"
+JSON = "leaderboard.json"
 METHODS_PNG = "accuracy_per_method.png"
 
 
 def write_leaderboard(lb: Leaderboard, out: Path, command: str = "", plots: bool = True) -> list[Path]:
-    """Write README.md, leaderboard.csv and (unless ``plots`` is False) the PNGs into ``out``; the paths written."""
+    """Write README.md, leaderboard.csv, leaderboard.json and (unless ``plots`` is False) the PNGs; the paths written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -24,17 +25,19 @@ def write_leaderboard(lb: Leaderboard, out: Path, command: str = "", plots: bool
             if not has_tradeoff(board):
                 continue
             name = plot_file_name(board)
-            written.append(plot_tradeoff(board, out / name, lb.teacher.get("accuracy")))
+            written.append(plot_tradeoff(board, out / name, lb.teacher.get("val_accuracy")))
             names[board.name] = name
         written.append(plot_methods(lb, out / METHODS_PNG))
         names["methods"] = METHODS_PNG
     write_text(out / README, render_markdown(lb, names, command))
     write_text(out / CSV, render_csv(lb))
-    return [out / README, out / CSV] + written
+    write_text(out / JSON, render_json(lb))
+    return [out / README, out / CSV, out / JSON] + written
 
 
 def build_leaderboard(study: Path, out: Path, export: Path | None = None, profiles: Path | None = None,
-                      targets: list[str] | None = None, command: str = "", plots: bool = True) -> tuple[Leaderboard, list[Path]]:
+                      targets: list[str] | None = None, command: str = "", plots: bool = True,
+                      include_unstable: bool = False) -> tuple[Leaderboard, list[Path]]:
     """Collect the inputs and write the leaderboard directory; the collected leaderboard and the files written."""
-    lb = collect(Path(study), export, profiles, targets)
+    lb = collect(Path(study), export, profiles, targets, include_unstable)
     return lb, write_leaderboard(lb, Path(out), command, plots)

@@ -1,51 +1,102 @@
-"""The leaderboard's fixed columns: names (leaderboard.csv header, in this order) and what each holds.
+"""The leaderboard's fixed columns: names (leaderboard.csv header and leaderboard.json row keys, in this order) and
+what each holds.
 
-Like timm's results CSVs, the names never change between runs; an absent value is an empty cell.
+Like timm's results CSVs, the names never change between runs and an absent value is an empty cell; where a
+column means what a timm column means it has timm's name (``infer_img_size``, ``infer_batch_size``,
+``param_count`` in millions, ``infer_gmacs``).
 """
 
 from __future__ import annotations
 
+_INTERVAL = "95% interval from a bootstrap that resamples clips (frames of one cine loop move together)"
+
 COLUMNS: dict[str, str] = {
     "target": "hardware target (a profile in hardware_profiles/); 'none' when no profile results were given",
-    "front": "Pareto front (1 = Pareto-optimal: no other model of this target is at least as accurate, as fast "
-             "and as small and better in one); empty = not ranked (see 'note')",
+    "front": "Pareto front over validation accuracy, latency and size (1 = Pareto-optimal: no other model of this "
+             "target is at least as accurate on validation, as fast and as small and better in one); empty = not "
+             "ranked (see 'note')",
     "pareto": "yes when front = 1",
+    "tied": "best = the ranked model with the highest validation accuracy; yes = its validation interval overlaps "
+            "the best's (statistically tied with it: no measurable accuracy is lost by choosing it); no = it does not",
+    "recommended": "yes = the model recommended on this target; uncertain = recommended with a flag (no model "
+                   "surely meets the constraints and this one's estimate band straddles a limit)",
     "student": "student architecture",
     "method": "distillation method (scratch = no teacher)",
     "temperature": "distillation temperature T (empty: scratch, or learned by CTKD)",
     "alpha": "weight of the distillation loss",
-    "batch_size": "training batch size",
+    "train_batch_size": "training batch size (not the inference batch: see infer_batch_size)",
+    "trial": "the study trial (configuration) the row comes from",
+    "seed": "the training seed whose checkpoint was exported",
     "variant": "exported variant (fp32, int8_ort, int8_openvino, fp16, prunedNN); 'checkpoint' = the trained "
-               "PyTorch model, not exported",
-    "precision": "numeric precision of the variant (fp32, fp16, int8)",
-    "runtime": "runtime the figures were measured in (onnxruntime, openvino, ...)",
-    "accuracy": "test accuracy of this variant, re-measured on the exported file in its runtime (or the seed mean "
-                "when there is no exported file)",
-    "seed_mean_accuracy": "mean test accuracy over the seeds of the fp32 training of this configuration",
-    "seed_ci_low": "lower end of the 95% BCa bootstrap interval of seed_mean_accuracy",
-    "seed_ci_high": "upper end of that interval",
-    "n_seeds": "number of seeds behind seed_mean_accuracy",
-    "relative_accuracy": "accuracy / the teacher's test accuracy",
-    "macro_f1": "test macro-F1 of this variant",
-    "worst_source_accuracy": "lowest per-dataset (source) test accuracy: a model that learned the source, not the "
-                             "view, scores low here",
-    "latency_p50_ms": "median batch-1 latency in milliseconds",
+               "PyTorch models of every seed, not exported",
+    "precision": "numeric precision that ran (fp32, fp16, bf16, int8): the runtime's own report when the profile "
+                 "recorded it, else the variant's",
+    "runtime": "runtime the latency was measured in (onnxruntime, openvino, ...)",
+    "runtime_version": "version of that runtime",
+    "threads": "inference threads used for the latency figures",
+    "infer_img_size": "input size in pixels (square, grey)",
+    "infer_batch_size": "batch size of the latency figures (always 1 here: a frame at a time)",
+    "val_accuracy": "validation frame accuracy: the figure the ranking, the fronts and the recommendation use (the "
+                    "variant's own, re-measured on the exported file; the seed mean for 'checkpoint' rows)",
+    "val_accuracy_low": f"lower end of the {_INTERVAL} (and seeds, for a seed mean)",
+    "val_accuracy_high": "upper end of that interval",
+    "test_accuracy": "test frame accuracy of this variant, re-measured on the exported file in its runtime (the seed "
+                     "mean for 'checkpoint' rows); reported, never used to choose",
+    "test_accuracy_low": f"lower end of the {_INTERVAL} (and seeds, for a seed mean)",
+    "test_accuracy_high": "upper end of that interval",
+    "test_clip_accuracy": "test clip accuracy: one prediction per cine loop from its frames' mean logits",
+    "test_clip_accuracy_low": f"lower end of the {_INTERVAL}",
+    "test_clip_accuracy_high": "upper end of that interval",
+    "test_macro_f1": "test macro-F1 (frames)",
+    "test_clip_macro_f1": "test macro-F1 of the clip predictions",
+    "test_ece": "test expected calibration error (15 equal-width confidence bins; 0 = confidence matches accuracy)",
+    "test_worst_source_accuracy": "lowest per-dataset (source) test accuracy",
+    "shortcut_view": "the shortcut check: of the views present in more than one source, the one whose recall differs "
+                     "most between its sources (a model that learned the source, not the view, shows a large gap)",
+    "shortcut_sources": "the two sources of that view, highest recall first",
+    "shortcut_gap": "the recall gap between them (test)",
+    "test_frames": "number of test frames behind the test figures",
+    "test_clips": "number of test clips (cine loops) they come from",
+    "seed_mean_val_accuracy": "mean validation accuracy over the seeds of the fp32 training of this configuration",
+    "seed_mean_test_accuracy": "mean test accuracy over those seeds",
+    "seed_test_low": "lower end of the 95% interval of seed_mean_test_accuracy (see seed_interval)",
+    "seed_test_high": "upper end of that interval",
+    "seed_interval": "how that interval was obtained: 'seeds+clips' (bootstrap over seeds and clips, from the runs' "
+                     "saved predictions) or 'seeds' (over seeds only: the predictions were not saved)",
+    "n_seeds": "number of seeds behind the seed means",
+    "relative_accuracy": "test_accuracy / the teacher's test accuracy",
+    "latency_p50_ms": "median batch-1 latency in milliseconds (timm: infer_step_time)",
+    "latency_p50_low_ms": "low end of the latency band: an estimate's error band, or the lowest p50 of a "
+                          "measurement's fresh-process runs",
+    "latency_p50_high_ms": "high end of that band",
     "latency_p90_ms": "90th-percentile batch-1 latency in milliseconds",
-    "fps": "frames per second at batch 1 (1000 / mean latency)",
-    "memory_mb": "resident memory the model adds over the bare runtime, MB",
+    "fps": "frames per second at batch 1 (timm: infer_samples_per_sec)",
+    "fps_low": "low end of the fps band (an estimate's error band, or a measurement's spread over its runs); the "
+               "verdict is 'uncertain' when the band straddles the fps limit",
+    "fps_high": "high end of that band",
+    "frame_fps": "frames per second of the whole frame path on the target: preprocessing of a raw frame + the model",
+    "model_memory_mb": "the model's own memory, MB: weights and activation arena, the peak RSS increment over the "
+                       "same runtime running a trivial model (the figure the memory constraint checks)",
+    "model_memory_mb_low": "low end of the model memory band (an estimate's, or the spread over runs)",
+    "model_memory_mb_high": "high end of that band",
+    "peak_rss_mb": "the whole process's peak resident memory, MB (runtime included)",
     "size_mb": "model file size, MB (1e6 bytes)",
-    "params": "parameters",
-    "macs": "multiply-accumulates per frame",
+    "param_count": "parameters, millions",
+    "infer_gmacs": "multiply-accumulates per frame, billions",
     "measured": "measured (on the target, or over ssh) or estimated (latency model for an absent target)",
-    "error_band_pct": "expected error of an estimate, +-%, about one standard deviation (estimates only)",
-    "meets_constraints": "yes / no / unknown (a constrained figure is missing) / n/a (target has no constraints)",
-    "violations": "which constraints are not met, or which figures are missing",
-    "kd_vs_scratch_diff": "best distillation minus best scratch, mean paired test-accuracy difference over seeds, "
-                          "for this architecture",
-    "kd_vs_scratch_p_holm": "Holm-corrected paired t-test p-value of that difference",
-    "kd_vs_scratch_p_a_gt_b": "bootstrap probability that distillation beats scratch for this architecture",
+    "error_band_pct": "expected error of an estimate, +-% (estimates only)",
+    "stable": "whether the measurement was stable across repeats (no = left out of recommendations unless "
+              "--include-unstable); empty for estimates",
+    "verdict": "meets / fails / uncertain (an estimate's band straddles a limit) / unknown (a constrained figure is "
+               "missing) / n/a (the target has no constraints)",
+    "verdict_reasons": "which constraints are not met, straddled or not measured",
+    "kd_vs_scratch_diff": "best distillation minus scratch, mean paired test-accuracy difference over seeds, for this "
+                          "architecture",
+    "kd_vs_scratch_p_holm": "Holm-corrected p-value of that difference",
+    "kd_vs_scratch_p_a_gt_b": "probability that distillation beats scratch for this architecture",
+    "kd_vs_scratch_source": "confirm = fresh confirmation seeds (`kdbench search confirm`); search = the search's own "
+                            "runs (optimistic: the configuration was chosen from them)",
     "variant_id": "the variant's id in the export manifest",
-    "trial": "the study trial (configuration) the variant was exported from",
     "note": "why a row is not ranked, or anything else to know about it",
 }
 

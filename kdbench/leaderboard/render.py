@@ -1,29 +1,36 @@
-"""Write the leaderboard as Markdown (README.md, for people) and CSV (leaderboard.csv, fixed columns, for tools).
+"""Write the leaderboard as Markdown (README.md, for people), CSV (leaderboard.csv) and JSON (leaderboard.json).
 
-Both are functions of the collected rows only: no timestamps, no absolute paths beyond those the
-user passed, stable ordering, so the same inputs give byte-identical files.
+All three are functions of the collected rows only: no timestamps, no absolute paths beyond those the
+user passed, stable ordering, so the same inputs give byte-identical files. The CSV and the JSON hold
+the same rows (``BoardRow.to_dict``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 from typing import Any
 
-from kdbench.leaderboard.collect import NO_TARGET, Leaderboard, TargetBoard, row_label
+from kdbench.leaderboard.collect import NO_TARGET, Leaderboard, TargetBoard
 from kdbench.leaderboard.columns import COLUMNS, column_names
 from kdbench.leaderboard.constraints import describe_constraints
+from kdbench.leaderboard.rank import row_label
+from kdbench.leaderboard.row import BoardRow
 
 EST = "≈"  # prefix of an estimated figure in the Markdown
+JSON_FORMAT = 1
 
-# (header, function of a row -> text); the per-target table of README.md.
+# The per-target table of README.md.
 TABLE_HEADERS = (
-    "front", "student", "method", "T", "α", "batch", "variant (precision, runtime)", "test acc",
-    "seed mean acc [95% CI] (n)", "rel. to teacher", "macro-F1", "worst-source acc", "p50 ms", "p90 ms", "fps",
-    "memory MB", "size MB", "params", "MACs", "figures", "meets constraints", "KD vs scratch: Holm p, P(KD>scratch)",
+    "front", "tied", "student", "method", "T", "α", "train batch", "variant (precision, runtime)",
+    "val acc [95% CI]", "test acc [95% CI]", "test clip acc [95% CI]", "seed-mean test acc [95% CI] (n)",
+    "rel. to teacher", "macro-F1", "ECE", "shortcut gap", "p50 ms", "fps", "model MB", "size MB", "params (M)", "GMACs",
+    "figures", "verdict", "KD vs scratch: Holm p, P(KD>scratch)",
 )
+_RIGHT = {0, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21}
 
 
 # ---------------------------------------------------------------------------------------- formatting
@@ -36,17 +43,6 @@ def fmt_num(value: Any, digits: int = 3) -> str:
     return f"{float(value):.{digits}f}"
 
 
-def fmt_count(value: Any) -> str:
-    """A large count as 1.52M / 15.3G / 980k, or '-'."""
-    if value is None:
-        return "-"
-    v = float(value)
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(v) >= scale:
-            return f"{v / scale:.2f}{unit}"
-    return f"{v:.0f}"
-
-
 def fmt_p(value: Any) -> str:
     """A p-value or probability: '<0.001' for tiny values, else three decimals."""
     if value is None:
@@ -54,12 +50,21 @@ def fmt_p(value: Any) -> str:
     return "<0.001" if float(value) < 0.001 else f"{float(value):.3f}"
 
 
-def fmt_ci(mean: Any, low: Any, high: Any, n: Any) -> str:
-    """Seed mean with its interval: '0.912 [0.897, 0.925] (n=5)'."""
-    if mean is None:
+def fmt_ci(value: Any, low: Any, high: Any, n: Any = None, kind: str | None = None) -> str:
+    """A figure with its interval: '0.912 [0.897, 0.925]', with '(n=5, seeds+clips)' for seed means."""
+    if value is None:
         return "-"
-    ci = f" [{fmt_num(low)}, {fmt_num(high)}]" if low is not None and high is not None else " [no CI]"
-    return f"{fmt_num(mean)}{ci} (n={n})"
+    text = fmt_num(value) + (f" [{fmt_num(low)}, {fmt_num(high)}]" if low is not None and high is not None else " [no CI]")
+    extra = ", ".join(p for p in (f"n={n}" if n is not None else "", kind or "") if p)
+    return f"{text} ({extra})" if extra else text
+
+
+def _band(value: Any, low: Any, high: Any, digits: int) -> str:
+    """An estimated figure with its band: '12.0 (8.0-16.0)'."""
+    text = fmt_num(value, digits)
+    if text != "-" and low is not None and high is not None:
+        text += f" ({fmt_num(low, digits)}-{fmt_num(high, digits)})"
+    return text
 
 
 def _cell(text: Any) -> str:
@@ -67,48 +72,60 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _est(row: dict[str, Any], text: str) -> str:
+def _est(row: BoardRow, text: str) -> str:
     """Prefix a figure of an estimated row with the estimate sign."""
-    return f"{EST}{text}" if row.get("measured") == "estimated" and text != "-" else text
+    return f"{EST}{text}" if row.measured == "estimated" and text != "-" else text
 
 
-def _figures(row: dict[str, Any]) -> str:
-    if row.get("measured") == "estimated":
-        band = row.get("error_band_pct")
-        return f"estimated ±{band:g}%" if band is not None else "estimated"
-    return row.get("measured") or "-"
+def _figures(row: BoardRow) -> str:
+    if row.measured == "estimated":
+        return f"estimated ±{row.error_band_pct:g}%" if row.error_band_pct is not None else "estimated"
+    if row.measured and row.stable is False:
+        return "measured, UNSTABLE"
+    return row.measured or "-"
 
 
-def variant_label(row: dict[str, Any]) -> str:
+def variant_label(row: BoardRow) -> str:
     """'int8_ort (int8, onnxruntime)'; the precision is left out when the variant name says it."""
-    parts = [p for p in (row.get("precision"), row.get("runtime")) if p and p != row.get("variant")]
-    return f"{row.get('variant')} ({', '.join(parts)})" if parts else str(row.get("variant"))
+    parts = [p for p in (row.precision, row.runtime) if p and p != row.variant]
+    return f"{row.variant} ({', '.join(parts)})" if parts else str(row.variant)
 
 
-def _table_cells(row: dict[str, Any]) -> list[str]:
+def _verdict(row: BoardRow) -> str:
+    verdict = row.verdict or "-"
+    return f"{verdict}: {row.verdict_reasons}" if row.verdict_reasons and verdict in ("fails", "uncertain", "unknown") else verdict
+
+
+def _shortcut(row: BoardRow) -> str:
+    return f"{row.shortcut_view} {fmt_num(row.shortcut_gap, 2)}" if row.shortcut_gap is not None else "-"
+
+
+def _sig(row: BoardRow) -> str:
+    if row.kd_vs_scratch_p_holm is None and row.kd_vs_scratch_p_a_gt_b is None:
+        return "-"
+    return (f"{fmt_p(row.kd_vs_scratch_p_holm)}, {fmt_num(row.kd_vs_scratch_p_a_gt_b, 2)}"
+            + (f" ({row.kd_vs_scratch_source})" if row.kd_vs_scratch_source else ""))
+
+
+def _opt(value: Any, digits: int) -> str:
+    return fmt_num(value, digits) if value is not None else "-"
+
+
+def _table_cells(row: BoardRow) -> list[str]:
     """The README cells of one row, in TABLE_HEADERS order."""
-    sig = "-"
-    if row.get("kd_vs_scratch_p_holm") is not None or row.get("kd_vs_scratch_p_a_gt_b") is not None:
-        sig = f"{fmt_p(row.get('kd_vs_scratch_p_holm'))}, {fmt_num(row.get('kd_vs_scratch_p_a_gt_b'), 2)}"
-    variant = variant_label(row)
-    meets = row.get("meets_constraints") or "-"
-    if meets == "no" and row.get("violations"):
-        meets = f"no: {row['violations']}"
-    elif meets == "unknown" and row.get("violations"):
-        meets = f"unknown: {row['violations']}"
     return [
-        str(row["front"]) if row.get("front") is not None else "-",
-        str(row.get("student") or "-"), str(row.get("method") or "-"),
-        fmt_num(row.get("temperature"), 1) if row.get("temperature") is not None else "-",
-        fmt_num(row.get("alpha"), 2) if row.get("alpha") is not None else "-",
-        str(row.get("batch_size")) if row.get("batch_size") is not None else "-",
-        variant, fmt_num(row.get("accuracy")),
-        fmt_ci(row.get("seed_mean_accuracy"), row.get("seed_ci_low"), row.get("seed_ci_high"), row.get("n_seeds")),
-        fmt_num(row.get("relative_accuracy")), fmt_num(row.get("macro_f1")), fmt_num(row.get("worst_source_accuracy")),
-        _est(row, fmt_num(row.get("latency_p50_ms"), 2)), _est(row, fmt_num(row.get("latency_p90_ms"), 2)),
-        _est(row, fmt_num(row.get("fps"), 1)), _est(row, fmt_num(row.get("memory_mb"), 1)),
-        fmt_num(row.get("size_mb"), 2), fmt_count(row.get("params")), fmt_count(row.get("macs")),
-        _figures(row), meets, sig,
+        str(row.front) if row.front is not None else "-", row.tied or "-",
+        str(row.student or "-"), str(row.method or "-"), _opt(row.temperature, 1), _opt(row.alpha, 2),
+        str(row.train_batch_size) if row.train_batch_size is not None else "-", variant_label(row),
+        fmt_ci(row.val_accuracy, row.val_accuracy_low, row.val_accuracy_high),
+        fmt_ci(row.test_accuracy, row.test_accuracy_low, row.test_accuracy_high),
+        fmt_ci(row.test_clip_accuracy, row.test_clip_accuracy_low, row.test_clip_accuracy_high),
+        fmt_ci(row.seed_mean_test_accuracy, row.seed_test_low, row.seed_test_high, row.n_seeds, row.seed_interval),
+        fmt_num(row.relative_accuracy), fmt_num(row.test_macro_f1), fmt_num(row.test_ece), _shortcut(row),
+        _est(row, _band(row.latency_p50_ms, row.latency_p50_low_ms, row.latency_p50_high_ms, 2)),
+        _est(row, _band(row.fps, row.fps_low, row.fps_high, 1)), _est(row, fmt_num(row.model_memory_mb, 1)),
+        fmt_num(row.size_mb, 2), fmt_num(row.param_count, 2), fmt_num(row.infer_gmacs, 3), _figures(row),
+        _verdict(row), _sig(row),
     ]
 
 
@@ -124,10 +141,7 @@ def markdown_table(headers: list[str] | tuple[str, ...], rows: list[list[str]], 
     return "\n".join(lines)
 
 
-_RIGHT = {0, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18}
-
-
-def rows_table(rows: list[dict[str, Any]]) -> str:
+def rows_table(rows: list[BoardRow]) -> str:
     """The per-target table of rows."""
     return markdown_table(TABLE_HEADERS, [_table_cells(r) for r in rows], _RIGHT)
 
@@ -144,55 +158,139 @@ def _anchor(board: TargetBoard) -> str:
 
 
 def _objectives(board: TargetBoard) -> str:
-    names = {"accuracy": "test accuracy ↑", "latency_p50_ms": "batch-1 latency p50 ↓", "size_mb": "file size ↓"}
+    names = {"val_accuracy": "validation accuracy ↑", "latency_p50_ms": "batch-1 latency p50 ↓", "size_mb": "file size ↓"}
     return ", ".join(names.get(c, c) for c, _ in board.objectives)
 
 
-def _summary(lb: Leaderboard) -> list[str]:
-    out = ["## Summary", "", "Recommended model per target: the most accurate model that meets the target's constraints "
-           "(it is Pareto-optimal among the models that meet them; ties go to the faster one).", ""]
-    rows = []
-    for b in lb.boards:
-        r = b.recommended
-        if r is None:
-            rows.append([b.name, describe_constraints(b.constraints), b.recommendation, "-", "-", "-", "-", "-", "-"])
-        else:
-            rows.append([b.name, describe_constraints(b.constraints), f"{row_label(r)} (front {r['front']})",
-                         fmt_num(r.get("accuracy")),
-                         fmt_num(r.get("relative_accuracy")), _est(r, fmt_num(r.get("latency_p50_ms"), 2)),
-                         _est(r, fmt_num(r.get("fps"), 1)), _est(r, fmt_num(r.get("memory_mb"), 1)),
-                         fmt_num(r.get("size_mb"), 2)])
-    out.append(markdown_table(["target", "constraints", "recommended", "test acc", "rel. to teacher", "p50 ms", "fps",
-                               "memory MB", "size MB"], rows, {3, 4, 5, 6, 7, 8}))
-    out += ["", "**Teacher (reference, not ranked).**"]
+def split_size_text(lb: Leaderboard) -> str:
+    """'Test figures: 64 test frames from 16 clips; validation: 60 frames from 15 clips.'"""
+    parts = []
+    for split, word in (("test", "test"), ("val", "validation")):
+        frames, clips = lb.split_sizes.get(split, (None, None))
+        if frames:
+            parts.append(f"{frames} {word} frames" + (f" from {clips} clips" if clips else " (clip count not recorded)"))
+    return ("The figures rest on " + " and ".join(parts) + ".") if parts else "The split sizes were not recorded."
+
+
+def _summary_row(b: TargetBoard) -> list[str]:
+    r = b.recommended
+    if r is None:
+        return [b.name, describe_constraints(b.constraints), b.recommendation] + ["-"] * 8
+    flag = "UNCERTAIN: " if r.recommended == "uncertain" else ""
+    return [b.name, describe_constraints(b.constraints), f"{flag}{row_label(r)} (front {r.front})",
+            fmt_ci(r.val_accuracy, r.val_accuracy_low, r.val_accuracy_high),
+            fmt_ci(r.test_accuracy, r.test_accuracy_low, r.test_accuracy_high),
+            fmt_ci(r.test_clip_accuracy, r.test_clip_accuracy_low, r.test_clip_accuracy_high), fmt_num(r.test_ece),
+            _est(r, _band(r.latency_p50_ms, r.latency_p50_low_ms, r.latency_p50_high_ms, 2)),
+            _est(r, _band(r.fps, r.fps_low, r.fps_high, 1)), _est(r, fmt_num(r.model_memory_mb, 1)), fmt_num(r.size_mb, 2)]
+
+
+def _teacher_lines(lb: Leaderboard) -> list[str]:
+    out = ["**Teacher (reference, not ranked).**"]
     t = lb.teacher
     desc = f"{t.get('arch') or 'teacher'}"
     if t.get("accuracy") is not None:
         desc += f": test accuracy {fmt_num(t['accuracy'])}"
-        if t.get("macro_f1") is not None:
-            desc += f", macro-F1 {fmt_num(t['macro_f1'])}"
-        if t.get("worst_source_accuracy") is not None:
-            desc += f", worst-source accuracy {fmt_num(t['worst_source_accuracy'])}"
+        for key, name in (("clip_accuracy", "clip accuracy"), ("macro_f1", "macro-F1"),
+                          ("worst_source_accuracy", "worst-source accuracy"), ("ece", "ECE")):
+            if t.get(key) is not None:
+                desc += f", {name} {fmt_num(t[key])}"
         desc += f" (from {t.get('source')})"
     else:
         desc += ": test accuracy unknown"
     out += [desc + ".", ""]
     trows = [r for b in lb.boards for r in b.teacher_rows]
-    if trows:
-        out.append(markdown_table(
-            ["target", "variant (precision, runtime)", "test acc", "p50 ms", "p90 ms", "fps", "memory MB", "size MB",
-             "params", "MACs", "figures", "meets constraints"],
-            [[r.get("target") or "-", variant_label(r),
-              fmt_num(r.get("accuracy")), _est(r, fmt_num(r.get("latency_p50_ms"), 2)),
-              _est(r, fmt_num(r.get("latency_p90_ms"), 2)), _est(r, fmt_num(r.get("fps"), 1)),
-              _est(r, fmt_num(r.get("memory_mb"), 1)), fmt_num(r.get("size_mb"), 2), fmt_count(r.get("params")),
-              fmt_count(r.get("macs")), _figures(r) if r.get("measured") else (r.get("note") or "-"),
-              r.get("meets_constraints") or "-"] for r in trows],
-            {2, 3, 4, 5, 6, 7, 8, 9}))
-        out.append("")
+    if not trows:
+        return out + ["The teacher was not exported or profiled, so it has no latency or size here.", ""]
+    out.append(markdown_table(
+        ["target", "variant (precision, runtime)", "test acc [95% CI]", "p50 ms", "fps", "model MB", "size MB",
+         "params (M)", "GMACs", "figures", "verdict"],
+        [[r.target or "-", variant_label(r), fmt_ci(r.test_accuracy, r.test_accuracy_low, r.test_accuracy_high),
+          _est(r, fmt_num(r.latency_p50_ms, 2)), _est(r, fmt_num(r.fps, 1)), _est(r, fmt_num(r.model_memory_mb, 1)),
+          fmt_num(r.size_mb, 2), fmt_num(r.param_count, 2), fmt_num(r.infer_gmacs, 3),
+          _figures(r) if r.measured else (r.note or "-"), _verdict(r)] for r in trows],
+        {2, 3, 4, 5, 6, 7, 8}))
+    return out + [""]
+
+
+def _summary(lb: Leaderboard) -> list[str]:
+    out = ["## Summary", "", "Recommended model per target: the most accurate model **on validation** that meets the "
+           "target's constraints (it is Pareto-optimal among them; exact ties go to the faster one), with its **test** "
+           "figures reported beside. A model whose verdict is 'uncertain' (an estimate's error band straddles a limit) "
+           "is recommended only when no model surely meets the constraints, and then flagged UNCERTAIN. "
+           + split_size_text(lb), ""]
+    out.append(markdown_table(["target", "constraints", "recommended", "val acc [95% CI]", "test acc [95% CI]",
+                               "test clip acc [95% CI]", "test ECE", "p50 ms", "fps", "model MB", "size MB"],
+                              [_summary_row(b) for b in lb.boards], {3, 4, 5, 6, 7, 8, 9, 10}))
+    return out + [""] + _teacher_lines(lb)
+
+
+def _board_lines(b: TargetBoard, plots: dict[str, str]) -> list[str]:
+    lines = [f'<a id="{_anchor(b)}"></a>', "", f"## {_board_title(b)}", ""]
+    if b.name != NO_TARGET:
+        src = f" (from `{Path(b.constraints_source).name}`)" if b.constraints_source else ""
+        lines += [f"Constraints: {describe_constraints(b.constraints)}{src}. Pareto objectives: {_objectives(b)}.", ""]
     else:
-        out += ["The teacher was not exported or profiled, so it has no latency or size here.", ""]
-    return out
+        lines += [f"Pareto objectives: {_objectives(b)}.", ""]
+    lines += [f"**Recommended:** {b.recommendation}.", ""]
+    if b.left_out_unstable:
+        lines += [f"{b.left_out_unstable} ranked model(s) with an unstable measurement were left out of the "
+                  "recommendation (`--include-unstable` to include them).", ""]
+    if b.name in plots:
+        lines += [f"![validation accuracy vs {'latency' if b.name != NO_TARGET else 'size'} on {b.name}]({plots[b.name]})", ""]
+    first = [r for r in b.rows if r.front == 1]
+    rest = [r for r in b.rows if r.front not in (None, 1)]
+    unranked = [r for r in b.rows if r.front is None]
+    lines += [f"### Pareto-optimal ({len(first)})", "", rows_table(first) if first else "_none_", ""]
+    lines += [f"### The rest ({len(rest)})", "", rows_table(rest) if rest else "_none: every ranked model is Pareto-optimal_", ""]
+    if unranked:
+        lines += [f"### Not ranked ({len(unranked)})", "", "Missing a figure the ranking needs:", ""]
+        lines += [markdown_table(["student", "method", "variant (precision, runtime)", "test acc", "why"],
+                                 [[str(r.student), str(r.method), variant_label(r), fmt_num(r.test_accuracy), r.note or "-"]
+                                  for r in unranked], {3}), ""]
+    return lines
+
+
+def _method_lines(lb: Leaderboard, plots: dict[str, str]) -> list[str]:
+    lines = ['<a id="accuracy-per-method"></a>', "", "## Accuracy per method", "",
+             "The best configuration of each method per student (chosen on its seed-mean validation figure), its test "
+             "figures over the seeds of the fp32 training.", ""]
+    if "methods" in plots:
+        lines += [f"![test accuracy per method and student]({plots['methods']})", ""]
+    lines.append(markdown_table(
+        ["student", "method", "trial", "val acc seed mean", "test acc seed mean [95% CI] (n)", "test clip acc",
+         "test ECE", "per-seed test acc"],
+        [[m.student, m.method, str(m.trial), fmt_num(m.means["val"]),
+          fmt_ci(m.means["test"], *m.intervals["test"], m.n, m.interval_kind), fmt_num(m.test.get("clip_accuracy")),
+          fmt_num(m.test.get("ece")), ", ".join(f"{s}: {fmt_num(a)}" for s, a in zip(m.seeds, m.accuracies["test"]))]
+         for m in lb.method_results], {2, 3, 5, 6}))
+    lines.append("")
+    if lb.comparisons:
+        where = ("on fresh confirmation seeds (`kdbench search confirm`): the configurations were chosen on other runs"
+                 if lb.comparisons_source == "confirm" else
+                 "on the search's own runs, among which the best configuration was chosen on validation: optimistic "
+                 "(`kdbench search confirm` retrains on fresh seeds)")
+        lines += ["### Distillation vs scratch, per architecture", "",
+                  f"Paired over seeds on **test** accuracy, {where}. A - B is the mean difference with its 95% interval, "
+                  "p the two-sided paired test, Holm p corrected over every comparison of the study.", ""]
+        lines.append(markdown_table(
+            ["student", "comparison", "A - B [95% CI]", "P(A>B)", "p", "Holm p", "significant (Holm p < 0.05)", "seeds"],
+            [[c.get("student", "-"), c.get("comparison", "-"),
+              f"{fmt_num(c.get('diff'))} [{fmt_num(c.get('ci_low'))}, {fmt_num(c.get('ci_high'))}]",
+              fmt_num(c.get("p_a_gt_b"), 2), fmt_p(c.get("p_value")), fmt_p(c.get("p_holm")),
+              "yes" if c.get("significant") else "no", str(len(c.get("seeds") or []))] for c in lb.comparisons],
+            {2, 3, 4, 5, 7}))
+        lines.append("")
+    return lines
+
+
+_INTRO = ("Every choice here is made on **validation** figures: per target, the models are ranked by non-dominated "
+          "sorting over validation accuracy (higher is better), batch-1 latency (lower) and file size (lower), as far "
+          "as they were measured; front 1 holds the Pareto-optimal models. Test figures are reported beside and never "
+          "used to choose. Every accuracy carries a 95% interval from a bootstrap over clips (and seeds, for seed "
+          "means); 'tied' marks models whose validation interval overlaps the best's. Figures marked " + EST +
+          " are **estimated** for an absent target (latency model; its band in brackets, its error in 'figures'), "
+          "not measured. See [Columns](#columns).")
 
 
 def render_markdown(lb: Leaderboard, plots: dict[str, str], command: str = "") -> str:
@@ -204,79 +302,29 @@ def render_markdown(lb: Leaderboard, plots: dict[str, str], command: str = "") -
     lines += [f"Generated by `kdbench leaderboard` from {', '.join(inputs)}."]
     if command:
         lines += ["", f"Regenerate: `{command}`"]
-    lines += ["", "Every model is ranked per target by non-dominated sorting over test accuracy (higher is better), "
-              "batch-1 latency (lower) and file size (lower), as far as they were measured (each target lists its "
-              "objectives): front 1 holds the Pareto-optimal models, which no other model matches or beats on every "
-              "objective while beating them on one. Figures marked " + EST + " are **estimated** for an absent target "
-              "(latency model, error band in the 'figures' column), not measured. See [Columns](#columns).", ""]
-    lines += _summary(lb)
+    lines += ["", _INTRO, ""] + _summary(lb)
     notes = lb.notes + [f"statistics: {w}" for w in lb.statistics_warnings]
     if notes:
         lines += ["**Notes.**", ""] + [f"- {n}" for n in notes] + [""]
     lines += ["Sections: " + ", ".join(f"[{_board_title(b)}](#{_anchor(b)})" for b in lb.boards)
               + ", [Accuracy per method](#accuracy-per-method), [Columns](#columns).", ""]
-
     for b in lb.boards:
-        lines += [f'<a id="{_anchor(b)}"></a>', "", f"## {_board_title(b)}", ""]
-        if b.name != NO_TARGET:
-            src = f" (from `{Path(b.constraints_source).name}`)" if b.constraints_source else ""
-            lines += [f"Constraints: {describe_constraints(b.constraints)}{src}. Pareto objectives: {_objectives(b)}.", ""]
-        else:
-            lines += [f"Pareto objectives: {_objectives(b)}.", ""]
-        lines += [f"**Recommended:** {b.recommendation}.", ""]
-        if b.name in plots:
-            lines += [f"![accuracy vs {'latency' if b.name != NO_TARGET else 'size'} on {b.name}]({plots[b.name]})", ""]
-        first = [r for r in b.rows if r.get("front") == 1]
-        rest = [r for r in b.rows if r.get("front") not in (None, 1)]
-        unranked = [r for r in b.rows if r.get("front") is None]
-        lines += [f"### Pareto-optimal ({len(first)})", "", rows_table(first) if first else "_none_", ""]
-        lines += [f"### The rest ({len(rest)})", "", rows_table(rest) if rest else "_none: every ranked model is Pareto-optimal_", ""]
-        if unranked:
-            lines += [f"### Not ranked ({len(unranked)})", "", "Missing a figure the ranking needs:", ""]
-            lines += [markdown_table(["student", "method", "variant (precision, runtime)", "test acc", "why"],
-                                     [[str(r.get("student")), str(r.get("method")),
-                                       variant_label(r),
-                                       fmt_num(r.get("accuracy")), r.get("note") or "-"] for r in unranked], {3}), ""]
-
-    lines += ['<a id="accuracy-per-method"></a>', "", "## Accuracy per method", "",
-              "The best configuration of each method per student (chosen on validation accuracy), its test accuracy "
-              "over the seeds of the fp32 training; the KD-vs-scratch comparison is paired over seeds, Holm-corrected "
-              "over all comparisons of the study.", ""]
-    if "methods" in plots:
-        lines += [f"![test accuracy per method and student]({plots['methods']})", ""]
-    lines.append(markdown_table(
-        ["student", "method", "trial", "test acc seed mean [95% CI] (n)", "per-seed test acc"],
-        [[m["student"], m["method"], str(m["trial"]), fmt_ci(m["mean"], m["ci"][0], m["ci"][1], m["n"]),
-          ", ".join(f"{s}: {fmt_num(a)}" for s, a in zip(m["seeds"], m["test_accuracies"]))] for m in lb.method_results],
-        {2}))
-    lines.append("")
-    if lb.comparisons:
-        lines += ["### Distillation vs scratch, per architecture", "",
-                  "Paired over seeds on **test** accuracy (which took no part in choosing the configurations); "
-                  "A - B is the mean difference with its 95% BCa bootstrap interval, p the two-sided paired t-test, "
-                  "Holm p corrected over every comparison of the study.", ""]
-        lines.append(markdown_table(
-            ["student", "comparison", "A - B [95% CI]", "P(A>B)", "p", "Holm p", "significant (Holm p < 0.05)", "seeds"],
-            [[c.get("student", "-"), c.get("comparison", "-"),
-              f"{fmt_num(c.get('diff'))} [{fmt_num(c.get('ci_low'))}, {fmt_num(c.get('ci_high'))}]",
-              fmt_num(c.get("p_a_gt_b"), 2), fmt_p(c.get("p_value")), fmt_p(c.get("p_holm")),
-              "yes" if c.get("significant") else "no", str(len(c.get("seeds") or []))] for c in lb.comparisons],
-            {2, 3, 4, 5, 7}))
-        lines.append("")
+        lines += _board_lines(b, plots)
+    lines += _method_lines(lb, plots)
     if lb.left_out:
         lines += ["## Variants left out", "", "Exported variants that failed (not ranked):", ""]
         lines += [f"- `{v['variant_id']}`: {_cell(v['reason'])}" for v in lb.left_out] + [""]
     lines += ['<a id="columns"></a>', "", "## Columns", "",
-              "The test accuracy of a row is measured on the exported file in its runtime, for the checkpoint that was "
-              "exported (one seed); the seed mean and its 95% BCa bootstrap interval are over the seeds of the fp32 "
-              "training of the same configuration, so the two can differ (quantisation, pruning, seed). "
-              f"{EST} marks an estimated latency, fps or memory figure. `leaderboard.csv` holds the same rows with these "
-              "columns (empty cell = not available):", ""]
+              "A row's figures are measured on the exported file in its runtime, for the checkpoint that was exported "
+              "(one seed); the seed means are over the seeds of the fp32 training of the same configuration, so the two "
+              f"can differ (quantisation, pruning, seed). {EST} marks an estimated latency, fps or memory figure. "
+              "`leaderboard.csv` and `leaderboard.json` hold the same rows with these columns (empty cell / null = not "
+              "available):", ""]
     lines += [f"- `{name}`: {desc}" for name, desc in COLUMNS.items()]
     return "\n".join(lines) + "\n"
 
 
-# ---------------------------------------------------------------------------------------- CSV
+# ---------------------------------------------------------------------------------------- CSV and JSON
 
 
 def _csv_value(value: Any) -> str:
@@ -289,16 +337,38 @@ def _csv_value(value: Any) -> str:
     return str(value)
 
 
+def all_rows(lb: Leaderboard) -> list[BoardRow]:
+    """Every row of every target, in ranked order: the rows of the CSV and of the JSON."""
+    return [r for b in lb.boards for r in b.rows]
+
+
 def render_csv(lb: Leaderboard) -> str:
     """leaderboard.csv: every row of every target, ranked order, the fixed columns of ``COLUMNS``."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     names = column_names()
     writer.writerow(names)
-    for b in lb.boards:
-        for r in b.rows:
-            writer.writerow([_csv_value(r.get(c)) for c in names])
+    for r in all_rows(lb):
+        writer.writerow([_csv_value(v) for v in r.to_dict().values()])
     return buf.getvalue()
+
+
+def _json_value(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def render_json(lb: Leaderboard) -> str:
+    """leaderboard.json: the CSV's rows as objects, with each target's constraints and recommendation."""
+    targets = [{"target": b.name, "constraints": b.constraints, "objectives": [list(o) for o in b.objectives],
+                "recommendation": b.recommendation,
+                "recommended": None if b.recommended is None else {"variant_id": b.recommended.variant_id,
+                                                                   "runtime": b.recommended.runtime,
+                                                                   "flag": b.recommended.recommended}}
+               for b in lb.boards]
+    doc = {"format_version": JSON_FORMAT, "study": lb.study, "columns": column_names(), "targets": targets,
+           "split_sizes": {k: {"frames": v[0], "clips": v[1]} for k, v in sorted(lb.split_sizes.items())},
+           "rows": [{k: _json_value(v) for k, v in r.to_dict().items()} for r in all_rows(lb)]}
+    return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
 
 
 def write_text(path: Path, text: str) -> None:
