@@ -195,3 +195,60 @@ def test_all_sources_load_together(tmp_path):
     results = load_sources(make_all(tmp_path, n=3, frames=2))
     assert [r.source for r in results] == ["echonet_dynamic", "echonet_lvh", "tmed2"]
     assert sum(len(r.clips) for r in results) == 3 + 3 + 12
+
+
+_NEW_FORMAT = '''
+"""A made-up dataset format for the registry test: clips.csv = name,view,split + <name>.avi."""
+from pathlib import Path
+
+from kdbench.data.clips import Clip, LoadResult, check_folder, parse_split, read_table
+
+
+def load(root):
+    root = check_folder(Path(root), "MyEcho", "clips.csv")
+    rows = read_table(root / "clips.csv", ("name", "view", "split"), "MyEcho clip")
+    clips = [Clip(source="my_echo", patient=f"my_echo:{r['name']}", video=f"my_echo:{r['name']}", view=r["view"],
+                  split=parse_split(r["split"], root / "clips.csv", line, "split"), files=(str(root / f"{r['name']}.avi"),),
+                  kind="video", csv=str(root / "clips.csv"), lines=(line,)) for line, r in rows]
+    return LoadResult(source="my_echo", clips=clips, inputs=[str(root / "clips.csv")])
+'''
+
+
+def test_a_new_dataset_format_is_one_module_and_one_registry_entry(tmp_path, monkeypatch):
+    from echo_fixtures import fan_frames, write_avi
+    from kdbench.data import sources
+    from kdbench.data.prepare import prepare_store
+    from kdbench.data.store import FrameStore
+
+    (tmp_path / "mods" / "my_formats").mkdir(parents=True)
+    (tmp_path / "mods" / "my_formats" / "__init__.py").write_text("")
+    (tmp_path / "mods" / "my_formats" / "my_echo.py").write_text(_NEW_FORMAT)
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    entry = sources.Source("my_echo", "MyEcho", "--my-echo", "clips.csv", "my_formats.my_echo", "MyEcho folder.")
+    monkeypatch.setattr(sources, "REGISTRY", [*sources.REGISTRY, entry])
+
+    root = tmp_path / "my"
+    rows = [("a", "A2C", "train"), ("b", "PSAX", "val"), ("c", "A2C", "test")]
+    write_csv(root / "clips.csv", ["name", "view", "split"], [list(r) for r in rows])
+    for i, (name, _, _) in enumerate(rows):
+        write_avi(root / f"{name}.avi", fan_frames(4, 40, 48, seed=i))
+    dyn = make_dynamic(tmp_path / "dyn", [("0XAA", "TRAIN")], frames=3)
+    result = prepare_store({"my_echo": root, "echonet_dynamic": dyn}, tmp_path / "store", size=32, frames_per_video=2,
+                           workers=1)
+    store = FrameStore.open(result.path)
+    assert list(dict.fromkeys(store.sources)) == ["echonet_dynamic", "my_echo"]  # registry order
+    assert result.manifest["counts"]["clips"]["PSAX"]["val"]["my_echo"] == 1
+    with pytest.raises(DataError, match=r"looks like MyEcho \(pass it to --my-echo\)"):
+        echonet_dynamic.load(root)
+
+
+def test_prepare_flags_come_from_the_registry():
+    from typer.testing import CliRunner
+
+    from kdbench.cli import app
+    from kdbench.data.sources import registered
+
+    res = CliRunner().invoke(app, ["data", "prepare", "--help"], terminal_width=200)
+    assert res.exit_code == 0
+    for source in registered():
+        assert source.flag in res.output and source.help.split(" (")[0] in res.output

@@ -109,13 +109,13 @@ def _with_source_flags(func):
     """Give ``func`` one ``--flag FOLDER`` option per registered source (kdbench/data/sources.py), first."""
     import inspect
 
-    from kdbench.data.sources import REGISTRY
+    from kdbench.data.sources import registered
 
     signature = inspect.signature(func)
     fixed = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()
              if p.kind is not inspect.Parameter.VAR_KEYWORD]
     flags = [inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, annotation=Path,
-                               default=typer.Option(None, s.flag, help=s.help)) for s in REGISTRY]
+                               default=typer.Option(None, s.flag, help=s.help)) for s in registered()]
     func.__signature__ = signature.replace(parameters=[*flags, *fixed])
     return func
 
@@ -155,10 +155,11 @@ def _print_store_table(console, manifest: dict) -> None:
 
     from kdbench.cli.tables import print_table
     from kdbench.data.prepare import describe_counts
-    from kdbench.data.views import SOURCES, SPLITS, VIEWS
+    from kdbench.data.sources import source_rank
+    from kdbench.data.views import SPLITS, VIEWS
 
     rows = describe_counts(manifest)
-    sources = [s for s in SOURCES if any(r[2] == s for r in rows)]
+    sources = sorted({r[2] for r in rows}, key=source_rank)
     cell = {(v, sp, src): (f, c) for v, sp, src, f, c in rows}
     table = Table(title="frames (clips) per view x split x source")
     table.add_column("view")

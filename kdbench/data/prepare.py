@@ -36,10 +36,10 @@ from kdbench import __version__
 from kdbench.checks import ensure_writable_dir
 from kdbench.data.clips import Clip, LoadResult
 from kdbench.data.harmonise import HARMONISE_VERSION, harmonise_clip, sample_indices, to_grey
-from kdbench.data.sources import BY_NAME, REGISTRY
+from kdbench.data.sources import find_source, registered, source_rank
 from kdbench.data.splits import check_patient_splits
 from kdbench.data.store import integrity_record, store_hash_of
-from kdbench.data.views import SOURCES, SPLITS, VIEWS
+from kdbench.data.views import SPLITS, VIEWS
 from kdbench.errors import ConfigError, DataError
 from kdbench.manifest import config_hash, file_hash, read_json, write_json
 
@@ -65,13 +65,13 @@ class PrepareResult:
 
 def load_sources(sources: dict[str, str | Path], tmed_fold: int = 0) -> list[LoadResult]:
     """Run the loader of each given source (registry order) and check that patients do not cross splits."""
-    unknown = [s for s in sources if s not in BY_NAME]
+    unknown = [s for s in sources if find_source(s) is None]
     if unknown:
-        raise ConfigError(f"unknown source(s) {unknown}; expected some of {', '.join(SOURCES)}")
+        raise ConfigError(f"unknown source(s) {unknown}; expected some of {', '.join(s.name for s in registered())}")
     if not sources:
-        raise ConfigError(f"no dataset given; pass at least one of {', '.join(s.flag for s in REGISTRY)}")
+        raise ConfigError(f"no dataset given; pass at least one of {', '.join(s.flag for s in registered())}")
     settings = {"tmed_fold": tmed_fold}
-    results = [source.load(sources[source.name], settings) for source in REGISTRY if source.name in sources]
+    results = [source.load(sources[source.name], settings) for source in registered() if source.name in sources]
     check_patient_splits(c for r in results for c in r.clips)
     return results
 
@@ -254,7 +254,7 @@ def _empty_counts(sources: list[str]) -> dict[str, dict[str, dict[str, int]]]:
 def _assemble(out: Path, clips: list[Clip], metas: dict[str, dict], size: int) -> tuple[int, dict, dict]:
     """Concatenate parts into frames.npy + index.csv (atomically); returns (N, counts, integrity)."""
     parts = out / "parts"
-    sources = sorted({c.source for c in clips}, key=SOURCES.index)
+    sources = sorted({c.source for c in clips}, key=source_rank)
     frame_counts, clip_counts = _empty_counts(sources), _empty_counts(sources)
     ok = [c for c in clips if metas[c.video]["status"] == "ok"]
     n_total = sum(len(metas[c.video]["frame_ids"]) for c in ok)
@@ -312,7 +312,7 @@ def prepare_store(
         raise ConfigError(f"--out {out} is a file; expected a folder for the frame store")
 
     results = load_sources(sources, tmed_fold)
-    clips = sorted((c for r in results for c in r.clips), key=lambda c: (SOURCES.index(c.source), c.split, c.video))
+    clips = sorted((c for r in results for c in r.clips), key=lambda c: (source_rank(c.source), c.split, c.video))
     config = store_config(sources, size, frames_per_video, tmed_fold)
     cfg_hash = config_hash(config)
     inputs = {p: file_hash(p) for r in results for p in r.inputs}

@@ -25,7 +25,7 @@ class Source:
     title: str  # the dataset's own name, for messages
     flag: str  # the `kdbench data prepare` option that takes its folder
     marker: str  # a file or folder every copy of the dataset has at its root
-    module: str  # the loader module: kdbench.data.<module>.load(root, **settings)
+    module: str  # the loader module: kdbench.data.<module> (or a dotted path) with load(root, **settings)
     help: str  # CLI help of the flag
     settings: tuple[tuple[str, str], ...] = ()  # (prepare setting, loader keyword), e.g. tmed_fold -> fold
 
@@ -33,7 +33,8 @@ class Source:
         """Run this source's loader on ``root`` with the prepare settings it takes."""
         given = settings or {}
         kwargs = {kw: given[name] for name, kw in self.settings if name in given}
-        return importlib.import_module(f"kdbench.data.{self.module}").load(root, **kwargs)
+        module = self.module if "." in self.module else f"kdbench.data.{self.module}"
+        return importlib.import_module(module).load(root, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as plain data (for manifests and docs)."""
@@ -41,21 +42,35 @@ class Source:
                 "module": self.module, "settings": [list(s) for s in self.settings]}
 
 
-REGISTRY: tuple[Source, ...] = (
+REGISTRY: list[Source] = [
     Source("echonet_dynamic", "EchoNet-Dynamic", "--echonet-dynamic", "FileList.csv", "echonet_dynamic",
            "EchoNet-Dynamic folder (FileList.csv + Videos/); all A4C."),
     Source("echonet_lvh", "EchoNet-LVH", "--echonet-lvh", "MeasurementsList.csv", "echonet_lvh",
            "EchoNet-LVH folder (MeasurementsList.csv + Batch1..4/); all PLAX."),
     Source("tmed2", "TMED-2", "--tmed2", "DEV479", "tmed2",
            "TMED-2 folder (DEV479/TMED2_fold*_labeledpart.csv + image folders).", (("tmed_fold", "fold"),)),
-)
-SOURCE_NAMES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
-BY_NAME: dict[str, Source] = {s.name: s for s in REGISTRY}
+]
+SOURCE_NAMES: tuple[str, ...] = tuple(s.name for s in REGISTRY)  # the built-in names (kdbench.data.views.SOURCES)
+
+
+def registered() -> tuple[Source, ...]:
+    """Every registered source, in registry order (read at call time, so entries added later count)."""
+    return tuple(REGISTRY)
+
+
+def find_source(name: str) -> Source | None:
+    """The registered source called ``name``, or None."""
+    return next((s for s in REGISTRY if s.name == name), None)
+
+
+def source_rank(name: str) -> int:
+    """Position of a source in the registry (unknown names last): the order of clips, tables and counts."""
+    return next((i for i, s in enumerate(REGISTRY) if s.name == name), len(REGISTRY))
 
 
 def marker_hint(entries: set[str], expected_marker: str) -> str:
     """'; it looks like X (pass it to --x)' when a folder holds another source's marker, else ''."""
-    for source in REGISTRY:
+    for source in registered():
         if source.marker != expected_marker and source.marker in entries:
             return f"; it looks like {source.title} (pass it to {source.flag})"
     return ""
