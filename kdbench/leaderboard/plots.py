@@ -149,7 +149,7 @@ def plot_tradeoff(board: TargetBoard, path: Path, teacher_accuracy: float | None
     import matplotlib
 
     x_col = "size_mb" if board.name == NO_TARGET else "latency_p50_ms"
-    x_label = "model file size (MB)" if x_col == "size_mb" else "batch-1 latency p50 (ms, log scale)"
+    x_label = "model file size (MB, log scale)" if x_col == "size_mb" else "batch-1 latency p50 (ms, log scale)"
     rows = [r for r in board.rows if r.front is not None and getattr(r, x_col) is not None and r.val_accuracy is not None]
     with matplotlib.rc_context(RC):
         fig = _figure()
@@ -189,9 +189,9 @@ def plot_tradeoff(board: TargetBoard, path: Path, teacher_accuracy: float | None
         if rec is not None and getattr(rec, x_col) is not None:
             ax.scatter([getattr(rec, x_col)], [rec.val_accuracy], marker="*", s=160, color="gold", edgecolors="black",
                        linewidths=0.7, zorder=5, label="recommended" + (" (UNCERTAIN)" if rec.recommended == "uncertain" else ""))
+        ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis)
         if x_col == "latency_p50_ms":
-            ax.set_xscale("log")
-            _plain_log_ticks(ax.xaxis)
             _fps_limit(ax, board, all_x)
         if teacher_accuracy is not None:
             ax.axhline(teacher_accuracy, color="0.4", linewidth=0.9, linestyle="-.", zorder=1,
