@@ -425,6 +425,18 @@ def test_seed_means_resample_seeds_and_clips_from_saved_predictions(inputs, tiny
     # without an export the seed mean is the ranking figure: its validation interval resamples seeds and clips too
     (study_row,) = [r for r in collect(study).boards[0].rows if (r.student, r.trial) == ("mobilenet_v3_small", 1)]
     assert (study_row.val_accuracy_low, study_row.val_accuracy_high) == pytest.approx(seed_clip_interval(*hits["val"]))
+    # clip accuracy: one prediction per clip from its frames' mean logits, each clip its own cluster
+    rows = tiny_store.indices("test")
+    keys, inverse = np.unique(hits["test"][1], return_inverse=True)
+    clip_label = np.zeros(len(keys), int)
+    clip_label[inverse] = tiny_store.labels[rows]
+    clip_hits = []
+    for seed in SEEDS:
+        lg = np.load(trial_dir / f"seed_{seed}" / "predictions.npz")["test_logits"]
+        mean = np.stack([lg[inverse == k].mean(axis=0) for k in range(len(keys))])
+        clip_hits.append(mean.argmax(axis=1) == clip_label)
+    expected = seed_clip_interval(np.stack(clip_hits), keys)
+    assert (study_row.test_clip_accuracy_low, study_row.test_clip_accuracy_high) == pytest.approx(expected)
 
 
 def test_outputs_are_byte_identical_when_regenerated(inputs):

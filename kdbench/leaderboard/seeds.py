@@ -57,11 +57,9 @@ def seed_metrics(run_dir: Path, seed: int | str) -> dict[str, Any]:
     return (doc.get("metrics") or {}) if isinstance(doc, dict) else {}
 
 
-def seed_hits(run_dir: Path, seeds: list[int], split: str, store: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """(hits [S, N] bool, clip ids [N]) from every seed's predictions.npz, or None when one is missing or they differ."""
-    from kdbench.metrics import clip_ids
-
-    hits, rows0 = [], None
+def seed_logits(run_dir: Path, seeds: list[int], split: str, store: Any) -> tuple[list[np.ndarray], np.ndarray] | None:
+    """(per-seed logits, store rows) of a split from every seed's predictions.npz; None when one is missing or they differ."""
+    logits, rows0 = [], None
     for s in seeds:
         path = Path(run_dir) / f"seed_{s}" / "predictions.npz"
         if not path.is_file():
@@ -69,18 +67,26 @@ def seed_hits(run_dir: Path, seeds: list[int], split: str, store: Any) -> tuple[
         with np.load(path) as doc:
             if f"{split}_logits" not in doc or f"{split}_rows" not in doc:
                 return None
-            logits, rows = np.asarray(doc[f"{split}_logits"]), np.asarray(doc[f"{split}_rows"], dtype=np.int64)
-        if rows0 is None:
-            rows0 = rows
-        elif not np.array_equal(rows, rows0):
+            lg, rows = np.asarray(doc[f"{split}_logits"]), np.asarray(doc[f"{split}_rows"], dtype=np.int64)
+        if rows0 is not None and not np.array_equal(rows, rows0):
             return None
-        if len(rows) == 0 or rows.max() >= len(store) or logits.shape[0] != len(rows):
+        if len(rows) == 0 or rows.max() >= len(store) or lg.shape[0] != len(rows):
             raise DataError(f"{path}: {split} rows/logits do not fit the study's frame store {store.path} "
                             f"({len(store)} frames); expected predictions written by `kdbench search` on that store")
-        hits.append(logits.argmax(axis=1) == store.labels[rows])
-    if rows0 is None:
-        return None
-    return np.stack(hits), np.asarray(clip_ids(store, rows0))
+        logits.append(lg)
+        rows0 = rows
+    return (logits, rows0) if rows0 is not None else None
+
+
+def seed_hits(logits: list[np.ndarray], rows: np.ndarray, store: Any, per_clip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(hits [S, N], cluster ids [N]): per frame with its clip as cluster, or per clip (mean logits) as its own cluster."""
+    from kdbench.metrics import clip_ids, clip_table
+
+    labels, clips = store.labels[rows], np.asarray(clip_ids(store, rows))
+    if not per_clip:
+        return np.stack([lg.argmax(axis=1) == labels for lg in logits]), clips
+    tables = [clip_table(np.asarray(lg, dtype=np.float64), labels, clips) for lg in logits]
+    return np.stack([pred == lab for _, lab, pred, _ in tables]), tables[0][0]
 
 
 def _interval(values: list[float], hits: tuple[np.ndarray, np.ndarray] | None) -> tuple[float | None, float | None]:
@@ -113,12 +119,16 @@ def summarise_trial(trial: dict[str, Any], store: Any = None) -> SeedSummary:
     ok = [s for s in seeds if trial["seeds"][str(s)].get("status", "ok") == "ok"]
     per_seed = [seed_metrics(Path(trial["run_dir"]), s) for s in ok]
     accs = {split: [trial["seeds"][str(s)].get(f"{split}_accuracy") for s in ok] for split in SPLITS}
-    hits = {split: seed_hits(Path(trial["run_dir"]), ok, split, store) if store is not None and ok else None
-            for split in SPLITS}
+    preds = {split: seed_logits(Path(trial["run_dir"]), ok, split, store) if store is not None and ok else None
+             for split in SPLITS}
+    hits = {split: seed_hits(*preds[split], store) if preds[split] else None for split in SPLITS}
     intervals = {split: _interval([a for a in accs[split] if a is not None], hits[split]) for split in SPLITS}
+    test = _test_means(per_seed)
+    if preds["test"]:
+        test["clip_accuracy_ci"] = _interval([], seed_hits(*preds["test"], store, per_clip=True))
     teacher = next((m["test"]["teacher_accuracy"] for m in per_seed
                     if (m.get("test") or {}).get("teacher_accuracy") is not None), None)
     return SeedSummary(student=trial["student"], method=trial["method"], trial=int(trial["trial"]), seeds=ok,
                        accuracies=accs, means={split: _mean(accs[split]) for split in SPLITS}, intervals=intervals,
                        interval_kind="seeds+clips" if all(h is not None for h in hits.values()) else "seeds",
-                       test=_test_means(per_seed), teacher_accuracy=teacher)
+                       test=test, teacher_accuracy=teacher)
