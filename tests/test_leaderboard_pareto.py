@@ -68,14 +68,20 @@ def test_staircase_steps_through_the_2d_front():
 
 def test_constraint_verdicts_follow_the_numbers():
     rpi4 = {"min_fps": 30.0, "max_memory_mb": 50.0}
-    assert evaluate_constraints({"fps": 30.0, "memory_mb": 49.9}, rpi4) == ("yes", [])
+    assert evaluate_constraints({"fps": 30.0, "memory_mb": 49.9}, rpi4) == ("meets", [])
     verdict, why = evaluate_constraints({"fps": 29.9, "memory_mb": 50.0}, rpi4)
-    assert verdict == "no" and why == ["fps 29.9 < 30", "memory 50.0 MB >= 50 MB"]
+    assert verdict == "fails" and why == ["fps 29.9 < 30", "memory 50.0 MB >= 50 MB"]
     assert evaluate_constraints({"fps": 100.0, "memory_mb": None}, rpi4) == ("unknown", ["memory not measured"])
     # a missing figure never hides a violation
-    assert evaluate_constraints({"fps": 10.0, "memory_mb": None}, rpi4)[0] == "no"
+    assert evaluate_constraints({"fps": 10.0, "memory_mb": None}, rpi4)[0] == "fails"
     assert evaluate_constraints({"fps": 1.0}, {}) == ("n/a", [])
-    assert evaluate_constraints({"size_mb": 60.0}, {"max_file_mb": 50.0})[0] == "no"
+    assert evaluate_constraints({"size_mb": 60.0}, {"max_file_mb": 50.0})[0] == "fails"
+    # an error band that straddles a limit is neither a pass nor a failure
+    banded = {"fps": 29.9, "fps_low": 20.2, "fps_high": 44.3, "model_memory_mb": 10.0}
+    assert evaluate_constraints(banded, rpi4) == ("uncertain", ["fps 29.9 (20.2-44.3) straddles 30"])
+    assert evaluate_constraints({**banded, "fps_low": 30.5, "fps": 45.0}, rpi4)[0] == "meets"
+    assert evaluate_constraints({**banded, "fps_high": 29.0, "fps": 20.0}, rpi4)[0] == "fails"
+    assert evaluate_constraints({**banded, "model_memory_mb": 60.0, "memory_mb": 1.0}, rpi4)[0] == "fails"
     with pytest.raises(ConfigError, match="max_latency"):
         evaluate_constraints({"fps": 1.0}, {"max_latency": 3.0})
     assert describe_constraints(rpi4) == "fps >= 30, memory < 50 MB"

@@ -15,8 +15,9 @@ from kdbench.profile.results import discover_models
 from profile_fixtures import FAST_CLI, tiny_cnn, write_profile
 
 REQUIRED = ("variant_id", "target", "runtime", "runtime_version", "threads", "precision", "batch", "input_size",
-            "measured", "method", "host", "latency_ms", "fps", "throughput", "peak_rss_mb", "rss_increment_mb",
-            "file_size_mb")
+            "measured", "method", "host", "latency_ms", "fps", "throughput", "model_memory_mb", "process_peak_rss_mb",
+            "file_size_mb", "conditions", "runs", "p50_runs_ms", "p50_spread_pct", "stable", "inference_precision",
+            "input_source", "preprocess_ms", "frame_fps")
 
 
 def export_mobilenet(path: Path, size: int = 64) -> None:
@@ -54,13 +55,38 @@ def test_profile_local_measures_every_model_and_runtime(tmp_path: Path):
         assert r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"]
     by = {(r["variant_id"], r["runtime"], r["batch"]): r for r in records}
     mn = by[("mnv3s", "onnxruntime", 1)]
-    assert mn["input_size"] == 64 and mn["fps"] == pytest.approx(1000 / mn["latency_ms"]["mean"], rel=1e-4)
-    assert mn["constraints"]["min_fps"] == 30.0 and "meets" in mn["constraints"]
+    assert mn["input_size"] == 64 and mn["fps"] == pytest.approx(1000 / mn["latency_ms"]["p50"], rel=1e-4)
+    assert mn["constraints"]["limits"]["min_fps"] == 30.0 and mn["constraints"]["status"] in ("meets", "fails", "uncertain")
+    assert by[("mnv3s", "openvino", 1)]["inference_precision"] == "fp32"  # set explicitly, read back
     assert by[("sub/tiny", "openvino", 2)]["throughput"] > 0 and by[("sub/tiny", "openvino", 2)]["fps"] is None
     assert by[("mnv3s", "onnxruntime", 1)]["file_size_mb"] > by[("sub/tiny", "onnxruntime", 1)]["file_size_mb"]
     manifest = json.loads((tmp_path / "out" / "box" / "manifest.json").read_text())
     assert manifest["stage"] == "profile" and manifest["target"]["name"] == "box"
     assert "mnv3s" in result.output and str(tmp_path / "out" / "box" / "results.json") in result.output
+
+
+def test_each_model_is_measured_in_fresh_processes_on_real_frames(tmp_path: Path):
+    import numpy as np
+
+    models = tmp_path / "m"
+    tiny_cnn(models / "a.onnx", size=32)
+    frames = np.random.default_rng(0).integers(1, 255, (6, 64, 64), dtype=np.uint8)
+    np.save(tmp_path / "frames.npy", frames)
+    prof = write_profile(tmp_path / "box.toml", name="box", batches="[1]")
+    args = FAST_CLI[:-1] + ["3", "--frames", str(tmp_path / "frames.npy"), "--raw-frame", "120x160x3"]
+    result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(models),
+                                      "--out", str(tmp_path / "out"), *args])
+    assert result.exit_code == 0, result.output
+    (rec,) = json.loads((tmp_path / "out" / "box" / "results.json").read_text())
+    assert rec["runs"] == 3 and len(rec["p50_runs_ms"]) == 3 and len(rec["conditions"]) == 3
+    assert rec["latency_ms"]["p50"] == pytest.approx(sorted(rec["p50_runs_ms"])[1], rel=1e-4)  # median of the p50s
+    spread = 100 * (max(rec["p50_runs_ms"]) - min(rec["p50_runs_ms"])) / rec["latency_ms"]["p50"]
+    assert rec["p50_spread_pct"] == pytest.approx(spread, abs=0.01)
+    assert rec["fps_low"] <= rec["fps"] <= rec["fps_high"]
+    assert "frames_sample.npy (6 x 64x64)" in rec["input_source"]
+    assert np.array_equal(np.load(tmp_path / "out" / "box" / "frames_sample.npy"), frames)
+    assert rec["raw_frame_shape"] == [120, 160, 3] and rec["frame_fps"] < rec["fps"]
+    assert all(c["before"]["load_avg"] is not None for c in rec["conditions"])
 
 
 def test_export_manifest_drives_discovery_and_a_broken_model_fails_alone(tmp_path: Path):
@@ -108,3 +134,28 @@ def test_discover_models_errors(tmp_path: Path):
     (bad / "manifest.json").write_text(json.dumps({"variants": [{"id": "a", "file": "missing.onnx"}]}))
     with pytest.raises(DataError, match=r"variants\[0\]\.file"):
         discover_models(bad)
+
+
+def _run(p50: float, stable: bool = True) -> dict:
+    lat = {"p50": p50, "p90": p50 * 1.1, "p99": p50 * 1.2, "mean": p50 * 1.05}
+    return {"ok": True, "batches": [{"batch": 1, "ok": True, "latency_ms": lat, "stable": stable, "n": 100,
+                                     "throughput": 1000 / p50}], "model_memory_mb": 5.0, "process_peak_rss_mb": 80.0,
+            "runtime_baseline_rss_mb": 75.0, "conditions": {"before": {}, "after": {}}}
+
+
+@pytest.mark.parametrize("p50s, each_stable, stable", [
+    ((1.00, 1.01, 1.02), True, True),
+    ((1.00, 1.02, 1.30), True, False),   # one process 30% slower: the spread flags it
+    ((1.00, 1.01, 1.02), False, False),  # a run that missed its confidence target
+])
+def test_runs_merge_into_a_median_with_their_spread(tmp_path: Path, p50s: tuple, each_stable: bool, stable: bool):
+    from kdbench.profile.hardware import load_profile
+    from kdbench.profile.results import ModelEntry, records_from_runs
+
+    tiny_cnn(tmp_path / "a.onnx", size=16)
+    entry = ModelEntry("a", tmp_path / "a.onnx")
+    (rec,) = records_from_runs([_run(v, each_stable) for v in p50s], entry, load_profile("rpi4"), "onnxruntime",
+                               "fp32", "local")
+    assert rec["latency_ms"]["p50"] == pytest.approx(1.01 if p50s[1] == 1.01 else 1.02)
+    assert rec["stable"] is stable and rec["runs"] == 3
+    assert rec["fps_low"] == pytest.approx(1000 / max(p50s)) and rec["fps_high"] == pytest.approx(1000 / min(p50s))

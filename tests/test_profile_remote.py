@@ -163,3 +163,64 @@ fi"""
         subprocess.run(["kill", str(pid)], capture_output=True)
         for d in set(Path("/tmp").glob("kdbench-agent.*")) - {Path(p) for p in before}:
             shutil.rmtree(d, ignore_errors=True)  # the dead target could not clean up (loopback: same disk)
+
+
+def _agents_running() -> set[int]:
+    """Pids of agents running from a remote working folder (loopback target: this machine's /proc)."""
+    out = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if proc.name.isdigit() and "/tmp/kdbench-agent." in cmd and "agent.py" in cmd:
+            out.add(int(proc.name))
+    return out
+
+
+@pytest.mark.ssh
+@needs_sshd
+def test_external_data_travels_and_tilde_expands_in_the_remote_python(tmp_path: Path):
+    import uuid
+
+    import onnx
+
+    models = tmp_path / "models"
+    tiny_cnn(models / "ext.onnx", size=32, big_weight_mb=1)
+    model = onnx.load(str(models / "ext.onnx"))
+    onnx.save(model, str(models / "ext.onnx"), save_as_external_data=True, location="ext.weights", size_threshold=0)
+    assert (models / "ext.weights").stat().st_size > 1e6
+    rel = f".kdbench-test-{uuid.uuid4().hex[:8]}"
+    _python_wrapper(Path.home() / rel / "py")
+    try:
+        prof = write_profile(tmp_path / "pi.toml", name="pi", runtimes='["onnxruntime"]', batches="[1]")
+        before = _agent_dirs()
+        res = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(models), "--out",
+                                       str(tmp_path / "out"), "--remote", "kdbench-test", "--ssh-config", SSH_CONFIG,
+                                       "--remote-python", f"~/{rel}/py", *FAST_CLI])
+        assert res.exit_code == 0, res.output
+        (rec,) = json.loads((tmp_path / "out" / "pi" / "results.json").read_text())
+        assert rec["status"] == "ok", rec["error"]
+        assert rec["model_memory_mb"] > 0.5  # the 1 MB of external weights were loaded on the target
+        assert _agent_dirs() == before
+    finally:
+        shutil.rmtree(Path.home() / rel, ignore_errors=True)
+
+
+@pytest.mark.ssh
+@needs_sshd
+def test_a_timeout_stops_the_remote_agent_and_removes_the_folder(tmp_path: Path):
+    tiny_cnn(tmp_path / "m" / "a.onnx", size=32)
+    prof = load_profile(str(write_profile(tmp_path / "pi.toml", name="pi", batches="[1]")))
+    slow = MeasureRule(**{**FAST_RULE, "min_time_s": 120.0, "max_time_s": 120.0, "p90_rel_ci": 0.0})
+    before_dirs, before_agents = _agent_dirs(), _agents_running()
+    recs = run_remote(discover_models(tmp_path / "m"), prof, SshTarget("kdbench-test", SSH_CONFIG), python=sys.executable,
+                      rule=slow, timeout_s=4)
+    assert recs[0]["status"] == "failed" and "stopped it on the target" in recs[0]["error"]
+    import time
+
+    deadline = time.time() + 10
+    while _agents_running() - before_agents and time.time() < deadline:
+        time.sleep(0.2)
+    assert not (_agents_running() - before_agents)  # the agent no longer runs on the target
+    assert _agent_dirs() == before_dirs  # and its folder is gone

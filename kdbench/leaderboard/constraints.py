@@ -1,9 +1,18 @@
-"""A target's deployment constraints (from its hardware profile) and whether a leaderboard row meets them.
+"""A target's deployment constraints (from its hardware profile) and the one evaluator of them.
 
-The rules are those of ``kdbench profile`` (``kdbench.profile.results.check_constraints``), applied
-to batch-1 figures: ``fps >= min_fps``, model memory (RSS increment over the runtime) ``<
-max_memory_mb``, model file ``< max_file_mb``. A constrained figure that was not measured makes the
-verdict ``unknown``, never ``yes``.
+``evaluate_constraints`` is used by ``kdbench profile`` (``kdbench.profile.results.check_constraints``)
+and by the leaderboard alike. Rules, on batch-1 figures: ``fps >= min_fps``, the model's own memory
+(``model_memory_mb``: peak RSS increment over the same runtime running a trivial one-op model;
+``memory_mb`` is read where a row has no ``model_memory_mb``) ``< max_memory_mb``, model file
+``size_mb < max_file_mb``. Verdicts:
+
+- ``meets``: every constrained figure is known and inside its limit over its whole band;
+- ``fails``: some figure is outside its limit over its whole band (a measured figure: its value);
+- ``uncertain``: no figure fails but a band straddles a limit (an estimate's error band, or the
+  spread of a measurement's fresh-process runs, given as ``fps_low``/``fps_high`` and
+  ``model_memory_mb_low``/``model_memory_mb_high``);
+- ``unknown``: no figure fails or is uncertain, but a constrained figure is missing;
+- ``n/a``: the target defines no constraints.
 """
 
 from __future__ import annotations
@@ -17,9 +26,11 @@ from kdbench.manifest import read_json
 # constraint key -> (row column, comparison, unit, text of the rule)
 RULES: dict[str, tuple[str, str, str]] = {
     "min_fps": ("fps", ">=", "fps"),
-    "max_memory_mb": ("memory_mb", "<", "MB"),
+    "max_memory_mb": ("model_memory_mb", "<", "MB"),
     "max_file_mb": ("size_mb", "<", "MB"),
 }
+FALLBACK_COLUMNS = {"model_memory_mb": ("memory_mb",), "size_mb": ("file_size_mb",)}
+STATUSES = ("meets", "fails", "uncertain", "unknown", "n/a")
 LABELS = {"min_fps": "fps", "max_memory_mb": "memory", "max_file_mb": "file size"}
 
 
@@ -50,29 +61,46 @@ def load_constraints(target: str, profile_dir: Path | None = None) -> tuple[dict
     return {k: float(v) for k, v in cons.items()}, str(manifest)
 
 
+def _figure(row: dict[str, Any], column: str) -> tuple[float | None, float | None, float | None]:
+    """(value, low, high) of a column; the band defaults to the value itself."""
+    for col in (column, *FALLBACK_COLUMNS.get(column, ())):
+        value = row.get(col)
+        if value is not None:
+            low, high = row.get(f"{col}_low"), row.get(f"{col}_high")
+            return float(value), float(low if low is not None else value), float(high if high is not None else value)
+    return None, None, None
+
+
 def evaluate_constraints(row: dict[str, Any], constraints: dict[str, float]) -> tuple[str, list[str]]:
-    """('yes' | 'no' | 'unknown' | 'n/a', reasons): 'n/a' without constraints, 'unknown' when a figure is missing."""
+    """(status, reasons): status one of STATUSES (see the module docstring); reasons name each figure."""
     if not constraints:
         return "n/a", []
-    violations, missing = [], []
+    fails, uncertain, missing = [], [], []
     for key, limit in _ordered(constraints):
         if key not in RULES:
             raise ConfigError(f"constraint {key!r} = {limit!r}: unknown; expected one of {sorted(RULES)}")
         column, op, unit = RULES[key]
-        value = row.get(column)
+        value, low, high = _figure(row, column)
         if value is None:
             missing.append(f"{LABELS[key]} not measured")
             continue
-        ok = value >= limit if op == ">=" else value < limit
-        if not ok:
-            bad = "<" if op == ">=" else ">="
-            unit_text = "" if unit == "fps" else f" {unit}"
-            violations.append(f"{LABELS[key]} {value:.1f}{unit_text} {bad} {limit:g}{unit_text}")
-    if violations:
-        return "no", violations + missing
+        unit_text = "" if unit == "fps" else f" {unit}"
+        banded = f" ({low:.1f}-{high:.1f})" if (low, high) != (value, value) else ""
+        if op == ">=":
+            ok_all, ok_none, bad = low >= limit, high < limit, "<"
+        else:
+            ok_all, ok_none, bad = high < limit, low >= limit, ">="
+        if ok_none:  # the whole band is outside the limit (an unbanded figure: the value is)
+            fails.append(f"{LABELS[key]} {value:.1f}{banded}{unit_text} {bad} {limit:g}{unit_text}")
+        elif not ok_all:
+            uncertain.append(f"{LABELS[key]} {value:.1f}{banded}{unit_text} straddles {limit:g}{unit_text}")
+    if fails:
+        return "fails", fails + uncertain + missing
+    if uncertain:
+        return "uncertain", uncertain + missing
     if missing:
         return "unknown", missing
-    return "yes", []
+    return "meets", []
 
 
 def _ordered(constraints: dict[str, float]) -> list[tuple[str, float]]:

@@ -10,7 +10,10 @@ runs in a fresh local subprocess and is copied to a remote target (a Raspberry P
 
 Measurement rule (single-stream, as MLPerf's single-stream scenario and onnxruntime_perf_test /
 OpenVINO benchmark_app in latency mode do it: one query in flight, the next issued when the
-previous returns, same input tensor every time, random uniform [0, 1) data):
+previous returns, same input tensor every time). The input is real frames (``--frames``: a saved
+``.npy`` sample of the store's uint8 frames ``[N, S, S]``), resized to the model's size and cast to
+its input type (float: /255; uint8: as is; int8: minus 128); without frames, a labelled synthetic
+ramp, never zeros:
 
 1. Warm-up, untimed: at least ``--warmup-runs`` (10) queries and ``--warmup-s`` (1 s) of them;
    a model slower than that stops after ``--warmup-max-s`` (10 s) with at least one query.
@@ -22,9 +25,18 @@ previous returns, same input tensor every time, random uniform [0, 1) data):
 3. Each larger batch: the same loop with the same rule, except min queries 20 and min time 1 s.
    Throughput = images / total timed seconds.
 
-Memory: the baseline is the resident set (VmRSS) after importing numpy and the runtime and before
-loading the model; the peak (VmHWM, /proc/self/status) is reset to the baseline first through
-/proc/self/clear_refs where the kernel allows it. ``rss_increment_mb`` = peak - baseline.
+Memory, one definition (the same as the estimator's): the runtime is imported and first runs a
+trivial one-op model (a 4x4 Relu; its session stays open), then the resident set is read
+(``runtime_baseline_rss_mb``) and the peak (VmHWM, /proc/self/status) is reset to it through
+/proc/self/clear_refs. ``model_memory_mb`` = peak while loading the model and serving batch 1 -
+that baseline: the model's weights, its activation arena and its session, not the runtime itself.
+``process_peak_rss_mb`` is the process's peak RSS (runtime included). Without a peak reset (old
+kernels) ``model_memory_mb`` is None rather than a figure that includes the import.
+
+Conditions recorded before and after timing: load average, CPU frequency, and on a Raspberry Pi the
+SoC temperature and ``vcgencmd get_throttled``. ``--raw-frame HxWxC`` also times the numpy-only
+frame preprocessing (grey, crop, area resize, mask) on a raw frame of the source's resolution, so
+the record can state the fps of the whole frame path beside the model's.
 Exit status: 0 with ``"ok": true``, 3 with ``"ok": false`` and an ``error`` (missing runtime, bad
 model, ...), always one JSON line on stdout.
 """
@@ -41,8 +53,25 @@ import sys
 import time
 import traceback
 
-AGENT_VERSION = "1"
-RUNTIMES = ("onnxruntime", "onnxruntime-cuda", "openvino", "openvino-gpu", "pytorch", "pytorch-cuda")
+AGENT_VERSION = "2"
+# The runtimes this agent can run: model formats each reads, its device and, for OpenVINO, the
+# inference precision set explicitly (INFERENCE_PRECISION_HINT; f32 unless the name asks otherwise).
+RUNTIME_TABLE: dict[str, dict] = {
+    "onnxruntime": {"formats": ("onnx",), "device": "cpu"},
+    "onnxruntime-cuda": {"formats": ("onnx",), "device": "cuda"},
+    "openvino": {"formats": ("onnx", "openvino"), "device": "CPU", "inference_precision": "f32"},
+    "openvino-bf16": {"formats": ("onnx", "openvino"), "device": "CPU", "inference_precision": "bf16"},
+    "openvino-fp16": {"formats": ("onnx", "openvino"), "device": "CPU", "inference_precision": "f16"},
+    "openvino-gpu": {"formats": ("onnx", "openvino"), "device": "GPU", "inference_precision": "f32"},
+    "pytorch": {"formats": ("pt2",), "device": "cpu"},
+    "pytorch-cuda": {"formats": ("pt2",), "device": "cuda"},
+}
+RUNTIMES = tuple(RUNTIME_TABLE)
+# A one-op ONNX model (Relu on [1, 1, 4, 4], opset 13): the runtime's own footprint is measured on it.
+TRIVIAL_ONNX_B64 = (
+    "CAcSB2tkYmVuY2g6UQoMCgF4EgF5IgRSZWx1Egd0cml2aWFsWhsKAXgSFgoUCAESEAoCCAEKAggBCgIIBAoCCARiGwoBeRIWChQIARIQCgIIAQoCCAEKAggECgIIBEIECgAQDQ=="
+)
+_PRECISION_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 
 
 class AgentError(Exception):
@@ -148,8 +177,29 @@ def _input_spec(shape: list, dtype_name: str, batch: int, input_size: int | None
     return tuple(dims), dtype_name
 
 
+def make_input(shape: tuple[int, ...], dtype: str, frames: object) -> object:
+    """The input tensor: frames (uint8 [N, S, S]) cycled over the batch and resized, cast to ``dtype``."""
+    import numpy as np
+
+    b, c, h, w = shape
+    if frames is None:  # a deterministic ramp in [0, 1): not zeros for any dtype
+        ramp = (np.arange(h * w, dtype=np.float32).reshape(h, w) % 251) * np.float32(255.0 / 251)
+        src = np.broadcast_to(ramp, (b, c, h, w))
+    else:
+        f = np.asarray(frames)
+        idx = np.arange(b) % len(f)
+        ys = (np.arange(h) * f.shape[1] // h)
+        xs = (np.arange(w) * f.shape[2] // w)
+        src = f[idx][:, ys][:, :, xs].astype(np.float32)[:, None].repeat(c, axis=1)
+    if dtype == "uint8":
+        return np.ascontiguousarray(src.astype(np.uint8))
+    if dtype == "int8":
+        return np.ascontiguousarray((src - 128.0).astype(np.int8))
+    return np.ascontiguousarray((src / 255.0).astype(dtype))
+
+
 class Runner:
-    """Common interface: ``prepare(batch)`` builds the input, ``run()`` does one query."""
+    """Common interface: ``trivial()`` runs the one-op baseline, ``prepare(batch)`` builds the input, ``run()`` one query."""
 
     name = ""
     version = ""
@@ -157,6 +207,11 @@ class Runner:
     input_name = ""
     input_shape: list = []
     input_dtype = "float32"
+    frames: object = None
+    inference_precision: str | None = None
+
+    def trivial(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def prepare(self, batch: int, input_size: int | None) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -189,16 +244,31 @@ class OrtRunner(Runner):
         else:
             self.providers = ["CPUExecutionProvider"]
 
-    def load(self, path: str) -> None:
-        """Create the session."""
+    def _options(self) -> object:
+        """Session options as onnxruntime_perf_test sets them."""
         so = self.ort.SessionOptions()
         so.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.execution_mode = self.ort.ExecutionMode.ORT_SEQUENTIAL
         if self.threads > 0:
             so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
+        return so
+
+    def trivial(self) -> None:
+        """Load and run the one-op model; its session stays open (part of the runtime baseline)."""
+        import base64
+
+        import numpy as np
+
+        self.trivial_sess = self.ort.InferenceSession(base64.b64decode(TRIVIAL_ONNX_B64), sess_options=self._options(),
+                                                      providers=self.providers)
+        for _ in range(3):
+            self.trivial_sess.run(None, {"x": np.ones((1, 1, 4, 4), np.float32)})
+
+    def load(self, path: str) -> None:
+        """Create the session."""
         try:
-            self.sess = self.ort.InferenceSession(path, sess_options=so, providers=self.providers)
+            self.sess = self.ort.InferenceSession(path, sess_options=self._options(), providers=self.providers)
         except Exception as err:  # noqa: BLE001 - the runtime's own message is the useful part
             raise AgentError("bad_model", f"onnxruntime could not load {os.path.basename(path)}: {err}") from None
         if self.device == "cuda" and "CUDAExecutionProvider" not in self.sess.get_providers():
@@ -216,7 +286,7 @@ class OrtRunner(Runner):
 
         shape, dtype = _input_spec(self.input_shape, self.input_dtype, batch, input_size)
         self.shape = shape
-        self.feed = {self.input_name: np.random.default_rng(0).random(shape, dtype=np.float32).astype(dtype)}
+        self.feed = {self.input_name: make_input(shape, dtype, self.frames)}
 
     def run(self) -> object:
         """One query."""
@@ -236,18 +306,42 @@ class OpenVinoRunner(Runner):
         self.name = runtime
         self.version = ov.get_version()
         self.threads = threads
-        self.device = "GPU" if runtime == "openvino-gpu" else "CPU"
+        self.device = RUNTIME_TABLE[runtime]["device"]
+        self.hint = RUNTIME_TABLE[runtime].get("inference_precision")
         if self.device not in self.core.available_devices:
             raise AgentError(
                 "missing_runtime",
                 f"openvino {self.version} has no {self.device} device here (devices: {self.core.available_devices})",
             )
 
-    def load(self, path: str) -> None:
-        """Read and compile the model."""
+    def _config(self) -> dict:
+        """Latency hint, one stream, the thread count and the explicit inference precision."""
         config: dict = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
         if self.threads > 0 and self.device == "CPU":
             config["INFERENCE_NUM_THREADS"] = str(self.threads)
+        if self.hint:
+            config["INFERENCE_PRECISION_HINT"] = self.hint
+        return config
+
+    def trivial(self) -> None:
+        """Compile and run the one-op model (kept alive: part of the runtime baseline)."""
+        import base64
+        import tempfile
+
+        import numpy as np
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "trivial.onnx")
+            with open(path, "wb") as fh:
+                fh.write(base64.b64decode(TRIVIAL_ONNX_B64))
+            self.trivial_compiled = self.core.compile_model(self.core.read_model(path), self.device, self._config())
+        req = self.trivial_compiled.create_infer_request()
+        for _ in range(3):
+            req.infer({0: np.ones((1, 1, 4, 4), np.float32)})
+
+    def load(self, path: str) -> None:
+        """Read and compile the model."""
+        config = self._config()
         try:
             model = self.core.read_model(path)
             inp = model.inputs[0]
@@ -273,8 +367,13 @@ class OpenVinoRunner(Runner):
         except Exception as err:  # noqa: BLE001
             raise AgentError("bad_model", f"openvino could not compile for shape {list(shape)}: {err}") from None
         self.request = self.compiled.create_infer_request()
-        self.data = np.random.default_rng(0).random(shape, dtype=np.float32).astype(dtype)
+        self.data = make_input(shape, dtype, self.frames)
         self.request.set_input_tensor(self.ov.Tensor(self.data))
+        try:
+            ran = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        except Exception:  # noqa: BLE001 - a device without the property
+            ran = None
+        self.inference_precision = _PRECISION_NAMES.get(ran, ran)
 
     def run(self) -> object:
         """One synchronous query."""
@@ -302,6 +401,13 @@ class TorchRunner(Runner):
         if precision == "fp16" and self.device == "cpu":
             raise AgentError("bad_precision", "fp16 eager inference is for CUDA; use precision fp32 on CPU")
         self.precision = precision
+        self.inference_precision = precision
+
+    def trivial(self) -> None:
+        """One tiny op on the device (the runtime baseline)."""
+        x = self.torch.ones((1, 1, 4, 4), device=self.device)
+        for _ in range(3):
+            self.torch.relu(x)
 
     def load(self, path: str) -> None:
         """Load the module and move it to the device and precision."""
@@ -335,7 +441,7 @@ class TorchRunner(Runner):
         """Build the input on the device."""
         shape, _ = _input_spec(self.input_shape, "float32", batch, input_size)
         self.shape = shape
-        self.x = self.torch.rand(shape, device=self.device, dtype=self.dtype)
+        self.x = self.torch.from_numpy(make_input(shape, "float32", self.frames)).to(self.device, self.dtype)
 
     def run(self) -> object:
         """One query, synchronised so the time covers the device work."""
@@ -350,7 +456,7 @@ def make_runner(runtime: str, threads: int, precision: str) -> Runner:
     """Import the runtime and return its runner (AgentError when it is missing)."""
     if runtime in ("onnxruntime", "onnxruntime-cuda"):
         return OrtRunner(runtime, threads)
-    if runtime in ("openvino", "openvino-gpu"):
+    if runtime.startswith("openvino") and runtime in RUNTIME_TABLE:
         return OpenVinoRunner(runtime, threads)
     if runtime in ("pytorch", "pytorch-cuda"):
         return TorchRunner(runtime, threads, precision)
@@ -417,6 +523,124 @@ def time_queries(run, min_queries: int, min_time_s: float, max_time_s: float, re
     }
 
 
+def _read(path: str) -> str | None:
+    """A small text file's content, or None."""
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def cpu_mhz() -> float | None:
+    """Mean current CPU frequency in MHz (cpufreq, else /proc/cpuinfo), or None."""
+    vals = []
+    for i in range(os.cpu_count() or 1):
+        v = _read(f"/sys/devices/system/cpu/cpu{i}/cpufreq/scaling_cur_freq")
+        if v and v.isdigit():
+            vals.append(int(v) / 1000.0)
+    if not vals:
+        for line in (_read("/proc/cpuinfo") or "").splitlines():
+            if line.lower().startswith("cpu mhz"):
+                vals.append(float(line.split(":", 1)[1]))
+    return round(sum(vals) / len(vals), 1) if vals else None
+
+
+def conditions() -> dict:
+    """Host state now: load average, CPU MHz; on a Pi also SoC temperature and the throttling flags."""
+    import shutil
+    import subprocess
+
+    out: dict = {"time": round(time.time(), 3), "cpu_mhz": cpu_mhz()}
+    try:
+        out["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        out["load_avg"] = None
+    temp = _read("/sys/class/thermal/thermal_zone0/temp")
+    out["temperature_c"] = int(temp) / 1000.0 if temp and temp.lstrip("-").isdigit() else None
+    out["throttled"] = None
+    if shutil.which("vcgencmd"):
+        try:
+            text = subprocess.run(["vcgencmd", "get_throttled"], capture_output=True, text=True, timeout=5).stdout
+            out["throttled"] = text.strip().split("=", 1)[-1] or None
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return out
+
+
+# ----------------------------------------------------------------------------- frame preprocessing
+
+LUMA_BGR = (0.114, 0.587, 0.299)
+
+
+def area_matrix(n_in: int, n_out: int) -> object:
+    """[n_out, n_in] weights of area interpolation (each output pixel averages the input it covers)."""
+    import numpy as np
+
+    m = np.zeros((n_out, n_in), np.float32)
+    scale = n_in / n_out
+    for o in range(n_out):
+        lo, hi = o * scale, (o + 1) * scale
+        for i in range(int(math.floor(lo)), min(int(math.ceil(hi)), n_in)):
+            m[o, i] = (min(hi, i + 1) - max(lo, i)) / scale
+    return m
+
+
+def fan_mask(size: int) -> object:
+    """The harmonisation's fan mask (apex top centre, radius 0.96 * size, half-angle 32 degrees)."""
+    import numpy as np
+
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    dx = xs - size / 2.0
+    angle = np.degrees(np.arctan2(np.abs(dx), ys))
+    return ((np.hypot(dx, ys) <= 0.96 * size) & (angle <= 32.0)).astype(np.float32)
+
+
+def time_preprocess(raw_shape: tuple[int, ...], size: int, min_s: float = 0.5, min_n: int = 20) -> dict:
+    """Time grey -> square crop -> area resize -> mask -> [0, 1] on a raw frame, numpy only (p50 ms)."""
+    import numpy as np
+
+    frame = np.random.default_rng(0).integers(0, 256, raw_shape, dtype=np.uint8)
+    h, w = raw_shape[:2]
+    side = min(h, w)
+    left = (w - side) // 2
+    rh, rw = area_matrix(side, size), area_matrix(side, size).T.copy()
+    mask = fan_mask(size) / np.float32(255.0)
+    luma = np.array(LUMA_BGR, np.float32)
+
+    def one() -> object:
+        square = frame[:side, left:left + side]
+        grey = square @ luma if square.ndim == 3 else square.astype(np.float32)
+        return (rh @ grey @ rw) * mask
+
+    lat = []
+    start = time.perf_counter()
+    while len(lat) < min_n or time.perf_counter() - start < min_s:
+        t0 = time.perf_counter()
+        one()
+        lat.append((time.perf_counter() - t0) * 1000.0)
+    lat.sort()
+    return {"raw_shape": list(raw_shape), "size": size, "n": len(lat), "p50_ms": percentile(lat, 50),
+            "p90_ms": percentile(lat, 90), "steps": "grey, square crop, area resize, fan mask (numpy)"}
+
+
+def load_frames(path: str | None) -> tuple[object, str]:
+    """The saved frame sample (uint8 [N, S, S]) and a label of where the input comes from."""
+    if not path:
+        return None, "synthetic ramp (no frames given)"
+    import numpy as np
+
+    try:
+        frames = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise AgentError("bad_frames", f"--frames {os.path.basename(path)}: not a readable .npy: {err}") from None
+    if frames.ndim != 3 or len(frames) == 0:
+        raise AgentError("bad_frames", f"--frames {os.path.basename(path)}: shape {frames.shape}; expected [N, S, S]")
+    if frames.dtype != np.uint8:
+        frames = np.clip(frames * (255.0 if frames.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    return frames, f"frames {os.path.basename(path)} ({len(frames)} x {frames.shape[1]}x{frames.shape[2]})"
+
+
 def host_info() -> dict:
     """Who ran the measurement."""
     return {
@@ -447,10 +671,14 @@ def measure(args: argparse.Namespace) -> dict:
     import numpy as np  # noqa: F401 - part of the baseline, as in a deployed app
 
     runner = make_runner(args.runtime, args.threads, args.precision)
-    baseline = rss_mb()
-    hwm_reset = reset_peak_rss()
+    runner.frames, input_source = load_frames(args.frames)
     if not os.path.isfile(args.model):
         raise AgentError("bad_model", f"model file not found: {args.model}")
+    runner.trivial()
+    before_reset_peak = peak_rss_mb()
+    baseline = rss_mb()
+    hwm_reset = reset_peak_rss()
+    cond_before = conditions()
     t0 = time.perf_counter()
     runner.load(args.model)
     load_s = time.perf_counter() - t0
@@ -470,6 +698,7 @@ def measure(args: argparse.Namespace) -> dict:
         "threads": args.threads,
         "precision": args.precision,
         "input_name": runner.input_name,
+        "input_source": input_source,
         "load_s": round(load_s, 4),
         "host": host_info(),
         "rule": {
@@ -510,13 +739,21 @@ def measure(args: argparse.Namespace) -> dict:
             result["input_size"] = entry["input_shape"][-1]
     if "input_size" not in result:
         result["input_size"] = args.input_size
+    result["conditions"] = {"before": cond_before, "after": conditions()}
+    result["inference_precision"] = runner.inference_precision or args.precision
     # The deployment figure is the peak while serving batch 1 (the first batch timed); larger
     # batches carry their own high-water mark in their entry.
     peak = result["batches"][0].get("peak_rss_mb") if result["batches"] else peak_rss_mb()
-    result["baseline_rss_mb"] = baseline
-    result["peak_rss_mb"] = peak
+    result["runtime_baseline_rss_mb"] = baseline
     result["peak_reset"] = hwm_reset
-    result["rss_increment_mb"] = (peak - baseline) if (peak is not None and baseline is not None) else None
+    result["model_memory_mb"] = (peak - baseline) if (hwm_reset and peak is not None and baseline is not None) else None
+    result["process_peak_rss_mb"] = max(v for v in (peak, before_reset_peak) if v is not None) if peak else before_reset_peak
+    if args.raw_frame and result.get("input_size"):
+        try:
+            raw = tuple(int(v) for v in args.raw_frame.lower().split("x"))
+        except ValueError:
+            raise AgentError("usage", f"--raw-frame {args.raw_frame!r}: expected HxW or HxWxC") from None
+        result["preprocess"] = time_preprocess(raw, int(result["input_size"]))
     return result
 
 
@@ -554,6 +791,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-time-s", type=float, default=30.0)
     p.add_argument("--p90-rel-ci", type=float, default=0.02)
     p.add_argument("--floor-queries", type=int, default=10)
+    p.add_argument("--frames", default=None, help="saved frame sample (.npy, uint8 [N, S, S]) used as input")
+    p.add_argument("--raw-frame", default=None, help="HxW[xC] of the source's raw frames: also time preprocessing")
+    p.add_argument("--pid-file", default=None, help="write this process's id here (lets a caller stop it)")
     return p
 
 
@@ -562,6 +802,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.batch is None:
         args.batch = [1]
+    if args.pid_file:
+        with open(args.pid_file, "w") as fh:
+            fh.write(str(os.getpid()))
     try:
         if args.check:
             out = check(args)

@@ -1,20 +1,20 @@
 """Fit the estimator's constants: from the published reference rows and/or the user's measurements.
 
-Reference rows (``shared/reference/rpi4_published.csv``: ``model,input,framework,threads,
-clock_ghz,precision,latency_ms,stat,source``) name torchvision architectures; their graph features
-are computed by exporting the architecture (1000 classes, 3-channel input) to ONNX in a temp folder.
-The shipped ``calibration/rpi4.json`` keeps those features, so refitting needs no export.
+Reference rows (the packaged ``calibration/rpi4_published.csv``: ``model,input,framework,threads,
+clock_ghz,precision,latency_ms,stat,source,library,note``) name torchvision architectures (timm where
+``library`` is ``timm``); their graph features come from exporting the architecture (1000 classes,
+RGB input) to ONNX in a temp folder. The shipped ``calibration/rpi4.json`` keeps those features
+(``reference_features``, keyed ``model@input``), so refitting needs no export.
 
 User rows come from a ``results.json`` written by ``kdbench profile`` (measured, ok, batch-1
 records; matched to model files by ``variant_id`` in ``--models``) or a CSV with columns
-``model,input,latency_ms`` (+ optional ``threads``, ``framework``, ``precision``) where ``model``
-is a file under ``--models``, a variant id, or a torchvision architecture name.
+``model,input,latency_ms`` (+ optional ``threads``, ``precision``, ``framework``) where ``model`` is
+a file under ``--models``, a variant id, or a torchvision architecture name.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -24,15 +24,17 @@ from kdbench.errors import ConfigError, DataError
 from kdbench.manifest import write_json
 from kdbench.profile.estimate import (
     DEFAULT_PRIORS,
+    INT8_ACT_FACTOR,
     OBS_SIGMA_LOG,
     PARAMS,
     PROXY_SIGMA_LOG,
     Calibration,
     Row,
     error_band_pct,
+    error_summary,
     fit_constants,
-    flops_ratio_loo,
-    leave_one_out,
+    flops_ratio_loao,
+    leave_one_architecture_out,
     predict_ms,
 )
 from kdbench.profile.features import GraphFeatures, graph_features
@@ -42,24 +44,20 @@ REFERENCE_COLUMNS = ("model", "input", "framework", "threads", "clock_ghz", "pre
 MEASURED_FRAMEWORKS = ("onnxruntime", "openvino")
 
 
-def default_reference_csv() -> Path | None:
-    """``../shared/reference/rpi4_published.csv`` next to the repository (or the cwd), if present."""
-    for base in (Path(__file__).resolve().parents[3], Path.cwd().parent, Path.cwd()):
-        p = base / "shared" / "reference" / "rpi4_published.csv"
-        if p.is_file():
-            return p
-    return None
-
-
-def architecture_features(arch: str, size: int) -> GraphFeatures:
-    """Graph features of a torchvision architecture (1000 classes, RGB) exported at ``size`` px."""
+def architecture_features(arch: str, size: int, library: str = "torchvision") -> GraphFeatures:
+    """Graph features of a torchvision (or timm) architecture (1000 classes, RGB) exported at ``size`` px."""
     import torch
 
     from kdbench.compat import torchvision
 
-    if not hasattr(torchvision.models, arch):
+    if library == "timm":
+        import timm
+
+        net = timm.create_model(arch, pretrained=False, num_classes=1000).eval()
+    elif hasattr(torchvision.models, arch):
+        net = getattr(torchvision.models, arch)(num_classes=1000).eval()
+    else:
         raise DataError(f"model {arch!r} is neither a file under --models nor a torchvision architecture")
-    net = getattr(torchvision.models, arch)(num_classes=1000).eval()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{arch}.onnx"
         torch.onnx.export(net, (torch.rand(1, 3, size, size),), str(path), dynamo=True, external_data=True,
@@ -67,7 +65,7 @@ def architecture_features(arch: str, size: int) -> GraphFeatures:
         return graph_features(path, size)
 
 
-def read_reference_csv(path: str | Path, threads: int | None = None) -> list[dict[str, Any]]:
+def read_reference_csv(path: str | Path) -> list[dict[str, Any]]:
     """Rows of the published-reference CSV, validated (DataError naming row and column)."""
     path = Path(path)
     with open(path, newline="") as fh:
@@ -85,10 +83,15 @@ def read_reference_csv(path: str | Path, threads: int | None = None) -> list[dic
                                 "expected an integer size and a number of ms") from None
             if lat <= 0 or size <= 0:
                 raise DataError(f"{path}: row {i}: latency_ms={lat}, input={size}; expected positive values")
-            row_threads = int(r["threads"]) if r.get("threads") else None
-            if threads is not None and row_threads is not None and row_threads != threads:
-                raise DataError(f"{path}: row {i}: threads={row_threads}; the calibration is for {threads} threads")
-            rows.append({"model": r["model"].strip(), "input": size, "latency_ms": lat,
+            prec = (r.get("precision") or "fp32").strip()
+            if prec not in ("fp32", "fp16", "int8"):
+                raise DataError(f"{path}: row {i}: precision={prec!r}; expected fp32, fp16 or int8")
+            try:
+                row_threads = int(r["threads"]) if r.get("threads") else None
+            except ValueError:
+                raise DataError(f"{path}: row {i}: threads={r.get('threads')!r}; expected an integer") from None
+            rows.append({"model": r["model"].strip(), "input": size, "latency_ms": lat, "threads": row_threads,
+                         "precision": prec, "library": (r.get("library") or "torchvision").strip(),
                          "framework": (r.get("framework") or "").strip(), "source": (r.get("source") or str(path)).strip(),
                          "line": i})
     if not rows:
@@ -121,9 +124,6 @@ def user_rows(results: str | Path, models_dir: str | Path | None, target: str, t
                 continue
             if r.get("target") != target:
                 continue
-            if r.get("threads") not in (threads, None):
-                raise DataError(f"{results}: record {i} ({r.get('variant_id')}) has threads={r.get('threads')}; "
-                                f"the {target} calibration is for {threads} threads")
             vid = str(r.get("variant_id"))
             entry = entries.get(vid) or entries.get(str(r.get("file")))
             if entry is None:
@@ -133,71 +133,69 @@ def user_rows(results: str | Path, models_dir: str | Path | None, target: str, t
             if not lat or lat <= 0:
                 raise DataError(f"{results}: record {i}: latency_ms missing or not positive")
             f = graph_features(entry.path, r.get("input_size") or entry.input_size)
-            rows.append(Row(f"{vid}@{f.input_size}/{r.get('runtime')}", f, float(lat), f"{results} ({r.get('runtime')})"))
+            rows.append(Row(f"{vid}@{f.input_size}/{r.get('runtime')}", f, float(lat), int(r.get("threads") or threads),
+                            f.precision, vid, f"{results} ({r.get('runtime')})"))
         if not rows:
             raise DataError(f"{results}: no measured, ok, batch-1 records for target {target!r}")
         return rows
-    for r in read_reference_csv(results, threads):
+    for r in read_reference_csv(results):
         entry = entries.get(r["model"])
-        f = graph_features(entry.path, r["input"]) if entry else architecture_features(r["model"], r["input"])
-        rows.append(Row(f"{r['model']}@{r['input']}", f, r["latency_ms"], f"{results} line {r['line']}"))
+        f = graph_features(entry.path, r["input"]) if entry else architecture_features(r["model"], r["input"], r["library"])
+        rows.append(Row(f"{r['model']}@{r['input']}", f, r["latency_ms"], r["threads"] or threads,
+                        r["precision"] if entry is None else f.precision, r["model"], f"{results} line {r['line']}"))
     return rows
 
 
-def reference_rows_from_calibration(cal: Calibration) -> list[Row]:
-    """The published rows stored in a calibration file (features included)."""
-    out = []
-    for r in (cal.data or {}).get("rows", []):
-        if r.get("kind") == "reference":
-            out.append(Row(r["name"], GraphFeatures.from_dict(r["features"]), float(r["latency_ms"]), r["source"]))
-    return out
-
-
-def reference_rows_from_csv(path: str | Path, threads: int) -> list[Row]:
-    """The published rows of a reference CSV, with features from exported torchvision architectures."""
-    return [Row(f"{r['model']}@{r['input']}", architecture_features(r["model"], r["input"]), r["latency_ms"],
-                f"{r['framework']}: {r['source']}".strip(": "))
-            for r in read_reference_csv(path, threads)]
+def reference_rows(path: str | Path, known: dict[str, dict[str, Any]] | None = None) -> list[Row]:
+    """The published rows of a reference CSV; features from ``known`` (keyed model@input) or by exporting."""
+    known = dict(known or {})
+    rows = []
+    for r in read_reference_csv(path):
+        key = f"{r['model']}@{r['input']}"
+        if key not in known:
+            known[key] = architecture_features(r["model"], r["input"], r["library"]).to_dict()
+        f = GraphFeatures.from_dict(known[key])
+        if r["precision"] == "int8":  # the same architecture quantised: int8 weights
+            f = GraphFeatures.from_dict({**known[key], "weight_bytes": known[key]["weight_bytes"] / 4,
+                                         "param_bytes": known[key]["param_bytes"] / 4, "precision": "int8"})
+        rows.append(Row(f"{key}/{r['threads']}t/{r['precision']}", f, r["latency_ms"], r["threads"] or 4, r["precision"],
+                        r["model"], f"{r['framework']}: {r['source']}".strip(": ")))
+    return rows
 
 
 def build_calibration(
-    target: str, peak_gmacs: float, threads: int, reference: list[Row], user: list[Row], source: str
+    target: str, core_gmacs: float, threads: int, reference: list[Row], user: list[Row], source: str,
+    memory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Fit, leave-one-out, error band: the calibration file's content."""
+    """Fit, leave-one-architecture-out, error bands: the calibration file's content."""
     rows = reference + user
-    if len(rows) < 2:
-        raise ConfigError(f"calibration for {target}: {len(rows)} row(s); need at least 2 to fit and cross-check")
-    constants = fit_constants(rows, peak_gmacs)
-    loo = leave_one_out(rows, peak_gmacs)
+    if len({r.arch or r.name for r in rows}) < 2:
+        raise ConfigError(f"calibration for {target}: {len(rows)} row(s) of one architecture; need two architectures "
+                          "to fit and cross-check")
+    constants = fit_constants(rows, core_gmacs)
+    loao = leave_one_architecture_out(rows, core_gmacs)
+    summary = error_summary(loao)
     proxy = bool(reference)  # ncnn rows stand in for ONNX Runtime
-    band = error_band_pct(loo, proxy)
-    loo_rms = math.sqrt(sum(math.log(1 + e["error_pct"] / 100) ** 2 for e in loo) / len(loo))
+    bands = {p: error_band_pct(v["log_rms_pct"], proxy) for p, v in summary.items()}
+    bands.setdefault("fp32", max(bands.values()))
+    features = {f"{r.arch}@{r.features.input_size}": r.features.to_dict() for r in reference if r.precision == "fp32"}
     return {
-        "target": target,
-        "peak_gmacs": peak_gmacs,
-        "threads": threads,
-        "precision": "fp32",
-        "constants": constants,
-        "priors": DEFAULT_PRIORS,
-        "obs_sigma_log": OBS_SIGMA_LOG,
-        "rows": [
-            {"name": r.name, "kind": "reference" if r in reference else "user", "source": r.source,
-             "latency_ms": r.latency_ms, "predicted_ms": predict_ms(constants, peak_gmacs, r.features),
-             "features": r.features.to_dict()}
-            for r in rows
-        ],
-        "leave_one_out": loo,
-        "leave_one_out_rms_pct": 100 * (math.exp(loo_rms) - 1),
-        "flops_ratio_leave_one_out": flops_ratio_loo(rows),
-        "proxy": {
-            "used": proxy,
-            "sigma_log": PROXY_SIGMA_LOG if proxy else 0.0,
-            "note": ("published ncnn (benchncnn) latencies used as a proxy for ONNX Runtime/OpenVINO on the "
-                     "target; an assumed +-40% runtime gap is folded into the error band (not measured)")
-            if proxy else "fitted on the user's own runtime measurements only",
-        },
-        "error_band_pct": band,
-        "error_band_note": "+-% (about one standard deviation): leave-one-out log-RMS combined with the proxy term",
+        "target": target, "core_gmacs": core_gmacs, "threads": threads, "precisions": sorted(summary),
+        "constants": constants, "priors": DEFAULT_PRIORS, "obs_sigma_log": OBS_SIGMA_LOG,
+        "int8_act_factor": INT8_ACT_FACTOR,
+        "rows": [{**r.to_dict(), "kind": "reference" if r in reference else "user",
+                  "predicted_ms": predict_ms(constants, core_gmacs, r.features, 1, r.threads, r.precision)} for r in rows],
+        "reference_features": features,
+        "leave_one_architecture_out": loao,
+        "loao_summary": summary,
+        "flops_ratio_loao": flops_ratio_loao(rows),
+        "proxy": {"used": proxy, "sigma_log": PROXY_SIGMA_LOG if proxy else 0.0,
+                  "note": ("published ncnn (benchncnn) latencies used as a proxy for ONNX Runtime/OpenVINO on the "
+                           "target; an assumed +-40% runtime gap is folded into the error band (not measured)")
+                  if proxy else "fitted on the user's own runtime measurements only"},
+        "error_band_pct": bands,
+        "error_band_note": "+-% per precision (about one standard deviation): LOAO log-RMS combined with the proxy term",
+        "memory": memory or {},
         "source": source,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "params": list(PARAMS),

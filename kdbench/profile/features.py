@@ -10,7 +10,21 @@ and per-layer overhead. Classes:
 - ``macs_fc``: Gemm / MatMul with a weight initializer (at batch 1 these read each weight once);
 - ``act_bytes``: activation bytes read and written by every non-trivial node;
 - ``weight_bytes``: bytes of the weights of Conv / Gemm / MatMul (read once per query);
-- ``n_ops``: nodes that do work (shape bookkeeping such as Reshape, Shape, Constant excluded).
+- ``n_ops``: nodes that do work (shape bookkeeping such as Reshape, Shape, Constant excluded);
+- ``param_bytes``: bytes of every initializer as stored (what the runtime keeps resident);
+- ``peak_act_bytes``: the largest sum of activations alive at once, walking the nodes in order (a
+  lower bound on the runtime's activation arena);
+- ``precision``: ``int8`` for quantised graphs (QDQ or QLinear/Integer ops), ``fp16`` when the
+  weights are half, else ``fp32``.
+
+Quantised graphs: QuantizeLinear / DequantizeLinear pairs are fused into the integer kernels by the
+runtimes (ORT's QDQ transformer, OpenVINO's low-precision pass), so they are neither ops nor memory
+traffic here; activation bytes are counted in elements x 4 for every precision (``act_bytes`` is
+"fp32-equivalent"), and the estimator applies the precision's own rates. Weights are counted at
+their stored width (int8 weights behind a DequantizeLinear: 1 byte).
+
+OpenVINO IR (``.xml``) is read with OpenVINO itself (``ir_features``): Convolution /
+GroupConvolution / MatMul / FakeQuantize give the same classes as the ONNX ops.
 """
 
 from __future__ import annotations
@@ -27,6 +41,8 @@ FREE_OPS = frozenset(
     {"Constant", "ConstantOfShape", "Shape", "Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze",
      "Size", "Range", "Dropout", "Cast", "CastLike"}
 )
+QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
+INT_OPS = frozenset({"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"})
 _DTYPE_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 16: 2}
 
 
@@ -41,6 +57,9 @@ class GraphFeatures:
     weight_bytes: float = 0.0
     n_ops: int = 0
     input_size: int | None = None
+    param_bytes: float = 0.0
+    peak_act_bytes: float = 0.0
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON)."""
@@ -97,6 +116,55 @@ def _fix_inputs(model: Any, input_size: int | None, path: str) -> int | None:
     return size
 
 
+def _add_conv(f: GraphFeatures, wdims: list[int], wtype: int, group: int, out_numel: float,
+              transposed_in: float | None) -> None:
+    """Add one convolution's MACs (dense or depthwise) and weight bytes to ``f``."""
+    cout, cin_g = wdims[0], wdims[1]
+    kernel = math.prod(wdims[2:]) if len(wdims) > 2 else 1
+    macs = transposed_in * cout * kernel if transposed_in is not None else out_numel * cin_g * kernel
+    if group > 1 and cin_g == 1:
+        f.macs_dw += macs
+    else:
+        f.macs_dense += macs
+    f.weight_bytes += math.prod(wdims) * _DTYPE_BYTES.get(wtype, 4)
+
+
+def _peak_live_bytes(model: Any, shapes: dict[str, tuple[list[int | None], int]], weights: set[str]) -> float:
+    """Largest sum of activation bytes alive at once (fp32-equivalent), nodes taken in graph order.
+
+    Outputs of free ops (Reshape, Flatten, ...) and of Q/DQ nodes share their input's buffer."""
+    nodes = list(model.graph.node)
+    root: dict[str, str] = {}
+    for node in nodes:
+        if (node.op_type in FREE_OPS or node.op_type in QUANT_OPS) and node.input and node.output:
+            src = node.input[0]
+            root[node.output[0]] = root.get(src, src)
+    last_use: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        for name in node.input:
+            r = root.get(name, name)
+            last_use[r] = max(last_use.get(r, -1), i)
+    for out in model.graph.output:
+        last_use[root.get(out.name, out.name)] = len(nodes)
+
+    def size(name: str) -> float:
+        if name in weights or name not in shapes:
+            return 0.0
+        n = _numel(shapes[name][0])
+        return 0.0 if n is None else 4.0 * n
+
+    live = {i.name: size(i.name) for i in model.graph.input if i.name not in weights}
+    peak = sum(live.values())
+    for i, node in enumerate(nodes):
+        for o in node.output:
+            if o and o not in root and o in last_use:
+                live[o] = size(o)
+        peak = max(peak, sum(live.values()))
+        for name in [n for n in live if last_use.get(n, -1) <= i]:
+            del live[name]
+    return peak
+
+
 def graph_features(model_or_path: Any, input_size: int | None = None) -> GraphFeatures:
     """Shape-infer an ONNX model at batch 1 (and ``input_size`` if given) and sum work per class."""
     import onnx
@@ -139,42 +207,35 @@ def graph_features(model_or_path: Any, input_size: int | None = None) -> GraphFe
             return inits[produced_from_init[name]]
         return None
 
-    def nbytes(name: str) -> float:
+    def act_elems(name: str) -> float:
         if name in inits or name in produced_from_init or name not in shapes:
             return 0.0
-        dims, et = shapes[name]
-        n = _numel(dims)
-        return 0.0 if n is None else float(n * _DTYPE_BYTES.get(et, 4))
+        n = _numel(shapes[name][0])
+        return 0.0 if n is None else float(n)
 
     f = GraphFeatures(input_size=size)
+    ops = {n.op_type for n in model.graph.node}
+    f.precision = "int8" if ops & (QUANT_OPS | INT_OPS) else (
+        "fp16" if any(t.data_type == 10 for t in model.graph.initializer) else "fp32")
+    f.param_bytes = float(sum(math.prod(d) * _DTYPE_BYTES.get(et, 4) for d, et in inits.values()))
+    f.peak_act_bytes = _peak_live_bytes(model, shapes, set(inits) | set(produced_from_init))
     for node in model.graph.node:
         op = node.op_type
-        if op in FREE_OPS or op in ("DequantizeLinear", "QuantizeLinear") and node.input and weight(node.input[0]):
+        if op in FREE_OPS or op in QUANT_OPS:
             continue
         out_name = node.output[0] if node.output else ""
         if out_name in shapes and shapes[out_name][1] == 7 and op not in ("ArgMax", "ArgMin", "TopK"):
             continue  # int64 shape arithmetic
         f.n_ops += 1
-        f.act_bytes += sum(nbytes(i) for i in node.input if i) + sum(nbytes(o) for o in node.output if o)
+        f.act_bytes += sum(act_elems(i) for i in node.input if i) * 4.0 + sum(act_elems(o) for o in node.output if o) * 4.0
         if op in ("Conv", "ConvTranspose", "QLinearConv", "ConvInteger"):
-            w_name = node.input[3] if op == "QLinearConv" else node.input[1]
-            w = weight(w_name)
+            w = weight(node.input[3] if op == "QLinearConv" else node.input[1])
             out = shapes.get(out_name, (None, 1))[0]
             if w is None or _numel(out) is None:
                 raise DataError(f"{label}: cannot size {op} node {node.name!r} (weight or output shape unknown)")
-            wdims, wtype = w
             group = next((a.i for a in node.attribute if a.name == "group"), 1)
-            cout, cin_g = wdims[0], wdims[1]
-            kernel = math.prod(wdims[2:]) if len(wdims) > 2 else 1
-            macs = float(_numel(out)) * cin_g * kernel
-            if op == "ConvTranspose":
-                inp = shapes.get(node.input[0], (None, 1))[0]
-                macs = float(_numel(inp) or 0) * cout * kernel
-            if group > 1 and cin_g == 1:
-                f.macs_dw += macs
-            else:
-                f.macs_dense += macs
-            f.weight_bytes += math.prod(wdims) * _DTYPE_BYTES.get(wtype, 4)
+            inp = shapes.get(node.input[0], (None, 1))[0] if op == "ConvTranspose" else None
+            _add_conv(f, w[0], w[1], group, float(_numel(out)), float(_numel(inp) or 0) if inp else None)
         elif op in ("Gemm", "MatMul", "QLinearMatMul", "MatMulInteger"):
             a_name, b_name = (node.input[0], node.input[3]) if op == "QLinearMatMul" else (node.input[0], node.input[1])
             w = weight(b_name)
@@ -183,12 +244,86 @@ def graph_features(model_or_path: Any, input_size: int | None = None) -> GraphFe
                 wdims, wtype = w
                 trans_b = next((x.i for x in node.attribute if x.name == "transB"), 0)
                 k, n = (wdims[1], wdims[0]) if trans_b else (wdims[0], wdims[-1])
-                rows = _numel(a) // max(k, 1)
-                f.macs_fc += float(rows) * k * n
+                f.macs_fc += float(_numel(a) // max(k, 1)) * k * n
                 f.weight_bytes += math.prod(wdims) * _DTYPE_BYTES.get(wtype, 4)
             else:
                 out = shapes.get(out_name, (None, 1))[0]
                 if a is None or out is None or _numel(out) is None or not a or a[-1] is None:
                     raise DataError(f"{label}: cannot size {op} node {node.name!r}")
                 f.macs_dense += float(_numel(out)) * a[-1]
+    return f
+
+
+# OpenVINO ops that move no data (shape bookkeeping, weight decompression, graph ends).
+_IR_FREE = frozenset({"Constant", "Parameter", "Result", "ShapeOf", "Reshape", "Squeeze", "Unsqueeze", "Convert",
+                      "FakeQuantize", "Broadcast", "Gather", "Concat", "Range", "StridedSlice", "Transpose"})
+_IR_BYTES = {"f32": 4, "f16": 2, "bf16": 2, "i8": 1, "u8": 1, "i4": 0.5, "u4": 0.5, "i32": 4, "i64": 8}
+
+
+def _ir_constant(port: Any) -> Any:
+    """The Constant a weight input comes from, through decompression (Convert/Subtract/Multiply/FakeQuantize/Reshape)."""
+    node = port.get_node()
+    for _ in range(6):
+        if node.get_type_name() == "Constant":
+            return node
+        if node.get_type_name() not in ("Convert", "Subtract", "Multiply", "FakeQuantize", "Reshape", "Transpose"):
+            return None
+        node = node.input_value(0).get_node()
+    return None
+
+
+def _ir_numel(shape: Any) -> float | None:
+    """Elements of a static partial shape, else None."""
+    return float(math.prod(d.get_length() for d in shape)) if shape.is_static else None
+
+
+def ir_features(xml: str | Path, input_size: int | None = None) -> GraphFeatures:
+    """Work per class of an OpenVINO IR (or any model OpenVINO reads) at batch 1, read with OpenVINO."""
+    import openvino as ov
+
+    try:
+        model = ov.Core().read_model(str(xml))
+        pshape = model.inputs[0].get_partial_shape()
+        if len(pshape) != 4:
+            raise DataError(f"{xml}: input has rank {len(pshape)}; expected [B, C, H, W]")
+        size = input_size or (pshape[2].get_length() if pshape[2].is_static else None)
+        if not size:
+            raise DataError(f"{xml}: input has a dynamic spatial size; give input_size")
+        model.reshape({model.inputs[0]: [1, pshape[1].get_length() if pshape[1].is_static else 1, size, size]})
+    except DataError:
+        raise
+    except Exception as err:  # noqa: BLE001 - OpenVINO raises its own types
+        raise DataError(f"{xml}: OpenVINO could not read it at input size {input_size}: {err}") from None
+    f = GraphFeatures(input_size=size)
+    types = {op.get_type_name() for op in model.get_ordered_ops()}
+    f.precision = "int8" if "FakeQuantize" in types else "fp32"
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        if kind == "Constant":
+            f.param_bytes += (_ir_numel(op.get_output_partial_shape(0)) or 0) * _IR_BYTES.get(
+                op.get_output_element_type(0).get_type_name(), 4)
+            continue
+        if kind in _IR_FREE or op.get_output_element_type(0).get_type_name() in ("i64", "i32", "boolean"):
+            continue
+        out = _ir_numel(op.get_output_partial_shape(0)) or 0.0
+        ins = [op.input_value(i) for i in range(op.get_input_size())]
+        f.n_ops += 1
+        moved = 4.0 * (out + sum(_ir_numel(p.get_partial_shape()) or 0.0 for p in ins if _ir_constant(p) is None))
+        f.act_bytes += moved
+        f.peak_act_bytes = max(f.peak_act_bytes, moved)  # largest single op's inputs + output (no liveness walk)
+        const = _ir_constant(ins[1]) if len(ins) > 1 else None
+        if kind in ("Convolution", "GroupConvolution") and const is not None:
+            w = [d.get_length() for d in ins[1].get_partial_shape()]
+            group = w[0] if kind == "GroupConvolution" else 1
+            wd = [w[0] * w[1]] + w[2:] if kind == "GroupConvolution" else w
+            _add_conv(f, wd, 1, group, out, None)
+            f.weight_bytes += math.prod(wd) * (_IR_BYTES.get(const.get_output_element_type(0).get_type_name(), 4) - 4)
+        elif kind == "MatMul" and const is not None:
+            a = _ir_numel(ins[0].get_partial_shape()) or 0.0
+            w = [d.get_length() for d in ins[1].get_partial_shape()]
+            k = w[-1] if op.get_attributes().get("transpose_b") else w[0]
+            f.macs_fc += a / max(k, 1) * math.prod(w)
+            f.weight_bytes += math.prod(w) * _IR_BYTES.get(const.get_output_element_type(0).get_type_name(), 4)
+        elif kind == "MatMul":
+            f.macs_dense += out * (ins[0].get_partial_shape()[-1].get_length())
     return f

@@ -42,21 +42,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kdbench.checks import read_text_utf8
 from kdbench.errors import ConfigError
+from kdbench.profile.agent import RUNTIME_TABLE
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-RUNTIMES: tuple[str, ...] = (
-    "onnxruntime",  # ONNX Runtime, CPU execution provider
-    "onnxruntime-cuda",  # ONNX Runtime, CUDA execution provider
-    "openvino",  # OpenVINO, CPU device (x86 or ARM)
-    "openvino-gpu",  # OpenVINO, GPU device
-    "pytorch",  # PyTorch eager on CPU (.pt2 exported programs or kdbench checkpoints)
-    "pytorch-cuda",  # PyTorch eager on CUDA
-)
+# The runtimes are the agent's own table (formats, device, OpenVINO inference precision):
+# onnxruntime[-cuda], openvino (f32), openvino-bf16, openvino-fp16, openvino-gpu, pytorch[-cuda].
+RUNTIMES: tuple[str, ...] = tuple(RUNTIME_TABLE)
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -259,7 +256,7 @@ def load_profile(target: str | Path) -> HardwareProfile:
     """Load and validate a hardware profile given by name or path."""
     path = resolve_profile_path(str(target))
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_text_utf8(path, "hardware profile"))
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"hardware profile {path}: not valid TOML: {err}") from None
     return parse_profile(data, path)

@@ -1,4 +1,8 @@
-"""Local measurement: every model x runtime in a fresh Python subprocess running the agent."""
+"""Local measurement: every model x runtime in ``runs`` (3) fresh Python subprocesses running the agent.
+
+The record is the median of the runs' p50s with their spread (``results.records_from_runs``): one
+process can land on a bad core placement, a busy neighbour or a cold cache, and a single run cannot
+show it."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kdbench.profile.hardware import HardwareProfile
-from kdbench.profile.results import ModelEntry, failed_record, local_host, precisions_for, records_from_agent, runtimes_for
+from kdbench.profile.results import ModelEntry, failed_record, local_host, precisions_for, records_from_runs, runtimes_for
 
 AGENT_PATH = Path(__file__).with_name("agent.py")
 
@@ -28,6 +32,7 @@ class MeasureRule:
     max_time_s: float = 30.0
     p90_rel_ci: float = 0.02
     floor_queries: int = 10
+    runs: int = 3  # fresh processes per model x runtime x precision
 
     def args(self) -> list[str]:
         """The rule as agent command-line arguments."""
@@ -39,8 +44,21 @@ class MeasureRule:
         ]
 
 
+@dataclass
+class AgentInputs:
+    """What the agent is fed besides the model: the saved frame sample and the raw frame size to preprocess."""
+
+    frames: str | None = None
+    raw_frame: str | None = None
+
+    def args(self) -> list[str]:
+        """As agent arguments."""
+        return (["--frames", self.frames] if self.frames else []) + (["--raw-frame", self.raw_frame] if self.raw_frame else [])
+
+
 def agent_args(
-    model: str, runtime: str, profile: HardwareProfile, precision: str, input_size: int | None, rule: MeasureRule
+    model: str, runtime: str, profile: HardwareProfile, precision: str, input_size: int | None, rule: MeasureRule,
+    inputs: AgentInputs | None = None,
 ) -> list[str]:
     """Arguments after ``agent.py`` for one measurement (a list: never joined into a shell string here)."""
     args = ["--model", model, "--runtime", runtime, "--threads", str(profile.threads), "--precision", precision]
@@ -48,7 +66,7 @@ def agent_args(
         args += ["--batch", str(b)]
     if input_size:
         args += ["--input-size", str(int(input_size))]
-    return args + rule.args()
+    return args + rule.args() + (inputs.args() if inputs else [])
 
 
 def parse_agent_output(stdout: str, stderr: str, returncode: int) -> dict[str, Any]:
@@ -64,6 +82,18 @@ def parse_agent_output(stdout: str, stderr: str, returncode: int) -> dict[str, A
     return {"ok": False, "kind": "died", "error": f"agent exited with status {returncode} without a result: {tail}"}
 
 
+def _run_agent(cmd: list[str], timeout_s: float) -> dict[str, Any]:
+    """One fresh agent process; its JSON or an error dict."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        result = parse_agent_output(proc.stdout, proc.stderr, proc.returncode)
+    except subprocess.TimeoutExpired:
+        result = {"ok": False, "error": f"agent did not finish within {timeout_s:.0f} s"}
+    if not result.get("ok") and not result.get("host"):
+        result["host"] = local_host()
+    return result
+
+
 def run_local(
     entries: list[ModelEntry],
     profile: HardwareProfile,
@@ -72,8 +102,9 @@ def run_local(
     on_records: Callable[[list[dict[str, Any]]], None] | None = None,
     on_step: Callable[[str], None] | None = None,
     timeout_s: float = 600.0,
+    inputs: AgentInputs | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure every model with every applicable runtime of the profile on this machine."""
+    """Measure every model with every applicable runtime of the profile on this machine, ``rule.runs`` times each."""
     rule = rule or MeasureRule()
     python = python or sys.executable
     out: list[dict[str, Any]] = []
@@ -92,16 +123,10 @@ def run_local(
                 if on_step:
                     on_step(f"{entry.variant_id} / {runtime} / {precision}")
                 cmd = [python, str(AGENT_PATH)] + agent_args(
-                    str(entry.path), runtime, profile, precision, entry.input_size, rule
+                    str(entry.path), runtime, profile, precision, entry.input_size, rule, inputs
                 )
-                try:
-                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-                    result = parse_agent_output(proc.stdout, proc.stderr, proc.returncode)
-                except subprocess.TimeoutExpired:
-                    result = {"ok": False, "error": f"agent did not finish within {timeout_s:.0f} s"}
-                if not result.get("ok") and not result.get("host"):
-                    result["host"] = local_host()
-                recs = records_from_agent(result, entry, profile, runtime, precision, "local")
+                results = [_run_agent(cmd, timeout_s) for _ in range(max(1, rule.runs))]
+                recs = records_from_runs(results, entry, profile, runtime, precision, "local")
                 out.extend(recs)
                 if on_records:
                     on_records(recs)

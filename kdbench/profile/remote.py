@@ -3,8 +3,11 @@
 Uses the system ``ssh`` client, so the user's ``~/.ssh/config``, keys and agent apply
 (``--ssh-config`` points at another config file). Every remote command is built from a list of
 words, each passed through ``shlex.quote``: model names, paths and the remote Python never reach
-the remote shell unquoted. Model files are copied as ``m<N>.<ext>`` into a fresh ``mktemp -d``
-folder (contents streamed through ``cat > file``, no scp path parsing) and removed afterwards.
+the remote shell unquoted (a leading ``~/`` of ``--remote-python`` is expanded to the target's
+``$HOME`` first). Each model's files -- an OpenVINO ``.bin``, an ONNX file's external-data files --
+are copied under their own names into ``m<N>/`` of a fresh ``mktemp -d`` folder (contents streamed
+through ``cat > file``, no scp path parsing), with the frame sample; the folder is removed at the
+end whatever failed. An agent that outlives its timeout is killed on the target by its pid file.
 
 Failure handling: a target that does not answer raises ``RemoteError`` before anything runs; a
 runtime missing on the target gives failed records naming it (other runtimes still run); an agent
@@ -24,10 +27,11 @@ from typing import Any
 
 from kdbench.errors import KdbenchError
 from kdbench.profile.hardware import HardwareProfile
-from kdbench.profile.local import AGENT_PATH, MeasureRule, agent_args, parse_agent_output
-from kdbench.profile.results import ModelEntry, failed_record, precisions_for, records_from_agent, runtimes_for
+from kdbench.profile.local import AGENT_PATH, AgentInputs, MeasureRule, agent_args, parse_agent_output
+from kdbench.profile.results import ModelEntry, failed_record, precisions_for, records_from_runs, runtimes_for
 
 SSH_UNREACHABLE = 255  # ssh's own exit status for connection and authentication failures
+TIMED_OUT = 124  # our status for a local timeout (as coreutils timeout)
 
 
 class RemoteError(KdbenchError):
@@ -72,7 +76,7 @@ class SshTarget:
                                                    proc.stderr.decode(errors="replace"))
             return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            return subprocess.CompletedProcess(cmd, SSH_UNREACHABLE, "", f"no answer within {timeout_s:.0f} s")
+            return subprocess.CompletedProcess(cmd, TIMED_OUT, "", f"no answer within {timeout_s:.0f} s")
         except FileNotFoundError:
             raise RemoteError(f"ssh client {self.ssh_binary!r} not found; install OpenSSH") from None
 
@@ -82,6 +86,13 @@ class SshTarget:
         return proc.returncode == 0, proc.stderr.strip()
 
 
+def expand_home(path: str, home: str) -> str:
+    """``~`` or ``~/...`` with the target's home folder; other paths unchanged."""
+    if path == "~":
+        return home
+    return home.rstrip("/") + path[1:] if path.startswith("~/") else path
+
+
 class RemoteSession:
     """A working folder on the target holding the agent and the copied models."""
 
@@ -89,17 +100,21 @@ class RemoteSession:
         self.target = target
         self.python = python
         self.workdir: str | None = None
+        self.home: str | None = None
         self.copied: dict[Path, str] = {}
 
     def open(self) -> None:
-        """Check the target answers, make the working folder and copy the agent."""
-        proc = self.target.run(["mktemp", "-d", "/tmp/kdbench-agent.XXXXXX"], timeout_s=self.target.connect_timeout_s + 20)
-        if proc.returncode != 0:
+        """Check the target answers, make the working folder, copy the agent, expand ``~`` in the Python."""
+        proc = self.target.run(["sh", "-c", 'printf "%s\n" "$HOME"; mktemp -d /tmp/kdbench-agent.XXXXXX'],
+                               timeout_s=self.target.connect_timeout_s + 20)
+        lines = proc.stdout.strip().splitlines()
+        if proc.returncode != 0 or len(lines) < 2:
             raise RemoteError(
                 f"remote target {self.target.host} did not answer (ssh exit {proc.returncode}): "
                 f"{proc.stderr.strip() or proc.stdout.strip()}"
             )
-        self.workdir = proc.stdout.strip().splitlines()[-1]
+        self.home, self.workdir = lines[-2], lines[-1]
+        self.python = expand_home(self.python, self.home)
         self.upload(AGENT_PATH, "agent.py")
 
     def upload(self, local: Path, name: str) -> str:
@@ -112,24 +127,32 @@ class RemoteSession:
         return remote
 
     def upload_model(self, entry: ModelEntry) -> str:
-        """Copy a model's files as ``m<N>.<ext>``; returns the remote path of the main file."""
+        """Copy a model's files under their own names into ``m<N>/``; returns the remote path of the main file."""
         if entry.path in self.copied:
             return self.copied[entry.path]
-        stem = f"m{len(self.copied)}"
-        main = ""
-        for f in entry.files():
+        assert self.workdir is not None
+        folder = f"m{len(self.copied)}"
+        files = entry.files()
+        subdirs = sorted({str(Path(folder) / f.relative_to(entry.path.parent).parent) for f in files})
+        self.target.run(["mkdir", "-p", "--", *[f"{self.workdir}/{d}" for d in subdirs]])
+        for f in files:
             if not f.is_file():
                 raise RemoteError(f"model file {f} is missing (needed by {entry.variant_id})")
-            remote = self.upload(f, stem + f.suffix)
-            if f == entry.path:
-                main = remote
-        self.copied[entry.path] = main
-        return main
+            self.upload(f, f"{folder}/{f.relative_to(entry.path.parent).as_posix()}")
+        self.copied[entry.path] = f"{self.workdir}/{folder}/{entry.path.name}"
+        return self.copied[entry.path]
 
     def agent(self, args: list[str], timeout_s: float) -> tuple[dict[str, Any], int]:
-        """Run the agent with arguments; returns its JSON (or an error dict) and ssh's exit status."""
+        """Run the agent; on a timeout stop it on the target. Returns its JSON (or an error dict) and the status."""
         assert self.workdir is not None
-        proc = self.target.run([self.python, f"{self.workdir}/agent.py", *args], timeout_s=timeout_s)
+        pid_file = f"{self.workdir}/agent.pid"
+        proc = self.target.run([self.python, f"{self.workdir}/agent.py", *args, "--pid-file", pid_file],
+                               timeout_s=timeout_s)
+        if proc.returncode == TIMED_OUT:
+            self.target.run(["sh", "-c", 'kill -KILL "$(cat "$1")" 2>/dev/null; rm -f "$1"', "sh", pid_file],
+                            timeout_s=self.target.connect_timeout_s + 20)
+            return {"ok": False, "kind": "timeout",
+                    "error": f"agent did not finish within {timeout_s:.0f} s; stopped it on the target"}, TIMED_OUT
         return parse_agent_output(proc.stdout, proc.stderr, proc.returncode), proc.returncode
 
     def close(self) -> None:
@@ -137,6 +160,21 @@ class RemoteSession:
         if self.workdir:
             self.target.run(["rm", "-rf", "--", self.workdir], timeout_s=self.target.connect_timeout_s + 20)
             self.workdir = None
+
+
+def _check_alive(target: SshTarget, entry: ModelEntry, result: dict[str, Any], out: list[dict[str, Any]],
+                 emit: Callable[[list[dict[str, Any]]], None], profile: HardwareProfile, runtime: str, precision: str,
+                 host: Any) -> None:
+    """After a failed run: RemoteError (with a failed record saved) when the target no longer answers."""
+    alive, why = target.reachable()
+    if alive:
+        return
+    emit([failed_record(entry, profile, runtime, precision, "remote",
+                        f"target {target.host} died mid-run: {result.get('error')}", host)])
+    raise RemoteError(
+        f"remote target {target.host} stopped answering while measuring {entry.variant_id} "
+        f"({why or result.get('error')}); the {sum(r.get('status') == 'ok' for r in out)} records measured before were saved"
+    )
 
 
 def run_remote(
@@ -148,8 +186,9 @@ def run_remote(
     on_records: Callable[[list[dict[str, Any]]], None] | None = None,
     on_step: Callable[[str], None] | None = None,
     timeout_s: float = 900.0,
+    inputs: AgentInputs | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure every model on the remote target; raises RemoteError if the target stops answering."""
+    """Measure every model on the remote target ``rule.runs`` times; RemoteError if the target stops answering."""
     rule = rule or MeasureRule()
     out: list[dict[str, Any]] = []
 
@@ -159,13 +198,15 @@ def run_remote(
             on_records(recs)
 
     session = RemoteSession(target, python)
-    session.open()
     try:
+        session.open()
+        remote_inputs = AgentInputs(session.upload(Path(inputs.frames), "frames.npy") if inputs and inputs.frames else None,
+                                    inputs.raw_frame if inputs else None)
         available: dict[str, dict[str, Any]] = {}
         needed = sorted({rt for e in entries for rt in runtimes_for(e, profile)}, key=list(profile.runtimes).index)
         for runtime in needed:
             result, code = session.agent(["--check", "--runtime", runtime], timeout_s=120)
-            if code == SSH_UNREACHABLE:
+            if code in (SSH_UNREACHABLE, TIMED_OUT):
                 raise RemoteError(f"remote target {target.host} stopped answering: {result.get('error')}")
             available[runtime] = result
         host = next((r.get("host") for r in available.values() if r.get("host")), {"hostname": target.host})
@@ -186,21 +227,16 @@ def run_remote(
                                             f"on {target.host}: {available[runtime].get('error')}", host)])
                         continue
                     remote_model = session.upload_model(entry)
-                    args = agent_args(remote_model, runtime, profile, precision, entry.input_size, rule)
-                    result, code = session.agent(args, timeout_s=timeout_s)
-                    if not result.get("ok"):
-                        alive, why = target.reachable()
-                        if not alive:
-                            emit([failed_record(entry, profile, runtime, precision, "remote",
-                                                f"target {target.host} died mid-run: {result.get('error')}", host)])
-                            raise RemoteError(
-                                f"remote target {target.host} stopped answering while measuring "
-                                f"{entry.variant_id} ({why or result.get('error')}); the "
-                                f"{sum(r.get('status') == 'ok' for r in out)} records measured before were saved"
-                            )
-                        result.setdefault("host", host)
-                        result["error"] = f"on {target.host}: {result.get('error')}"
-                    emit(records_from_agent(result, entry, profile, runtime, precision, "remote"))
+                    args = agent_args(remote_model, runtime, profile, precision, entry.input_size, rule, remote_inputs)
+                    results = []
+                    for _ in range(max(1, rule.runs)):
+                        result, _code = session.agent(args, timeout_s=timeout_s)
+                        if not result.get("ok"):
+                            _check_alive(target, entry, result, out, emit, profile, runtime, precision, host)
+                            result.setdefault("host", host)
+                            result["error"] = f"on {target.host}: {result.get('error')}"
+                        results.append(result)
+                    emit(records_from_runs(results, entry, profile, runtime, precision, "remote"))
     finally:
         try:
             session.close()

@@ -1,11 +1,12 @@
-"""Profile results: which model files to measure, result records, results.json and the table.
+"""Profile results: which model files to measure, the ProfileRecord, results.json and the table.
 
-A record (one per variant x runtime x precision x batch), as in docs/ARCHITECTURE.md::
-
-    {"variant_id", "file", "target", "runtime", "runtime_version", "threads", "precision", "batch",
-     "input_size", "measured": bool, "method": "local|remote|estimated", "host",
-     "latency_ms": {"p50", "p90", "p99"}, "fps", "throughput", "peak_rss_mb", "rss_increment_mb",
-     "file_size_mb", "error_band" (estimates), "status": "ok|failed", "error", "constraints", ...}
+One ``ProfileRecord`` (one per variant x runtime x precision x batch) holds measured and estimated
+figures alike; ``to_dict`` is the results.json form (field list in docs/ARCHITECTURE.md). Memory has
+one definition everywhere: ``model_memory_mb`` is the peak RSS increment over the same runtime
+running a trivial one-op model (measured by the agent, or estimated from the graph);
+``process_peak_rss_mb`` is the whole process's peak. Measured records are the median over
+``runs`` fresh processes (``p50_runs_ms``, ``p50_spread_pct``); ``stable`` is False when any run
+missed its confidence target or the runs' p50 spread exceeds ``MAX_SPREAD_PCT``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from __future__ import annotations
 import json
 import platform
 import socket
+import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,75 @@ from kdbench.profile.hardware import HardwareProfile
 
 MODEL_SUFFIXES = (".onnx", ".xml", ".pt2")
 _KEY_FIELDS = ("variant_id", "runtime", "precision", "batch", "method")
+MAX_SPREAD_PCT = 10.0  # runs whose p50s differ by more than this (max - min, % of median) are unstable
+MEMORY_DEFINITION = ("model_memory_mb: peak RSS increment over the same runtime running a trivial one-op model "
+                     "(weights, activation arena, session); process_peak_rss_mb: the process's peak RSS")
+
+
+@dataclass
+class ProfileRecord:
+    """One measured or estimated result (results.json row)."""
+
+    variant_id: str
+    file: str
+    target: str
+    runtime: str
+    method: str  # local | remote | estimated
+    precision: str = "fp32"
+    batch: int = 1
+    threads: int = 0
+    input_size: int | None = None
+    measured: bool = True
+    status: str = "ok"
+    error: str | None = None
+    runtime_version: str | None = None
+    device: str | None = None
+    inference_precision: str | None = None  # what ran (OpenVINO: read back from the compiled model)
+    host: dict[str, Any] | None = None
+    conditions: list[dict[str, Any]] = field(default_factory=list)  # per run: before/after load, MHz, temp
+    input_source: str | None = None
+    latency_ms: dict[str, float] | None = None
+    runs: int = 0
+    p50_runs_ms: list[float] = field(default_factory=list)
+    p50_spread_pct: float | None = None
+    stable: bool | None = None
+    n_queries: int | None = None
+    fps: float | None = None
+    fps_low: float | None = None
+    fps_high: float | None = None
+    throughput: float | None = None
+    model_memory_mb: float | None = None
+    model_memory_mb_low: float | None = None
+    model_memory_mb_high: float | None = None
+    process_peak_rss_mb: float | None = None
+    runtime_baseline_rss_mb: float | None = None
+    memory_definition: str = MEMORY_DEFINITION
+    file_size_mb: float | None = None
+    preprocess_ms: float | None = None
+    frame_fps: float | None = None
+    raw_frame_shape: list[int] | None = None
+    error_band: dict[str, Any] | None = None
+    constraints: dict[str, Any] | None = None
+    rule: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
+    breakdown_ms: dict[str, float] | None = None
+    features: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    timestamp: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ProfileRecord":
+        """Inverse of ``to_dict``; DataError naming an unknown key."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise DataError(f"profile record {d.get('variant_id')!r}: unknown key(s) {unknown}; expected {sorted(known)}")
+        return cls(**d)
 
 
 @dataclass
@@ -43,15 +114,39 @@ class ModelEntry:
         return {".onnx": "onnx", ".xml": "openvino", ".pt2": "pt2"}[self.path.suffix]
 
     def files(self) -> list[Path]:
-        """The files that make up the model (an OpenVINO .xml has its .bin beside it)."""
+        """The files that make up the model: an OpenVINO .xml has its .bin, an ONNX file its external data."""
         out = [self.path]
         if self.fmt == "openvino":
             out.append(self.path.with_suffix(".bin"))
+        elif self.fmt == "onnx":
+            try:
+                out += [self.path.parent / loc for loc in external_data_files(self.path)]
+            except DataError:  # unreadable: the agent reports why when it tries to load it
+                pass
         return out
 
     def size_mb(self) -> float:
         """Total size of the model's files in MB (1e6 bytes)."""
         return sum(p.stat().st_size for p in self.files() if p.exists()) / 1e6
+
+
+def external_data_files(path: Path) -> list[str]:
+    """Relative locations of an ONNX file's external-data files (DataError naming one that escapes its folder)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # noqa: BLE001 - onnx raises several types for bad files
+        raise DataError(f"{path}: not a readable ONNX file: {err}") from None
+    locations: list[str] = []
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            loc = {e.key: e.value for e in t.external_data}.get("location", "")
+            if Path(loc).is_absolute() or ".." in Path(loc).parts:
+                raise DataError(f"{path}: external data location {loc!r} is outside the model's folder")
+            if loc and loc not in locations:
+                locations.append(loc)
+    return locations
 
 
 def _precision_of(name: str) -> str:
@@ -113,12 +208,9 @@ def discover_models(models_dir: str | Path) -> list[ModelEntry]:
 
 def runtimes_for(entry: ModelEntry, profile: HardwareProfile) -> list[str]:
     """The profile's runtimes that can read this model's format."""
-    can = {
-        "onnx": ("onnxruntime", "onnxruntime-cuda", "openvino", "openvino-gpu"),
-        "openvino": ("openvino", "openvino-gpu"),
-        "pt2": ("pytorch", "pytorch-cuda"),
-    }[entry.fmt]
-    return [rt for rt in profile.runtimes if rt in can]
+    from kdbench.profile.agent import RUNTIME_TABLE
+
+    return [rt for rt in profile.runtimes if entry.fmt in RUNTIME_TABLE[rt]["formats"]]
 
 
 def precisions_for(entry: ModelEntry, runtime: str, profile: HardwareProfile) -> list[str]:
@@ -133,50 +225,21 @@ def local_host() -> dict[str, Any]:
     return {"hostname": socket.gethostname(), "machine": platform.machine(), "system": platform.system()}
 
 
-def check_constraints(record: dict[str, Any], profile: HardwareProfile) -> dict[str, Any] | None:
-    """Compare a batch-1 record with the profile's constraints; None when there are none."""
-    cons = profile.constraints
-    if not cons or record.get("batch") != 1 or record.get("status") != "ok":
+def check_constraints(record: ProfileRecord, profile: HardwareProfile) -> dict[str, Any] | None:
+    """The shared evaluator's verdict on a batch-1 ok record; None without constraints."""
+    from kdbench.leaderboard.constraints import evaluate_constraints
+
+    if not profile.constraints or record.batch != 1 or record.status != "ok":
         return None
-    violations = []
-    fps = record.get("fps")
-    if "min_fps" in cons and fps is not None and fps < cons["min_fps"]:
-        violations.append(f"fps {fps:.1f} < {cons['min_fps']:g}")
-    mem = record.get("rss_increment_mb")
-    if "max_memory_mb" in cons and mem is not None and mem >= cons["max_memory_mb"]:
-        violations.append(f"memory {mem:.1f} MB >= {cons['max_memory_mb']:g} MB")
-    size = record.get("file_size_mb")
-    if "max_file_mb" in cons and size is not None and size >= cons["max_file_mb"]:
-        violations.append(f"file {size:.1f} MB >= {cons['max_file_mb']:g} MB")
-    return {**cons, "meets": not violations, "violations": violations}
+    status, reasons = evaluate_constraints({**record.to_dict(), "size_mb": record.file_size_mb}, profile.constraints)
+    return {"limits": dict(profile.constraints), "status": status, "reasons": reasons}
 
 
-def base_record(entry: ModelEntry, profile: HardwareProfile, runtime: str, precision: str, method: str) -> dict[str, Any]:
+def base_record(entry: ModelEntry, profile: HardwareProfile, runtime: str, precision: str, method: str) -> ProfileRecord:
     """The fields every record carries, before any measurement."""
-    return {
-        "variant_id": entry.variant_id,
-        "file": entry.path.name,
-        "target": profile.name,
-        "runtime": runtime,
-        "runtime_version": None,
-        "threads": profile.threads,
-        "precision": precision,
-        "batch": 1,
-        "input_size": entry.input_size,
-        "measured": method != "estimated",
-        "method": method,
-        "host": None,
-        "latency_ms": None,
-        "fps": None,
-        "throughput": None,
-        "peak_rss_mb": None,
-        "rss_increment_mb": None,
-        "file_size_mb": round(entry.size_mb(), 4),
-        "status": "ok",
-        "error": None,
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **({"meta": entry.meta} if entry.meta else {}),
-    }
+    return ProfileRecord(variant_id=entry.variant_id, file=entry.path.name, target=profile.name, runtime=runtime,
+                         method=method, precision=precision, threads=profile.threads, input_size=entry.input_size,
+                         measured=method != "estimated", file_size_mb=round(entry.size_mb(), 4), meta=dict(entry.meta))
 
 
 def failed_record(
@@ -185,61 +248,83 @@ def failed_record(
 ) -> dict[str, Any]:
     """A record saying what could not be measured and why."""
     rec = base_record(entry, profile, runtime, precision, method)
-    rec.update({"status": "failed", "error": error, "host": host, "batch": batch})
+    rec.status, rec.error, rec.host, rec.batch = "failed", error, host, batch
+    return rec.to_dict()
+
+
+def _median(values: list[float]) -> float:
+    """Median of a non-empty list."""
+    return float(statistics.median(values))
+
+
+def _batch_record(results: list[dict[str, Any]], batch: int, rec: ProfileRecord) -> ProfileRecord:
+    """Fill ``rec`` from the runs' entries for one batch size: medians, spread, band, memory."""
+    entries = [next(b for b in r["batches"] if b["batch"] == batch) for r in results]
+    failed = [e for e in entries if not e.get("ok")]
+    if failed:
+        rec.status, rec.error = "failed", str(failed[0].get("error"))
+        return rec
+    p50s = [e["latency_ms"]["p50"] for e in entries]
+    med = _median(p50s)
+    rec.latency_ms = {k: round(_median([e["latency_ms"][k] for e in entries]), 5) for k in ("p50", "p90", "p99", "mean")}
+    rec.runs, rec.p50_runs_ms = len(entries), [round(v, 5) for v in p50s]
+    rec.p50_spread_pct = round(100.0 * (max(p50s) - min(p50s)) / med, 2) if med > 0 else None
+    rec.stable = all(e.get("stable") for e in entries) and (rec.p50_spread_pct or 0.0) <= MAX_SPREAD_PCT
+    rec.n_queries = sum(int(e.get("n") or 0) for e in entries)
+    rec.throughput = _median([e["throughput"] for e in entries if e.get("throughput")] or [0.0]) or None
+    if batch == 1:
+        rec.fps = 1000.0 / rec.latency_ms["p50"]
+        rec.fps_low, rec.fps_high = 1000.0 / max(p50s), 1000.0 / min(p50s)
+        mems = [r["model_memory_mb"] for r in results if r.get("model_memory_mb") is not None]
+        rec.model_memory_mb = round(_median(mems), 3) if mems else None
+        peaks = [r["process_peak_rss_mb"] for r in results if r.get("process_peak_rss_mb") is not None]
+        rec.process_peak_rss_mb = round(max(peaks), 3) if peaks else None
+        pre = [r["preprocess"]["p50_ms"] for r in results if r.get("preprocess")]
+        if pre:
+            rec.preprocess_ms = round(_median(pre), 4)
+            rec.frame_fps = 1000.0 / (rec.preprocess_ms + rec.latency_ms["p50"])
+            rec.raw_frame_shape = results[0]["preprocess"]["raw_shape"]
+    else:
+        base = [r.get("runtime_baseline_rss_mb") for r in results]
+        incs = [e["peak_rss_mb"] - b for e, b in zip(entries, base) if e.get("peak_rss_mb") is not None and b is not None]
+        rec.model_memory_mb = round(_median(incs), 3) if incs else None
     return rec
+
+
+def records_from_runs(
+    results: list[dict[str, Any]], entry: ModelEntry, profile: HardwareProfile, runtime: str, precision: str, method: str
+) -> list[dict[str, Any]]:
+    """Merge the agent results of several fresh processes into one record per batch size."""
+    ok = [r for r in results if r.get("ok")]
+    if not ok:
+        first = results[0] if results else {}
+        return [failed_record(entry, profile, runtime, precision, method, str(first.get("error")), first.get("host"))]
+    head = ok[0]
+    out = []
+    for b in head.get("batches", []):
+        rec = base_record(entry, profile, runtime, precision, method)
+        rec.batch = b["batch"]
+        rec.runtime_version, rec.device = head.get("runtime_version"), head.get("device")
+        rec.threads = head.get("threads", profile.threads)
+        rec.input_size = head.get("input_size") or entry.input_size
+        rec.host, rec.rule, rec.input_source = head.get("host"), head.get("rule"), head.get("input_source")
+        rec.inference_precision = head.get("inference_precision")
+        rec.file_size_mb = round(head.get("file_size_mb", entry.size_mb()), 4)
+        rec.conditions = [r.get("conditions") or {} for r in ok]
+        rec.runtime_baseline_rss_mb = head.get("runtime_baseline_rss_mb")
+        if len(ok) < len(results):
+            rec.notes.append(f"{len(results) - len(ok)} of {len(results)} runs failed: {next(r for r in results if not r.get('ok')).get('error')}")
+        rec = _batch_record(ok, b["batch"], rec)
+        rec.constraints = check_constraints(rec, profile)
+        out.append(rec.to_dict())
+    return out
 
 
 def records_from_agent(
     result: dict[str, Any], entry: ModelEntry, profile: HardwareProfile, runtime: str, precision: str, method: str
 ) -> list[dict[str, Any]]:
-    """Turn one agent JSON result into one record per batch size."""
-    if not result.get("ok"):
-        return [failed_record(entry, profile, runtime, precision, method, str(result.get("error")), result.get("host"))]
-    records = []
-    for b in result.get("batches", []):
-        rec = base_record(entry, profile, runtime, precision, method)
-        rec.update(
-            {
-                "runtime_version": result.get("runtime_version"),
-                "device": result.get("device"),
-                "threads": result.get("threads", profile.threads),
-                "batch": b["batch"],
-                "input_size": result.get("input_size") or entry.input_size,
-                "host": result.get("host"),
-                "file_size_mb": round(result.get("file_size_mb", entry.size_mb()), 4),
-                "rule": result.get("rule"),
-            }
-        )
-        if not b.get("ok"):
-            rec.update({"status": "failed", "error": b.get("error")})
-            records.append(rec)
-            continue
-        lat = b["latency_ms"]
-        rec.update(
-            {
-                "latency_ms": {k: round(lat[k], 5) for k in ("p50", "p90", "p99", "mean")},
-                "throughput": b.get("throughput"),
-                "fps": 1000.0 / lat["mean"] if b["batch"] == 1 else None,
-                "n_queries": b.get("n"),
-                "timed_s": b.get("timed_s"),
-                "p90_ci_rel": b.get("p90_ci_rel"),
-                "stable": b.get("stable"),
-                "peak_rss_mb": result.get("peak_rss_mb") if b["batch"] == 1 else b.get("peak_rss_mb"),
-                "rss_increment_mb": (
-                    result.get("rss_increment_mb")
-                    if b["batch"] == 1
-                    else (b["peak_rss_mb"] - result["baseline_rss_mb"])
-                    if b.get("peak_rss_mb") is not None and result.get("baseline_rss_mb") is not None
-                    else None
-                ),
-                "baseline_rss_mb": result.get("baseline_rss_mb"),
-            }
-        )
-        cons = check_constraints(rec, profile)
-        if cons is not None:
-            rec["constraints"] = cons
-        records.append(rec)
-    return records
+    """Records from a single agent run (``records_from_runs`` with one run)."""
+    return records_from_runs([result], entry, profile, runtime, precision, method)
 
 
 def _key(rec: dict[str, Any]) -> tuple:
@@ -305,7 +390,8 @@ def render_table(records: list[dict[str, Any]], title: str) -> Any:
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
-    for col in ("variant", "runtime", "prec", "batch", "how", "p50 ms", "p90 ms", "p99 ms", "fps | img/s", "+RSS MB", "file MB", "verdict"):
+    for col in ("variant", "runtime", "prec", "batch", "how", "p50 ms", "p90 ms", "fps | img/s", "frame fps", "model MB",
+                "file MB", "verdict"):
         table.add_column(col, justify="left" if col in ("variant", "runtime", "how", "verdict") else "right",
                          overflow="fold")
     for r in records:
@@ -313,18 +399,21 @@ def render_table(records: list[dict[str, Any]], title: str) -> Any:
         how = r.get("method", "?")
         if not r.get("measured", True):
             how = f"ESTIMATED ±{(r.get('error_band') or {}).get('pct', '?')}%"
+        elif r.get("runs"):
+            how += f" x{r['runs']} ±{r.get('p50_spread_pct') or 0:.0f}%" + ("" if r.get("stable") else " UNSTABLE")
         cons = r.get("constraints")
         if r.get("status") != "ok":
             verdict = f"[red]failed: {r.get('error')}[/]"
         elif cons is not None:
-            verdict = "[green]meets[/]" if cons["meets"] else f"[yellow]{'; '.join(cons['violations'])}[/]"
+            colour = {"meets": "green", "fails": "red", "uncertain": "yellow"}.get(cons["status"], "white")
+            verdict = f"[{colour}]{cons['status']}[/]" + (f": {'; '.join(cons['reasons'])}" if cons["reasons"] else "")
         else:
             verdict = "[green]ok[/]"
         rate = r.get("fps") if r.get("batch") == 1 else r.get("throughput")
         table.add_row(
             str(r.get("variant_id")), str(r.get("runtime")), str(r.get("precision")), str(r.get("batch")), how,
-            _fmt(lat.get("p50"), ".3f"), _fmt(lat.get("p90"), ".3f"), _fmt(lat.get("p99"), ".3f"),
-            _fmt(rate, ".1f"), _fmt(r.get("rss_increment_mb"), ".1f"), _fmt(r.get("file_size_mb"), ".2f"), verdict,
+            _fmt(lat.get("p50"), ".3f"), _fmt(lat.get("p90"), ".3f"), _fmt(rate, ".1f"), _fmt(r.get("frame_fps"), ".1f"),
+            _fmt(r.get("model_memory_mb"), ".1f"), _fmt(r.get("file_size_mb"), ".2f"), verdict,
         )
     return table
 
