@@ -91,9 +91,14 @@ def main() -> None:
 
     try:
         app()
-    except KdbenchError as err:
+    except (KdbenchError, OSError) as err:  # OSError: a full disk or read-only folder met mid-run
+        from kdbench.checks import describe_os_error
+
+        message = str(err) if isinstance(err, KdbenchError) else describe_os_error(err)
+        if message is None:
+            raise
         from rich.console import Console
         from rich.markup import escape
 
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
         raise SystemExit(2) from None
