@@ -6,12 +6,14 @@ output folder, device or number is reported in seconds, not after an hour of com
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from kdbench.errors import ConfigError, DataError
@@ -137,6 +139,19 @@ def describe_os_error(err: BaseException) -> str | None:
             f"choose another folder, then rerun the same command")
 
 
+@contextlib.contextmanager
+def write_errors(what: str) -> Iterator[None]:
+    """Turn an OSError raised while writing ``what`` (a full disk, a short write) into one DataError line."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno is not None and err.errno not in _ENVIRONMENT_ERRNOS:
+            raise  # not a write failure (a missing file, ...): its own message
+        where = f" {err.filename}" if err.filename else ""
+        raise DataError(f"{what}: cannot write{where} ({_reason(err)}); free some space or choose a writable "
+                        f"folder, then rerun the same command (finished work is kept)") from None
+
+
 def _reason(err: OSError) -> str:
-    """The OS's short reason for ``err`` ("Read-only file system", "Permission denied")."""
-    return err.strerror or type(err).__name__
+    """The OS's short reason for ``err`` ("Read-only file system", "Permission denied", numpy's short write)."""
+    return err.strerror or str(err) or type(err).__name__

@@ -336,3 +336,23 @@ def test_read_only_output_folder_real_cli(small_store, tmp_path):
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert lines[0].startswith(f"error: --out {folder / 'run'}: cannot create the folder (")
     assert "Read-only file system" in lines[0] or "Permission denied" in lines[0]  # root: the mount; others: chmod
+
+
+def test_disk_full_during_prepare_is_one_line_and_the_rerun_finishes(tmp_path):
+    """RLIMIT_FSIZE = 20 KB in the child: every 12 KB part fits, the 72 KB frames.npy does not."""
+    from echo_fixtures import make_dynamic
+    from kdbench.data.store import FrameStore
+
+    root = make_dynamic(tmp_path / "dyn", [(f"0X{i:04X}", ("TRAIN", "VAL", "TEST")[i % 3]) for i in range(6)], frames=6)
+    out = tmp_path / "store"
+    args = [*_CLI, "data", "prepare", "--echonet-dynamic", str(root), "--out", str(out), "--size", "64",
+            "--frames-per-video", "3", "--workers", "1"]
+    r = subprocess.run(args, capture_output=True, text=True, preexec_fn=_no_file_size(20_000))
+    assert r.returncode == 2, r.stderr
+    [line] = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert line.startswith(f"error: frame store {out}: cannot write") and "rerun the same command" in line
+    assert "Traceback" not in r.stderr and not (out / "manifest.json").exists()
+    r = subprocess.run(args, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert FrameStore.open(out).manifest["n_clips"] == 6
+    assert "6 clips resumed from an interrupted run" in " ".join(r.stdout.split()), r.stdout

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from kdbench import __version__
-from kdbench.checks import ensure_writable_dir
+from kdbench.checks import ensure_writable_dir, write_errors
 from kdbench.data.clips import Clip, LoadResult
 from kdbench.data.harmonise import HARMONISE_VERSION, harmonise_clip, sample_indices, to_grey
 from kdbench.data.sources import find_source, registered, source_rank
@@ -196,6 +196,29 @@ def _check_strict(meta: dict) -> None:
     if meta["problems"]:
         problem = meta["problems"][0]
         raise DataError(f"{problem['file']}: {problem['reason']} (clip {meta['video']}); run without --strict to skip it")
+
+
+def _decode_all(tasks: list[tuple], workers: int, record: Callable[[dict], None]) -> None:
+    """Decode every clip (in this process, or in spawned workers), passing each clip's meta to record."""
+    if workers == 1 or len(tasks) <= 1 or not _can_spawn():
+        _quiet_opencv()
+        for task in tasks:
+            record(_work(task))
+    else:
+        # spawn, not fork: a forked child inherits OpenCV/BLAS thread-pool locks held by the
+        # parent's threads (e.g. after the phantom writer ran) and can deadlock on them.
+        # ProcessPoolExecutor, not Pool: a worker killed by the OS raises BrokenProcessPool
+        # instead of hanging; the parts written so far survive for the next run.
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker) as pool:
+            futures = [pool.submit(_work, task) for task in tasks]
+            try:
+                for future in as_completed(futures):
+                    record(future.result())
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
 
 
 def _can_spawn() -> bool:
@@ -376,27 +399,9 @@ def prepare_store(
         for meta in metas.values():
             _check_strict(meta)
     tasks = [(clip, size, frames_per_video, str(parts)) for clip in todo]
-    if workers == 1 or len(tasks) <= 1 or not _can_spawn():
-        _quiet_opencv()
-        for task in tasks:
-            _record(_work(task))
-    else:
-        # spawn, not fork: a forked child inherits OpenCV/BLAS thread-pool locks held by the
-        # parent's threads (e.g. after the phantom writer ran) and can deadlock on them.
-        # ProcessPoolExecutor, not Pool: a worker killed by the OS raises BrokenProcessPool
-        # instead of hanging; the parts written so far survive for the next run.
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker) as pool:
-            futures = [pool.submit(_work, task) for task in tasks]
-            try:
-                for future in as_completed(futures):
-                    _record(future.result())
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
-
-    n_frames, counts, integrity = _assemble(out, clips, metas, size)
+    with write_errors(f"frame store {out}"):  # a disk filling up mid-run: one line; the parts are kept
+        _decode_all(tasks, workers, _record)
+        n_frames, counts, integrity = _assemble(out, clips, metas, size)
     skipped, short = [], []
     for clip in clips:
         meta = metas[clip.video]

@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from kdbench.checks import write_errors
 from kdbench.data.store import FrameStore, frames_stat, verify_frames
 from kdbench.data.views import VIEWS
 from kdbench.errors import ConfigError
@@ -124,13 +125,14 @@ def build_teacher_logits(
     verify_frames(store)  # the key trusts store_hash: make sure the frames still match it
     stat = frames_stat(store)
     logits = compute_teacher_logits(load_teacher(teacher_path, device), store, batch_size, progress)
-    npy.parent.mkdir(parents=True, exist_ok=True)
     tmp = npy.with_name(npy.name + ".tmp.npy")
-    np.save(tmp, logits)
-    os.replace(tmp, npy)
-    write_json(meta_path, {**identity, "teacher_path": str(Path(teacher_path).resolve()), "shape": list(logits.shape),
-                           "file_hash": file_hash(npy), "stale_reason_at_build": reason,
-                           "frames_stat": stat})
+    with write_errors(f"teacher cache {npy.parent}"):
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        np.save(tmp, logits)
+        os.replace(tmp, npy)
+        write_json(meta_path, {**identity, "teacher_path": str(Path(teacher_path).resolve()),
+                               "shape": list(logits.shape), "file_hash": file_hash(npy),
+                               "stale_reason_at_build": reason, "frames_stat": stat})
     return logits
 
 
