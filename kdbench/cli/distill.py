@@ -22,6 +22,7 @@ def command(
     lr: float = typer.Option(1e-3, help="AdamW learning rate."),
     patience: int = typer.Option(5, help="Stop after this many epochs without a better validation accuracy."),
     seed: int = typer.Option(0, help="Random seed (runs are deterministic on CPU)."),
+    pretrained: bool = typer.Option(False, "--pretrained", help="Start the student from ImageNet weights (downloaded once; needs internet or a filled cache)."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, or cuda[:N]."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run the teacher on every training batch instead of reading cached logits (slow; for comparison)."),
     out: Path = typer.Option(..., help="Run directory: best.pt and metrics.json are written here."),
@@ -42,6 +43,10 @@ def command(
         hparams["alpha"] = alpha
     check_training_options(lr=lr, epochs=epochs, batch_size=batch_size, patience=patience, device=device)
     needs_teacher = create_method(method, **hparams).needs_teacher  # validates the settings early
+    if pretrained:
+        from kdbench.models.registry import ensure_pretrained_weights
+
+        ensure_pretrained_weights(student)  # offline: one clear error now, not after the teacher pass
     frames = FrameStore.open(store)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device)
     teacher_logits = teacher_model = None
@@ -56,8 +61,8 @@ def command(
         else:
             teacher_logits = _teacher_logits(frames, teacher)
     result = train_student(frames, student, method, hparams, config, teacher_logits=teacher_logits,
-                           teacher_model=teacher_model, out_dir=out,
-                           meta={"teacher": str(teacher) if teacher else None})
+                           teacher_model=teacher_model, out_dir=out, pretrained=pretrained,
+                           meta={"teacher": str(teacher) if teacher else None, "pretrained": pretrained})
     if result.status != "ok":
         console.print(f"[bold yellow]run stopped:[/] {result.status}: {result.message}")
     if result.metrics:

@@ -96,10 +96,46 @@ def _check_reachable(url: str, what: str, cached_hint: str) -> None:
             return
     except OSError as err:
         raise ConfigError(
-            f"pretrained=True: the weights for {what} are not in the local cache and {host} "
-            f"cannot be reached ({err}). Download them on a machine with internet and copy "
-            f"them to {cached_hint}, or use pretrained=False (train from scratch)."
+            f"could not download the pretrained weights for {what}: they are not in the local cache and "
+            f"{host} cannot be reached ({err}); download them on a machine with internet and copy them to "
+            f"{cached_hint}, or train from scratch (no --pretrained, pretrained = false)"
         ) from None
+
+
+def ensure_pretrained_weights(name: str) -> None:
+    """ConfigError at once (no download, no hang) when ``name``'s ImageNet weights are neither cached nor reachable."""
+    source = model_source(name)
+    if source == "torchvision":
+        _torchvision_weights(name)
+        return
+    import kdbench.compat  # noqa: F401
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    url = getattr(cfg, "url", "") if cfg is not None else ""
+    if not hub_id and not url:
+        raise ConfigError(f"timm has no pretrained weights for {name!r}; train it from scratch")
+    if hub_id and not _in_hf_cache(hub_id):
+        _check_reachable("https://huggingface.co", f"{name!r} (hf-hub:{hub_id})", "the Hugging Face cache")
+    elif url and not hub_id:
+        _check_reachable(url, f"{name!r} ({url})", "the torch hub cache")
+
+
+def _torchvision_weights(name: str):
+    """The default ImageNet weights enum of a torchvision model, checked to be cached or downloadable."""
+    import torch
+
+    from kdbench.compat import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+    except (ValueError, KeyError, AttributeError) as err:
+        raise ConfigError(f"torchvision has no pretrained weights for {name!r}: {err}") from None
+    cache_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
+    if not os.path.exists(os.path.join(cache_dir, os.path.basename(weights.url))):
+        _check_reachable(weights.url, f"{name!r} ({weights.url})", cache_dir)
+    return weights
 
 
 def _replace_module(root: nn.Module, dotted: str, new: nn.Module) -> None:
@@ -140,15 +176,7 @@ def _build_torchvision(name: str, num_classes: int, pretrained: bool) -> nn.Modu
 
     if not pretrained:
         return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
-    import torch
-
-    try:
-        weights = torchvision.models.get_model_weights(name).DEFAULT
-    except (ValueError, KeyError, AttributeError) as err:
-        raise ConfigError(f"torchvision has no pretrained weights for {name!r}: {err}") from None
-    cache_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
-    if not os.path.exists(os.path.join(cache_dir, os.path.basename(weights.url))):
-        _check_reachable(weights.url, f"{name!r} ({weights.url})", cache_dir)
+    weights = _torchvision_weights(name)
     try:
         model = torchvision.models.get_model(name, weights=weights)
     except Exception as err:  # network or corrupt-download errors, surfaced as one clear error
@@ -162,15 +190,7 @@ def _build_timm(name: str, num_classes: int, pretrained: bool) -> nn.Module:
     import timm
 
     if pretrained:
-        cfg = timm.models.get_pretrained_cfg(name)
-        hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
-        url = getattr(cfg, "url", "") if cfg is not None else ""
-        if not hub_id and not url:
-            raise ConfigError(f"timm has no pretrained weights for {name!r}")
-        if hub_id and not _in_hf_cache(hub_id):
-            _check_reachable("https://huggingface.co", f"{name!r} (hf-hub:{hub_id})", "the Hugging Face cache")
-        elif url and not hub_id:
-            _check_reachable(url, f"{name!r} ({url})", "the torch hub cache")
+        ensure_pretrained_weights(name)
     try:
         return timm.create_model(name, pretrained=pretrained, num_classes=num_classes)
     except ConfigError:

@@ -209,7 +209,7 @@ def _train_seed(ctx: SearchContext, trial: Any, student: str, method: str, hpara
     meta = {"study": space.name, "trial": trial.number, "seed": seed, "teacher": ctx.teacher_path, **ctx.extra_meta}
     train_student(ctx.store, student, method, hparams, config, teacher_logits=ctx.teacher_logits,
                   teacher_model=ctx.teacher_model if ctx.teacher_logits is None else None, out_dir=sdir,
-                  progress=False, epoch_callback=on_epoch, meta=meta)
+                  progress=False, epoch_callback=on_epoch, meta=meta, pretrained=space.pretrained)
     return json.loads((sdir / "metrics.json").read_text())
 
 

@@ -96,6 +96,11 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
     if req.n_trials is not None and req.n_trials < 1:
         raise ConfigError(f"--n-trials {req.n_trials}; expected at least 1")
     space = load_space(req.config)
+    if space.pretrained:  # offline: one clear error before any work
+        from kdbench.models.registry import ensure_pretrained_weights
+
+        for student in space.students:
+            ensure_pretrained_weights(student)
     name = req.study or space.name
     if not name or any(c in name for c in "/\\ \t"):
         raise ConfigError(f"--study {name!r}; expected a name without spaces or slashes")

@@ -42,6 +42,7 @@ STUDY_KEYS = {
     "n_trials": "total trials over all students (split evenly); for grid: capped at the grid size",
     "baseline": "method trained as the first trial of every student (default scratch; 'none' to disable)",
     "keep_checkpoints": "all | best (best.pt of every completed seed, or only of the best seed per trial)",
+    "pretrained": "true: students start from ImageNet weights (needs internet or a filled cache); default false",
 }
 OBJECTIVES = ("val_accuracy", "val_macro_f1")
 SAMPLERS = ("tpe", "random", "grid")
@@ -125,6 +126,7 @@ class SearchSpace:
     n_trials: int = 20
     baseline: str | None = "scratch"
     keep_checkpoints: str = "all"
+    pretrained: bool = False  # students start from ImageNet weights
     train: dict[str, Any] = field(default_factory=dict)  # fixed training settings
     shared: dict[str, Dim] = field(default_factory=dict)  # searched training settings
     methods: Dim | None = None
@@ -197,7 +199,8 @@ class SearchSpace:
         """The resolved space as plain JSON (stored in study.json)."""
         return {"file": str(self.path), "name": self.name, "raw": self.raw, "students": self.students, "seeds": self.seeds,
                 "objective": self.objective, "sampler": self.sampler, "pruner": self.pruner, "n_trials": self.n_trials,
-                "baseline": self.baseline, "keep_checkpoints": self.keep_checkpoints, "train": self.train}
+                "baseline": self.baseline, "keep_checkpoints": self.keep_checkpoints, "train": self.train,
+                "pretrained": self.pretrained}
 
 
 def grid_id(config: dict[str, Any]) -> str:
@@ -258,6 +261,9 @@ def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_student
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < 1:
         raise ConfigError(f"{where}: study.p_threshold = {p!r}; expected a number in (0, 1)")
     space.p_threshold = float(p)
+    space.pretrained = study.get("pretrained", False)
+    if not isinstance(space.pretrained, bool):
+        raise ConfigError(f"{where}: study.pretrained = {space.pretrained!r}; expected true or false")
 
     train = _table(raw, "train", where)
     _unknown(train, TRAIN_KEYS, where, "[train] key")
