@@ -88,10 +88,15 @@ def test_leaderboard_from_real_search_export_and_profile(tmp_path):
         assert r.size_mb == v["size_mb"] and r.latency_p50_ms == rec["latency_ms"]["p50"]
         assert r.measured == "estimated" and r.error_band_pct == rec["error_band"]["pct"]
         assert r.n_seeds == 2 and r.trial == v["trial"] is not None and r.seed == v["seed"] and r.seed_test_low is not None
+        assert r.seed_interval == "seeds+clips"  # every seed saved its predictions: seeds and clips resampled
         point = (r.val_accuracy, r.latency_p50_ms, r.size_mb)
         others = [(o.val_accuracy, o.latency_p50_ms, o.size_mb) for o in ranked if o is not r]
         assert (r.front == 1) == (not any(dominates(o, point, ["max", "min", "min"]) for o in others))
     rows = list(csv.DictReader((tmp_path / "leaderboard" / CSV).open()))
     assert {r["variant_id"] for r in rows} == set(by_id)
-    assert "## Target `rpi4`" in (tmp_path / "leaderboard" / README).read_text()
+    readme = (tmp_path / "leaderboard" / README).read_text()
+    assert "## Target `rpi4`" in readme
+    n_test, n_clips = len(store.indices("test")), len({(s, v) for s, v in zip(store.sources[store.indices("test")],
+                                                                              store.videos[store.indices("test")])})
+    assert f"{n_test} test frames from {n_clips} clips" in readme
     assert all(Path(p).stat().st_size > 0 for p in written)
