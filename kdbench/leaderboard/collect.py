@@ -296,19 +296,11 @@ def study_rows(best: list[dict[str, Any]], summaries: dict[tuple[str, int], Seed
     rows = []
     for t in best:
         s = summaries[(t["student"], int(t["trial"]))]
-        (vlo, vhi), (tlo, thi) = s.intervals["val"], s.intervals["test"]
-        gap = s.test.get("shortcut_gap") or {}
-        rows.append(BoardRow(
-            student=t["student"], variant="checkpoint", precision="fp32", val_accuracy=s.means["val"],
-            val_accuracy_low=vlo, val_accuracy_high=vhi, test_accuracy=s.means["test"], test_accuracy_low=tlo,
-            test_accuracy_high=thi, test_clip_accuracy=s.test.get("clip_accuracy"),
-            test_clip_accuracy_low=(s.test.get("clip_accuracy_ci") or (None, None))[0],
-            test_clip_accuracy_high=(s.test.get("clip_accuracy_ci") or (None, None))[1], test_macro_f1=s.test.get("macro_f1"),
-            test_clip_macro_f1=s.test.get("clip_macro_f1"), test_ece=s.test.get("ece"),
-            test_worst_source_accuracy=s.test.get("worst_source_accuracy"), shortcut_view=gap.get("view"),
-            shortcut_sources=" > ".join(str(x) for x in gap.get("sources") or []) or None, shortcut_gap=gap.get("gap"),
-            test_frames=s.test.get("n"), test_clips=s.test.get("n_clips"),
-            note="not exported: seed means of the trained checkpoints", **config_columns(t, None), **seed_columns(s)))
+        val = {"accuracy": s.means["val"], "accuracy_ci": s.intervals["val"]}
+        test = {**s.test, "accuracy": s.means["test"], "accuracy_ci": s.intervals["test"]}
+        rows.append(BoardRow(student=t["student"], variant="checkpoint", precision="fp32",
+                             note="not exported: seed means of the trained checkpoints", **metric_columns(val, test),
+                             **config_columns(t, None), **seed_columns(s)))
     return rows
 
 
