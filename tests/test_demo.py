@@ -54,7 +54,7 @@ def test_pareto_flags_match_the_numbers(demo):
     assert rows
     for target in {r["target"] for r in rows}:
         group = [r for r in rows if r["target"] == target]
-        pts = [(_num(r["accuracy"]), _num(r["latency_p50_ms"]), _num(r["size_mb"]), int(r["front"])) for r in group]
+        pts = [(_num(r["val_accuracy"]), _num(r["latency_p50_ms"]), _num(r["size_mb"]), int(r["front"])) for r in group]
 
         def dominates(a, b):
             better_or_equal = a[0] >= b[0] and a[1] <= b[1] and a[2] <= b[2]
@@ -72,9 +72,11 @@ def test_constraints_are_evaluated_from_the_profile_numbers(demo):
     rpi4 = [r for r in _rows(out) if r["target"] == "rpi4" and r["front"] not in ("", None)]
     assert rpi4 and all(r["measured"] == "estimated" for r in rpi4)
     for r in rpi4:
-        fps, mem = _num(r["fps"]), _num(r["memory_mb"])
-        expected = "yes" if fps >= 30 and mem < 50 else "no"
-        assert r["meets_constraints"] == expected, r
+        fps, mem = _num(r["fps"]), _num(r["model_memory_mb"])
+        verdict = r["verdict"]  # rpi4 rows are estimates: a band across a limit is "uncertain"
+        assert verdict in ("meets", "fails", "uncertain"), r
+        assert verdict != "meets" or (fps >= 30 and mem < 50), r
+        assert verdict != "fails" or (fps < 30 or mem >= 50), r
 
 
 def test_statistics_compare_kd_with_scratch_for_every_student(demo):
