@@ -101,3 +101,12 @@ def test_data_info_in_a_log_file_keeps_every_source_column(tiny_store, tmp_path)
     header = next(line for line in text.splitlines() if "total" in line and "view" in line)
     for column in ("view", "split", "echonet_dynamic", "echonet_lvh", "tmed2", "total"):
         assert f" {column} " in header, (column, text)
+
+
+def test_text_lines_stay_whole_in_a_log_file():
+    """Paths in `wrote ...` lines are not wrapped at 80 columns when stdout is a file."""
+    line = "wrote " + "/a/long/study/directory" * 8 + "/statistics.json"
+    code = f"from kdbench.cli.console import console; console.print({line!r})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "COLUMNS": "80"})
+    assert done.stdout == line + "\n"

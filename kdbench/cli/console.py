@@ -8,6 +8,9 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+# In a log file (Slurm --output, a pipe) rich assumes 80 columns; long text lines (paths, commands)
+# stay whole there instead of wrapping mid-path. Tables: kdbench.cli.tables.print_table.
+console.soft_wrap = not console.is_terminal
 
 
 def metrics_table(title: str, metrics: dict[str, dict[str, Any]]) -> Table:
