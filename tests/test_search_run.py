@@ -44,18 +44,9 @@ temperature = {{low = 1.0, high = 8.0}}
 @pytest.fixture(scope="module")
 def search_inputs(tmp_path_factory):
     """A 32 px phantom store and an untrained stand-in teacher checkpoint."""
-    from kdbench.data.prepare import prepare_store
-    from kdbench.data.synth import DYNAMIC_DIR, LVH_DIR, TMED_DIR, synthesize
-    from kdbench.models import create_model
-    from kdbench.models.checkpoint import save_checkpoint
+    from fault_fixtures import make_search_inputs
 
-    root = tmp_path_factory.mktemp("search")
-    synthesize(root / "raw", videos_per_view=3, seed=0, frames=4)
-    prepare_store({"echonet_dynamic": root / "raw" / DYNAMIC_DIR, "echonet_lvh": root / "raw" / LVH_DIR,
-                   "tmed2": root / "raw" / TMED_DIR}, root / "store", size=32, frames_per_video=2, workers=1)
-    teacher = save_checkpoint(create_model("mobilenet_v3_small", num_classes=4), root / "teacher.pt",
-                              arch="mobilenet_v3_small", num_classes=4, input_size=32)
-    return root / "store", teacher
+    return make_search_inputs(tmp_path_factory.mktemp("search"))
 
 
 def _space(tmp_path, name, n_trials=3, students=("mobilenet_v3_small",), lr=1e-3, seeds=(0, 1), epochs=2) -> Path:
@@ -90,6 +81,7 @@ def test_search_in_process_writes_the_study_directory(search_inputs, tmp_path):
     trials = study.get_trials()
     assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
     assert trials[0].user_attrs["method"] == "scratch" and trials[0].user_attrs["baseline"] is True
+    assert trials[0].params == {"method": "scratch"}  # the baseline is a point in every Optuna plot
     for t in trials:
         seeds = t.user_attrs["seed_results"]
         assert sorted(seeds) == ["0", "1"]

@@ -66,9 +66,25 @@ def test_conditional_dimensions_only_for_their_method():
     assert seen["scratch"] == {"method"}
     assert seen["vanilla"] == {"method", "vanilla.temperature"}  # alpha is fixed: not an Optuna param
     assert seen["ctkd"] == {"method", "ctkd.schedule", "ctkd.e_cap"}
+    study.enqueue_trial(space.cell_params({"method": "scratch", "hparams": {}, "train": {}}))
     trial = study.ask()
-    baseline = space.suggest(trial, baseline=True)
+    baseline = space.suggest(trial)  # the baseline is a queued trial whose method param is fixed
     assert baseline["method"] == "scratch" and baseline["train"]["epochs"] == 2
+    assert trial.params == {"method": "scratch"}
+
+
+def test_grid_cells_are_queued_as_real_optuna_params():
+    """Every grid cell's params make suggest() return that cell; the params are real Optuna params."""
+    space = load_space(SPACES / "paper.toml", check_students=False)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for cell in space.grid():
+        study.enqueue_trial(space.cell_params(cell))
+        trial = study.ask()
+        assert space.suggest(trial) == cell
+        assert trial.params["method"] == cell["method"]
+        assert {k.split(".", 1)[1]: v for k, v in trial.params.items() if "." in k} == {
+            k: v for k, v in cell["hparams"].items() if space.method_dims[cell["method"]][k].kind != "fixed"}
+        study.tell(trial, 0.0)
 
 
 def test_n_trials_is_split_over_students():

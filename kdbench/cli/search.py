@@ -59,8 +59,25 @@ def search(
     quota = space.trials_per_student(n_trials)
     console.print(f"search [bold]{study or space.name}[/]: {len(space.students)} student(s) x {len(space.seeds)} seed(s), "
                   f"{sum(quota.values())} trial(s), sampler {space.sampler}, pruner {space.pruner}, {workers} worker(s)")
-    result = run_search(req, display=_live_display(storage, quota))
+    result = _run_resumable(req, _live_display(storage, quota))
     _print_report(result["study_dir"], storage, quota, result["statistics"], result["wall_time_s"])
+
+
+def _run_resumable(req, display) -> dict:
+    """run_search; an interrupt or a fault ends in one line that says how to resume (exit 130/143, or 1)."""
+    import sys
+
+    from kdbench.search.runner import RESUME_HINT, SearchAborted, run_search
+
+    try:
+        return run_search(req, display=display)
+    except KeyboardInterrupt as err:
+        signum = getattr(err, "signum", 2)
+        print(f"interrupted; {RESUME_HINT}", file=sys.stderr)
+        raise typer.Exit(128 + int(signum)) from None
+    except SearchAborted as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise typer.Exit(1) from None
 
 
 def _live_display(storage: str | None, quota: dict[str, int]):
@@ -116,6 +133,10 @@ def status(
         console.print(f"worker {w['worker']['host']}:{w['worker']['pid']}: {w.get('state')} {w.get('student', '')} "
                       f"trial {w.get('trial', '-')} seed {w.get('seed', '-')} epoch {w.get('epoch', '-')} "
                       f"(beat {w['age_s']:.0f} s ago)")
+    if not st["workers"]:
+        console.print("no worker is running")
+    if st["abandoned"]:
+        console.print(f"{st['abandoned']} trial(s) left running by a worker that is gone: rerun the search to resume them")
 
 
 @app.command("stats")

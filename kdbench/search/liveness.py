@@ -9,10 +9,16 @@ PID namespace, PID and the process's start time. A RUNNING trial is stale when
 - its worker's heartbeat file has not been refreshed for ``grace_s`` seconds (another machine), or
   the trial has no worker record and started more than ``grace_s`` ago.
 
-A stale trial is set to FAIL (only one worker wins that write; the others see the trial finished)
-and a WAITING copy with the same parameters is queued, carrying ``failed_trial`` / ``retry_history``
-system attributes the way Optuna's ``RetryHeartbeatStaleTrialCallback`` does, so the retried trial
-finds the seeds its predecessor completed and does not train them again.
+A stale trial is set to FAIL (only one worker wins that write; the others see the trial finished).
+Every FAIL trial that failed for another reason than its configuration (a signal, an exception such
+as a full disk, a dead worker; not a non-finite loss, which sets the ``fail_reason`` user attribute)
+is queued again as a WAITING copy with the same parameters, carrying ``failed_trial`` /
+``retry_history`` system attributes the way Optuna's ``RetryHeartbeatStaleTrialCallback`` does, so
+the retried trial finds the seeds its predecessor completed and does not train them again. A live
+worker queues its own trial as it stops; a dead worker's trial is queued by the next worker.
+Trials carry a slot (``kdbench:slot``: the baseline, a grid cell, or the first trial of a retry
+chain); a trial whose slot is already taken, or that falls beyond the budget, stops without
+training and is marked ``kdbench:duplicate`` (it counts nowhere).
 """
 
 from __future__ import annotations
@@ -28,6 +34,13 @@ from typing import Any
 
 WORKER_ATTR = "kdbench:worker"
 STALE_ATTR = "kdbench:stale"
+INTERRUPTED_ATTR = "kdbench:interrupted"  # why a trial stopped (signal, exception), set by its own worker
+SLOT_ATTR = "kdbench:slot"  # what a trial stands for: "baseline", "grid:<config_id>", "trial:<first number>"
+DUPLICATE_ATTR = "kdbench:duplicate"  # a trial that found its slot (or the budget) taken and did not train
+FINAL_ATTR = "fail_reason"  # user attribute of a trial that failed for its configuration's sake (never retried)
+MAX_RETRY = 3
+# User attributes a retried trial inherits (the rest is recomputed).
+INHERITED_ATTRS = ("student", "method", "hparams", "train", "config_id", "baseline")
 DEFAULT_GRACE_S = 120.0
 BEAT_INTERVAL_S = 5.0
 
@@ -114,10 +127,13 @@ class Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        self.update(state="finished")
+        try:
+            self.update(state="finished" if exc_type is None else "stopped")
+        except OSError:
+            pass
 
     def update(self, **status: Any) -> None:
         """Merge into the status and write it now."""
@@ -153,11 +169,41 @@ def read_worker_files(study_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def stale_reason(trial: Any, study_dir: Path, grace_s: float = DEFAULT_GRACE_S) -> str | None:
+def owner_gone(record: dict[str, Any] | None, study_dir: Path, grace_s: float = DEFAULT_GRACE_S) -> bool:
+    """Whether the worker of a record can no longer act on its trial (dead, stopped or silent for grace_s)."""
+    if record is None:
+        return True
+    if same_machine(record):
+        return not process_alive(record)
+    beat = heartbeat_path(study_dir, record)
+    try:
+        body = json.loads(beat.read_text())
+        age = time.time() - beat.stat().st_mtime
+    except (OSError, ValueError):
+        return True
+    return body.get("state") in ("finished", "stopped") or age > grace_s
+
+
+def live_workers(study_dir: Path, grace_s: float = DEFAULT_GRACE_S, include_self: bool = True) -> list[dict[str, Any]]:
+    """Status of the workers that still run on the study (dead ones and finished ones left out)."""
+    out = []
+    for body in read_worker_files(study_dir):
+        record = body.get("worker") or {}
+        if body.get("state") in ("finished", "stopped") or "pid" not in record:
+            continue
+        alive = process_alive(record) if same_machine(record) else body["age_s"] < grace_s
+        if alive and (include_self or not (same_machine(record) and record.get("pid") == os.getpid())):
+            out.append(body)
+    return out
+
+
+def stale_reason(trial: Any, study_dir: Path, grace_s: float = DEFAULT_GRACE_S, others_alive: bool = True) -> str | None:
     """Why a RUNNING trial is considered abandoned, or None while its worker may still be alive."""
     record = trial.system_attrs.get(WORKER_ATTR)
     if record is None:
         started = trial.datetime_start
+        if not others_alive:
+            return "no worker record and no live worker on the study"
         if started is not None and (datetime.now() - started).total_seconds() > grace_s:
             return f"no worker record and started {started:%Y-%m-%d %H:%M:%S}, more than {grace_s:.0f} s ago"
         return None
@@ -173,32 +219,69 @@ def stale_reason(trial: Any, study_dir: Path, grace_s: float = DEFAULT_GRACE_S) 
     return None
 
 
-def recover_stale_trials(study: Any, study_dir: Path, grace_s: float = DEFAULT_GRACE_S, max_retry: int = 3) -> list[int]:
-    """Fail every abandoned RUNNING trial of the study and queue a retry; returns the failed trial numbers."""
+# ---- retries: a configuration interrupted by any fault is queued again with the same params ----
+
+
+def retried_numbers(trials: list[Any]) -> set[int]:
+    """Numbers of the trials some later trial retries."""
+    return {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+
+
+def superseded(trial: Any, retried: set[int]) -> bool:
+    """A FAIL trial that no longer counts: retried by a later trial, or a duplicate that never trained."""
+    return trial.state.name == "FAIL" and (trial.number in retried or DUPLICATE_ATTR in trial.system_attrs)
+
+
+def retryable(trial: Any) -> bool:
+    """A FAIL trial whose failure was not the configuration's own (interrupt, crash, full disk, dead worker)."""
+    return (trial.state.name == "FAIL" and FINAL_ATTR not in trial.user_attrs
+            and DUPLICATE_ATTR not in trial.system_attrs)
+
+
+def queue_retry(study: Any, trial: Any, max_retry: int = MAX_RETRY) -> bool:
+    """Queue a WAITING copy of a trial (same params, same slot) that adopts its finished seeds."""
     import optuna
+    from optuna.trial import TrialState
+
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if len(history) > max_retry:
+        return False
+    attrs = {k: v for k, v in trial.system_attrs.items() if not k.startswith("kdbench:") or k == SLOT_ATTR}
+    attrs.update(failed_trial=trial.system_attrs.get("failed_trial", trial.number), retry_history=history)
+    attrs.setdefault(SLOT_ATTR, f"trial:{attrs['failed_trial']}")
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+        user_attrs={k: v for k, v in trial.user_attrs.items() if k in INHERITED_ATTRS}, system_attrs=attrs))
+    return True
+
+
+def recover_stale_trials(study: Any, study_dir: Path, grace_s: float = DEFAULT_GRACE_S, max_retry: int = MAX_RETRY,
+                         others_alive: bool = True) -> list[int]:
+    """Fail abandoned RUNNING trials, then queue a retry of every retryable FAIL trial nobody retried yet.
+
+    Failing a RUNNING trial is the atomic claim (one worker wins); the retry of a FAIL trial is
+    queued only when its own worker is gone (a live worker queues its own retry as it stops).
+    Returns the numbers of the trials queued again.
+    """
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    failed = []
+    storage = study._storage
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        reason = stale_reason(trial, study_dir, grace_s)
+        reason = stale_reason(trial, study_dir, grace_s, others_alive)
         if reason is None:
             continue
-        storage = study._storage
         try:
             storage.set_trial_system_attr(trial._trial_id, STALE_ATTR, reason)
-            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                continue
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except (UpdateFinishedTrialError, RuntimeError):
-            continue  # another worker (or Optuna's heartbeat) failed it first and queued the retry
-        failed.append(trial.number)
-        history = [*trial.system_attrs.get("retry_history", []), trial.number]
-        if len(history) > max_retry:
-            continue
-        attrs = {k: v for k, v in trial.system_attrs.items() if k not in (WORKER_ATTR, STALE_ATTR)}
-        attrs.update(failed_trial=trial.system_attrs.get("failed_trial", trial.number), retry_history=history)
-        study.add_trial(optuna.trial.create_trial(
-            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-            user_attrs={k: v for k, v in trial.user_attrs.items() if not k.startswith("seed_")},
-            system_attrs=attrs))
-    return failed
+            continue  # another worker (or Optuna's heartbeat) failed it first
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    queued = []
+    for trial in trials:
+        if (retryable(trial) and trial.number not in retried
+                and owner_gone(trial.system_attrs.get(WORKER_ATTR), study_dir, grace_s)
+                and queue_retry(study, trial, max_retry)):
+            queued.append(trial.number)
+    return queued

@@ -2,9 +2,13 @@
 
 Per trial: draw the configuration from the space, then for each seed train the student into
 ``RUN_DIR/<study>/trials/<student>/<trial>/seed_<s>/`` (``best.pt`` + ``metrics.json``), store the
-per-seed metrics on the trial (user attribute ``seed_results``) and return the mean validation
-metric. A seed whose ``metrics.json`` already exists (a retried trial after a crash) is read back,
-never trained again. A non-finite loss fails the trial with its reason; the search goes on.
+per-seed metrics on the trial (user attribute ``seed_results`` and flat ``seed_<s>_<metric>``
+attributes), set flat ``mean_/std_<metric>`` and ``n_seeds`` attributes, and return the mean
+validation metric. A seed whose ``metrics.json`` already exists (a retried trial after a crash) is
+read back, never trained again. A run that is not ``ok`` (non-finite loss or weights) fails the
+trial for good with its reason; the search goes on. Any other way a trial stops (a signal, an
+exception such as a full disk) queues it again with the same parameters before it is marked FAIL,
+so the same command resumes it.
 """
 
 from __future__ import annotations
@@ -19,12 +23,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kdbench.manifest import write_json
-from kdbench.search.liveness import WORKER_ATTR, Heartbeat
-from kdbench.search.space import SearchSpace, grid_id
+from kdbench.search.liveness import (DUPLICATE_ATTR, FINAL_ATTR, INTERRUPTED_ATTR, SLOT_ATTR, WORKER_ATTR, Heartbeat,
+                                     queue_retry, retried_numbers, superseded)
+from kdbench.search.space import SearchSpace
 
 SEED_LOG = "seed_log.jsonl"
-# User attributes a retried trial inherits (the rest is recomputed).
-INHERITED_ATTRS = ("student", "method", "hparams", "train", "config_id", "baseline")
+METRICS = ("val_accuracy", "test_accuracy", "val_macro_f1", "test_macro_f1", "val_clip_accuracy", "test_clip_accuracy")
 
 
 class TrialFailed(Exception):
@@ -44,6 +48,7 @@ class SearchContext:
     device: str = "auto"
     heartbeat: Heartbeat | None = None
     on_event: Callable[..., None] | None = None
+    quota: dict[str, int] = field(default_factory=dict)  # trials per student (the budget a new trial checks)
     extra_meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,11 +92,15 @@ def completed_seed(seed_dir: Path, method: str, seed: int) -> dict[str, Any] | N
 def seed_summary(metrics: dict[str, Any]) -> dict[str, Any]:
     """The per-seed numbers stored on the trial."""
     m = metrics.get("metrics") or {}
-    val, test = m.get("val", {}), m.get("test", {})
-    return {"status": metrics.get("status"), "val_accuracy": val.get("accuracy"), "val_macro_f1": val.get("macro_f1"),
-            "test_accuracy": test.get("accuracy"), "test_macro_f1": test.get("macro_f1"),
-            "epochs_run": metrics.get("epochs_run"), "best_epoch": metrics.get("best_epoch"),
-            "wall_time_s": metrics.get("wall_time_s"), "message": metrics.get("message", "")}
+    out = {"status": metrics.get("status"), "epochs_run": metrics.get("epochs_run"),
+           "best_epoch": metrics.get("best_epoch"), "wall_time_s": metrics.get("wall_time_s"),
+           "message": metrics.get("message", "")}
+    for split in ("val", "test"):
+        split_metrics = m.get(split) or {}
+        for key in ("accuracy", "macro_f1", "clip_accuracy"):
+            if key != "clip_accuracy" or split_metrics.get(key) is not None:
+                out[f"{split}_{key}"] = split_metrics.get(key)
+    return out
 
 
 def _adopt_predecessor(study_dir: Path, student: str, retry_history: list[int], target: Path) -> int | None:
@@ -101,19 +110,40 @@ def _adopt_predecessor(study_dir: Path, student: str, retry_history: list[int], 
         if old.is_dir() and not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(old, target)
+            (target / "trial.json").unlink(missing_ok=True)  # the predecessor's record, not this trial's
             return number
     return None
 
 
-def _objective_value(space: SearchSpace, summary: dict[str, Any]) -> float:
-    return summary[space.objective]
+def taken_reason(study: Any, trial: Any, quota: int | None, grid: bool) -> str | None:
+    """Why a new trial must not train: its slot is taken by an earlier trial, or the budget is used."""
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    earlier = [t for t in trials if t.number < trial.number and not superseded(t, retried)]
+    slot = trial.system_attrs.get(SLOT_ATTR)
+    if slot is not None:
+        first = next((t for t in earlier if t.system_attrs.get(SLOT_ATTR) == slot), None)
+        return None if first is None else f"duplicate of trial {first.number} ({slot}); not trained"
+    if grid:
+        return "not a grid cell (queued cells only); not trained"
+    if quota is not None and len(earlier) >= quota:
+        return f"over the budget of {quota} trial(s) (a concurrent worker took the last one); not trained"
+    return None
+
+
+def describe_stop(err: BaseException) -> str:
+    """One line saying why a trial stopped: the signal, or the exception's type and first line."""
+    if isinstance(err, KeyboardInterrupt):
+        return f"interrupted ({getattr(err, 'signal_name', 'SIGINT')})"
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def make_objective(ctx: SearchContext, student: str) -> Callable[[Any], float]:
     """The objective of one student's Optuna study."""
     import optuna
 
-    from kdbench.train import TrainConfig, train_student
+    from kdbench.search.trial_config import TrialConfig
 
     space = ctx.space
 
@@ -124,74 +154,99 @@ def make_objective(ctx: SearchContext, student: str) -> Callable[[Any], float]:
             ctx.on_event(**event)
 
     def objective(trial: optuna.Trial) -> float:
+        storage = trial.storage
         if ctx.heartbeat is not None:
-            trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, ctx.heartbeat.record)
-        sys_attrs = trial.storage.get_trial(trial._trial_id).system_attrs
-        origin = sys_attrs.get("failed_trial")
-        baseline = bool(space.baseline and space.sampler != "grid"
-                        and (trial.number == 0 or origin == 0 or trial.user_attrs.get("baseline")))
-        config = space.suggest(trial, baseline=baseline)
-        method, hparams, train = config["method"], config["hparams"], config["train"]
-        for key, value in (("student", student), ("method", method), ("hparams", hparams), ("train", train),
-                           ("config_id", grid_id(config)), ("baseline", baseline)):
+            storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, ctx.heartbeat.record)
+        frozen = storage.get_trial(trial._trial_id)
+        taken = taken_reason(trial.study, frozen, ctx.quota.get(student), space.sampler == "grid")
+        if taken is not None:
+            storage.set_trial_system_attr(trial._trial_id, DUPLICATE_ATTR, taken)
+            raise TrialFailed(taken)
+        config = TrialConfig.from_dict({"student": student, **space.suggest(trial)})
+        for key, value in {**config.to_dict(), "baseline": bool(frozen.user_attrs.get("baseline"))}.items():
             trial.set_user_attr(key, value)
         tdir = trial_dir(ctx.study_dir, student, trial.number)
-        adopted = _adopt_predecessor(ctx.study_dir, student, sys_attrs.get("retry_history", []), tdir)
+        adopted = _adopt_predecessor(ctx.study_dir, student, frozen.system_attrs.get("retry_history", []), tdir)
         if adopted is not None:
             trial.set_user_attr("adopted_from", adopted)
         tdir.mkdir(parents=True, exist_ok=True)
         trial.set_user_attr("run_dir", str(tdir.relative_to(ctx.study_dir)))
         results: dict[str, dict[str, Any]] = {}
-        state, reason = "complete", ""
-        n = len(space.seeds)
         try:
-            for i, seed in enumerate(space.seeds):
-                sdir = tdir / f"seed_{seed}"
-                done = completed_seed(sdir, method, seed)
-                if done is not None:
-                    log_seed_event(ctx.study_dir, event="reused", student=student, trial=trial.number, seed=seed)
-                else:
-                    if sdir.exists():
-                        shutil.rmtree(sdir)  # a seed interrupted mid-run: start it over
-                    log_seed_event(ctx.study_dir, event="start", student=student, trial=trial.number, seed=seed)
-                    emit(state="training", student=student, trial=trial.number, method=method, seed=seed, seed_index=i,
-                         n_seeds=n, epoch=0, epochs=train["epochs"])
-                    done = _train_seed(ctx, trial, student, method, hparams, train, seed, i, sdir, emit,
-                                       TrainConfig, train_student)
-                    log_seed_event(ctx.study_dir, event="done", student=student, trial=trial.number, seed=seed,
-                                   status=done["status"])
-                summary = seed_summary(done)
-                results[str(seed)] = summary
-                trial.set_user_attr("seed_results", results)
-                emit(state="seed_done", student=student, trial=trial.number, seed=seed, seed_index=i + 1, n_seeds=n,
-                     value=summary[space.objective])
-                if summary["status"] != "ok":
-                    reason = f"seed {seed}: {summary['status']}: {summary['message']}"
-                    raise TrialFailed(reason)
-                if space.pruner == "wilcoxon":
-                    trial.report(summary[space.objective], step=seed)
-                    if trial.should_prune():
-                        raise optuna.TrialPruned(f"Wilcoxon test vs the best trial after {i + 1} seed(s)")
+            _run_seeds(ctx, trial, config, tdir, results, emit)
+            value = statistics.fmean(r[space.objective] for r in results.values())
+            _prune_checkpoints(space, tdir, results)
+            for key, mean in _means(results).items():
+                trial.set_user_attr(key, mean)
+            _write_trial_json(ctx, trial, config, results, "complete", "")
+            return value
         except optuna.TrialPruned as err:
-            state, reason = "pruned", str(err)
+            _write_trial_json(ctx, trial, config, results, "pruned", str(err))
             raise
-        except TrialFailed:
-            state = "failed"
-            trial.set_user_attr("fail_reason", reason)
+        except TrialFailed as err:
+            trial.set_user_attr(FINAL_ATTR, str(err))
+            _write_trial_json(ctx, trial, config, results, "failed", str(err))
             raise
-        finally:
-            _write_trial_json(ctx, trial.number, student, config, results, state, reason)
-        value = statistics.fmean(r[space.objective] for r in results.values())
-        _prune_checkpoints(space, tdir, results)
-        return value
+        except BaseException as err:
+            _stop_and_requeue(trial, ctx, config, results, describe_stop(err))
+            raise
 
     return objective
 
 
-def _train_seed(ctx: SearchContext, trial: Any, student: str, method: str, hparams: dict, train: dict, seed: int,
-                index: int, sdir: Path, emit: Callable[..., None], TrainConfig: Any, train_student: Any) -> dict[str, Any]:
+def _stop_and_requeue(trial: Any, ctx: SearchContext, config: Any, results: dict, reason: str) -> None:
+    """A trial stopped by a fault: queue its retry (same params) before Optuna marks it FAIL."""
+    import contextlib
+
+    with contextlib.suppress(Exception):  # a broken storage: the next worker queues it (see liveness)
+        trial.storage.set_trial_system_attr(trial._trial_id, INTERRUPTED_ATTR, reason)
+        queue_retry(trial.study, trial.storage.get_trial(trial._trial_id))
+    with contextlib.suppress(Exception):  # a full disk or read-only folder may be the reason itself
+        _write_trial_json(ctx, trial, config, results, "interrupted", reason + "; queued again")
+
+
+def _run_seeds(ctx: SearchContext, trial: Any, config: Any, tdir: Path, results: dict[str, dict[str, Any]],
+               emit: Callable[..., None]) -> None:
+    """Train (or read back) every seed of the trial into ``results``; TrialFailed / TrialPruned stop it."""
+    import optuna
+
+    space, student, n = ctx.space, config.student, len(ctx.space.seeds)
+    for i, seed in enumerate(space.seeds):
+        sdir = tdir / f"seed_{seed}"
+        done = completed_seed(sdir, config.method, seed)
+        if done is not None:
+            log_seed_event(ctx.study_dir, event="reused", student=student, trial=trial.number, seed=seed)
+        else:
+            if sdir.exists():
+                shutil.rmtree(sdir)  # a seed interrupted mid-run: start it over
+            log_seed_event(ctx.study_dir, event="start", student=student, trial=trial.number, seed=seed)
+            emit(state="training", student=student, trial=trial.number, method=config.method, seed=seed, seed_index=i,
+                 n_seeds=n, epoch=0, epochs=config.train.epochs)
+            done = _train_seed(ctx, trial, config, seed, i, sdir, emit)
+            log_seed_event(ctx.study_dir, event="done", student=student, trial=trial.number, seed=seed,
+                           status=done["status"])
+        summary = seed_summary(done)
+        results[str(seed)] = summary
+        trial.set_user_attr("seed_results", results)
+        for key in METRICS:
+            if summary.get(key) is not None:
+                trial.set_user_attr(f"seed_{seed}_{key}", summary[key])
+        emit(state="seed_done", student=student, trial=trial.number, seed=seed, seed_index=i + 1, n_seeds=n,
+             value=summary[space.objective])
+        if summary["status"] != "ok":
+            raise TrialFailed(f"seed {seed}: {summary['status']}: {summary['message']}")
+        if space.pruner == "wilcoxon":
+            trial.report(summary[space.objective], step=seed)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"Wilcoxon test vs the best trial after {i + 1} seed(s)")
+
+
+def _train_seed(ctx: SearchContext, trial: Any, config: Any, seed: int, index: int, sdir: Path,
+                emit: Callable[..., None]) -> dict[str, Any]:
     """Train one seed of a trial (reporting epochs to the pruner on the first seed); its metrics.json."""
     import optuna
+
+    from kdbench.train import train_student
 
     space = ctx.space
     key = "val_accuracy" if space.objective == "val_accuracy" else "val_macro_f1"
@@ -203,26 +258,36 @@ def _train_seed(ctx: SearchContext, trial: Any, student: str, method: str, hpara
             if trial.should_prune():
                 raise optuna.TrialPruned(f"first seed below the median of earlier trials at epoch {epoch + 1}")
 
-    config = TrainConfig(epochs=train["epochs"], batch_size=train["batch_size"], lr=train["lr"],
-                         weight_decay=train["weight_decay"], patience=train["patience"], seed=seed, device=ctx.device,
-                         max_batches_per_epoch=train["max_batches_per_epoch"] or None)
     meta = {"study": space.name, "trial": trial.number, "seed": seed, "teacher": ctx.teacher_path, **ctx.extra_meta}
-    train_student(ctx.store, student, method, hparams, config, teacher_logits=ctx.teacher_logits,
+    train_student(ctx.store, config.student, config.method, config.hparams, config.seed_config(seed, ctx.device),
+                  teacher_logits=ctx.teacher_logits,
                   teacher_model=ctx.teacher_model if ctx.teacher_logits is None else None, out_dir=sdir,
                   progress=False, epoch_callback=on_epoch, meta=meta, pretrained=space.pretrained)
     return json.loads((sdir / "metrics.json").read_text())
 
 
-def _write_trial_json(ctx: SearchContext, number: int, student: str, config: dict, results: dict, state: str,
-                      reason: str) -> None:
-    """trial.json beside the seed runs: configuration, per-seed metrics, mean/std and state."""
-    tdir = trial_dir(ctx.study_dir, student, number)
-    body: dict[str, Any] = {"trial": number, "student": student, **config, "config_id": grid_id(config), "state": state,
-                            "reason": reason, "seeds": results, "study_seeds": ctx.space.seeds}
-    for metric in ("val_accuracy", "test_accuracy", "val_macro_f1", "test_macro_f1"):
+def _means(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Flat mean_/std_<metric> over the seeds, and n_seeds."""
+    out: dict[str, Any] = {"n_seeds": len(results)}
+    for metric in METRICS:
         values = [r[metric] for r in results.values() if r.get(metric) is not None]
-        body[f"mean_{metric}"] = statistics.fmean(values) if values else None
-        body[f"std_{metric}"] = statistics.stdev(values) if len(values) > 1 else None
+        if values or not metric.endswith("clip_accuracy"):
+            out[f"mean_{metric}"] = statistics.fmean(values) if values else None
+            out[f"std_{metric}"] = statistics.stdev(values) if len(values) > 1 else None
+    return out
+
+
+def _write_trial_json(ctx: SearchContext, trial: Any, config: Any, results: dict, state: str, reason: str) -> None:
+    """trial.json beside the seed runs: configuration, per-seed metrics, mean/std and state.
+
+    ``first_trial`` is the number of the first trial of a retry chain (the trial's own number unless
+    it retries one a fault stopped): selections break ties on it, so a fault cannot change them.
+    """
+    tdir = trial_dir(ctx.study_dir, config.student, trial.number)
+    first = trial.storage.get_trial(trial._trial_id).system_attrs.get("failed_trial", trial.number)
+    body: dict[str, Any] = {"trial": trial.number, "first_trial": first, **config.to_dict(), "state": state,
+                            "reason": reason, "seeds": results, "study_seeds": ctx.space.seeds}
+    body.update({k: v for k, v in _means(results).items() if k != "n_seeds"})
     write_json(tdir / "trial.json", body)
 
 

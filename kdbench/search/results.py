@@ -14,6 +14,7 @@ from typing import Any
 from kdbench.errors import ConfigError, DataError
 from kdbench.manifest import read_json, write_json
 
+STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 SUMMARY_COLUMNS = ("student", "trial", "state", "method", "config_id", "hparams", "train", "n_seeds",
                    "mean_val_accuracy", "std_val_accuracy", "mean_test_accuracy", "std_test_accuracy",
                    "mean_val_macro_f1", "mean_test_macro_f1", "retry_of", "reason", "run_dir")
@@ -24,7 +25,14 @@ def read_study_json(study_dir: Path) -> dict[str, Any]:
     path = Path(study_dir) / "study.json"
     if not path.is_file():
         raise DataError(f"{path} does not exist: {study_dir} is not a study directory written by `kdbench search`")
-    return read_json(path)
+    try:
+        body = read_json(path)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({err}); restore it or start a new study with another --study name") from None
+    missing = [k for k in ("study", "config", "seeds", "optuna_studies") if not isinstance(body, dict) or k not in body]
+    if missing:
+        raise DataError(f"{path}: key {missing[0]!r} missing; expected the study.json written by `kdbench search`")
+    return body
 
 
 def read_trials(study_dir: Path) -> list[dict[str, Any]]:
@@ -47,11 +55,12 @@ def storage_rows(studies: dict[str, Any]) -> list[dict[str, Any]]:
         for t in study.get_trials(deepcopy=False):
             ua = t.user_attrs
             seeds = ua.get("seed_results", {})
-            row = {"student": student, "trial": t.number, "state": t.state.name.lower(), "method": ua.get("method"),
+            row = {"student": student, "trial": t.number, "state": STATES.get(t.state.name, t.state.name.lower()),
+                   "method": ua.get("method"),
                    "config_id": ua.get("config_id"), "hparams": json.dumps(ua.get("hparams", {}), sort_keys=True),
                    "train": json.dumps(ua.get("train", {}), sort_keys=True), "n_seeds": len(seeds),
                    "retry_of": t.system_attrs.get("failed_trial", ""),
-                   "reason": ua.get("fail_reason") or t.system_attrs.get("kdbench:stale") or t.system_attrs.get("fail_reason", ""),
+                   "reason": trial_reason(t),
                    "run_dir": ua.get("run_dir", "")}
             for metric in ("val_accuracy", "test_accuracy", "val_macro_f1", "test_macro_f1"):
                 values = [s[metric] for s in seeds.values() if s.get(metric) is not None]
@@ -77,14 +86,76 @@ def write_summary(study_dir: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def write_statistics(study_dir: Path) -> dict[str, Any]:
-    """Compute the study's statistics from its trial.json files and write statistics.json."""
+def trial_reason(trial: Any) -> str:
+    """Why a trial ended the way it did (empty for a complete one), from its attributes."""
+    from kdbench.search.liveness import DUPLICATE_ATTR, FINAL_ATTR, INTERRUPTED_ATTR, STALE_ATTR
+
+    sa, ua = trial.system_attrs, trial.user_attrs
+    reason = ua.get(FINAL_ATTR) or sa.get(DUPLICATE_ATTR) or sa.get(INTERRUPTED_ATTR) or sa.get(STALE_ATTR) or ""
+    return reason or ("failed outside the objective (e.g. a storage error)" if trial.state.name == "FAIL" else "")
+
+
+def usable_trials(study_dir: Path, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """trial.json of the trials complete in the storage and on disk (every seed's metrics.json), and warnings.
+
+    A trial.json whose state disagrees with the storage (a run stopped between the two writes) is
+    rewritten with the storage's state, so files and storage agree.
+    """
+    by_key = {(r["student"], int(r["trial"])): r for r in rows}
+    seeds = [str(s) for s in read_study_json(study_dir)["seeds"]]
+    usable, warnings = [], []
+    for t in read_trials(study_dir):
+        row = by_key.get((t["student"], t["trial"]))
+        if row is None or int(Path(t["run_dir"]).name) != t["trial"]:
+            continue  # a retried trial's record under its new number, or a trial of another storage
+        if row["state"] in ("complete", "pruned", "failed") and t.get("state") != row["state"]:
+            t["state"], t["reason"] = row["state"], row["reason"] or f"the storage says {row['state']}"
+            write_json(Path(t["run_dir"]) / "trial.json", {k: v for k, v in t.items() if k != "run_dir"})
+        if row["state"] != "complete":
+            continue
+        missing = [s for s in seeds if s not in t.get("seeds", {}) or not (Path(t["run_dir"]) / f"seed_{s}" / "metrics.json").is_file()]
+        if missing:
+            warnings.append(f"{t['student']} trial {t['trial']}: complete in the storage but seed(s) {missing} have no "
+                            f"metrics.json under {t['run_dir']}; left out of the statistics")
+            continue
+        usable.append(t)
+    return usable, warnings
+
+
+def baseline_warnings(rows: list[dict[str, Any]], usable: list[dict[str, Any]], baseline: str | None) -> list[str]:
+    """Per student without a usable baseline trial: why (failed, queued, interrupted, never run)."""
+    if not baseline:
+        return []
+    out = []
+    for student in sorted({r["student"] for r in rows}):
+        if any(t["student"] == student and t["method"] == baseline for t in usable):
+            continue
+        mine = [r for r in rows if r["student"] == student and r["method"] == baseline]
+        why = "; ".join(f"trial {r['trial']} is {r['state']}" + (f" ({r['reason']})" if r["reason"] else "")
+                        for r in mine) or "no baseline trial has run yet"
+        out.append(f"{student}: no usable {baseline!r} baseline ({why}); its comparisons are left out, not replaced: "
+                   "rerun the same command to finish the baseline")
+    return out
+
+
+def write_statistics(study_dir: Path, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Compute the study's statistics and write statistics.json.
+
+    With ``rows`` (``storage_rows``), only trials complete in the storage and on disk count and a
+    missing baseline is explained; without, every trial.json that says complete counts.
+    """
     from kdbench.search.statistics import study_statistics
 
     info = read_study_json(study_dir)
     cfg = info["config"]
-    result = study_statistics(read_trials(study_dir), info["seeds"], baseline=cfg.get("baseline"),
+    if rows is None:
+        trials, warnings = read_trials(study_dir), []
+    else:
+        trials, warnings = usable_trials(study_dir, rows)
+        warnings += baseline_warnings(rows, trials, cfg.get("baseline"))
+    result = study_statistics(trials, info["seeds"], baseline=cfg.get("baseline"),
                               objective=cfg.get("objective", "val_accuracy"))
+    result["warnings"] = warnings + result.get("warnings", [])
     write_json(Path(study_dir) / "statistics.json", result)
     return result
 
@@ -101,7 +172,8 @@ def best_trials(study_dir: str | Path, per_architecture: bool = True) -> list[di
     study_dir = Path(study_dir)
     info = read_study_json(study_dir)
     objective = info["config"].get("objective", "val_accuracy")
-    complete = [t for t in read_trials(study_dir) if t.get("state") == "complete" and t.get(f"mean_{objective}") is not None]
+    complete = [t for t in read_trials(study_dir) if t.get("state") == "complete" and t.get(f"mean_{objective}") is not None
+                and all(s.get("status") == "ok" for s in t.get("seeds", {}).values())]  # never a non-finite run
     if not complete:
         raise DataError(f"{study_dir}: no completed trial yet (run `kdbench search` or see `kdbench search status`)")
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -109,7 +181,7 @@ def best_trials(study_dir: str | Path, per_architecture: bool = True) -> list[di
         groups.setdefault(t["student"] if per_architecture else "*", []).append(t)
     out = []
     for key in sorted(groups):
-        best = max(groups[key], key=lambda t: (t[f"mean_{objective}"], -t["trial"]))
+        best = max(groups[key], key=lambda t: (t[f"mean_{objective}"], -t.get("first_trial", t["trial"])))
         seeds = best["seeds"]
         seed_dirs = {int(s): str(Path(best["run_dir"]) / f"seed_{s}") for s in seeds}
         best_seed = max(seeds, key=lambda s: seeds[s][objective])
@@ -126,10 +198,9 @@ def best_trials(study_dir: str | Path, per_architecture: bool = True) -> list[di
 
 def check_study_identity(study_dir: Path, identity: dict[str, Any]) -> None:
     """ConfigError when an existing study was created from another config, store or teacher."""
-    path = Path(study_dir) / "study.json"
-    if not path.is_file():
+    if not (Path(study_dir) / "study.json").is_file():
         return
-    old = read_json(path)
+    old = read_study_json(study_dir)
     for key, what in (("config_hash", "search space"), ("store_hash", "frame store"), ("teacher_hash", "teacher")):
         if old.get(key) != identity.get(key):
             raise ConfigError(f"study {old.get('study')!r} in {study_dir} was created with another {what} "

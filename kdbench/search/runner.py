@@ -11,7 +11,9 @@ read from the storage and the workers' status files, then writes ``summary.csv``
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,14 +22,46 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from kdbench.errors import ConfigError
+from kdbench.errors import ConfigError, KdbenchError
 from kdbench.manifest import config_hash, file_hash, write_json
-from kdbench.search.liveness import DEFAULT_GRACE_S, STALE_ATTR, Heartbeat, recover_stale_trials
+from kdbench.search.liveness import (DEFAULT_GRACE_S, SLOT_ATTR, Heartbeat, live_workers, recover_stale_trials,
+                                     retried_numbers, superseded)
 from kdbench.search.results import check_study_identity, read_study_json, storage_rows, write_statistics, write_summary
-from kdbench.search.space import SearchSpace, load_space, parse_space
-from kdbench.search.storage import open_storage, redact, storage_kind
+from kdbench.search.space import SearchSpace, grid_id, load_space, parse_space
+from kdbench.search.storage import journal_path, open_storage, redact, storage_kind
 
 STORAGE_ENV = "KDBENCH_STORAGE_URL"
+RESUME_HINT = "rerun the same command to resume"
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM: the running trial is queued again, the command exits 130 (SIGINT) or 143."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__()
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+
+
+class SearchAborted(KdbenchError):
+    """A trial stopped on a fault (full disk, read-only folder, a killed worker); the study is resumable."""
+
+
+@contextlib.contextmanager
+def interrupt_on_sigterm():
+    """While inside: SIGTERM (Slurm preemption, `kill`) raises Interrupted like Ctrl-C raises KeyboardInterrupt."""
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 @dataclass
@@ -52,22 +86,26 @@ def optuna_study_name(study: str, student: str) -> str:
     return f"{study}.{student}"
 
 
-def make_sampler(space: SearchSpace, worker_index: int = 0) -> Any:
-    """The Optuna sampler the space asks for (seeded per worker so workers do not propose the same point)."""
-    import optuna
+def make_sampler(space: SearchSpace) -> Any:
+    """The Optuna sampler the space asks for, seeded per trial from ``sampler_seed`` (see kdbench.search.sampler).
 
-    from kdbench.search.space import grid_id
-
-    seed = None if space.sampler_seed is None else space.sampler_seed + worker_index
-    if space.sampler == "grid":
-        return optuna.samplers.GridSampler({"config": [grid_id(c) for c in space.grid()]}, seed=seed)
-    if space.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
+    A grid's cells are queued as trials with fixed params (``queue_planned``), so its sampler never draws.
+    """
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(space.n_startup_trials, 1), constant_liar=True)
+    import optuna
+
+    from kdbench.search.sampler import TrialSeededSampler
+
+    def make(seed: int | None) -> Any:
+        if space.sampler in ("random", "grid"):
+            return optuna.samplers.RandomSampler(seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(space.n_startup_trials, 1),
+                                              constant_liar=True)
+
+    return make(None) if space.sampler_seed is None else TrialSeededSampler(make, space.sampler_seed)
 
 
 def make_pruner(space: SearchSpace) -> Any:
@@ -86,9 +124,13 @@ def make_pruner(space: SearchSpace) -> Any:
 
 
 def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | None = None) -> Path:
-    """Validate inputs, write study.json, build the teacher cache, create the Optuna studies; the study dir."""
+    """Check every input and output before any long work, write study.json, build the teacher cache,
+    create the Optuna studies, clean what an interrupted run left; the study dir."""
+    import warnings
+
     import optuna
 
+    from kdbench.checks import ensure_device
     from kdbench.data.store import FrameStore
 
     if req.workers < 1:
@@ -105,16 +147,18 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
     if not name or any(c in name for c in "/\\ \t"):
         raise ConfigError(f"--study {name!r}; expected a name without spaces or slashes")
     storage_kind(req.storage)
+    if req.device != "auto":
+        ensure_device(req.device)
     store = FrameStore.open(req.store)
     if space.needs_teacher() and req.teacher is None:
         raise ConfigError(f"{req.config}: methods {space.method_names} include distillation: pass --teacher PATH (.pt or .onnx)")
-    teacher_hash = file_hash(req.teacher) if req.teacher is not None else None
     if req.teacher is not None and not Path(req.teacher).is_file():
-        raise ConfigError(f"--teacher {req.teacher} does not exist")
+        raise ConfigError(f"--teacher {req.teacher} does not exist; expected a teacher checkpoint (.pt) or ONNX file")
+    teacher_hash = file_hash(req.teacher) if req.teacher is not None else None
     study_dir = Path(req.run_dir).resolve() / name
     identity = {"config_hash": config_hash(space.raw), "store_hash": store.store_hash, "teacher_hash": teacher_hash}
     check_study_identity(study_dir, identity)
-    study_dir.mkdir(parents=True, exist_ok=True)
+    check_run_dir(req.run_dir, study_dir, space, space.trials_per_student(req.n_trials))
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if (study_dir / "study.json").is_file():
         created = read_study_json(study_dir).get("created", created)
@@ -129,29 +173,82 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
         "optuna_studies": {s: optuna_study_name(name, s) for s in space.students},
         "warnings": space.warnings,
     })
+    if not live_workers(study_dir, req.grace_s):
+        clean_leftovers(study_dir, req.storage)
     if req.teacher is not None and not req.no_cache:
         from kdbench.distill.cache import load_or_build_teacher_logits
 
         load_or_build_teacher_logits(store, req.teacher, progress=progress)
     storage = open_storage(req.storage, study_dir)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     for student in space.students:
         study = optuna.create_study(study_name=optuna_study_name(name, student), storage=storage, direction="maximize",
                                     load_if_exists=True)
-        study.set_user_attr("kdbench_study_dir", str(study_dir))
+        if study.user_attrs.get("kdbench_study_dir") != str(study_dir):
+            study.set_user_attr("kdbench_study_dir", str(study_dir))
+        if study.metric_names != [space.objective]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([space.objective])  # optuna-dashboard shows the objective by name
     return study_dir
 
 
-def load_studies(study_dir: Path, storage_url: str | None, space: SearchSpace | None = None, worker_index: int = 0) -> dict[str, Any]:
+def checkpoint_mb(space: SearchSpace, quota: dict[str, int]) -> float:
+    """Estimated MiB of the best.pt files the study keeps (float32 weights of each student, +10%)."""
+    from kdbench.data.views import VIEWS
+    from kdbench.models import create_model
+
+    kept = len(space.seeds) if space.keep_checkpoints == "all" else 1
+    total = 0.0
+    for student in space.students:
+        try:
+            import torch
+
+            with torch.device("meta"):
+                model = create_model(student, num_classes=len(VIEWS))
+        except Exception:  # a model that cannot be built on the meta device: the CPU, once
+            model = create_model(student, num_classes=len(VIEWS))
+        n = sum(t.numel() for t in [*model.parameters(), *model.buffers()])
+        total += 4 * n * 1.1 * kept * quota.get(student, 0)
+    return total / 2**20
+
+
+def check_run_dir(run_dir: Path, study_dir: Path, space: SearchSpace, quota: dict[str, int]) -> None:
+    """--run-dir writable with room for the checkpoints the study still has to write."""
+    from kdbench.checks import ensure_writable_dir
+
+    ensure_writable_dir(run_dir, "--run-dir")
+    have = sum(p.stat().st_size for p in study_dir.glob("trials/*/*/seed_*/best.pt")) / 2**20
+    need = max(0.0, checkpoint_mb(space, quota) - have)
+    ensure_writable_dir(study_dir, "--run-dir", need_mb=need)
+
+
+def clean_leftovers(study_dir: Path, storage_url: str | None) -> list[Path]:
+    """With no live worker: delete stray *.tmp files and cut a torn last line off the journal."""
+    removed = []
+    for tmp in Path(study_dir).rglob("*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed.append(tmp)
+    journal = journal_path(study_dir) if storage_url is None else Path(storage_url.removeprefix("file://"))
+    if storage_kind(storage_url) == "journal" and journal.is_file():
+        data = journal.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(journal, "r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
+    return removed
+
+
+def load_studies(study_dir: Path, storage_url: str | None, space: SearchSpace | None = None) -> dict[str, Any]:
     """The Optuna study of every student, with the space's sampler and pruner when given."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is reported by kdbench, in one line
     info = read_study_json(study_dir)
     storage = open_storage(storage_url, study_dir)
     out = {}
     for student, name in info["optuna_studies"].items():
-        kwargs = {"sampler": make_sampler(space, worker_index), "pruner": make_pruner(space)} if space else {}
+        kwargs = {"sampler": make_sampler(space), "pruner": make_pruner(space)} if space else {}
         out[student] = optuna.load_study(study_name=name, storage=storage, **kwargs)
     return out
 
@@ -165,19 +262,41 @@ def study_space(study_dir: Path) -> SearchSpace:
 
 
 def used_trials(study: Any) -> int:
-    """Trials that count against a quota: all but failed ones that were queued again (their retry counts)."""
-    from optuna.trial import TrialState
-
+    """Trials that count against a quota: all but retried failures and duplicates (their retry counts instead)."""
     trials = study.get_trials(deepcopy=False)
-    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
-    return sum(1 for t in trials if not (t.state == TrialState.FAIL and (t.number in retried or STALE_ATTR in t.system_attrs)))
+    retried = retried_numbers(trials)
+    return sum(1 for t in trials if not superseded(t, retried))
 
 
 def waiting_trials(study: Any) -> int:
-    """Trials queued (WAITING), e.g. retries of abandoned trials."""
+    """Trials queued (WAITING): the baseline, grid cells, retries of interrupted trials."""
     from optuna.trial import TrialState
 
     return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
+def queue_planned(study: Any, space: SearchSpace, quota: int) -> int:
+    """Queue the trials a study plans before sampling: its baseline, or a grid's missing cells; how many."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if space.sampler == "grid":
+        plan = [(f"grid:{grid_id(c)}", c) for c in space.grid()[:quota]]
+    elif space.baseline:
+        plan = [("baseline", {"method": space.baseline, "hparams": {}, "train": {}})]
+    else:
+        return 0
+    have = {t.system_attrs.get(SLOT_ATTR) for t in study.get_trials(deepcopy=False)}
+    queued = 0
+    for slot, cell in plan:
+        if slot in have:
+            continue
+        params = space.cell_params(cell)
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.WAITING, system_attrs={"fixed_params": params, SLOT_ATTR: slot},
+            user_attrs={"baseline": cell["method"] == space.baseline}))
+        queued += 1
+    return queued
 
 
 def run_worker(study_dir: Path, storage_url: str | None, n_trials: int | None = None, device: str = "auto",
@@ -204,26 +323,34 @@ def run_worker(study_dir: Path, storage_url: str | None, n_trials: int | None = 
             from kdbench.distill.cache import load_or_build_teacher_logits
 
             teacher_logits = load_or_build_teacher_logits(store, info["teacher"])
-    studies = load_studies(study_dir, storage_url, space, worker_index)
+    studies = load_studies(study_dir, storage_url, space)
     quota = space.trials_per_student(n_trials)
     ran = 0
     with Heartbeat(study_dir) as beat:
         ctx = SearchContext(space=space, study_dir=Path(study_dir), store=store, teacher_path=info.get("teacher"),
                             teacher_logits=teacher_logits, teacher_model=teacher_model, device=device,
-                            heartbeat=beat, on_event=on_event)
+                            heartbeat=beat, on_event=on_event, quota=quota)
         objectives = {s: make_objective(ctx, s) for s in studies}
         while True:
-            for study in studies.values():
-                recover_stale_trials(study, study_dir, grace_s)
-            # queued retries (WAITING) count as used but still need a worker: optimize() pops them first
+            others = bool(live_workers(study_dir, grace_s, include_self=False))
+            for s, study in studies.items():
+                recover_stale_trials(study, study_dir, grace_s, others_alive=others)
+                queue_planned(study, space, quota[s])
+            # queued trials (WAITING) count as used but still need a worker: optimize() pops them first
             left = {s: max(quota[s] - used_trials(studies[s]), waiting_trials(studies[s])) for s in space.students}
             todo = [s for s in space.students if left[s] > 0]
             if not todo:
                 break
             student = max(todo, key=lambda s: left[s])
             beat.update(state="trial", student=student)
-            studies[student].optimize(objectives[student], n_trials=1, catch=(TrialFailed,), gc_after_trial=True,
-                                      show_progress_bar=False)
+            try:
+                studies[student].optimize(objectives[student], n_trials=1, catch=(TrialFailed,), gc_after_trial=True,
+                                          show_progress_bar=False)
+            except Exception as err:
+                from kdbench.search.objective import describe_stop
+
+                raise SearchAborted(f"a trial of {student} stopped on {describe_stop(err)}; it is queued again "
+                                    f"with its finished seeds: fix the cause and {RESUME_HINT}") from err
             ran += 1
     return ran
 
@@ -232,11 +359,16 @@ def _set_parent_death_signal() -> None:
     """Linux: let the kernel SIGKILL this worker when the process that started it dies."""
     try:
         import ctypes
-        import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def worker_threads(workers: int) -> int:
+    """Torch threads per worker: OMP_NUM_THREADS when set (the user's choice), else the cores split evenly."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else max(1, (os.cpu_count() or 1) // workers)
 
 
 def spawn_workers(study_dir: Path, req: SearchRequest) -> list[subprocess.Popen]:
@@ -250,7 +382,7 @@ def spawn_workers(study_dir: Path, req: SearchRequest) -> list[subprocess.Popen]
     for i in range(req.workers):
         cmd = [sys.executable, "-m", "kdbench.search.worker", "--study-dir", str(study_dir), "--device", req.device,
                "--index", str(i), "--grace", str(req.grace_s), "--parent", str(os.getpid()),
-               "--threads", str(max(1, (os.cpu_count() or 1) // req.workers))]
+               "--threads", str(worker_threads(req.workers))]
         if req.n_trials is not None:
             cmd += ["--n-trials", str(req.n_trials)]
         if req.no_cache:
@@ -260,36 +392,85 @@ def spawn_workers(study_dir: Path, req: SearchRequest) -> list[subprocess.Popen]
     return procs
 
 
+def stop_workers(procs: list[subprocess.Popen], timeout_s: float = 60.0) -> None:
+    """Ask every running worker to stop (SIGINT: it queues its trial again), then wait; SIGKILL stragglers."""
+    for p in procs:
+        if p.poll() is None:
+            with contextlib.suppress(OSError):
+                p.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + timeout_s
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def wait_workers(study_dir: Path, procs: list[subprocess.Popen]) -> None:
+    """Wait for the workers; an interrupt stops them all, a worker that failed is reported in one line."""
+    try:
+        codes = [p.wait() for p in procs]
+    except BaseException:
+        with _signals_deferred():
+            stop_workers(procs)
+        raise
+    interrupted = {130: signal.SIGINT, 143: signal.SIGTERM, -signal.SIGINT: signal.SIGINT, -signal.SIGTERM: signal.SIGTERM}
+    if any(c in interrupted for c in codes):
+        raise Interrupted(next(interrupted[c] for c in codes if c in interrupted))
+    bad = [(i, c) for i, c in enumerate(codes) if c != 0]
+    if bad:
+        logs = ", ".join(str(Path(study_dir) / "workers" / f"worker-{i}.log") for i, _ in bad)
+        raise SearchAborted(f"worker(s) {[i for i, _ in bad]} exited with {[c for _, c in bad]} (see {logs}); "
+                            f"their trials are queued again: {RESUME_HINT}")
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Ignore SIGINT/SIGTERM while cleaning up after one (a second Ctrl-C must not cut the cleanup short)."""
+    try:
+        old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
 def finish_study(study_dir: Path, storage_url: str | None) -> dict[str, Any]:
-    """Write summary.csv and statistics.json; return the statistics."""
-    rows = storage_rows(load_studies(study_dir, storage_url))
+    """Write summary.csv and statistics.json (from trials complete in the storage and on disk); the statistics."""
+    studies = load_studies(study_dir, storage_url)
+    rows = storage_rows(studies)
     write_summary(study_dir, rows)
-    return write_statistics(study_dir)
+    return write_statistics(study_dir, rows)
 
 
 def run_search(req: SearchRequest, display: Callable[[Path, Callable[[], None]], None] | None = None) -> dict[str, Any]:
-    """Prepare the study, run the workers (showing progress through ``display``), write the reports."""
+    """Prepare the study, run the workers (showing progress through ``display``), write the reports.
+
+    Interrupted (SIGINT, SIGTERM) or aborted by a fault, it still writes summary.csv and
+    statistics.json for what finished, then re-raises; the same request resumes the study.
+    """
     start = time.perf_counter()
-    study_dir = prepare_study(req)
-    if req.workers == 1:
-        def work() -> None:
-            run_worker(study_dir, req.storage, req.n_trials, req.device, req.no_cache, 0, req.grace_s)
-    else:
-        def work() -> None:
-            procs = spawn_workers(study_dir, req)
-            try:
-                codes = [p.wait() for p in procs]
-            except BaseException:
-                for p in procs:
-                    p.terminate()
-                raise
-            bad = [(i, c) for i, c in enumerate(codes) if c != 0]
-            if bad:
-                logs = ", ".join(str(Path(study_dir) / "workers" / f"worker-{i}.log") for i, _ in bad)
-                raise ConfigError(f"worker(s) {[i for i, _ in bad]} exited with {[c for _, c in bad]}; see {logs}")
-    if display is None:
-        work()
-    else:
-        display(study_dir, work)
-    stats = finish_study(study_dir, req.storage)
+    with interrupt_on_sigterm():
+        study_dir = prepare_study(req)
+        if req.workers == 1:
+            def work() -> None:
+                run_worker(study_dir, req.storage, req.n_trials, req.device, req.no_cache, 0, req.grace_s)
+        else:
+            def work() -> None:
+                wait_workers(study_dir, spawn_workers(study_dir, req))
+        try:
+            if display is None:
+                work()
+            else:
+                display(study_dir, work)
+        except (KeyboardInterrupt, SearchAborted):
+            with _signals_deferred(), contextlib.suppress(Exception):
+                finish_study(study_dir, req.storage)
+            raise
+        stats = finish_study(study_dir, req.storage)
     return {"study_dir": study_dir, "wall_time_s": time.perf_counter() - start, "statistics": stats}

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kdbench.checks import read_text_utf8
 from kdbench.errors import ConfigError
 
 try:  # Python 3.11+
@@ -224,7 +225,7 @@ def load_space(path: str | Path, check_students: bool = True) -> SearchSpace:
 
     path = find_resource("search_spaces", path)  # ./search_spaces/NAME.toml, the package's, or a path
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(read_text_utf8(path, "search space"))
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
     return parse_space(raw, path, check_students=check_students)

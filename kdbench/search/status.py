@@ -7,30 +7,41 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from kdbench.search.liveness import read_worker_files
 
 
 def study_status(studies: dict[str, Any], study_dir: Path, quota: dict[str, int] | None = None) -> dict[str, Any]:
-    """Counts per state, best mean objective and seeds done, per student, plus live workers."""
+    """Counts per state, best mean objective and seeds done, per student, plus live workers.
+
+    Failures that were retried and duplicates that never trained are counted apart ("retried"), not
+    as failures; a RUNNING trial whose worker is gone counts as "abandoned" (the next run resumes it).
+    """
+    from kdbench.search.liveness import live_workers, retried_numbers, stale_reason, superseded
     from kdbench.search.objective import read_seed_log
 
+    workers = live_workers(study_dir)
     students = {}
     for student, study in studies.items():
         trials = study.get_trials(deepcopy=False)
-        counts = Counter(t.state.name.lower() for t in trials)
+        retried = retried_numbers(trials)
+        counts: Counter = Counter()
+        for t in trials:
+            state = "retried" if superseded(t, retried) else t.state.name.lower()
+            if state == "running" and stale_reason(t, study_dir, others_alive=bool(workers)) is not None:
+                state = "abandoned"
+            counts[state] += 1
         complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
         best = max(complete, key=lambda t: t.value) if complete else None
         students[student] = {
-            "counts": dict(counts), "n_trials": len(trials), "quota": (quota or {}).get(student),
+            "counts": dict(counts), "n_trials": len(trials) - counts["retried"], "quota": (quota or {}).get(student),
             "best": None if best is None else {
                 "trial": best.number, "value": best.value, "method": best.user_attrs.get("method"),
                 "hparams": best.user_attrs.get("hparams"),
                 "mean_test_accuracy": _mean(best.user_attrs.get("seed_results", {}), "test_accuracy")},
         }
     log = read_seed_log(study_dir)
-    workers = [w for w in read_worker_files(study_dir) if w.get("state") not in ("finished",) and w["age_s"] < 60]
     return {"students": students, "seeds_done": sum(1 for e in log if e["event"] == "done"),
-            "seeds_reused": sum(1 for e in log if e["event"] == "reused"), "workers": workers}
+            "seeds_reused": sum(1 for e in log if e["event"] == "reused"), "workers": workers,
+            "abandoned": sum(s["counts"].get("abandoned", 0) for s in students.values())}
 
 
 def _mean(seeds: dict[str, dict[str, Any]], metric: str) -> float | None:
@@ -55,7 +66,7 @@ def status_table(status: dict[str, Any], title: str) -> Any:
         cfg = "-" if best is None else f"#{best['trial']} {best['method']} " + " ".join(
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (best["hparams"] or {}).items())
         table.add_row(student, total, str(c.get("complete", 0)), str(c.get("pruned", 0)), str(c.get("fail", 0)),
-                      str(c.get("running", 0) + c.get("waiting", 0)),
+                      str(c.get("running", 0) + c.get("waiting", 0) + c.get("abandoned", 0)),
                       "-" if best is None else f"{best['value']:.4f}",
                       "-" if best is None or best["mean_test_accuracy"] is None else f"{best['mean_test_accuracy']:.4f}",
                       cfg)

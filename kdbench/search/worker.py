@@ -14,13 +14,13 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the worker's arguments and run it until the quotas are used."""
-    from kdbench.search.runner import STORAGE_ENV, _set_parent_death_signal, run_worker
+    from kdbench.search.runner import STORAGE_ENV, _set_parent_death_signal, interrupt_on_sigterm, run_worker
 
     parser = argparse.ArgumentParser(prog="python -m kdbench.search.worker", description=__doc__)
     parser.add_argument("--study-dir", type=Path, required=True, help="Study directory (with study.json).")
     parser.add_argument("--n-trials", type=int, default=None, help="Total trial budget over all students.")
     parser.add_argument("--device", default="auto", help="Training device.")
-    parser.add_argument("--index", type=int, default=0, help="Worker index (offsets the sampler seed).")
+    parser.add_argument("--index", type=int, default=0, help="Worker index (for the log only; samplers seed per trial).")
     parser.add_argument("--grace", type=float, default=120.0, help="Seconds without heartbeat before a trial is stale.")
     parser.add_argument("--no-cache", action="store_true", help="Run the teacher on every batch.")
     parser.add_argument("--threads", type=int, default=None, help="Torch CPU threads of this worker.")
@@ -29,8 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     _set_parent_death_signal()
     if args.parent is not None and os.getppid() != args.parent:
         return 3  # the parent died before the death signal was armed
-    run_worker(args.study_dir, os.environ.get(STORAGE_ENV) or None, args.n_trials, args.device, args.no_cache,
-               args.index, args.grace, threads=args.threads)
+    try:
+        with interrupt_on_sigterm():
+            run_worker(args.study_dir, os.environ.get(STORAGE_ENV) or None, args.n_trials, args.device, args.no_cache,
+                       args.index, args.grace, threads=args.threads)
+    except KeyboardInterrupt as err:  # its trial is queued again; the parent reports the interrupt
+        print(f"worker {args.index}: interrupted ({getattr(err, 'signal_name', 'SIGINT')})", file=sys.stderr)
+        return 128 + int(getattr(err, "signum", 2))
     return 0
 
 
@@ -40,5 +45,7 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KdbenchError as err:
+        from kdbench.search.runner import SearchAborted
+
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(1 if isinstance(err, SearchAborted) else 2)
