@@ -24,7 +24,8 @@ that typos do not pass silently)::
 
     [constraints]                        # optional deployment constraints
     min_fps = 30.0                       # at batch 1
-    max_memory_mb = 50.0                 # compared with the model's RSS increment over the runtime
+    max_memory_mb = 50.0                 # compared with model_memory_mb (RSS increment over the runtime
+                                         # running a trivial one-op model)
     max_file_mb = 50.0
 
     [remote]                             # optional defaults for --remote
