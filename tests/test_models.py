@@ -196,11 +196,11 @@ def test_models_command_prints_a_table_for_the_chosen_size() -> None:
                                 env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
     expected = model_info(create_model("mobilenet_v3_small"), size=64)
-    row = next(line for line in result.output.splitlines() if "mobilenet_v3_small" in line and "torchvision" in line)
+    row = next(line for line in result.stdout.splitlines() if "mobilenet_v3_small" in line)  # stderr: progress
     assert f"{expected['params'] / 1e6:.3f}" in row and f"{expected['macs'] / 1e6:.1f}" in row
     assert f"{expected['size_mb']:.2f}" in row and "student" in row
     assert "64x64" in result.output
-    other = next(line for line in result.output.splitlines() if "resnet18" in line)
+    other = next(line for line in result.stdout.splitlines() if "resnet18" in line)
     assert "other" in other and "torchvision" in other
 
 
