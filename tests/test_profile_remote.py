@@ -224,3 +224,18 @@ def test_a_timeout_stops_the_remote_agent_and_removes_the_folder(tmp_path: Path)
         time.sleep(0.2)
     assert not (_agents_running() - before_agents)  # the agent no longer runs on the target
     assert _agent_dirs() == before_dirs  # and its folder is gone
+
+
+@pytest.mark.ssh
+@needs_sshd
+def test_the_remote_folder_is_removed_when_a_copy_fails(tmp_path: Path):
+    tiny_cnn(tmp_path / "m" / "a.onnx", size=32)
+    tiny_cnn(tmp_path / "m" / "b.onnx", size=32)
+    entries = discover_models(tmp_path / "m")
+    (tmp_path / "m" / "b.onnx").unlink()  # vanishes between discovery and the copy
+    prof = load_profile(str(write_profile(tmp_path / "pi.toml", name="pi", batches="[1]")))
+    before = _agent_dirs()
+    with pytest.raises(RemoteError, match="b.onnx is missing"):
+        run_remote(entries, prof, SshTarget("kdbench-test", SSH_CONFIG), python=sys.executable,
+                   rule=MeasureRule(**FAST_RULE))
+    assert _agent_dirs() == before
