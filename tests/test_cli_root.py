@@ -75,3 +75,10 @@ def test_a_command_run_inside_another_keeps_the_users_level(tmp_path) -> None:
     assert logging.getLogger("kdbench").level == logging.WARNING
     configure_logging("normal")
     assert logging.getLogger("kdbench").level == logging.INFO
+
+
+def test_verbose_header_hides_database_passwords(tmp_path) -> None:
+    done = run("-v", "search", "status", "--study", "x", "--run-dir", str(tmp_path),
+               "--storage", "postgresql://kdbench:s3cret@dbhost/kdbench")
+    assert done.returncode == 2 and "s3cret" not in done.stderr
+    assert "postgresql://kdbench:***@dbhost/kdbench" in done.stderr.splitlines()[0]

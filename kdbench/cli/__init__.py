@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import logging
 import platform
+import re
 import sys
 
 import typer
@@ -79,7 +80,8 @@ def _root(
     if quiet and verbose:
         raise ConfigError("--quiet and --verbose exclude each other; give one of them")
     configure_logging("quiet" if quiet else "verbose" if verbose else None)
-    logging.getLogger("kdbench").debug("kdbench %s, Python %s, argv %s", __version__, platform.python_version(), sys.argv[1:])
+    argv = [re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", a) for a in sys.argv[1:]]  # no database passwords
+    logging.getLogger("kdbench").debug("kdbench %s, Python %s, argv %s", __version__, platform.python_version(), argv)
 
 
 _register()
