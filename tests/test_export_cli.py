@@ -62,3 +62,21 @@ def test_unwritable_export_folder_is_refused_before_exporting(tiny_store, tiny_r
                                  "--out", str(tmp_path / "file" / "export")])
     assert isinstance(result.exception, ConfigError)
     assert str(result.exception) == f"--out {tmp_path / 'file' / 'export'}: cannot create the folder (Not a directory)"
+
+
+def test_damaged_checkpoint_is_refused_up_front(tiny_store, tmp_path) -> None:
+    from kdbench.errors import DataError
+    from kdbench.models import create_model
+    from kdbench.models.checkpoint import save_checkpoint
+
+    good = save_checkpoint(create_model("mobilenet_v3_small"), tmp_path / "good.pt", arch="mobilenet_v3_small",
+                           num_classes=4, input_size=tiny_store.size)
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 512] = bytes(512)  # zeroed bytes inside a weight tensor
+    bad = tmp_path / "best.pt"
+    bad.write_bytes(bytes(data))
+    result = runner.invoke(app, ["export", "--store", str(tiny_store.path), "--checkpoint", str(bad),
+                                 "--out", str(tmp_path / "export")])
+    assert isinstance(result.exception, DataError)
+    assert str(result.exception).startswith(f"checkpoint {bad} is corrupt: its tensors hash to ")
+    assert not (tmp_path / "export").exists()

@@ -35,6 +35,7 @@ def command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kdbench.checks import ensure_writable_dir
+    from kdbench.models.checkpoint import verify_checkpoint
     from kdbench.data.store import FrameStore
     from kdbench.errors import ConfigError
     from kdbench.export.candidates import resolve_candidates
@@ -45,6 +46,8 @@ def command(
         raise ConfigError(f"--opset {opset}: expected 17 or newer")
     frames = FrameStore.open(store)
     candidates = resolve_candidates(checkpoint, run, study_dir, top=top)
+    for cand in candidates:  # a damaged checkpoint is bad input, not a failed variant
+        verify_checkpoint(cand.checkpoint)
     ensure_writable_dir(out, "--out", need_mb=20)
     options = ExportOptions(
         int8=tuple(b.strip() for b in int8.split(",") if b.strip()), prune=tuple(parse_ratios(prune)), fp16=fp16,

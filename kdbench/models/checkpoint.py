@@ -162,6 +162,14 @@ def _read(path: Path, map_location: Any) -> Any:
         ) from None
 
 
+def verify_checkpoint(path: str | os.PathLike) -> None:
+    """Read a checkpoint and check its tensor checksum, without building the model (DataError if damaged)."""
+    path = Path(path)
+    obj = _read(path, "cpu")
+    if isinstance(obj, dict) and "state_dict" in obj:
+        verify_checksum(path, obj)
+
+
 def _is_plain_state_dict(obj: Any) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
