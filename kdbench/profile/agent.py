@@ -740,7 +740,10 @@ def measure(args: argparse.Namespace) -> dict:
     if "input_size" not in result:
         result["input_size"] = args.input_size
     result["conditions"] = {"before": cond_before, "after": conditions()}
-    result["inference_precision"] = runner.inference_precision or args.precision
+    ran = runner.inference_precision
+    # an int8 file runs its quantised layers in int8 and the rest at the runtime's inference precision
+    result["inference_precision"] = (f"int8+{ran}" if args.precision == "int8" and ran and ran != "int8"
+                                     else ran or args.precision)
     # The deployment figure is the peak while serving batch 1 (the first batch timed); larger
     # batches carry their own high-water mark in their entry.
     peak = result["batches"][0].get("peak_rss_mb") if result["batches"] else peak_rss_mb()
