@@ -126,3 +126,16 @@ def test_frames_changed_in_place_are_not_trusted(tiny_store, teacher_pt, tmp_pat
         load_or_build_teacher_logits(store, teacher_pt)
     with pytest.raises(DataError, match=r"frames.npy changed since"):
         load_or_build_teacher_logits(store, teacher_pt, rebuild=True)
+
+
+def test_unwritable_cache_folder_fails_before_the_teacher_pass(tiny_store, teacher_pt, tmp_path):
+    import shutil
+
+    from kdbench.data.store import FrameStore
+    from kdbench.errors import ConfigError
+
+    copy = tmp_path / "store"
+    shutil.copytree(tiny_store.path, copy, ignore=shutil.ignore_patterns("teacher_cache"))
+    (copy / "teacher_cache").write_text("a file where the cache folder should be")
+    with pytest.raises(ConfigError, match=r"teacher cache folder .*teacher_cache: exists and is not a folder"):
+        load_or_build_teacher_logits(FrameStore.open(copy), teacher_pt)

@@ -64,9 +64,9 @@ def cache(
     """Compute the teacher's logits for every frame once; training then reads them from the cache."""
     from rich.progress import Progress
 
-    from kdbench.checks import ensure_device, ensure_readable_file, ensure_writable_dir, positive_int
+    from kdbench.checks import ensure_device, ensure_readable_file, positive_int
     from kdbench.data.store import FrameStore
-    from kdbench.distill.cache import CACHE_DIR, build_teacher_logits, cache_paths, cache_status
+    from kdbench.distill.cache import build_teacher_logits, cache_paths, cache_status
 
     positive_int(batch_size, "--batch-size")
     ensure_device(device)
@@ -76,7 +76,6 @@ def cache(
     if reason is None:
         console.print(f"cache is up to date: {cache_paths(frames, key)[0]}")
         return
-    ensure_writable_dir(frames.path / CACHE_DIR, "teacher cache folder", need_mb=2 * len(frames) * 16 / 2**20)
     console.print(f"building teacher-logit cache ({reason})")
     with Progress(console=console) as bar:
         task = bar.add_task("teacher logits", total=len(frames))

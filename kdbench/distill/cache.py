@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from kdbench.checks import write_errors
+from kdbench.checks import ensure_writable_dir, write_errors
 from kdbench.data.store import FrameStore, frames_stat, verify_frames
 from kdbench.data.views import VIEWS
 from kdbench.errors import ConfigError
@@ -124,6 +124,8 @@ def build_teacher_logits(
         log.warning("teacher-logit cache %s is stale (%s): rebuilding", npy, reason)
     verify_frames(store)  # the key trusts store_hash: make sure the frames still match it
     stat = frames_stat(store)
+    # before the teacher pass, not after it: the entry, its temp file and the JSON need room
+    ensure_writable_dir(npy.parent, "teacher cache folder", need_mb=2 * len(store) * len(VIEWS) * 4 / 2**20 + 1)
     logits = compute_teacher_logits(load_teacher(teacher_path, device), store, batch_size, progress)
     tmp = npy.with_name(npy.name + ".tmp.npy")
     with write_errors(f"teacher cache {npy.parent}"):
