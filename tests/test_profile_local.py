@@ -159,3 +159,14 @@ def test_runs_merge_into_a_median_with_their_spread(tmp_path: Path, p50s: tuple,
     assert rec["latency_ms"]["p50"] == pytest.approx(1.01 if p50s[1] == 1.01 else 1.02)
     assert rec["stable"] is stable and rec["runs"] == 3
     assert rec["fps_low"] == pytest.approx(1000 / max(p50s)) and rec["fps_high"] == pytest.approx(1000 / min(p50s))
+
+
+def test_profile_record_round_trips_and_rejects_unknown_keys():
+    from kdbench.profile.results import ProfileRecord
+
+    rec = ProfileRecord(variant_id="v", file="v.onnx", target="rpi4", runtime="openvino", method="estimated",
+                        fps=31.0, fps_low=20.0, fps_high=45.0, model_memory_mb=12.5, notes=["n"])
+    d = rec.to_dict()
+    assert ProfileRecord.from_dict(d) == rec and d["memory_definition"].startswith("model_memory_mb:")
+    with pytest.raises(DataError, match="rss_increment_mb"):
+        ProfileRecord.from_dict({**d, "rss_increment_mb": 3.0})
