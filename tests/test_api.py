@@ -41,21 +41,12 @@ def test_import_kdbench_stays_light():
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(phantom_32px, tmp_path_factory):
     """kdbench.search on a 32 px phantom store: 1 student x (scratch, vanilla) x 2 seeds, one batch per epoch."""
-    from kdbench.data.prepare import prepare_store
-    from kdbench.data.synth import DYNAMIC_DIR, LVH_DIR, TMED_DIR, synthesize
-    from kdbench.models.checkpoint import save_checkpoint
-
+    store, teacher = phantom_32px
     root = tmp_path_factory.mktemp("api")
-    synthesize(root / "raw", videos_per_view=3, seed=0, frames=4)
-    prepare_store({"echonet_dynamic": root / "raw" / DYNAMIC_DIR, "echonet_lvh": root / "raw" / LVH_DIR,
-                   "tmed2": root / "raw" / TMED_DIR}, root / "store", size=32, frames_per_video=2, workers=1)
-    teacher = save_checkpoint(kdbench.create_model("mobilenet_v3_small"), root / "teacher.pt",
-                              arch="mobilenet_v3_small", num_classes=4, input_size=32)
     (root / "space.toml").write_text(SPACE)
-    result = kdbench.search(root / "space.toml", store=root / "store", teacher=teacher, run_dir=root / "runs",
-                            device="cpu")
+    result = kdbench.search(root / "space.toml", store=store, teacher=teacher, run_dir=root / "runs", device="cpu")
     return root, result
 
 
