@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from kdbench.data.loader import StoreLoader
+from kdbench.data.resized import resized_store
 from kdbench.data.store import FrameStore
 from kdbench.data.views import VIEWS
 from kdbench.distill.base import DistillMethod
@@ -43,6 +44,7 @@ class TrainConfig:
     eval_batch_size: int = 512
     max_batches_per_epoch: int | None = None  # cap for smoke runs; None = the whole split
     precise_bn_batches: int = 8  # training batches that re-estimate batch-norm statistics before each validation; 0 = off
+    input_size: int | None = None  # train and evaluate at this size (frames resized on the fly); None = the store's
 
     def resolved_device(self) -> torch.device:
         """The torch device this config asks for (auto = CUDA when present)."""
@@ -125,6 +127,7 @@ def fit(
     if method.needs_teacher and teacher_logits is None and teacher_model is None:
         raise ValueError(f"method {method.name!r} needs a teacher: pass teacher_logits or teacher_model")
     seed_everything(config.seed)
+    store = resized_store(store, config.input_size)  # cached teacher logits stay those of the full-size frames
     device = config.resolved_device()
     model.to(device)
     method.to(device)

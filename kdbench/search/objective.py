@@ -173,6 +173,10 @@ def make_objective(ctx: SearchContext, student: str) -> Callable[[Any], float]:
         trial.set_user_attr("run_dir", str(tdir.relative_to(ctx.study_dir)))
         results: dict[str, dict[str, Any]] = {}
         try:
+            if space.families or space.target:  # family, and the target's price before training (hardware_aware)
+                from kdbench.search.hardware_aware import before_training
+
+                before_training(ctx, trial, config)
             _run_seeds(ctx, trial, config, tdir, results, emit)
             value = statistics.fmean(r[space.objective] for r in results.values())
             _prune_checkpoints(space, tdir, results)

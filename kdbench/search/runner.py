@@ -103,7 +103,11 @@ def make_sampler(space: SearchSpace) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(space.n_startup_trials, 1),
-                                              constant_liar=True)
+                                              constant_liar=True, constraints_func=constraints)
+
+    constraints = None  # Optuna >= 5: trial.set_constraint in kdbench.search.hardware_aware; before: a constraints_func
+    if space.target and not hasattr(optuna.Trial, "set_constraint"):
+        from kdbench.search.hardware_aware import constraint_values as constraints
 
     return make(None) if space.sampler_seed is None else TrialSeededSampler(make, space.sampler_seed)
 

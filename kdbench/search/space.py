@@ -22,6 +22,7 @@ from typing import Any
 
 from kdbench.checks import read_text_utf8
 from kdbench.errors import ConfigError
+from kdbench.search.families import expand_students
 
 try:  # Python 3.11+
     import tomllib
@@ -44,6 +45,9 @@ STUDY_KEYS = {
     "baseline": "method trained as the first trial of every student (default scratch; 'none' to disable)",
     "keep_checkpoints": "all | best (best.pt of every completed seed, or only of the best seed per trial)",
     "pretrained": "true: students start from ImageNet weights (needs internet or a filled cache); default false",
+    "families": "student families searched by width: names (e.g. ['mobilenetv3_small']) or {name = [members]}",
+    "target": "hardware profile (e.g. 'rpi4'): every trial priced on it first; infeasible ones are not trained",
+    "precision": "fp32 | int8: the precision the target runs, for the pricing (default fp32)",
 }
 OBJECTIVES = ("val_accuracy", "val_macro_f1")
 SAMPLERS = ("tpe", "random", "grid")
@@ -58,6 +62,7 @@ TRAIN_KEYS: dict[str, tuple[type, float]] = {
     "lr": (float, 0.0),
     "weight_decay": (float, 0.0),
     "max_batches_per_epoch": (int, 0),
+    "input_size": (int, 8),  # px; frames resized on the fly (default: the store's size)
 }
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 20, "patience": 5, "batch_size": 256, "lr": 1e-3,
                                   "weight_decay": 1e-4, "max_batches_per_epoch": 0}
@@ -128,6 +133,9 @@ class SearchSpace:
     baseline: str | None = "scratch"
     keep_checkpoints: str = "all"
     pretrained: bool = False  # students start from ImageNet weights
+    families: dict[str, str] = field(default_factory=dict)  # member -> family (kdbench.search.families)
+    target: str | None = None  # hardware profile every trial is priced on (kdbench.search.hardware_aware)
+    precision: str = "fp32"  # the precision the target runs
     train: dict[str, Any] = field(default_factory=dict)  # fixed training settings
     shared: dict[str, Dim] = field(default_factory=dict)  # searched training settings
     methods: Dim | None = None
@@ -201,7 +209,8 @@ class SearchSpace:
         return {"file": str(self.path), "name": self.name, "raw": self.raw, "students": self.students, "seeds": self.seeds,
                 "objective": self.objective, "sampler": self.sampler, "pruner": self.pruner, "n_trials": self.n_trials,
                 "baseline": self.baseline, "keep_checkpoints": self.keep_checkpoints, "train": self.train,
-                "pretrained": self.pretrained}
+                "pretrained": self.pretrained, "families": self.families, "target": self.target,
+                "precision": self.precision}
 
 
 def grid_id(config: dict[str, Any]) -> str:
@@ -238,7 +247,7 @@ def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_student
     _unknown(raw, {"study": "", "train": "", "space": ""}, where, "top-level table")
     study = _table(raw, "study", where)
     _unknown(study, STUDY_KEYS, where, "[study] key")
-    students = study.get("students")
+    students, families = expand_students(study, where)
     if not isinstance(students, list) or not students or not all(isinstance(s, str) and s for s in students):
         raise ConfigError(f"{where}: study.students = {students!r}; expected a non-empty list of architecture names, "
                           "e.g. ['mobilenet_v3_small', 'shufflenet_v2_x1_0']")
@@ -247,7 +256,14 @@ def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_student
     if check_students:
         _check_students(students, where)
     space = SearchSpace(path=path, name=str(study.get("name", path.stem)), raw=raw, students=list(students),
-                        seeds=_seeds(study.get("seeds", DEFAULT_SEEDS), where))
+                        seeds=_seeds(study.get("seeds", DEFAULT_SEEDS), where), families=families)
+    if "target" in study:
+        from kdbench.search.hardware_aware import check_target
+
+        space.target, space.precision = study["target"], study.get("precision", "fp32")
+        check_target(space.target, space.precision, where)
+    elif "precision" in study:
+        raise ConfigError(f"{where}: study.precision is given without study.target; expected a target to price on")
     if not space.name or any(c in space.name for c in "/\\ \t") or space.name.startswith("."):
         raise ConfigError(f"{where}: study.name = {space.name!r}; expected a name without spaces or slashes")
     space.objective = _choice(study, "objective", OBJECTIVES, "val_accuracy", where)

@@ -34,6 +34,8 @@ class TrialConfig:
         """The training settings a search space controls, as plain values (0 batches = whole split)."""
         out = {key: getattr(self.train, key) for key in TRAIN_KEYS}
         out["max_batches_per_epoch"] = out["max_batches_per_epoch"] or 0
+        if out.get("input_size") is None:  # the store's size: not part of the configuration's id
+            out.pop("input_size", None)
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,262 @@
+"""Hardware-aware search: price a trial's student on the target before training it.
+
+With ``[study] target = "rpi4"`` every trial's configuration (architecture, width, input size,
+precision) is exported to ONNX once and priced by the target's estimator (kdbench.profile.estimate,
+calibrated on published Pi 4 figures: an *estimate* with its error band). Exports and prices are
+cached under ``<study>/pricing/`` by (architecture, input size, precision), so each configuration is
+exported once per study whatever the method, seed or worker. The verdict comes from the one
+constraint evaluator (kdbench.leaderboard.constraints): a configuration that ``fails`` (its whole
+band outside a limit) is not trained -- the trial is pruned with user attribute ``infeasible``;
+``meets`` and ``uncertain`` ones are trained. The price is stored on the trial (``price``) with
+``constraint`` values (<= 0: feasible, Optuna's convention), also given to Optuna with
+``trial.set_constraint`` (Optuna < 5: the TPE sampler's ``constraints_func``, ``constraint_values``) so
+the sampler learns where the feasible region is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kdbench.errors import ConfigError
+from kdbench.manifest import read_json, write_json
+
+PRECISIONS = ("fp32", "int8")
+PRICE_ATTR, CONSTRAINT_ATTR, INFEASIBLE_ATTR = "price", "constraint", "infeasible"
+PRICING_DIR = "pricing"
+CALIBRATION_FRAMES = 32
+
+
+@dataclass
+class Price:
+    """What a configuration costs on the target (estimated), and the verdict against its constraints."""
+
+    target: str
+    arch: str
+    input_size: int
+    precision: str
+    fps: float
+    fps_low: float
+    fps_high: float
+    latency_ms: float
+    model_memory_mb: float
+    model_memory_mb_low: float
+    model_memory_mb_high: float
+    error_band_pct: float
+    size_mb: float
+    status: str  # meets | fails | uncertain | unknown | n/a (the shared evaluator's)
+    reasons: list[str] = field(default_factory=list)
+    constraint: dict[str, float] = field(default_factory=dict)  # <= 0 where the optimistic end of the band fits
+    method: str = "estimated"
+    export_s: float = 0.0
+    estimate_s: float = 0.0
+    cached: bool = False
+
+    @property
+    def feasible(self) -> bool:
+        """False only when the target certainly cannot run it (verdict 'fails')."""
+        return self.status != "fails"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Price:
+        """Read ``to_dict``'s form back."""
+        return cls(**d)
+
+
+def check_target(target: Any, precision: Any, where: str) -> None:
+    """ConfigError unless the target has constraints and an estimator, and the precision is known."""
+    from kdbench.profile.estimate import find_calibration
+    from kdbench.profile.hardware import load_profile
+
+    if not isinstance(target, str) or not target:
+        raise ConfigError(f"{where}: study.target = {target!r}; expected a hardware profile name such as 'rpi4'")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{where}: study.precision = {precision!r}; expected one of {list(PRECISIONS)}")
+    try:
+        prof = load_profile(target)
+        if not prof.constraints:
+            raise ConfigError(f"hardware profile {prof.path} has no [constraints]; nothing to search against")
+        find_calibration(prof.calibration or prof.name)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: study.target = {target!r}: {err}") from None
+
+
+def constraint_of(row: dict[str, Any], constraints: dict[str, float]) -> dict[str, float]:
+    """Optuna constraint values per constraint key (<= 0 feasible) at the optimistic end of each figure's band."""
+    out = {}
+    if "min_fps" in constraints:
+        out["min_fps"] = constraints["min_fps"] - row["fps_high"]
+    if "max_memory_mb" in constraints:
+        out["max_memory_mb"] = row["model_memory_mb_low"] - constraints["max_memory_mb"]
+    if "max_file_mb" in constraints:
+        out["max_file_mb"] = row["size_mb"] - constraints["max_file_mb"]
+    return out
+
+
+def graph_export(arch: str, path: Path, size: int) -> Path:
+    """ONNX graph of an untrained ``arch`` at batch 1 and ``size`` px (TorchScript exporter: ~10x faster than dynamo)."""
+    import warnings
+
+    import torch
+
+    from kdbench.export.onnx_export import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME
+    from kdbench.models import create_model
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.onnx")
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(create_model(arch).eval(), (torch.rand(1, 1, size, size),), str(tmp), dynamo=False,
+                          opset_version=DEFAULT_OPSET, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+    tmp.replace(path)
+    return path
+
+
+class Pricer:
+    """Prices (arch, input size) at one precision for one target; cached on disk and in memory."""
+
+    def __init__(self, target: str, cache_dir: str | Path, precision: str = "fp32", store: Any = None) -> None:
+        from kdbench.profile.estimate import find_calibration
+        from kdbench.profile.hardware import load_profile
+
+        self.profile = load_profile(target)
+        self.calibration = find_calibration(self.profile.calibration or self.profile.name)
+        self.target, self.precision, self.store = self.profile.name, precision, store
+        self.cache_dir = Path(cache_dir)
+        self._memo: dict[tuple[str, int], Price] = {}
+
+    def model_path(self, arch: str, size: int) -> Path:
+        """The cached ONNX file of (arch, size, precision)."""
+        return self.cache_dir / "onnx" / f"{arch}_{size}_{self.precision}.onnx"
+
+    def price_path(self, arch: str, size: int) -> Path:
+        """The cached price of (arch, size, precision) on this target."""
+        return self.cache_dir / self.target / f"{arch}_{size}_{self.precision}.json"
+
+    def price(self, arch: str, size: int) -> Price:
+        """The price of a configuration: from memory, from disk, else exported and estimated now."""
+        key = (arch, int(size))
+        if key in self._memo:
+            return dataclasses.replace(self._memo[key], cached=True)
+        path = self.price_path(arch, size)
+        if path.is_file():
+            price = Price.from_dict({**read_json(path), "cached": True})
+        else:
+            price = self._estimate(arch, int(size))
+            write_json(path, price.to_dict())
+        self._memo[key] = price = self._judge(price)
+        return price
+
+    def _judge(self, price: Price) -> Price:
+        """The verdict of the shared evaluator against the profile's constraints now (a cached price may predate them)."""
+        from kdbench.leaderboard.constraints import evaluate_constraints
+
+        row = price.to_dict()
+        status, reasons = evaluate_constraints(row, self.profile.constraints)
+        return dataclasses.replace(price, status=status, reasons=reasons,
+                                   constraint=constraint_of(row, self.profile.constraints))
+
+    def export(self, arch: str, size: int) -> Path:
+        """Export an untrained ``arch`` at ``size`` (the graph, not the weights, sets the price); int8: QDQ."""
+        path = self.model_path(arch, size)
+        if path.is_file():
+            return path
+        fp32 = path if self.precision == "fp32" else path.with_name(path.stem + ".fp32.onnx")
+        graph_export(arch, fp32, size)
+        if self.precision == "int8":
+            self._quantize(fp32, path, size)
+        return path
+
+    def _quantize(self, fp32: Path, out: Path, size: int) -> None:
+        """QDQ int8 of the fp32 export, calibrated on store frames at ``size``."""
+        from kdbench.data.resized import resized_store
+        from kdbench.export.ort_int8 import calibration_frames, preprocess, quantize_ort
+
+        if self.store is None:
+            raise ConfigError("study.precision = 'int8' needs the frame store to calibrate the quantisation")
+        pre = preprocess(fp32, out.with_name(out.stem + ".pre.onnx"))
+        frames = calibration_frames(resized_store(self.store, size), n=CALIBRATION_FRAMES)
+        quantize_ort(pre, out, frames, per_channel=True)
+
+    def _estimate(self, arch: str, size: int) -> Price:
+        """Export, then the estimator's batch-1 record (the verdict is ``_judge``'s)."""
+        from kdbench.profile.estimate import estimate_record, model_features
+        from kdbench.profile.results import ModelEntry
+
+        t0 = time.perf_counter()
+        path = self.export(arch, size)
+        t1 = time.perf_counter()
+        entry = ModelEntry(variant_id=f"{arch}@{size}-{self.precision}", path=path, precision=self.precision,
+                           input_size=size)
+        runtime = self.profile.runtimes[0]
+        rec = estimate_record(entry, self.profile, self.calibration, runtime, model_features(entry), 1,
+                              self.profile.threads or self.calibration.threads)
+        return Price(target=self.target, arch=arch, input_size=size, precision=self.precision, fps=rec["fps"],
+                     fps_low=rec["fps_low"], fps_high=rec["fps_high"], latency_ms=rec["latency_ms"]["p50"],
+                     model_memory_mb=rec["model_memory_mb"], model_memory_mb_low=rec["model_memory_mb_low"],
+                     model_memory_mb_high=rec["model_memory_mb_high"], error_band_pct=rec["error_band"]["pct"],
+                     size_mb=rec["file_size_mb"],
+                     status="", export_s=t1 - t0, estimate_s=time.perf_counter() - t1)
+
+
+_PRICERS: dict[tuple[str, str, str], Pricer] = {}
+
+
+def pricer_for(study_dir: Path, target: str, precision: str, store: Any) -> Pricer:
+    """The process's Pricer of a study (one per study directory, target and precision)."""
+    key = (str(study_dir), target, precision)
+    if key not in _PRICERS:
+        _PRICERS[key] = Pricer(target, Path(study_dir) / PRICING_DIR, precision, store)
+    return _PRICERS[key]
+
+
+def before_training(ctx: Any, trial: Any, config: Any) -> Price | None:
+    """Record the trial's family; with a target, price it and prune it (not trained) when the target cannot run it."""
+    from kdbench.search.families import family_of
+
+    trial.set_user_attr("family", family_of(config.student, ctx.space.families))
+    if not ctx.space.target:
+        return None
+    return price_trial(ctx, trial, config.student, config.train.input_size)
+
+
+def price_trial(ctx: Any, trial: Any, arch: str, input_size: int | None) -> Price:
+    """Price the trial's student on the study's target; prune it (not trained) when the target cannot run it."""
+    import optuna
+
+    space = ctx.space
+    size = int(input_size or ctx.store.size)
+    price = pricer_for(ctx.study_dir, space.target, space.precision, ctx.store).price(arch, size)
+    trial.set_user_attr(PRICE_ATTR, price.to_dict())
+    trial.set_user_attr(CONSTRAINT_ATTR, price.constraint)
+    if hasattr(trial, "set_constraint"):  # Optuna >= 5; before, the sampler's constraints_func reads the user attribute
+        for key, value in price.constraint.items():
+            trial.set_constraint(key, value)
+    trial.set_user_attr("input_size", size)
+    if not price.feasible:
+        reason = (f"{arch} at {size} px {price.precision} on {price.target}: estimated "
+                  + "; ".join(price.reasons) + "; not trained")
+        trial.set_user_attr(INFEASIBLE_ATTR, reason)
+        raise optuna.TrialPruned(reason)
+    return price
+
+
+def constraint_values(trial: Any) -> list[float]:
+    """The TPE sampler's constraints_func (Optuna < 5): the values the pricing stored (feasible if absent)."""
+    return list((trial.user_attrs.get(CONSTRAINT_ATTR) or {"none": 0.0}).values())
+
+
+def pricing_summary(trials: list[Any]) -> dict[str, Any]:
+    """How many trials were priced, skipped as infeasible (saved from training), and the pricing time."""
+    priced = [t for t in trials if PRICE_ATTR in t.user_attrs]
+    fresh = [t.user_attrs[PRICE_ATTR] for t in priced if not t.user_attrs[PRICE_ATTR].get("cached")]
+    return {"priced": len(priced), "infeasible": sum(INFEASIBLE_ATTR in t.user_attrs for t in priced),
+            "exports": len(fresh), "export_s": sum(p["export_s"] for p in fresh),
+            "estimate_s": sum(p["estimate_s"] for p in fresh)}
