@@ -2,13 +2,20 @@
 
 The loop is the same for every method: the student's logits, the teacher's logits (looked up in the
 cache by store row, or computed by a live teacher module for comparison), and the method's loss
-terms. Early stopping watches validation accuracy; the best epoch's weights are what is evaluated
-and saved. A non-finite loss ends the run with status ``"non_finite_loss"`` instead of raising.
+terms. Each epoch is a training pass (``_train_epoch``), a check that the weights are finite, and a
+validation (``_validate``); the epoch with the best ``config.select_on`` (validation accuracy or
+macro-F1, the study's objective) is kept, early stopping watches the same figure, and the kept
+weights are evaluated on val and test (``_evaluate_best``) and saved. The memory format (and
+compilation) of training and evaluation is the fastest measured for this model, size, device and
+batch (``kdbench.fastpath``). A non-finite loss ends the run with status ``"non_finite_loss"``,
+non-finite weights after an epoch with ``"non_finite"``; neither raises, and no checkpoint with
+non-finite weights is written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,15 +25,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from kdbench import fastpath
 from kdbench.data.loader import StoreLoader
 from kdbench.data.resized import resized_store
 from kdbench.data.store import FrameStore
 from kdbench.data.views import VIEWS
 from kdbench.distill.base import DistillMethod
+from kdbench.errors import ConfigError
 from kdbench.manifest import write_json
-from kdbench.metrics import classification_metrics
+from kdbench.metrics import classification_metrics, clip_ids
 
 EpochCallback = Callable[[int, dict], None]
+SELECT_ON = ("val_accuracy", "val_macro_f1")
+METHOD_OPTIMIZERS = ("student", "sgd")
 
 
 @dataclass
@@ -37,14 +48,29 @@ class TrainConfig:
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    method_lr: float = 0.05  # SGD learning rate of a method's own parameters (CTKD's temperature)
-    patience: int = 5  # epochs without a better validation accuracy before stopping
+    # A method's own parameters (CTKD's temperature): "student" puts them in the student's AdamW, with
+    # its learning rate, cosine schedule and weight decay, as the official CTKD code does (one SGD over
+    # the student and the temperature module, zhengli97/CTKD train_student.py); "sgd" gives them their
+    # own constant-lr SGD (momentum 0.9, no weight decay) at ``method_lr``.
+    method_optimizer: str = "student"
+    method_lr: float = 0.05
+    patience: int = 5  # epochs without a better ``select_on`` before stopping
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
     eval_batch_size: int = 512
     max_batches_per_epoch: int | None = None  # cap for smoke runs; None = the whole split
     precise_bn_batches: int = 8  # training batches that re-estimate batch-norm statistics before each validation; 0 = off
+    select_on: str = "val_accuracy"  # the validation figure that picks the epoch: "val_accuracy" | "val_macro_f1"
+    fast_path: str = "auto"  # memory format / compilation: "auto" (measured, cached) | "off" | a format of kdbench.fastpath
     input_size: int | None = None  # train and evaluate at this size (frames resized on the fly); None = the store's
+
+    def __post_init__(self) -> None:
+        if self.select_on not in SELECT_ON:
+            raise ConfigError(f"train select_on={self.select_on!r} is not allowed; expected one of {list(SELECT_ON)}")
+        if self.method_optimizer not in METHOD_OPTIMIZERS:
+            raise ConfigError(f"train method_optimizer={self.method_optimizer!r} is not allowed; "
+                              f"expected one of {list(METHOD_OPTIMIZERS)}")
+        fastpath.check_fast_path(self.fast_path)
 
     def resolved_device(self) -> torch.device:
         """The torch device this config asks for (auto = CUDA when present)."""
@@ -57,7 +83,7 @@ class TrainConfig:
 class RunResult:
     """What one run produced: status, metrics of the best epoch, history and timings."""
 
-    status: str  # "ok" | "non_finite_loss"
+    status: str  # "ok" | "non_finite_loss" | "non_finite" (weights)
     metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int = -1
@@ -66,6 +92,7 @@ class RunResult:
     train_images_per_s: float = 0.0
     message: str = ""
     checkpoint: str | None = None
+    fast_path: dict[str, Any] = field(default_factory=dict)  # {"train": FormatChoice, "eval": FormatChoice} as dicts
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form of the result."""
@@ -79,13 +106,14 @@ def seed_everything(seed: int) -> None:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, store: FrameStore, split: str, batch_size: int, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """Logits of ``model`` on every frame of a split, and the store rows they belong to."""
+def predict_logits(model: nn.Module, store: FrameStore, split: str, batch_size: int, device: torch.device,
+                   fmt: str = "nchw") -> tuple[np.ndarray, np.ndarray]:
+    """Logits of ``model`` on every frame of a split (inputs in ``fmt``'s layout), and their store rows."""
     model.eval()
     outs, rows = [], []
     for x, _, idx in StoreLoader(store, split, batch_size):
         with _autocast(device):
-            outs.append(model(_to_device(x, device)).float().cpu())
+            outs.append(model(fastpath.format_input(x, fmt, device)).float().cpu())
         rows.append(idx)
     if not outs:
         return np.zeros((0, len(VIEWS)), np.float32), np.zeros(0, np.int64)
@@ -95,15 +123,179 @@ def predict_logits(model: nn.Module, store: FrameStore, split: str, batch_size: 
 def evaluate_split(
     logits: np.ndarray, rows: np.ndarray, store: FrameStore, teacher_logits: np.ndarray | None
 ) -> dict[str, Any]:
-    """Classification metrics of logits on store rows, plus agreement with the teacher."""
-    metrics = classification_metrics(logits, store.labels[rows], store.sources[rows])
+    """Classification metrics (frame and clip level) of logits on store rows, plus agreement with the teacher."""
+    labels, sources = store.labels[rows], store.sources[rows]
+    metrics = classification_metrics(logits, labels, sources, clips=clip_ids(store, rows))
     if teacher_logits is not None and len(rows):
         t = teacher_logits[rows]
-        teacher = classification_metrics(t, store.labels[rows], store.sources[rows])
+        teacher = classification_metrics(t, labels, sources)
         metrics["teacher_accuracy"] = teacher["accuracy"]
         metrics["teacher_agreement"] = float(np.mean(logits.argmax(1) == t.argmax(1)))
         metrics["relative_accuracy"] = metrics["accuracy"] / teacher["accuracy"] if teacher["accuracy"] > 0 else float("nan")
     return metrics
+
+
+def non_finite_weights(model: nn.Module) -> str | None:
+    """None when every floating-point weight and buffer is finite, else how many values are not."""
+    bad = {k: int((~torch.isfinite(v)).sum()) for k, v in model.state_dict().items() if v.is_floating_point()}
+    bad = {k: n for k, n in bad.items() if n}
+    if not bad:
+        return None
+    return f"{sum(bad.values())} non-finite values in {len(bad)} tensors (first: {next(iter(bad))})"
+
+
+@dataclass
+class _Loop:
+    """The pieces of one run that the epoch, validation and final evaluation share."""
+
+    model: nn.Module
+    method: DistillMethod
+    store: FrameStore
+    config: TrainConfig
+    device: torch.device
+    loader: StoreLoader
+    n_batches: int
+    optimizers: list[torch.optim.Optimizer]
+    scheduler: Any
+    scaler: Any
+    train_format: fastpath.FormatChoice
+    eval_format: fastpath.FormatChoice
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    teacher_logits: np.ndarray | None = None
+    teacher_model: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+
+@dataclass
+class _Epoch:
+    """What one training pass produced."""
+
+    terms: dict[str, float] = field(default_factory=dict)  # loss terms summed over images
+    images: int = 0
+    seconds: float = 0.0
+    status: str = "ok"
+    message: str = ""
+
+
+def _optimizers(model: nn.Module, method: DistillMethod, config: TrainConfig) -> tuple[list[torch.optim.Optimizer], Any]:
+    """The student's AdamW with a cosine schedule, holding the method's own parameters too unless they get their own SGD."""
+    own = [p for p in method.parameters() if p.requires_grad]
+    joined = own if config.method_optimizer == "student" else []
+    optimizer = torch.optim.AdamW([*model.parameters(), *joined], lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
+    extra = [torch.optim.SGD(own, lr=config.method_lr, momentum=0.9)] if own and not joined else []
+    return [optimizer, *extra], scheduler
+
+
+def _choose_formats(model: nn.Module, store: FrameStore, config: TrainConfig, device: torch.device, arch: str,
+                    n_batches: int) -> tuple[fastpath.FormatChoice, fastpath.FormatChoice]:
+    """The training and evaluation formats for this model, size, device and batch (measured once, cached)."""
+    x, y, _ = next(iter(StoreLoader(store, "train", config.batch_size)))
+    train = fastpath.choose(model, x, y, "train", device, config.fast_path, arch, config.batch_size,
+                            planned_steps=config.epochs * n_batches, lr=config.lr)
+    split = "val" if len(store.indices("val")) else "train"
+    xv, yv, _ = next(iter(StoreLoader(store, split, config.eval_batch_size)))
+    evaluation = fastpath.choose(model, xv, yv, "eval", device, config.fast_path, arch, config.eval_batch_size)
+    return train, evaluation
+
+
+def _setup(model: nn.Module, method: DistillMethod, store: FrameStore, config: TrainConfig, arch: str,
+           teacher_logits: np.ndarray | None, teacher_model: Callable | None) -> _Loop:
+    """Place the model, choose its formats, and build the optimizers and the loader of a run."""
+    device = config.resolved_device()
+    model.to(device)
+    method.to(device)
+    if isinstance(teacher_model, nn.Module):
+        teacher_model.to(device).eval()
+    loader = StoreLoader(store, "train", config.batch_size, shuffle=True, seed=config.seed, drop_last=False)
+    n_batches = len(loader) if config.max_batches_per_epoch is None else min(len(loader), config.max_batches_per_epoch)
+    train_format, eval_format = _choose_formats(model, store, config, device, arch, n_batches)
+    fastpath.to_format(model, train_format.format)
+    optimizers, scheduler = _optimizers(model, method, config)
+    return _Loop(model=model, method=method, store=store, config=config, device=device, loader=loader,
+                 n_batches=n_batches, optimizers=optimizers, scheduler=scheduler,
+                 scaler=torch.amp.GradScaler("cuda", enabled=device.type == "cuda"), train_format=train_format,
+                 eval_format=eval_format, forward=fastpath.compiled(model, train_format.format),
+                 teacher_logits=teacher_logits, teacher_model=teacher_model)
+
+
+def _train_epoch(loop: _Loop, epoch: int, on_batch: Callable[[], None] | None = None) -> _Epoch:
+    """One pass over the training batches; stops at a non-finite loss."""
+    loop.model.train()
+    loop.loader.set_epoch(epoch)
+    out, fmt, device = _Epoch(), loop.train_format.format, loop.device
+    t0 = time.perf_counter()
+    for b, (x, y, idx) in enumerate(loop.loader):
+        if b >= loop.n_batches:
+            break
+        x, y = fastpath.format_input(x, fmt, device), y.to(device, non_blocking=True)
+        with _autocast(device):
+            logits = loop.forward(x)
+            t_logits = _teacher_batch(loop.teacher_logits, loop.teacher_model, x, idx, device) if loop.method.needs_teacher else None
+        terms = loop.method(logits.float(), t_logits, y, epoch)
+        loss = sum(terms.values())
+        if not torch.isfinite(loss):
+            out.status, out.message = "non_finite_loss", f"loss became {loss.item()} at epoch {epoch} batch {b} ({_fmt_terms(terms)})"
+            break
+        _step(loop, loss)
+        out.images += len(y)
+        for k, v in terms.items():
+            out.terms[k] = out.terms.get(k, 0.0) + float(v.detach()) * len(y)
+        if on_batch is not None:
+            on_batch()
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _step(loop: _Loop, loss: torch.Tensor) -> None:
+    """Backward and one step of every optimizer (through the AMP scaler on CUDA)."""
+    for opt in loop.optimizers:
+        opt.zero_grad(set_to_none=True)
+    loop.scaler.scale(loss).backward()
+    for opt in loop.optimizers:
+        loop.scaler.step(opt)
+    loop.scaler.update()
+
+
+@contextlib.contextmanager
+def _eval_layout(loop: _Loop):
+    """The model in the evaluation format's layout for the duration (back to the training layout after)."""
+    fastpath.to_format(loop.model, loop.eval_format.format)
+    try:
+        yield loop.eval_format.format
+    finally:
+        fastpath.to_format(loop.model, loop.train_format.format)
+
+
+def _validate(loop: _Loop, epoch: int, trained: _Epoch) -> dict[str, Any]:
+    """Precise batch-norm statistics, then the epoch's record: mean loss terms and validation figures."""
+    config = loop.config
+    if config.precise_bn_batches:
+        recalibrate_batch_norm(loop.model, loop.loader, config.precise_bn_batches, loop.device, loop.train_format.format)
+    with _eval_layout(loop) as fmt:
+        logits, rows = predict_logits(loop.model, loop.store, "val", config.eval_batch_size, loop.device, fmt)
+    val = evaluate_split(logits, rows, loop.store, None)
+    seen = max(1, trained.images)
+    return {
+        "epoch": epoch,
+        "train_loss": {k: v / seen for k, v in trained.terms.items()},
+        "val_accuracy": val["accuracy"],
+        "val_macro_f1": val["macro_f1"],
+        "val_clip_accuracy": val.get("clip_accuracy"),
+        **{f"method_{k}": v for k, v in loop.method.epoch_log().items()},
+    }
+
+
+def _evaluate_best(loop: _Loop, best_state: dict[str, torch.Tensor]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Load the kept epoch's weights; their metrics on val and test, and the logits and rows behind them."""
+    loop.model.load_state_dict(best_state)
+    predictions: dict[str, np.ndarray] = {}
+    metrics: dict[str, Any] = {}
+    with _eval_layout(loop) as fmt:
+        for split in ("val", "test"):
+            logits, rows = predict_logits(loop.model, loop.store, split, loop.config.eval_batch_size, loop.device, fmt)
+            predictions[f"{split}_logits"], predictions[f"{split}_rows"] = logits.astype(np.float32), rows.astype(np.int64)
+            metrics[split] = evaluate_split(logits, rows, loop.store, loop.teacher_logits)
+    return metrics, predictions
 
 
 def fit(
@@ -118,7 +310,7 @@ def fit(
     epoch_callback: EpochCallback | None = None,
     checkpoint_meta: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Train ``model`` with ``method`` on the store's train split; early-stop on validation.
+    """Train ``model`` with ``method`` on the store's train split; keep the epoch best on ``config.select_on``.
 
     ``teacher_logits`` ([N, 4], indexed by store row) is the cached teacher; ``teacher_model`` is
     the naive alternative that runs the teacher on every batch. ``epoch_callback(epoch, record)``
@@ -126,119 +318,65 @@ def fit(
     """
     if method.needs_teacher and teacher_logits is None and teacher_model is None:
         raise ValueError(f"method {method.name!r} needs a teacher: pass teacher_logits or teacher_model")
+    start = time.perf_counter()
     seed_everything(config.seed)
     store = resized_store(store, config.input_size)  # cached teacher logits stay those of the full-size frames
-    device = config.resolved_device()
-    model.to(device)
-    method.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    if isinstance(teacher_model, nn.Module):
-        teacher_model.to(device).eval()
-
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
-    # A method's own parameters (CTKD's temperature) take plain SGD without weight decay, as in the
-    # CTKD paper: Adam would normalise away the lambda scaling of the reversed gradient.
-    method_params = [p for p in method.parameters() if p.requires_grad]
-    optimizers = [optimizer] + ([torch.optim.SGD(method_params, lr=config.method_lr, momentum=0.9)] if method_params else [])
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    loader = StoreLoader(store, "train", config.batch_size, shuffle=True, seed=config.seed, drop_last=False)
-    n_batches = len(loader) if config.max_batches_per_epoch is None else min(len(loader), config.max_batches_per_epoch)
-
-    history: list[dict[str, Any]] = []
-    best_acc, best_epoch, best_state = -1.0, -1, None
-    status, message = "ok", ""
-    images, train_time = 0, 0.0
-    start = time.perf_counter()
-    n_train = len(store.indices("train"))
+    meta = checkpoint_meta or {}
+    loop = _setup(model, method, store, config, meta.get("arch") or getattr(model, "arch", type(model).__name__),
+                  teacher_logits, teacher_model)
+    result = RunResult(status="ok", metrics={}, fast_path={"train": loop.train_format.to_dict(), "eval": loop.eval_format.to_dict()})
+    best_score, best_state, images, train_time = -1.0, None, 0, 0.0
     bar = _progress() if progress else None
     with bar if bar is not None else contextlib.nullcontext():
-        task = bar.add_task("train", total=config.epochs * n_batches) if bar is not None else None
+        task = bar.add_task("train", total=config.epochs * loop.n_batches) if bar is not None else None
+        callbacks = [cb for cb in (_console_callback(bar, config) if bar is not None else None, epoch_callback) if cb]
         for epoch in range(config.epochs):
-            model.train()
-            loader.set_epoch(epoch)
-            terms_sum: dict[str, float] = {}
-            t0 = time.perf_counter()
-            for b, (x, y, idx) in enumerate(loader):
-                if b >= n_batches:
-                    break
-                x, y = _to_device(x, device), y.to(device, non_blocking=True)
-                with _autocast(device):
-                    logits = model(x)
-                    t_logits = _teacher_batch(teacher_logits, teacher_model, x, idx, device) if method.needs_teacher else None
-                terms = method(logits.float(), t_logits, y, epoch)
-                loss = sum(terms.values())
-                if not torch.isfinite(loss):
-                    status = "non_finite_loss"
-                    message = f"loss became {loss.item()} at epoch {epoch} batch {b} ({_fmt_terms(terms)})"
-                    break
-                for opt in optimizers:
-                    opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                for opt in optimizers:
-                    scaler.step(opt)
-                scaler.update()
-                images += len(y)
-                for k, v in terms.items():
-                    terms_sum[k] = terms_sum.get(k, 0.0) + float(v.detach()) * len(y)
-                if bar is not None:
-                    bar.update(task, advance=1, description=f"epoch {epoch + 1}/{config.epochs}")
-            train_time += time.perf_counter() - t0
-            if status != "ok":
+            advance = (lambda e=epoch: bar.update(task, advance=1, description=f"epoch {e + 1}/{config.epochs}")) if bar else None
+            trained = _train_epoch(loop, epoch, advance)
+            images, train_time = images + trained.images, train_time + trained.seconds
+            result.status, result.message = trained.status, trained.message
+            bad = non_finite_weights(model) if trained.status == "ok" else None
+            if bad:
+                result.status, result.message = "non_finite", f"weights became non-finite in epoch {epoch}: {bad}"
+            if result.status != "ok":
                 break
-            scheduler.step()
-            if config.precise_bn_batches:
-                recalibrate_batch_norm(model, loader, config.precise_bn_batches, device)
-            val_logits, val_rows = predict_logits(model, store, "val", config.eval_batch_size, device)
-            val = classification_metrics(val_logits, store.labels[val_rows], store.sources[val_rows])
-            seen = max(1, min(n_train, n_batches * config.batch_size))
-            record = {
-                "epoch": epoch,
-                "train_loss": {k: v / seen for k, v in terms_sum.items()},
-                "val_accuracy": val["accuracy"],
-                "val_macro_f1": val["macro_f1"],
-                **{f"method_{k}": v for k, v in method.epoch_log().items()},
-            }
-            history.append(record)
-            if val["accuracy"] > best_acc:
-                best_acc, best_epoch = val["accuracy"], epoch
+            loop.scheduler.step()
+            record = _validate(loop, epoch, trained)
+            if record[config.select_on] > best_score:
+                best_score, result.best_epoch = record[config.select_on], epoch
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            if bar is not None:
-                bar.console.print(
-                    f"  epoch {epoch + 1}: loss {sum(record['train_loss'].values()):.4f}  "
-                    f"val acc {val['accuracy']:.4f}  best {best_acc:.4f} (epoch {best_epoch + 1})"
-                    + "".join(f"  {k} {v:.3f}" for k, v in method.epoch_log().items()),
-                    highlight=False,
-                )
-            if epoch_callback is not None:
-                epoch_callback(epoch, record)
-            if epoch - best_epoch >= config.patience:
+            record.update(best_epoch=result.best_epoch, best_score=best_score)
+            result.history.append(record)
+            for callback in callbacks:
+                callback(epoch, record)
+            if epoch - result.best_epoch >= config.patience:
                 break
-
-    result = RunResult(
-        status=status,
-        metrics={},
-        history=history,
-        best_epoch=best_epoch,
-        epochs_run=len(history),
-        message=message,
-        train_images_per_s=images / train_time if train_time > 0 else 0.0,
-    )
+    result.epochs_run = len(result.history)
+    result.train_images_per_s = images / train_time if train_time > 0 else 0.0
+    predictions = None
     if best_state is not None:
-        model.load_state_dict(best_state)
-        result.metrics = {
-            split: evaluate_split(*predict_logits(model, store, split, config.eval_batch_size, device), store, teacher_logits)
-            for split in ("val", "test")
-        }
+        result.metrics, predictions = _evaluate_best(loop, best_state)
     result.wall_time_s = time.perf_counter() - start
     if out_dir is not None:
-        _write_run(out_dir, model, method, store, config, result, checkpoint_meta or {}, best_state is not None)
+        _write_run(out_dir, model, method, store, config, result, meta, predictions)
     return result
 
 
+def _console_callback(bar: Any, config: TrainConfig) -> EpochCallback:
+    """An epoch callback that prints the epoch's line above the progress bar."""
+    def show(epoch: int, record: dict[str, Any]) -> None:
+        extra = "".join(f"  {k[len('method_'):]} {v:.3f}" for k, v in record.items() if k.startswith("method_"))
+        bar.console.print(
+            f"  epoch {epoch + 1}: loss {sum(record['train_loss'].values()):.4f}  val acc {record['val_accuracy']:.4f}"
+            f"  macro-F1 {record['val_macro_f1']:.4f}  best {config.select_on} {record['best_score']:.4f} "
+            f"(epoch {record['best_epoch'] + 1})" + extra, highlight=False)
+
+    return show
+
+
 @torch.no_grad()
-def recalibrate_batch_norm(model: nn.Module, loader: StoreLoader, max_batches: int, device: torch.device) -> bool:
+def recalibrate_batch_norm(model: nn.Module, loader: StoreLoader, max_batches: int, device: torch.device,
+                           fmt: str = "nchw") -> bool:
     """Re-estimate batch-norm running statistics as plain averages over training batches ("precise BN").
 
     In short runs the exponential running averages lag far behind the weights (the eval-mode model
@@ -258,7 +396,7 @@ def recalibrate_batch_norm(model: nn.Module, loader: StoreLoader, max_batches: i
         if b >= max_batches:
             break
         with _autocast(device):
-            model(_to_device(x, device))
+            model(fastpath.format_input(x, fmt, device))
     for bn, momentum in zip(bns, momenta):
         bn.momentum = momentum
     model.train(was_training)
@@ -266,17 +404,21 @@ def recalibrate_batch_norm(model: nn.Module, loader: StoreLoader, max_batches: i
 
 
 def _write_run(out_dir: Path, model: nn.Module, method: DistillMethod, store: FrameStore, config: TrainConfig,
-               result: RunResult, meta: dict[str, Any], has_weights: bool) -> None:
-    """Write best.pt (when any epoch finished) and metrics.json into the run directory."""
+               result: RunResult, meta: dict[str, Any], predictions: dict[str, np.ndarray] | None) -> None:
+    """Write best.pt and predictions.npz (when a finite epoch was kept) and metrics.json into the run directory."""
     from kdbench.models.checkpoint import save_checkpoint
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    arch = meta.get("arch", type(model).__name__)
-    if has_weights:
-        save_checkpoint(model.cpu(), out_dir / "best.pt", arch=arch, num_classes=len(VIEWS), input_size=store.size,
-                        extra={"method": method.name})
+    fastpath.to_format(model.cpu(), "nchw")
+    bad = non_finite_weights(model) if predictions is not None else None
+    if bad:  # never reached by fit's own checks; the last guard before a checkpoint is written
+        result.status, result.message, predictions = "non_finite", f"kept weights are non-finite: {bad}", None
+    if predictions is not None:
+        save_checkpoint(model, out_dir / "best.pt", arch=meta.get("arch", type(model).__name__), num_classes=len(VIEWS),
+                        input_size=store.size, extra={"method": method.name})
         result.checkpoint = str(out_dir / "best.pt")
+        _save_npz(out_dir / "predictions.npz", predictions)
     write_json(out_dir / "metrics.json", {
         **meta,
         "method": method.name,
@@ -288,6 +430,14 @@ def _write_run(out_dir: Path, model: nn.Module, method: DistillMethod, store: Fr
     })
 
 
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez written atomically (a temporary file, then renamed)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+
+
 def _teacher_batch(cache: np.ndarray | None, teacher: Callable[[torch.Tensor], torch.Tensor] | None, x: torch.Tensor, idx: torch.Tensor,
                    device: torch.device) -> torch.Tensor:
     """Teacher logits for a batch: from the cache by store row, else from the live teacher."""
@@ -297,15 +447,8 @@ def _teacher_batch(cache: np.ndarray | None, teacher: Callable[[torch.Tensor], t
         return teacher(x).float()
 
 
-def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Move an input batch to the device (channels_last on CUDA)."""
-    if device.type == "cuda":
-        return x.to(device, non_blocking=True, memory_format=torch.channels_last)
-    return x
-
-
 def _autocast(device: torch.device):
-    """bf16/fp16 autocast on CUDA, nothing on CPU."""
+    """fp16 autocast on CUDA, nothing on CPU."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
     return contextlib.nullcontext()

@@ -98,3 +98,143 @@ def test_precise_batch_norm_matches_full_batch_statistics(tiny_store):
     torch.testing.assert_close(bn.running_mean, expected, rtol=1e-5, atol=1e-6)
     assert bn.momentum == 0.1  # restored
     assert not model.training  # the eval mode it had before is restored
+
+
+# ---- non-finite weights, epoch selection, predictions, CTKD's optimizer, formats, threads ---------
+
+
+def _nan_on_training_call(model, call: int):
+    """A forward hook that, on the ``call``-th training forward, writes NaN into the classifier's weights.
+
+    The batch's loss is already computed (finite); its backward and optimizer step then spread the
+    NaN, as a real overflow on the last batch of an epoch would.
+    """
+    seen = {"n": 0}
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+
+    def hook(module, inputs, output):
+        if module.training:
+            seen["n"] += 1
+            if seen["n"] == call:
+                last.weight.data.view(-1)[0] = float("nan")  # .data: behind autograd's back, like a kernel bug
+
+    return model.register_forward_hook(hook)
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_nan_weights_on_the_last_batch_end_the_run_as_non_finite(tiny_store, tmp_path, epochs):
+    from kdbench.distill.registry import create_method
+    from kdbench.models import create_model
+    from kdbench.train import fit, seed_everything
+
+    seed_everything(0)
+    model = create_model("mobilenet_v3_small")
+    _nan_on_training_call(model, call=2 * epochs)  # the last batch of the last epoch (2 batches per epoch)
+    cfg = TrainConfig(epochs=epochs, max_batches_per_epoch=2, precise_bn_batches=0, **CPU)
+    result = fit(model, create_method("scratch"), tiny_store, cfg, out_dir=tmp_path, progress=False,
+                 checkpoint_meta={"arch": "mobilenet_v3_small"})
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert result.status == saved["status"] == "non_finite"
+    assert f"weights became non-finite in epoch {epochs - 1}" in saved["message"]
+    if epochs == 1:  # no finite epoch: no checkpoint, no predictions, no metrics
+        assert not (tmp_path / "best.pt").exists() and not (tmp_path / "predictions.npz").exists()
+        assert saved["metrics"] == {} and saved["best_epoch"] == -1
+    else:  # the finite first epoch is what is kept and saved
+        assert saved["best_epoch"] == 0 and saved["epochs_run"] == 1
+        assert torch.isfinite(_weights(tmp_path)).all()
+
+
+@pytest.mark.parametrize("select_on", ["val_accuracy", "val_macro_f1"])
+def test_the_kept_epoch_is_the_best_on_the_selection_figure(tiny_store, select_on):
+    result = train_student(tiny_store, "mobilenet_v3_small", "scratch", {},
+                           TrainConfig(epochs=3, lr=3e-3, max_batches_per_epoch=2, select_on=select_on, **CPU),
+                           progress=False)
+    values = [r[select_on] for r in result.history]
+    assert result.best_epoch == int(np.argmax(values))  # the first epoch reaching the maximum
+    assert result.history[-1]["best_score"] == max(values)
+    key = "macro_f1" if select_on == "val_macro_f1" else "accuracy"
+    assert result.metrics["val"][key] == pytest.approx(values[result.best_epoch])
+
+
+def test_bad_train_settings_are_config_errors():
+    from kdbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="select_on='test_accuracy' is not allowed"):
+        TrainConfig(select_on="test_accuracy")
+    with pytest.raises(ConfigError, match="method_optimizer='adam' is not allowed"):
+        TrainConfig(method_optimizer="adam")
+    with pytest.raises(ConfigError, match="fast_path='fast' is not allowed"):
+        TrainConfig(fast_path="fast")
+
+
+def test_predictions_file_matches_the_reported_metrics(tiny_store, tmp_path):
+    train_student(tiny_store, "mobilenet_v3_small", "scratch", {},
+                  TrainConfig(epochs=1, max_batches_per_epoch=2, **CPU), out_dir=tmp_path, progress=False)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    with np.load(tmp_path / "predictions.npz") as doc:
+        for split in ("val", "test"):
+            logits, rows = doc[f"{split}_logits"], doc[f"{split}_rows"]
+            assert logits.dtype == np.float32 and logits.shape == (len(rows), len(VIEWS))
+            assert np.array_equal(rows, tiny_store.indices(split))
+            acc = float(np.mean(logits.argmax(1) == tiny_store.labels[rows]))
+            assert acc == pytest.approx(metrics[split]["accuracy"])
+            clips = {f"{s}/{v}" for s, v in zip(tiny_store.sources[rows], tiny_store.videos[rows])}
+            assert metrics[split]["n_clips"] == len(clips) and 0 <= metrics[split]["clip_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("method_optimizer, moves", [("student", False), ("sgd", True)])
+def test_ctkd_temperature_follows_the_students_optimizer_by_default(tiny_store, method_optimizer, moves):
+    """With the student's learning rate at 0, the temperature stays put in the student's optimizer
+    (the official CTKD recipe) and moves only on its own SGD (the option)."""
+    from kdbench.distill.registry import create_method
+    from kdbench.models import create_model
+    from kdbench.train import fit
+
+    teacher = np.random.default_rng(0).normal(size=(len(tiny_store), len(VIEWS))).astype(np.float32) * 3
+    method = create_method("ctkd", temperature=4.0)
+    theta0 = float(method.theta.detach())
+    cfg = TrainConfig(epochs=1, lr=0.0, max_batches_per_epoch=2, method_optimizer=method_optimizer, **CPU)
+    fit(create_model("mobilenet_v3_small"), method, tiny_store, cfg, teacher_logits=teacher, progress=False)
+    assert (float(method.theta.detach()) != theta0) is moves
+
+
+def test_fixed_format_is_used_and_recorded(tiny_store, tmp_path):
+    result = train_student(tiny_store, "mobilenet_v3_small", "scratch", {},
+                           TrainConfig(epochs=1, max_batches_per_epoch=2, fast_path="channels_last", **CPU),
+                           out_dir=tmp_path, progress=False)
+    saved = json.loads((tmp_path / "metrics.json").read_text())["fast_path"]
+    assert result.status == "ok"
+    assert saved["train"]["format"] == saved["eval"]["format"] == "channels_last"
+    assert saved["train"]["source"] == "config"
+    # the checkpoint is written in the plain layout and reloads to the reported accuracy
+    test_run = json.loads((tmp_path / "metrics.json").read_text())["metrics"]["val"]["accuracy"]
+    from kdbench.models.checkpoint import load_checkpoint
+    from kdbench.train import predict_logits
+
+    model, _ = load_checkpoint(tmp_path / "best.pt")
+    assert all(p.is_contiguous() for p in model.parameters())
+    logits, rows = predict_logits(model, tiny_store, "val", 64, torch.device("cpu"))
+    assert float(np.mean(logits.argmax(1) == tiny_store.labels[rows])) == pytest.approx(test_run)
+
+
+def test_one_thread_evaluation_and_precise_bn_use_one_core(tiny_store):
+    """A worker given one thread (``--workers`` = cores) must not use more in evaluation or precise BN:
+    process CPU time over wall time stays near 1 (a busy machine only lowers it)."""
+    import time
+
+    from kdbench.data.loader import StoreLoader
+    from kdbench.models import create_model
+    from kdbench.train import predict_logits, recalibrate_batch_norm
+
+    model = create_model("mobilenet_v3_small")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        for _ in range(3):
+            recalibrate_batch_norm(model, StoreLoader(tiny_store, "train", 16), 4, torch.device("cpu"), "channels_last")
+            predict_logits(model, tiny_store, None, 32, torch.device("cpu"), "channels_last")
+        ratio = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    finally:
+        torch.set_num_threads(before)
+    assert ratio < 1.3, f"{ratio:.2f} cores busy with one thread"

@@ -18,6 +18,15 @@ n = epoch + 1 (the authors' loop counts from 1), reaching lambda_max at n = e_ca
 The official LinearDecay stops one step short of its maximum; here the linear ramp reaches
 lambda_max at e_cap like the cosine one.) ``temperature`` is the initial T; by default theta
 starts at 1 as in the official code, i.e. T0 = 1 + 20 * sigmoid(1) ~ 15.62.
+
+theta's optimizer: by default the student's (``TrainConfig.method_optimizer = "student"``), with
+the student's learning rate, schedule and weight decay, as the official code does: its
+``train_student.py`` builds ``trainable_list = [model_s, mlp]`` (mlp = the ``Global_T`` temperature
+module) and one ``optim.SGD(trainable_list.parameters(), lr, momentum, weight_decay)`` whose
+learning rate ``adjust_learning_rate`` decays for both (github.com/zhengli97/CTKD). kdbench's
+student optimizer is AdamW with a cosine schedule, so theta takes those. ``method_optimizer =
+"sgd"`` instead gives theta its own constant-lr SGD (``TrainConfig.method_lr``, momentum 0.9, no
+weight decay), where the lambda scaling of the reversed gradient is not normalised away by Adam.
 """
 
 from __future__ import annotations

@@ -1,0 +1,134 @@
+"""The training-format choice: measured once, cached, recorded; failing or result-changing formats dropped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from kdbench import fastpath
+from kdbench.errors import ConfigError
+from kdbench.fastpath import Trial
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A private choice cache, and ``auto`` left to the probe (the suite's default is a fixed format)."""
+    monkeypatch.setenv(fastpath.ENV_CACHE_DIR, str(tmp_path))
+    monkeypatch.delenv(fastpath.ENV_FAST_PATH, raising=False)
+    return tmp_path
+
+
+def _tiny_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Dropout(0.2), nn.Linear(8, 4))
+
+
+class _ReadsRawMemory(nn.Module):
+    """A layer that assumes NCHW memory: it reinterprets the storage with contiguous strides."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.as_strided(x, x.shape, torch.empty(x.shape).stride())
+
+
+class _NeedsContiguous(nn.Module):
+    """A layer that fails on channels_last inputs (``view`` needs contiguous memory)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.shape[0], -1)[:, : x.shape[1]].view(x.shape[0], x.shape[1], 1, 1).expand_as(x) + x
+
+
+def _batch(n: int = 8, size: int = 16):
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(n, 1, size, size, generator=g), torch.randint(0, 4, (n,), generator=g)
+
+
+def test_choice_is_measured_once_then_read_from_the_cache(cache_dir):
+    model, (x, y) = _tiny_cnn(), _batch()
+    weights = [p.detach().clone() for p in model.parameters()]
+    rng = torch.get_rng_state()
+    first = fastpath.choose(model, x, y, "train", CPU, "auto", "tiny", batch=8, planned_steps=5)
+    assert first.source == "measured" and first.load_avg is not None
+    assert [t.format for t in first.trials] == ["nchw", "channels_last", "compile"]
+    assert all(t.status == "ok" and t.images_per_s > 0 for t in first.trials[:2])
+    assert first.trials[2].status == "skipped" and "compilation would not pay" in first.trials[2].reason
+    # probing touches neither the model nor the global RNG (runs stay reproducible)
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))
+    assert torch.equal(rng, torch.get_rng_state())
+    # hand-edit the cached speeds: the next choice must follow the file, not a new measurement
+    path = cache_dir / fastpath.CACHE_FILE
+    body = json.loads(path.read_text())
+    entry = body[first.key]
+    entry["trials"][0]["images_per_s"], entry["trials"][1]["images_per_s"] = 100.0, 300.0
+    path.write_text(json.dumps(body))
+    again = fastpath.choose(model, x, y, "train", CPU, "auto", "tiny", batch=8, planned_steps=5)
+    assert again.source == "cache" and again.format == "channels_last" and again.key == first.key
+
+
+def test_a_format_that_fails_is_dropped_with_its_reason(cache_dir):
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), _NeedsContiguous(), nn.Flatten(), nn.LazyLinear(4))
+    x, y = _batch()
+    model(x)  # materialise the lazy layer
+    choice = fastpath.choose(model, x, y, "train", CPU, "auto", "needs-contiguous", batch=8)
+    dropped = {t.format: t for t in choice.trials}["channels_last"]
+    assert dropped.status == "dropped" and dropped.reason.startswith("RuntimeError: view size is not compatible")
+    assert choice.format == "nchw"
+
+
+@pytest.mark.parametrize("phase", ["train", "eval"])
+def test_a_format_that_changes_the_result_is_dropped(cache_dir, phase):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), _ReadsRawMemory(), nn.Conv2d(6, 4, 3),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    x, y = _batch()
+    choice = fastpath.choose(model, x, y, phase, CPU, "auto", f"raw-memory-{phase}", batch=8)
+    trials = {t.format: t for t in choice.trials}
+    assert trials["nchw"].status == "ok" and trials["nchw"].rel_error < 1e-5
+    assert trials["channels_last"].status == "dropped" and trials["channels_last"].rel_error > 1e-2
+    assert "differ from float64" in trials["channels_last"].reason and choice.format == "nchw"
+
+
+def test_compilation_is_chosen_only_where_it_repays_its_warm_up():
+    trials = [Trial("nchw", "ok", images_per_s=100.0), Trial("channels_last", "ok", images_per_s=150.0),
+              Trial("compile+channels_last", "ok", images_per_s=300.0, warmup_s=60.0),
+              Trial("compile+nchw", "dropped", reason="InductorError: ...")]
+    # 32-image steps: channels_last 0.213 s, compiled 0.107 s + 60 s once -> compile pays after ~563 steps
+    assert fastpath.pick(trials, planned_steps=500, batch=32) == "channels_last"
+    assert fastpath.pick(trials, planned_steps=700, batch=32) == "compile+channels_last"
+    # a gain within the margin keeps the plain format; nothing measured also means the plain format
+    assert fastpath.pick([Trial("nchw", "ok", images_per_s=100.0), Trial("channels_last", "ok", images_per_s=102.0)],
+                         planned_steps=10, batch=32) == "nchw"
+    assert fastpath.pick([Trial("channels_last", "dropped")], planned_steps=10, batch=32) == "nchw"
+
+
+def test_fixed_requests_skip_the_probe(monkeypatch):
+    model, (x, y) = _tiny_cnn(), _batch()
+    monkeypatch.delenv(fastpath.ENV_FAST_PATH, raising=False)
+    off = fastpath.choose(model, x, y, "train", CPU, "off", "tiny", batch=8)
+    assert (off.format, off.source, off.trials) == ("nchw", "config", [])
+    assert fastpath.choose(model, x, y, "eval", CPU, "compile+channels_last", "tiny", batch=8).format == "channels_last"
+    monkeypatch.setenv(fastpath.ENV_FAST_PATH, "channels_last")
+    env = fastpath.choose(model, x, y, "train", CPU, "auto", "tiny", batch=8)
+    assert (env.format, env.source) == ("channels_last", "env")
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        fastpath.choose(model, x, y, "train", CPU, "cudagraphs+channels_last", "tiny", batch=8)
+    with pytest.raises(ConfigError, match="fast_path='turbo' is not allowed"):
+        fastpath.choose(model, x, y, "train", CPU, "turbo", "tiny", batch=8)
+
+
+def test_auto_training_run_records_the_measured_choice(tiny_store, cache_dir, tmp_path):
+    from kdbench.train import TrainConfig, train_student
+
+    cfg = TrainConfig(epochs=1, batch_size=16, max_batches_per_epoch=1, device="cpu", precise_bn_batches=0)
+    result = train_student(tiny_store, "mobilenet_v3_small", "scratch", {}, cfg, out_dir=tmp_path / "run", progress=False)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())["fast_path"]
+    assert result.status == "ok" and saved == result.fast_path
+    assert saved["train"]["source"] == saved["eval"]["source"] == "measured"
+    assert saved["train"]["format"] in ("nchw", "channels_last") and saved["train"]["key"].startswith("train|mobilenet_v3_small|64px|cpu|b16|")
+    cached = json.loads((cache_dir / fastpath.CACHE_FILE).read_text())
+    assert set(cached) == {saved["train"]["key"], saved["eval"]["key"]}
