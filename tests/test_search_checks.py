@@ -218,3 +218,22 @@ def test_a_resumed_sampler_does_not_replay_its_draws():
     assert params == [t.params for t in straight.get_trials()]
     temperatures = [p["vanilla.temperature"] for p in params if "vanilla.temperature" in p]
     assert len(temperatures) >= 2 and len(set(temperatures)) == len(temperatures)  # no draw replayed
+
+
+def test_too_little_free_space_fails_before_any_work(space_file, tiny_store, tmp_path):
+    """A real 1 MiB tmpfs as --run-dir: the 4 checkpoints of the grid (~1.7 MiB) do not fit."""
+    from kdbench.search.runner import prepare_study
+
+    small = tmp_path / "small"
+    small.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mount.stderr.strip()})")
+    try:
+        req = _request(space_file, tiny_store.path, tmp_path)
+        req.run_dir = small
+        with pytest.raises(ConfigError, match=r"^--run-dir .*small/chk: 1 MiB free, this run needs about 2 MiB"):
+            prepare_study(req)
+        assert not (small / "chk" / "study.json").exists()
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

@@ -18,7 +18,7 @@ import os
 import shutil
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -162,17 +162,10 @@ def make_objective(ctx: SearchContext, student: str) -> Callable[[Any], float]:
         if taken is not None:
             storage.set_trial_system_attr(trial._trial_id, DUPLICATE_ATTR, taken)
             raise TrialFailed(taken)
-        config = TrialConfig.from_dict({"student": student, **space.suggest(trial)})
-        for key, value in {**config.to_dict(), "baseline": bool(frozen.user_attrs.get("baseline"))}.items():
-            trial.set_user_attr(key, value)
-        tdir = trial_dir(ctx.study_dir, student, trial.number)
-        adopted = _adopt_predecessor(ctx.study_dir, student, frozen.system_attrs.get("retry_history", []), tdir)
-        if adopted is not None:
-            trial.set_user_attr("adopted_from", adopted)
-        tdir.mkdir(parents=True, exist_ok=True)
-        trial.set_user_attr("run_dir", str(tdir.relative_to(ctx.study_dir)))
-        results: dict[str, dict[str, Any]] = {}
+        config, results = None, {}
         try:
+            config = TrialConfig.from_dict({"student": student, **space.suggest(trial)})
+            tdir = _start_trial(ctx, trial, frozen, config)
             if space.families or space.target:  # family, and the target's price before training (hardware_aware)
                 from kdbench.search.hardware_aware import before_training
 
@@ -198,6 +191,19 @@ def make_objective(ctx: SearchContext, student: str) -> Callable[[Any], float]:
     return objective
 
 
+def _start_trial(ctx: SearchContext, trial: Any, frozen: Any, config: Any) -> Path:
+    """Record the configuration on the trial and give it its directory (adopting a predecessor's seeds)."""
+    for key, value in {**config.to_dict(), "baseline": bool(frozen.user_attrs.get("baseline"))}.items():
+        trial.set_user_attr(key, value)
+    tdir = trial_dir(ctx.study_dir, config.student, trial.number)
+    adopted = _adopt_predecessor(ctx.study_dir, config.student, frozen.system_attrs.get("retry_history", []), tdir)
+    if adopted is not None:
+        trial.set_user_attr("adopted_from", adopted)
+    tdir.mkdir(parents=True, exist_ok=True)
+    trial.set_user_attr("run_dir", str(tdir.relative_to(ctx.study_dir)))
+    return tdir
+
+
 def _stop_and_requeue(trial: Any, ctx: SearchContext, config: Any, results: dict, reason: str) -> None:
     """A trial stopped by a fault: queue its retry (same params) before Optuna marks it FAIL."""
     import contextlib
@@ -205,8 +211,9 @@ def _stop_and_requeue(trial: Any, ctx: SearchContext, config: Any, results: dict
     with contextlib.suppress(Exception):  # a broken storage: the next worker queues it (see liveness)
         trial.storage.set_trial_system_attr(trial._trial_id, INTERRUPTED_ATTR, reason)
         queue_retry(trial.study, trial.storage.get_trial(trial._trial_id))
-    with contextlib.suppress(Exception):  # a full disk or read-only folder may be the reason itself
-        _write_trial_json(ctx, trial, config, results, "interrupted", reason + "; queued again")
+    if config is not None:
+        with contextlib.suppress(Exception):  # a full disk or read-only folder may be the reason itself
+            _write_trial_json(ctx, trial, config, results, "interrupted", reason + "; queued again")
 
 
 def _run_seeds(ctx: SearchContext, trial: Any, config: Any, tdir: Path, results: dict[str, dict[str, Any]],
@@ -263,7 +270,8 @@ def _train_seed(ctx: SearchContext, trial: Any, config: Any, seed: int, index: i
                 raise optuna.TrialPruned(f"first seed below the median of earlier trials at epoch {epoch + 1}")
 
     meta = {"study": space.name, "trial": trial.number, "seed": seed, "teacher": ctx.teacher_path, **ctx.extra_meta}
-    train_student(ctx.store, config.student, config.method, config.hparams, config.seed_config(seed, ctx.device),
+    train_student(ctx.store, config.student, config.method, config.hparams,
+                  replace(config.seed_config(seed, ctx.device), select_on=key),  # the epoch is chosen on the objective
                   teacher_logits=ctx.teacher_logits,
                   teacher_model=ctx.teacher_model if ctx.teacher_logits is None else None, out_dir=sdir,
                   progress=False, epoch_callback=on_epoch, meta=meta, pretrained=space.pretrained)

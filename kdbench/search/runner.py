@@ -424,9 +424,11 @@ def wait_workers(study_dir: Path, procs: list[subprocess.Popen]) -> None:
         raise Interrupted(next(interrupted[c] for c in codes if c in interrupted))
     bad = [(i, c) for i, c in enumerate(codes) if c != 0]
     if bad:
-        logs = ", ".join(str(Path(study_dir) / "workers" / f"worker-{i}.log") for i, _ in bad)
-        raise SearchAborted(f"worker(s) {[i for i, _ in bad]} exited with {[c for _, c in bad]} (see {logs}); "
-                            f"their trials are queued again: {RESUME_HINT}")
+        log = Path(study_dir) / "workers" / f"worker-{bad[0][0]}.log"
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.is_file() else []
+        last = f": {lines[-1].strip()}" if lines else ""
+        raise SearchAborted(f"worker(s) {[i for i, _ in bad]} exited with {[c for _, c in bad]} (worker {bad[0][0]}"
+                            f"{last}; see {log}); their trials are queued again: {RESUME_HINT}")
 
 
 @contextlib.contextmanager

@@ -30,7 +30,8 @@ def study_status(studies: dict[str, Any], study_dir: Path, quota: dict[str, int]
                 state = "abandoned"
             counts[state] += 1
         complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-        best = max(complete, key=lambda t: t.value) if complete else None
+        # ties go to the earliest configuration (a retry keeps its first number), as in statistics.json
+        best = max(complete, key=lambda t: (t.value, -t.system_attrs.get("failed_trial", t.number))) if complete else None
         students[student] = {
             "counts": dict(counts), "n_trials": len(trials) - counts["retried"], "quota": (quota or {}).get(student),
             "best": None if best is None else {
