@@ -12,8 +12,8 @@ import math
 import os
 import shutil
 import tempfile
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from kdbench.errors import ConfigError, DataError
