@@ -342,7 +342,7 @@ def _profile_columns(r: dict[str, Any]) -> dict[str, Any]:
     lat = r.get("latency_ms") or {}
     measured = bool(r.get("measured", True))
     out = {"latency_p50_ms": lat.get("p50"), "latency_p90_ms": lat.get("p90"), "fps": r.get("fps"),
-           "model_memory_mb": r.get("model_memory_mb", r.get("rss_increment_mb")), "peak_rss_mb": r.get("peak_rss_mb"),
+           "model_memory_mb": r.get("model_memory_mb", r.get("rss_increment_mb")), "peak_rss_mb": r.get("process_peak_rss_mb", r.get("peak_rss_mb")),
            "measured": "measured" if measured else "estimated", "runtime_version": r.get("runtime_version"),
            "threads": r.get("threads"), "infer_batch_size": r.get("batch", 1),
            "stable": r.get("stable") if measured else None,
