@@ -367,3 +367,23 @@ def _compile_pays(trials: list[Trial], planned_steps: int, batch: int) -> bool:
         return False
     speeds = [t.images_per_s for t in trials if t.status == "ok" and t.images_per_s]
     return bool(speeds) and planned_steps * batch / max(speeds) >= COMPILE_MIN_RUN_S
+
+
+def inference(model: nn.Module, device: torch.device, arch: str, requested: str = "auto",
+              probe_batch: int = 32) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A no-grad forward in the fastest evaluation format, chosen on the first batch's first frames.
+
+    For models used only for inference, such as the teacher pass that fills the logit cache.
+    """
+    state: dict[str, str] = {}
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if "format" not in state:
+            xs = x[:probe_batch]
+            labels = torch.zeros(len(xs), dtype=torch.long)
+            state["format"] = choose(model, xs, labels, "eval", device, requested, arch, len(xs)).format
+            to_format(model, state["format"])
+        with torch.no_grad():
+            return model(format_input(x, state["format"], device))
+
+    return forward

@@ -38,6 +38,7 @@ from kdbench.metrics import classification_metrics, clip_ids
 EpochCallback = Callable[[int, dict], None]
 SELECT_ON = ("val_accuracy", "val_macro_f1")
 METHOD_OPTIMIZERS = ("student", "sgd")
+EVAL_PROBE_BATCH = 64
 
 
 @dataclass
@@ -90,6 +91,7 @@ class RunResult:
     epochs_run: int = 0
     wall_time_s: float = 0.0
     train_images_per_s: float = 0.0
+    train_cpu_s: float = 0.0  # process CPU seconds of the training passes (wall time x cores busy)
     message: str = ""
     checkpoint: str | None = None
     fast_path: dict[str, Any] = field(default_factory=dict)  # {"train": FormatChoice, "eval": FormatChoice} as dicts
@@ -172,6 +174,7 @@ class _Epoch:
     terms: dict[str, float] = field(default_factory=dict)  # loss terms summed over images
     images: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # process CPU time (all threads): with wall time, shows contention on a busy host
     status: str = "ok"
     message: str = ""
 
@@ -193,8 +196,9 @@ def _choose_formats(model: nn.Module, store: FrameStore, config: TrainConfig, de
     train = fastpath.choose(model, x, y, "train", device, config.fast_path, arch, config.batch_size,
                             planned_steps=config.epochs * n_batches, lr=config.lr)
     split = "val" if len(store.indices("val")) else "train"
-    xv, yv, _ = next(iter(StoreLoader(store, split, config.eval_batch_size)))
-    evaluation = fastpath.choose(model, xv, yv, "eval", device, config.fast_path, arch, config.eval_batch_size)
+    probe = min(config.eval_batch_size, EVAL_PROBE_BATCH)  # the speed ranking, at a fraction of a full batch's cost
+    xv, yv, _ = next(iter(StoreLoader(store, split, probe)))
+    evaluation = fastpath.choose(model, xv, yv, "eval", device, config.fast_path, arch, probe)
     return train, evaluation
 
 
@@ -223,7 +227,7 @@ def _train_epoch(loop: _Loop, epoch: int, on_batch: Callable[[], None] | None = 
     loop.model.train()
     loop.loader.set_epoch(epoch)
     out, fmt, device = _Epoch(), loop.train_format.format, loop.device
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for b, (x, y, idx) in enumerate(loop.loader):
         if b >= loop.n_batches:
             break
@@ -242,7 +246,7 @@ def _train_epoch(loop: _Loop, epoch: int, on_batch: Callable[[], None] | None = 
             out.terms[k] = out.terms.get(k, 0.0) + float(v.detach()) * len(y)
         if on_batch is not None:
             on_batch()
-    out.seconds = time.perf_counter() - t0
+    out.seconds, out.cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     return out
 
 
@@ -334,6 +338,7 @@ def fit(
             advance = (lambda e=epoch: bar.update(task, advance=1, description=f"epoch {e + 1}/{config.epochs}")) if bar else None
             trained = _train_epoch(loop, epoch, advance)
             images, train_time = images + trained.images, train_time + trained.seconds
+            result.train_cpu_s += trained.cpu_seconds
             result.status, result.message = trained.status, trained.message
             bad = non_finite_weights(model) if trained.status == "ok" else None
             if bad:

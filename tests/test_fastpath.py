@@ -132,3 +132,14 @@ def test_auto_training_run_records_the_measured_choice(tiny_store, cache_dir, tm
     assert saved["train"]["format"] in ("nchw", "channels_last") and saved["train"]["key"].startswith("train|mobilenet_v3_small|64px|cpu|b16|")
     cached = json.loads((cache_dir / fastpath.CACHE_FILE).read_text())
     assert set(cached) == {saved["train"]["key"], saved["eval"]["key"]}
+
+
+def test_inference_forward_gives_the_plain_logits_and_caches_its_choice(cache_dir):
+    model, (x, _) = _tiny_cnn().eval(), _batch(n=12)
+    with torch.no_grad():
+        expected = model(x)
+    forward = fastpath.inference(model, CPU, "tiny-teacher", probe_batch=8)
+    torch.testing.assert_close(forward(x), expected, rtol=1e-4, atol=1e-5)
+    cached = json.loads((cache_dir / fastpath.CACHE_FILE).read_text())
+    (key,) = cached
+    assert key.startswith("eval|tiny-teacher|16px|cpu|b8|") and cached[key]["format"] in fastpath.LAYOUTS
