@@ -24,7 +24,6 @@ import contextlib
 import copy
 import json
 import os
-import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ ENV_CACHE_DIR = "KDBENCH_CACHE_DIR"
 ENV_FAST_PATH = "KDBENCH_FAST_PATH"
 CACHE_FILE = "train_format.json"
 COMPILE_MIN_RUN_S = 300.0  # probe compilation only when the planned eager training lasts at least this long
-PROBE_ROUNDS = 3  # interleaved timing rounds per candidate (the median counts)
+PROBE_ROUNDS = 3  # interleaved timing rounds per candidate (the best counts)
 PROBE_STEPS = 2  # steps per round
 MARGIN = 0.03  # another format must beat the plain one by this fraction to be chosen
 FLOAT_FACTOR = 10.0  # a candidate may differ from float64 by this many times the plain format's own error
@@ -276,20 +275,26 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, formats: list[st
 
 def _time_rounds(probes: dict[str, _Probe], trials: dict[str, Trial], x: torch.Tensor, y: torch.Tensor,
                  loss_fn: LossFn, device: torch.device) -> None:
-    """Images/s of each probe: rounds of a few steps, candidates interleaved, median over rounds."""
-    speeds: dict[str, list[float]] = {fmt: [] for fmt in probes}
-    for fmt, probe in probes.items():  # one untimed step each: allocator and caches warm
+    """Images/s of each probe: rounds of a few steps, candidates interleaved, the best round counts.
+
+    A round's time is its wall time or, on CPU, its process CPU time / threads when smaller: on a
+    busy host the wall clock measures the other processes too (the best round likewise keeps the
+    least disturbed measurement).
+    """
+    times: dict[str, list[float]] = {fmt: [] for fmt in probes}
+    for probe in probes.values():  # one untimed step each: allocator and caches warm
         probe.step(x, y, loss_fn)
     for _ in range(PROBE_ROUNDS):
         for fmt, probe in probes.items():
             _sync(device)
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             for _ in range(PROBE_STEPS):
                 probe.step(x, y, loss_fn)
             _sync(device)
-            speeds[fmt].append(PROBE_STEPS * len(x) / (time.perf_counter() - t0))
-    for fmt, values in speeds.items():
-        trials[fmt].images_per_s = statistics.median(values)
+            wall, cpu = time.perf_counter() - t0, (time.process_time() - cpu0) / torch.get_num_threads()
+            times[fmt].append(wall if device.type == "cuda" else min(wall, cpu))
+    for fmt, values in times.items():
+        trials[fmt].images_per_s = PROBE_STEPS * len(x) / max(min(values), 1e-9)
         trials[fmt].warmup_s = max(0.0, trials[fmt].warmup_s - len(x) / trials[fmt].images_per_s)
 
 

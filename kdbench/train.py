@@ -127,7 +127,8 @@ def evaluate_split(
 ) -> dict[str, Any]:
     """Classification metrics (frame and clip level) of logits on store rows, plus agreement with the teacher."""
     labels, sources = store.labels[rows], store.sources[rows]
-    metrics = classification_metrics(logits, labels, sources, clips=clip_ids(store, rows))
+    with _blas_threads():  # the clip bootstrap's matrix products would otherwise take every core
+        metrics = classification_metrics(logits, labels, sources, clips=clip_ids(store, rows))
     if teacher_logits is not None and len(rows):
         t = teacher_logits[rows]
         teacher = classification_metrics(t, labels, sources)
@@ -135,6 +136,15 @@ def evaluate_split(
         metrics["teacher_agreement"] = float(np.mean(logits.argmax(1) == t.argmax(1)))
         metrics["relative_accuracy"] = metrics["accuracy"] / teacher["accuracy"] if teacher["accuracy"] > 0 else float("nan")
     return metrics
+
+
+def _blas_threads():
+    """numpy's BLAS limited to torch's thread count (a worker's share of the cores), when threadpoolctl is present."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # not a dependency: without it BLAS keeps its own default
+        return contextlib.nullcontext()
+    return threadpool_limits(torch.get_num_threads(), user_api="blas")
 
 
 def non_finite_weights(model: nn.Module) -> str | None:
