@@ -237,3 +237,24 @@ def test_too_little_free_space_fails_before_any_work(space_file, tiny_store, tmp
         assert not (small / "chk" / "study.json").exists()
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_a_configuration_proposed_again_is_not_trained_again(tiny_store, tmp_path):
+    """Two configurations, a budget of four: the sampler must repeat one; the repeat reuses its results."""
+    from kdbench.search.objective import read_seed_log
+    from kdbench.search.runner import SearchRequest, load_studies, run_search
+
+    space = tmp_path / "twice.toml"
+    space.write_text('[study]\nname = "twice"\nstudents = ["test_efficientnet"]\nseeds = [0]\nsampler = "random"\n'
+                     'sampler_seed = 0\npruner = "none"\nn_trials = 4\n[train]\nepochs = 1\nbatch_size = 8\n'
+                     'max_batches_per_epoch = 1\n[space]\nmethod = "scratch"\nlr = [0.001, 0.002]\n')
+    result = run_search(SearchRequest(config=space, store=tiny_store.path, run_dir=tmp_path / "runs", device="cpu"))
+    trials = load_studies(result["study_dir"], None)["test_efficientnet"].get_trials()
+    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    trained = [t for t in trials if "same_as_trial" not in t.user_attrs]
+    assert sorted(t.user_attrs["train"]["lr"] for t in trained) == [0.001, 0.002]
+    for t in trials:
+        if "same_as_trial" in t.user_attrs:
+            twin = trials[t.user_attrs["same_as_trial"]]
+            assert t.user_attrs["config_id"] == twin.user_attrs["config_id"] and t.value == twin.value
+    assert sum(e["event"] == "done" for e in read_seed_log(result["study_dir"])) == 2

@@ -28,6 +28,7 @@ from kdbench.search.liveness import (DUPLICATE_ATTR, FINAL_ATTR, INTERRUPTED_ATT
 from kdbench.search.space import SearchSpace
 
 SEED_LOG = "seed_log.jsonl"
+REUSED_ATTR = "same_as_trial"  # user attribute: this trial's configuration had finished as that trial; not trained again
 METRICS = ("val_accuracy", "test_accuracy", "val_macro_f1", "test_macro_f1", "val_clip_accuracy", "test_clip_accuracy")
 
 
@@ -165,6 +166,9 @@ def make_objective(ctx: SearchContext, student: str) -> Callable[[Any], float]:
         config, results = None, {}
         try:
             config = TrialConfig.from_dict({"student": student, **space.suggest(trial)})
+            twin = same_configuration(trial.study, frozen, config.config_id)
+            if twin is not None:  # a sampler proposing a finished configuration again: its results, not training
+                return _reuse_results(trial, config, twin)
             tdir = _start_trial(ctx, trial, frozen, config)
             if space.families or space.target:  # family, and the target's price before training (hardware_aware)
                 from kdbench.search.hardware_aware import before_training
@@ -189,6 +193,26 @@ def make_objective(ctx: SearchContext, student: str) -> Callable[[Any], float]:
             raise
 
     return objective
+
+
+def same_configuration(study: Any, trial: Any, config_id: str) -> Any:
+    """The first earlier COMPLETE trial that trained this configuration (not itself a reuse), or None."""
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if (t.number < trial.number and t.user_attrs.get("config_id") == config_id
+                and REUSED_ATTR not in t.user_attrs):
+            return t
+    return None
+
+
+def _reuse_results(trial: Any, config: Any, twin: Any) -> float:
+    """Record a finished twin's results on this trial (no directory, no trial.json: it is not a new run)."""
+    trial.set_user_attr(REUSED_ATTR, twin.number)
+    for key, value in {**config.to_dict(), **{k: v for k, v in twin.user_attrs.items() if k.startswith(
+            ("mean_", "std_", "seed_", "n_seeds"))}}.items():
+        trial.set_user_attr(key, value)
+    return twin.value
 
 
 def _start_trial(ctx: SearchContext, trial: Any, frozen: Any, config: Any) -> Path:

@@ -92,6 +92,8 @@ def trial_reason(trial: Any) -> str:
 
     sa, ua = trial.system_attrs, trial.user_attrs
     reason = ua.get(FINAL_ATTR) or sa.get(DUPLICATE_ATTR) or sa.get(INTERRUPTED_ATTR) or sa.get(STALE_ATTR) or ""
+    if "same_as_trial" in ua:
+        reason = f"same configuration as trial {ua['same_as_trial']}: its results, not trained again"
     return reason or ("failed outside the objective (e.g. a storage error)" if trial.state.name == "FAIL" else "")
 
 
