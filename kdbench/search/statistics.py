@@ -167,7 +167,8 @@ def _f(x: Any) -> float | None:
 def best_trial(trials: list[dict[str, Any]], objective: str) -> dict[str, Any] | None:
     """The trial with the highest mean ``objective`` (ties: the earlier trial); None if none is scored."""
     scored = [t for t in trials if t.get(f"mean_{objective}") is not None]
-    return max(scored, key=lambda t: (t[f"mean_{objective}"], -t["trial"])) if scored else None
+    # ties go to the earliest configuration: its first trial number, which a retry after a fault keeps
+    return max(scored, key=lambda t: (t[f"mean_{objective}"], -t.get("first_trial", t["trial"]))) if scored else None
 
 
 def _paired(a: dict[str, Any], b: dict[str, Any], metric: str) -> tuple[list[int], list[float], list[float]]:
