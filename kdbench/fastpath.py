@@ -41,7 +41,7 @@ ENV_FAST_PATH = "KDBENCH_FAST_PATH"
 CACHE_FILE = "train_format.json"
 COMPILE_MIN_RUN_S = 300.0  # probe compilation only when the planned eager training lasts at least this long
 PROBE_ROUNDS = 3  # interleaved timing rounds per candidate (the best counts)
-PROBE_STEPS = 2  # steps per round
+PROBE_STEPS = 1  # steps per round (the untimed first step has warmed caches and optimizer state)
 MARGIN = 0.03  # another format must beat the plain one by this fraction to be chosen
 FLOAT_FACTOR = 10.0  # a candidate may differ from float64 by this many times the plain format's own error
 FLOAT_FLOOR = 1e-4  # ... and always by this much (relative L2)
@@ -181,8 +181,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _autocast(device: torch.device):
-    """The autocast kdbench trains under: fp16 on CUDA, nothing on CPU."""
+def autocast(device: torch.device):
+    """The autocast kdbench trains and evaluates under: fp16 on CUDA, nothing on CPU."""
     return torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext()
 
 
@@ -202,7 +202,7 @@ class _Probe:
     def step(self, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> list[torch.Tensor]:
         """One training step ([loss, flat gradient]) or one inference batch ([logits])."""
         x = format_input(x.double() if self.exact else x, self.fmt, self.device)
-        cast = contextlib.nullcontext() if self.exact else _autocast(self.device)
+        cast = contextlib.nullcontext() if self.exact else autocast(self.device)
         if self.optimizer is None:
             with torch.no_grad(), cast:
                 return [self.forward(x).double()]
@@ -223,7 +223,7 @@ def _error(outs: list[torch.Tensor], reference: list[torch.Tensor]) -> float:
 
 
 def _first_step(probe: _Probe, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn,
-                rng: torch.Tensor) -> tuple[float, list[torch.Tensor]]:
+                rng: tuple[torch.Tensor, torch.Tensor | None]) -> tuple[float, list[torch.Tensor]]:
     """The warm-up step with a fixed RNG state (same dropout masks for every candidate): seconds, outputs."""
     inductor = contextlib.nullcontext()
     if "+" in probe.fmt:
@@ -231,7 +231,9 @@ def _first_step(probe: _Probe, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn
 
         inductor = inductor_config.patch(fallback_random=True)  # eager's RNG inside compiled code
     with inductor:
-        torch.set_rng_state(rng)
+        torch.set_rng_state(rng[0])
+        if rng[1] is not None:  # dropout on CUDA draws from the device's generator
+            torch.cuda.set_rng_state(rng[1], probe.device)
         _sync(probe.device)
         t0 = time.perf_counter()
         out = probe.step(x, y, loss_fn)
@@ -247,7 +249,7 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, formats: list[st
     the plain model; a candidate whose error exceeds ``FLOAT_FACTOR`` times the first format's own
     float error (at least ``FLOAT_FLOOR``) is dropped.
     """
-    rng = torch.get_rng_state()
+    rng = (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
     probes: dict[str, _Probe] = {}
     trials: dict[str, Trial] = {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -282,8 +284,6 @@ def _time_rounds(probes: dict[str, _Probe], trials: dict[str, Trial], x: torch.T
     least disturbed measurement).
     """
     times: dict[str, list[float]] = {fmt: [] for fmt in probes}
-    for probe in probes.values():  # one untimed step each: allocator and caches warm
-        probe.step(x, y, loss_fn)
     for _ in range(PROBE_ROUNDS):
         for fmt, probe in probes.items():
             _sync(device)

@@ -114,7 +114,7 @@ def predict_logits(model: nn.Module, store: FrameStore, split: str, batch_size: 
     model.eval()
     outs, rows = [], []
     for x, _, idx in StoreLoader(store, split, batch_size):
-        with _autocast(device):
+        with fastpath.autocast(device):
             outs.append(model(fastpath.format_input(x, fmt, device)).float().cpu())
         rows.append(idx)
     if not outs:
@@ -242,7 +242,7 @@ def _train_epoch(loop: _Loop, epoch: int, on_batch: Callable[[], None] | None = 
         if b >= loop.n_batches:
             break
         x, y = fastpath.format_input(x, fmt, device), y.to(device, non_blocking=True)
-        with _autocast(device):
+        with fastpath.autocast(device):
             logits = loop.forward(x)
             t_logits = _teacher_batch(loop.teacher_logits, loop.teacher_model, x, idx, device) if loop.method.needs_teacher else None
         terms = loop.method(logits.float(), t_logits, y, epoch)
@@ -410,7 +410,7 @@ def recalibrate_batch_norm(model: nn.Module, loader: StoreLoader, max_batches: i
     for b, (x, _, _) in enumerate(loader):
         if b >= max_batches:
             break
-        with _autocast(device):
+        with fastpath.autocast(device):
             model(fastpath.format_input(x, fmt, device))
     for bn, momentum in zip(bns, momenta):
         bn.momentum = momentum
@@ -460,13 +460,6 @@ def _teacher_batch(cache: np.ndarray | None, teacher: Callable[[torch.Tensor], t
         return torch.from_numpy(cache[idx.numpy()]).to(device, non_blocking=True)
     with torch.no_grad():
         return teacher(x).float()
-
-
-def _autocast(device: torch.device):
-    """fp16 autocast on CUDA, nothing on CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 def _fmt_terms(terms: dict[str, torch.Tensor]) -> str:
