@@ -258,3 +258,25 @@ def test_a_configuration_proposed_again_is_not_trained_again(tiny_store, tmp_pat
             twin = trials[t.user_attrs["same_as_trial"]]
             assert t.user_attrs["config_id"] == twin.user_attrs["config_id"] and t.value == twin.value
     assert sum(e["event"] == "done" for e in read_seed_log(result["study_dir"])) == 2
+
+
+def test_a_retry_keeps_its_slot_against_a_duplicate_queued_by_another_worker():
+    """Trial 0 of a grid cell was interrupted and retried as trial 2; another worker had queued the same
+    cell as trial 1. Trial 1 must step aside (not train) so that trial 2 reuses trial 0's finished seeds."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from kdbench.search.liveness import SLOT_ATTR
+    from kdbench.search.objective import taken_reason
+
+    study = optuna.create_study()
+    slot = {SLOT_ATTR: "grid:vanilla|temperature=2"}
+    study.add_trial(create_trial(state=TrialState.FAIL, system_attrs=dict(slot)))
+    study.add_trial(create_trial(state=TrialState.WAITING, system_attrs=dict(slot)))
+    study.add_trial(create_trial(state=TrialState.WAITING,
+                                 system_attrs={**slot, "failed_trial": 0, "retry_history": [0]}))
+    study.add_trial(create_trial(state=TrialState.WAITING, system_attrs={SLOT_ATTR: "grid:scratch"}))
+    trials = study.get_trials()
+    assert taken_reason(study, trials[1], None, grid=True) == "duplicate of trial 2 (grid:vanilla|temperature=2); not trained"
+    assert taken_reason(study, trials[2], None, grid=True) is None
+    assert taken_reason(study, trials[3], None, grid=True) is None

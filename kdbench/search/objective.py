@@ -116,17 +116,28 @@ def _adopt_predecessor(study_dir: Path, student: str, retry_history: list[int], 
     return None
 
 
+def chain_key(trial: Any) -> tuple[int, int]:
+    """Order of precedence among trials of one slot: the first number of its retry chain, then its own."""
+    return trial.system_attrs.get("failed_trial", trial.number), trial.number
+
+
 def taken_reason(study: Any, trial: Any, quota: int | None, grid: bool) -> str | None:
-    """Why a new trial must not train: its slot is taken by an earlier trial, or the budget is used."""
+    """Why a new trial must not train: its slot is held by a trial that precedes it, or the budget is used.
+
+    In a slot (baseline, grid cell, retry chain) the live trial whose retry chain started first wins,
+    so a retry that adopts finished seeds is never displaced by a duplicate queued by another worker.
+    """
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
-    earlier = [t for t in trials if t.number < trial.number and not superseded(t, retried)]
+    live = [t for t in trials if t.number != trial.number and not superseded(t, retried)]
     slot = trial.system_attrs.get(SLOT_ATTR)
     if slot is not None:
-        first = next((t for t in earlier if t.system_attrs.get(SLOT_ATTR) == slot), None)
+        first = min((t for t in live if t.system_attrs.get(SLOT_ATTR) == slot and chain_key(t) < chain_key(trial)),
+                    key=chain_key, default=None)
         return None if first is None else f"duplicate of trial {first.number} ({slot}); not trained"
     if grid:
         return "not a grid cell (queued cells only); not trained"
+    earlier = [t for t in live if t.number < trial.number]
     if quota is not None and len(earlier) >= quota:
         return f"over the budget of {quota} trial(s) (a concurrent worker took the last one); not trained"
     return None

@@ -162,7 +162,8 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
     study_dir = Path(req.run_dir).resolve() / name
     identity = {"config_hash": config_hash(space.raw), "store_hash": store.store_hash, "teacher_hash": teacher_hash}
     check_study_identity(study_dir, identity)
-    check_run_dir(req.run_dir, study_dir, space, space.trials_per_student(req.n_trials))
+    quota = space.trials_per_student(req.n_trials)
+    check_run_dir(req.run_dir, study_dir, space, quota)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if (study_dir / "study.json").is_file():
         created = read_study_json(study_dir).get("created", created)
@@ -190,6 +191,7 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
                                     load_if_exists=True)
         if study.user_attrs.get("kdbench_study_dir") != str(study_dir):
             study.set_user_attr("kdbench_study_dir", str(study_dir))
+        queue_planned(study, space, quota[student])  # before any worker starts: workers find every cell queued
         if study.metric_names != [space.objective]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
