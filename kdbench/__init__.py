@@ -1,10 +1,11 @@
 """kdbench: distil, search, export, profile and rank small echocardiogram view classifiers.
 
 The public Python API lives in ``kdbench.api`` and is reachable from here; each name imports its
-module on first use, so ``import kdbench`` stays instant (no torch, no optuna)::
+module on first use, so ``import kdbench`` stays instant (no torch, no optuna). The search is
+``kdbench.run_search`` (``kdbench.search`` is the subpackage)::
 
     import kdbench
-    study = kdbench.search("quick", store="store", teacher="teacher.pt")
+    study = kdbench.run_search("quick", store="store", teacher="teacher.pt")
     study.best_trials()
     rows = kdbench.load_leaderboard("leaderboard")
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("StudyResult", "search", "load_study", "best_trials", "read_trials", "build_leaderboard",
+_API = ("StudyResult", "run_search", "load_study", "best_trials", "read_trials", "build_leaderboard",
         "load_leaderboard", "create_model", "model_info", "configure_logging")
 __all__ = ["__version__", *_API]
 

@@ -4,7 +4,7 @@ Everything here is also reachable as ``kdbench.<name>`` (imported on first use, 
 stays instant). Results are the same files the command line writes, read back as plain dicts::
 
     import kdbench
-    study = kdbench.search("quick", store="store", teacher="teacher.pt", study="nb", device="cpu")
+    study = kdbench.run_search("quick", store="store", teacher="teacher.pt", study="nb", device="cpu")
     study.best_trials()          # best configuration per student, mean and CI over seeds
     rows = kdbench.load_leaderboard("leaderboard")
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 from kdbench.errors import DataError
 
-__all__ = ["StudyResult", "search", "load_study", "best_trials", "read_trials", "build_leaderboard",
+__all__ = ["StudyResult", "run_search", "load_study", "best_trials", "read_trials", "build_leaderboard",
            "load_leaderboard", "create_model", "model_info", "configure_logging"]
 
 
@@ -53,18 +53,19 @@ class StudyResult:
         return cls(Path(d["study_dir"]), d.get("statistics") or {}, d.get("wall_time_s"))
 
 
-def search(config: str | Path, store: str | Path, teacher: str | Path | None = None, *, study: str | None = None,
+def run_search(config: str | Path, store: str | Path, teacher: str | Path | None = None, *, study: str | None = None,
            run_dir: str | Path = "runs", storage: str | None = None, n_trials: int | None = None, workers: int = 1,
            device: str = "auto", no_cache: bool = False) -> StudyResult:
     """Run (or resume) a search like ``kdbench search``; ``config`` is a TOML path or a shipped name ('quick')."""
-    from kdbench.search.runner import SearchRequest, run_search
+    from kdbench.search.runner import SearchRequest
+    from kdbench.search.runner import run_search as _run
     from kdbench.search.space import load_space
 
     space = load_space(config)  # ConfigError before any work; resolves shipped names
     req = SearchRequest(config=space.path, store=Path(store), teacher=None if teacher is None else Path(teacher),
                         run_dir=Path(run_dir), storage=storage, study=study, n_trials=n_trials, workers=workers,
                         device=device, no_cache=no_cache)
-    result = run_search(req)
+    result = _run(req)
     return StudyResult(Path(result["study_dir"]), result["statistics"], result["wall_time_s"])
 
 

@@ -1,4 +1,4 @@
-"""The public Python API on a tiny real study: kdbench.search, best_trials, load_study, leaderboards."""
+"""The public Python API on a tiny real study: kdbench.run_search, best_trials, load_study, leaderboards."""
 
 from __future__ import annotations
 
@@ -42,11 +42,11 @@ def test_import_kdbench_stays_light():
 
 @pytest.fixture(scope="module")
 def study(phantom_32px, tmp_path_factory):
-    """kdbench.search on a 32 px phantom store: 1 student x (scratch, vanilla) x 2 seeds, one batch per epoch."""
+    """kdbench.run_search on a 32 px phantom store: 1 student x (scratch, vanilla) x 2 seeds, one batch per epoch."""
     store, teacher = phantom_32px
     root = tmp_path_factory.mktemp("api")
     (root / "space.toml").write_text(SPACE)
-    result = kdbench.search(root / "space.toml", store=store, teacher=teacher, run_dir=root / "runs", device="cpu")
+    result = kdbench.run_search(root / "space.toml", store=store, teacher=teacher, run_dir=root / "runs", device="cpu")
     return root, result
 
 
