@@ -26,7 +26,7 @@ import copy
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -70,8 +70,9 @@ class Trial:
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> Trial:
-        """Read ``to_dict()``'s form back."""
-        return cls(**body)
+        """Read ``to_dict()``'s form back (keys an older kdbench wrote and this one does not know are ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in body.items() if k in known})
 
 
 @dataclass
@@ -350,7 +351,10 @@ def choose(model: nn.Module, x: torch.Tensor, y: torch.Tensor, phase: str, devic
     loss_fn = loss_fn or nn.functional.cross_entropy
     key = format_key(phase, arch, int(x.shape[-1]), device, batch)
     cached = read_cache().get(key)
-    trials = [Trial.from_dict(t) for t in cached["trials"] if t["status"] != "skipped"] if cached else []
+    try:
+        trials = [Trial.from_dict(t) for t in cached["trials"] if t["status"] != "skipped"] if cached else []
+    except (KeyError, TypeError, AttributeError):  # an entry in another shape: it is only a cache, measure again
+        cached, trials = None, []
     source = "cache" if cached else "measured"
     if not trials and phase == "train" and planned_steps < MIN_PROBE_RUN_STEPS:
         return FormatChoice(phase, "nchw", "default", key, [Trial("probe", "skipped", reason=(

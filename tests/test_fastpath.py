@@ -73,6 +73,19 @@ def test_choice_is_measured_once_then_read_from_the_cache(cache_dir):
     assert again.source == "cache" and again.format == "channels_last" and again.key == first.key
 
 
+def test_a_cache_written_by_another_version_is_measured_again_not_a_crash(cache_dir):
+    model, (x, y) = _tiny_cnn(), _batch()
+    key = fastpath.format_key("train", "tiny", int(x.shape[-1]), CPU, 8)
+    old = {"phase": "train", "format": "channels_last", "source": "measured", "key": key,
+           "trials": [{"format": "nchw", "status": "ok", "images_per_s": 1.0, "max_rel_diff": 0.1}]}
+    (cache_dir / fastpath.CACHE_FILE).write_text(json.dumps({key: old, "other": {"trials": "garbage"}}))
+    extra_key = fastpath.choose(model, x, y, "train", CPU, "auto", "tiny", batch=8, planned_steps=30)
+    assert extra_key.source == "cache" and extra_key.format == "nchw"  # unknown key ignored, entry still used
+    (cache_dir / fastpath.CACHE_FILE).write_text(json.dumps({key: {"trials": [{"images_per_s": 1.0}]}}))
+    fresh = fastpath.choose(model, x, y, "train", CPU, "auto", "tiny", batch=8, planned_steps=30)
+    assert fresh.source == "measured" and [t.format for t in fresh.trials][:2] == ["nchw", "channels_last"]
+
+
 def test_a_format_that_fails_is_dropped_with_its_reason(cache_dir):
     model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), _NeedsContiguous(), nn.Flatten(), nn.LazyLinear(4))
     x, y = _batch()
