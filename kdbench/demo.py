@@ -34,6 +34,7 @@ class DemoSize:
     int8: str
     teacher_arch: str = "vgg16"
     methods: tuple[str, ...] = tuple(METHODS)  # distillation methods searched (each student x each method)
+    profile_runs: int = 3  # fresh processes per model x runtime (their spread marks unstable figures)
 
 
 SIZES = {
@@ -45,7 +46,7 @@ SIZES = {
     # one distillation method against the scratch baseline
     "tiny": DemoSize(videos_per_view=3, frames=8, image_size=32, frames_per_video=3, teacher_epochs=1,
                      epochs=1, seeds=2, profile_time_s=0.2, int8="ort", teacher_arch="mobilenet_v3_large",
-                     methods=("scratch", "vanilla")),
+                     methods=("scratch", "vanilla"), profile_runs=1),
 }
 
 
@@ -102,7 +103,8 @@ def demo_commands(out: Path, size: DemoSize, leaderboard: Path, students: list[s
         ["export", "--store", s(store), "--study-dir", s(runs / "demo"), "--out", s(export), "--int8", size.int8],
         ["export", "--store", s(store), "--checkpoint", s(teacher), "--out", s(export), "--int8", ""],
         ["profile", "--target", "x86", "--models", s(export), "--out", s(profiles), "--min-time", s(size.profile_time_s),
-         "--max-time", s(max(2.0, size.profile_time_s * 5)), "--warmup", s(min(1.0, size.profile_time_s))],
+         "--max-time", s(max(1.0, size.profile_time_s * 5)), "--warmup", s(min(1.0, size.profile_time_s)),
+         "--runs", s(size.profile_runs)],
         ["profile", "--target", "rpi4", "--models", s(export), "--out", s(profiles), "--estimate"],
         ["leaderboard", "--study", s(runs / "demo"), "--export", s(export), "--profiles", s(profiles),
          "--out", s(leaderboard)],
