@@ -163,6 +163,9 @@ input_size = [16, 32]
         if size == 32:  # priced infeasible: pruned before any seed trained
             assert t.state.name == "PRUNED" and t.user_attrs["infeasible"].endswith("not trained")
             assert "fps" in t.user_attrs["infeasible"] and t.number not in started
+        elif "same_as_trial" in t.user_attrs:  # the sampler proposed the trained 16 px configuration again: reused
+            twin = t.user_attrs["same_as_trial"]
+            assert t.state.name == "COMPLETE" and t.number not in started and twin in started
         else:
             assert t.state.name == "COMPLETE" and t.number in started
             metrics = json.loads((study_dir / "trials" / ARCH / str(t.number) / "seed_0" / "metrics.json").read_text())

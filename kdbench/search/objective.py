@@ -151,6 +151,14 @@ def describe_stop(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def _hardware_attrs(ctx: SearchContext, trial: Any, config: Any) -> None:
+    """The trial's family and, with a target, its price before training (prunes what the target cannot run)."""
+    if ctx.space.families or ctx.space.target:
+        from kdbench.search.hardware_aware import before_training
+
+        before_training(ctx, trial, config)
+
+
 def make_objective(ctx: SearchContext, student: str) -> Callable[[Any], float]:
     """The objective of one student's Optuna study."""
     import optuna
@@ -179,12 +187,10 @@ def make_objective(ctx: SearchContext, student: str) -> Callable[[Any], float]:
             config = TrialConfig.from_dict({"student": student, **space.suggest(trial)})
             twin = same_configuration(trial.study, frozen, config.config_id)
             if twin is not None:  # a sampler proposing a finished configuration again: its results, not training
+                _hardware_attrs(ctx, trial, config)
                 return _reuse_results(trial, config, twin)
             tdir = _start_trial(ctx, trial, frozen, config)
-            if space.families or space.target:  # family, and the target's price before training (hardware_aware)
-                from kdbench.search.hardware_aware import before_training
-
-                before_training(ctx, trial, config)
+            _hardware_attrs(ctx, trial, config)
             _run_seeds(ctx, trial, config, tdir, results, emit)
             value = statistics.fmean(r[space.objective] for r in results.values())
             _prune_checkpoints(space, tdir, results)
