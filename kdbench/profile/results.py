@@ -274,7 +274,8 @@ def _batch_record(results: list[dict[str, Any]], batch: int, rec: ProfileRecord)
     rec.throughput = _median([e["throughput"] for e in entries if e.get("throughput")] or [0.0]) or None
     if batch == 1:
         rec.fps = 1000.0 / rec.latency_ms["p50"]
-        rec.fps_low, rec.fps_high = 1000.0 / max(p50s), 1000.0 / min(p50s)
+        # from the same rounded p50s as latency_ms, so fps_low <= fps <= fps_high holds exactly
+        rec.fps_low, rec.fps_high = 1000.0 / max(rec.p50_runs_ms), 1000.0 / min(rec.p50_runs_ms)
         mems = [r["model_memory_mb"] for r in results if r.get("model_memory_mb") is not None]
         rec.model_memory_mb = round(_median(mems), 3) if mems else None
         peaks = [r["process_peak_rss_mb"] for r in results if r.get("process_peak_rss_mb") is not None]
