@@ -16,23 +16,14 @@ TRAIN = {"epochs": 1, "patience": 5, "batch_size": 8, "lr": 1e-3, "weight_decay"
 
 
 @pytest.fixture(scope="module")
-def tiny_study(tmp_path_factory):
-    """A 32 px phantom store, an untrained stand-in teacher and a study dir with 3 finished trials (no training)."""
-    from kdbench.data.prepare import prepare_store
-    from kdbench.data.synth import DYNAMIC_DIR, LVH_DIR, TMED_DIR, synthesize
-    from kdbench.models import create_model
-    from kdbench.models.checkpoint import save_checkpoint
-
+def tiny_study(tmp_path_factory, phantom_32px):
+    """The shared 32 px phantom store and stand-in teacher, and a study dir with 3 finished trials (no training)."""
+    store, teacher = phantom_32px
     root = tmp_path_factory.mktemp("confirm")
-    synthesize(root / "raw", videos_per_view=3, seed=0, frames=4)
-    prepare_store({"echonet_dynamic": root / "raw" / DYNAMIC_DIR, "echonet_lvh": root / "raw" / LVH_DIR,
-                   "tmed2": root / "raw" / TMED_DIR}, root / "store", size=32, frames_per_video=2, workers=1)
-    teacher = save_checkpoint(create_model("mobilenet_v3_small", num_classes=4), root / "teacher.pt",
-                              arch="mobilenet_v3_small", num_classes=4, input_size=32)
     study = root / "runs" / "tiny"
     write_json(study / "study.json", {"stage": "search", "study": "tiny", "seeds": [0, 1],
                                       "config": {"objective": "val_accuracy", "baseline": "scratch"},
-                                      "store": str(root / "store"), "teacher": str(teacher),
+                                      "store": str(store), "teacher": str(teacher),
                                       "optuna_studies": {STUDENT: f"tiny.{STUDENT}"}})
     for number, method, hparams, val in ((0, "scratch", {}, 0.50), (1, "vanilla", {"temperature": 4.0, "alpha": 0.5}, 0.70),
                                          (2, "vanilla", {"temperature": 2.0, "alpha": 0.9}, 0.60)):
