@@ -207,7 +207,9 @@ def test_rewrites_its_own_output_but_refuses_foreign_folders(tmp_path: Path) -> 
 @pytest.mark.parametrize("kwargs,key", [({"videos_per_view": 0}, "videos_per_view"),
                                         ({"frames": 1}, "frames"),
                                         ({"difficulty": 1.5}, "difficulty"),
-                                        ({"seed": -1}, "seed")])
+                                        ({"seed": -1}, "seed"),
+                                        ({"holdout": 0.5}, "holdout"),
+                                        ({"holdout": 0.0}, "holdout")])
 def test_bad_arguments(tmp_path: Path, kwargs: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         synthesize(tmp_path, **kwargs)
@@ -224,3 +226,20 @@ def test_cli_synth(tmp_path: Path) -> None:
     assert len(rows) == 2 and all(r["NumberOfFrames"] == "4" for r in rows)
     bad = runner.invoke(app, ["data", "synth", "--out", str(out), "--difficulty", "2"])
     assert bad.exit_code != 0
+
+
+def test_holdout_sets_each_sources_val_and_test_share(tmp_path: Path) -> None:
+    """--holdout 0.3: 30% of the EchoNet videos and of the TMED-2 patients in val, 30% in test."""
+    n = 10
+    summary = synthesize(tmp_path, videos_per_view=n, seed=3, frames=4, holdout=0.3)
+    assert summary["holdout"] == 0.3
+    assert summary["sources"]["echonet_dynamic"]["splits"] == {"TEST": 3, "TRAIN": 4, "VAL": 3}
+    assert summary["sources"]["echonet_lvh"]["splits"] == {"test": 3, "train": 4, "val": 3}
+    patients = summary["sources"]["tmed2"]["patients"]
+    for fold in summary["sources"]["tmed2"]["splits"]:
+        assert fold["val"] == fold["test"] == round(0.3 * patients)
+    usual = synthesize(tmp_path / "usual", videos_per_view=n, seed=3, frames=4)
+    assert usual["sources"]["echonet_dynamic"]["splits"] == {"TEST": 1, "TRAIN": 8, "VAL": 1}
+    _, rows = _rows(tmp_path / "EchoNet-LVH" / "MeasurementsList.csv")
+    per_video = {r["HashedFileName"]: r["split"] for r in rows}  # the official file's split column
+    assert sorted(per_video.values()).count("val") == 3 and sorted(per_video.values()).count("test") == 3

@@ -144,7 +144,7 @@ def _lv_tracing(geo: Geometry, lv: Ellipse) -> list[tuple[float, float, float, f
 
 
 def _write_dynamic(root: Path, n: int, seed: int, frames: int, difficulty: float,
-                   tick: Callable[[], None]) -> dict:
+                   tick: Callable[[], None], holdout: float | None = None) -> dict:
     """Write EchoNet-Dynamic: n A4C videos, FileList.csv and VolumeTracings.csv."""
     videos = root / "Videos"
     videos.mkdir()
@@ -168,7 +168,7 @@ def _write_dynamic(root: Path, n: int, seed: int, frames: int, difficulty: float
             for x1, y1, x2, y2 in _lv_tracing(geo, lv):
                 tracings.append((f"{name}.avi", _fmt(x1), _fmt(y1), _fmt(x2), _fmt(y2), frame))
         tick()
-    splits = _assign_splits([r[0] for r in records], _rng(seed, "echonet_dynamic", -1), 0.125, 0.125)
+    splits = _assign_splits([r[0] for r in records], _rng(seed, "echonet_dynamic", -1), *_fractions(holdout, 0.125))
     rows = [(*r, splits[r[0]].upper()) for r in records]
     _write_csv(root / "FileList.csv", DYNAMIC_FILELIST_COLUMNS, rows)
     _write_csv(root / "VolumeTracings.csv", DYNAMIC_TRACING_COLUMNS, tracings)
@@ -207,7 +207,7 @@ def _plax_measurements(geo: Geometry, params: ClipParams, frame: int, fps: float
 
 
 def _write_lvh(root: Path, n: int, seed: int, frames: int, difficulty: float,
-               tick: Callable[[], None]) -> dict:
+               tick: Callable[[], None], holdout: float | None = None) -> dict:
     """Write EchoNet-LVH: n PLAX videos at varying native sizes in Batch1..4, MeasurementsList.csv."""
     for b in range(1, 5):
         (root / f"Batch{b}").mkdir()
@@ -229,7 +229,7 @@ def _write_lvh(root: Path, n: int, seed: int, frames: int, difficulty: float,
         videos.append((name, w, h, fps, meas, frames_of))
         sizes.add((w, h))
         tick()
-    splits = _assign_splits([v[0] for v in videos], _rng(seed, "echonet_lvh", -1), 0.1, 0.1)
+    splits = _assign_splits([v[0] for v in videos], _rng(seed, "echonet_lvh", -1), *_fractions(holdout, 0.1))
     rows, idx = [], 0
     for name, w, h, fps, meas, frames_of in videos:
         for calc, value, (x1, x2, y1, y2) in meas:
@@ -247,7 +247,7 @@ def _write_lvh(root: Path, n: int, seed: int, frames: int, difficulty: float,
 
 
 def _write_tmed(root: Path, n: int, seed: int, frames: int, difficulty: float,
-                tick: Callable[[], None]) -> dict:
+                tick: Callable[[], None], holdout: float | None = None) -> dict:
     """Write TMED-2: n studies, each with stills of all four views plus a few unusable labels."""
     import cv2
 
@@ -310,7 +310,7 @@ def _write_tmed(root: Path, n: int, seed: int, frames: int, difficulty: float,
     fold_splits = []
     for fold in range(3):
         for attempt in range(20):  # the folds are different splittings of the same patients
-            split = _assign_splits(patients, _rng(seed, "tmed2", -1, fold + 1, attempt))
+            split = _assign_splits(patients, _rng(seed, "tmed2", -1, fold + 1, attempt), *_fractions(holdout, 0.15))
             if split not in fold_splits:
                 break
         fold_splits.append(split)
@@ -330,9 +330,23 @@ def _count(values: Iterable[str]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
+def _fractions(holdout: float | None, usual: float) -> tuple[float, float]:
+    """(val, test) fractions of a source's clips: the source's usual share, or ``holdout`` each."""
+    share = usual if holdout is None else holdout
+    return share, share
+
+
 def synthesize(out: Path, videos_per_view: int = 50, seed: int = 0, frames: int = 32,
-               difficulty: float = 0.5, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Write phantom EchoNet-Dynamic, EchoNet-LVH and TMED-2 folders under ``out``; return a summary."""
+               difficulty: float = 0.5, progress: Callable[[int, int], None] | None = None,
+               holdout: float | None = None) -> dict:
+    """Write phantom EchoNet-Dynamic, EchoNet-LVH and TMED-2 folders under ``out``; return a summary.
+
+    ``holdout`` puts that fraction of each source's clips (TMED-2: patients) in validation and the
+    same fraction in test (default: each source's usual share, 10-15%): evaluation is cheap, so a
+    demo can keep training small and still report on many clips.
+    """
+    if holdout is not None and not (isinstance(holdout, (int, float)) and 0.0 < holdout < 0.5):
+        raise ConfigError(f"holdout = {holdout!r}; expected a fraction in (0, 0.5) (each of val and test)")
     if not isinstance(videos_per_view, int) or videos_per_view < 1:
         raise ConfigError(f"videos_per_view = {videos_per_view!r}; expected an integer >= 1")
     if not isinstance(frames, int) or frames < 2:
@@ -358,9 +372,9 @@ def synthesize(out: Path, videos_per_view: int = 50, seed: int = 0, frames: int 
         progress(0, total)
     d = float(difficulty)
     sources = {
-        "echonet_dynamic": _write_dynamic(dirs["echonet_dynamic"], videos_per_view, seed, frames, d, tick),
-        "echonet_lvh": _write_lvh(dirs["echonet_lvh"], videos_per_view, seed, frames, d, tick),
-        "tmed2": _write_tmed(dirs["tmed2"], videos_per_view, seed, frames, d, tick),
+        "echonet_dynamic": _write_dynamic(dirs["echonet_dynamic"], videos_per_view, seed, frames, d, tick, holdout),
+        "echonet_lvh": _write_lvh(dirs["echonet_lvh"], videos_per_view, seed, frames, d, tick, holdout),
+        "tmed2": _write_tmed(dirs["tmed2"], videos_per_view, seed, frames, d, tick, holdout),
     }
     views: dict[str, int] = {}
     for name, src in sources.items():
@@ -368,4 +382,4 @@ def synthesize(out: Path, videos_per_view: int = 50, seed: int = 0, frames: int 
             if view in ("A2C", "A4C", "PLAX", "PSAX"):
                 views[view] = views.get(view, 0) + (k if name != "tmed2" else videos_per_view)
     return {"root": str(out), "seed": seed, "videos_per_view": videos_per_view, "frames": frames,
-            "difficulty": d, "sources": sources, "clips_per_view": dict(sorted(views.items()))}
+            "difficulty": d, "holdout": holdout, "sources": sources, "clips_per_view": dict(sorted(views.items()))}
