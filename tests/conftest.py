@@ -50,15 +50,6 @@ def tiny_run(tiny_store, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def phantom_32px(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(store, teacher): a 32 px phantom store (3 videos per view, 2 frames each) and an untrained
     mobilenet_v3_small checkpoint as a stand-in teacher, for tests that run tiny searches."""
-    from kdbench.data.prepare import prepare_store
-    from kdbench.data.synth import DYNAMIC_DIR, LVH_DIR, TMED_DIR, synthesize
-    from kdbench.models import create_model
-    from kdbench.models.checkpoint import save_checkpoint
+    from fault_fixtures import make_search_inputs
 
-    root = tmp_path_factory.mktemp("phantom_32px")
-    synthesize(root / "raw", videos_per_view=3, seed=0, frames=4)
-    prepare_store({"echonet_dynamic": root / "raw" / DYNAMIC_DIR, "echonet_lvh": root / "raw" / LVH_DIR,
-                   "tmed2": root / "raw" / TMED_DIR}, root / "store", size=32, frames_per_video=2, workers=1)
-    teacher = save_checkpoint(create_model("mobilenet_v3_small", num_classes=4), root / "teacher.pt",
-                              arch="mobilenet_v3_small", num_classes=4, input_size=32)
-    return root / "store", teacher
+    return make_search_inputs(tmp_path_factory.mktemp("phantom_32px"))

@@ -15,28 +15,12 @@ from pathlib import Path
 
 import pytest
 from fault_fixtures import drop_dac_override
+from search_fixtures import tiny_space_toml
 
 from kdbench.errors import ConfigError, DataError
+from kdbench.resources import list_resources
 
-SPACE = """
-[study]
-name = "chk"
-students = ["test_efficientnet"]
-seeds = [0, 1]
-sampler = "grid"
-pruner = "none"
-
-[train]
-epochs = 1
-batch_size = 8
-max_batches_per_epoch = 1
-
-[space]
-method = ["scratch", "vanilla"]
-
-[space.vanilla]
-temperature = [2.0]
-"""
+SPACE = tiny_space_toml("chk", ["test_efficientnet"], [0, 1], study={"sampler": "grid"}, vanilla={"temperature": [2.0]})
 
 
 @pytest.fixture(scope="module")
@@ -280,3 +264,18 @@ def test_a_retry_keeps_its_slot_against_a_duplicate_queued_by_another_worker():
     assert taken_reason(study, trials[1], None, grid=True) == "duplicate of trial 2 (grid:vanilla|temperature=2); not trained"
     assert taken_reason(study, trials[2], None, grid=True) is None
     assert taken_reason(study, trials[3], None, grid=True) is None
+
+
+@pytest.mark.parametrize("name", list_resources("search_spaces"))
+def test_shipped_space_ranges_cover_each_methods_default(name):
+    """A searched range that leaves out the method's own (published) default can never find it again."""
+    from kdbench.distill.registry import METHODS
+    from kdbench.resources import find_resource
+    from kdbench.search.space import load_space
+
+    space = load_space(find_resource("search_spaces", name), check_students=False)
+    outside = [f"{dim.key} [{dim.low}, {dim.high}] leaves out {method}'s default {METHODS[method].defaults()[key]}"
+               for method, dims in space.method_dims.items() for key, dim in dims.items()
+               if dim.kind in ("float", "int") and key in METHODS[method].defaults()
+               and not dim.low <= METHODS[method].defaults()[key] <= dim.high]
+    assert outside == []

@@ -13,46 +13,23 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from search_fixtures import tiny_space_toml
 
 pytestmark = pytest.mark.slow
 
-SPACE = """
-[study]
-name = "{name}"
-students = {students}
-seeds = {seeds}
-n_trials = {n_trials}
-n_startup_trials = 1
-pruner = "none"
-sampler_seed = 0
-
-[train]
-epochs = {epochs}
-patience = 5
-batch_size = 8
-max_batches_per_epoch = 1
-lr = {lr}
-
-[space]
-method = ["scratch", "vanilla"]
-
-[space.vanilla]
-temperature = {{low = 1.0, high = 8.0}}
-"""
-
 
 @pytest.fixture(scope="module")
-def search_inputs(tmp_path_factory):
-    """A 32 px phantom store and an untrained stand-in teacher checkpoint."""
-    from fault_fixtures import make_search_inputs
-
-    return make_search_inputs(tmp_path_factory.mktemp("search"))
+def search_inputs(phantom_32px):
+    """A 32 px phantom store and an untrained stand-in teacher checkpoint (the session's, see conftest)."""
+    return phantom_32px
 
 
 def _space(tmp_path, name, n_trials=3, students=("mobilenet_v3_small",), lr=1e-3, seeds=(0, 1), epochs=2) -> Path:
     path = tmp_path / f"{name}.toml"
-    path.write_text(SPACE.format(name=name, n_trials=n_trials, students=json.dumps(list(students)), lr=lr,
-                                 seeds=json.dumps(list(seeds)), epochs=epochs))
+    path.write_text(tiny_space_toml(name, list(students), list(seeds),
+                                    study={"n_trials": n_trials, "n_startup_trials": 1, "sampler_seed": 0},
+                                    train={"epochs": epochs, "patience": 5, "lr": lr},
+                                    vanilla={"temperature": {"low": 1.0, "high": 8.0}}))
     return path
 
 
@@ -255,3 +232,66 @@ def test_postgres_two_workers_and_a_killed_worker(search_inputs, tmp_path):
     assert info["storage_kind"] == "rdb" and (":***@" in info["storage"] or "@" not in info["storage"])
     pids = {e["pid"] for e in read_seed_log(study_dir) if e["event"] == "done"}
     assert len(pids) >= 2, "two worker processes should have trained seeds"
+
+
+# Loaded by every Python process that has the folder on PYTHONPATH (the search's workers included):
+# spies on the real evaluation and precise-BN passes of kdbench.train, recording the thread counts
+# seen inside them (torch's, its OpenMP pool's and numpy's BLAS pool's) as JSON lines.
+THREAD_SPY = '''
+import json, os
+if os.environ.get("KDBENCH_THREAD_LOG"):
+    import torch
+    from threadpoolctl import threadpool_info
+    import kdbench.train as train
+
+    def _record(where):
+        pools = {i["user_api"]: i["num_threads"] for i in threadpool_info()}
+        with open(os.environ["KDBENCH_THREAD_LOG"], "a") as fh:
+            fh.write(json.dumps({"pid": os.getpid(), "where": where, "torch": torch.get_num_threads(), **pools}) + "\\n")
+
+    def _inside_forward(fn, where):
+        def run(model, *args, **kwargs):
+            handle = model.register_forward_pre_hook(lambda module, inputs: _record(where))
+            try:
+                return fn(model, *args, **kwargs)
+            finally:
+                handle.remove()
+        return run
+
+    def _metrics(fn):
+        def run(*args, **kwargs):
+            if kwargs.get("clips") is not None:  # the clip bootstrap: numpy matrix products
+                _record("clip_bootstrap")
+            return fn(*args, **kwargs)
+        return run
+
+    train.predict_logits = _inside_forward(train.predict_logits, "evaluation")
+    train.recalibrate_batch_norm = _inside_forward(train.recalibrate_batch_norm, "precise_bn")
+    train.classification_metrics = _metrics(train.classification_metrics)
+'''
+
+
+def test_two_workers_keep_their_share_of_threads_in_evaluation_and_precise_bn(search_inputs, tmp_path, monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    from kdbench.search.runner import worker_threads
+
+    store, teacher = search_inputs
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    (spy / "sitecustomize.py").write_text(THREAD_SPY)
+    log = tmp_path / "threads.jsonl"
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    share = worker_threads(2)  # the cores split evenly: 1 each on a 2-core machine, where torch's default is 2
+    env = {**os.environ, "KDBENCH_THREAD_LOG": str(log),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(spy), os.environ.get("PYTHONPATH")]))}
+    space = _space(tmp_path, "threads", n_trials=2, seeds=(0,), epochs=1)
+    proc = subprocess.run(_cli("search", "--config", str(space), "--store", str(store), "--teacher", str(teacher),
+                               "--run-dir", str(tmp_path / "runs"), "--device", "cpu", "--workers", "2"),
+                          env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {r["where"] for r in records} == {"evaluation", "precise_bn", "clip_bootstrap"}
+    assert os.getpid() not in {r["pid"] for r in records}
+    for r in records:
+        expected = {"torch": share, "openmp": share} if r["where"] != "clip_bootstrap" else {"torch": share, "blas": share}
+        assert {k: r.get(k, v) for k, v in expected.items()} == expected, r

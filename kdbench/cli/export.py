@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from kdbench.cli.console import console
+from kdbench.cli.tables import print_table
 
 
 def command(
@@ -73,7 +74,7 @@ def command(
                                      on_start=on_start, on_done=on_done)
     ids = {f"{c.id}/{v}" for c in candidates for v in plan}
     records = [r for r in manifest["variants"] if r["id"] in ids]
-    console.print(variants_table(records))
+    print_table(variants_table(records))
     for r in records:
         if r["status"] != "ok":
             console.print(f"[red]{r['id']}[/]: {r['reason']}", highlight=False)

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from kdbench.cli.tables import print_table
+
 app = typer.Typer(
     help=(
         "Measure every variant on a hardware target: locally (each model in a fresh subprocess), on a "
@@ -116,7 +118,7 @@ def profile(
         cal = find_calibration(cal_name, out)
         records = estimate_records(entries, prof, cal)
         writer.add(records)
-        console.print(render_table(records, f"{prof.name}: ESTIMATED (not measured), calibration {cal.path}"))
+        print_table(render_table(records, f"{prof.name}: ESTIMATED (not measured), calibration {cal.path}"), console)
         bands = ", ".join(f"{p} ±{b:.0f}%" for p, b in cal.error_band_pct.items())
         console.print(f"[yellow]estimated[/]: every figure is a model prediction, expected error {bands} ({cal.source})")
         console.print(f"wrote {writer.path}")
@@ -153,7 +155,7 @@ def profile(
         finally:
             progress.stop()
             if writer.new:
-                console.print(render_table(writer.new, f"{prof.name}: measured ({method})"))
+                print_table(render_table(writer.new, f"{prof.name}: measured ({method})"), console)
                 console.print(f"wrote {writer.path}")
     require_ok(writer.new, f"profile {prof.name} ({method})")
 
@@ -207,7 +209,7 @@ def calibrate(
         table.add_column(col, justify="left" if col == "row" else "right")
     for e in data["leave_one_architecture_out"]:
         table.add_row(e["model"], f"{e['observed_ms']:.2f}", f"{e['predicted_ms']:.2f}", f"{e['error_pct']:+.1f}")
-    console.print(table)
+    print_table(table, console)
     for prec, m in data["loao_summary"].items():
         console.print(f"{prec}: n={m['n']} median |error| {m['median_abs_pct']:.1f}%, within ±10% {m['within_10_pct']:.0f}%, "
                       f"within ±25% {m['within_25_pct']:.0f}%, band ±{data['error_band_pct'][prec]:.0f}%")

@@ -94,6 +94,11 @@ class DistillMethod(nn.Module):
             )
         return teacher_logits.detach().to(student_logits.dtype)
 
+    def check_classes(self, logits: torch.Tensor, minimum: int, term: str) -> None:
+        """ConfigError unless ``logits`` have at least ``minimum`` classes (``term`` names what needs them)."""
+        if logits.shape[1] < minimum:
+            raise ConfigError(f"method {self.name!r} needs at least {minimum} classes for {term}; got {logits.shape[1]}")
+
 
 # ---- validation helpers for method constructors -------------------------------------------------
 
@@ -127,6 +132,11 @@ def check_choice(method: str, key: str, value: Any, choices: tuple[str, ...]) ->
     if value not in choices:
         raise ConfigError(f"method {method!r}: {key}={value!r} is not allowed; expected one of {list(choices)}")
     return str(value)
+
+
+def check_ce_and_standardize(method: str, ce_weight: Any, standardize: Any) -> tuple[float, bool]:
+    """The two hparams the weighted-CE methods share: ``ce_weight >= 0`` and the ``standardize`` switch."""
+    return check_number(method, "ce_weight", ce_weight, 0.0, None), check_bool(method, "standardize", standardize)
 
 
 def check_bool(method: str, key: str, value: Any) -> bool:

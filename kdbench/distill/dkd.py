@@ -22,8 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdbench.distill.base import DistillMethod, check_bool, check_int, check_number
-from kdbench.errors import ConfigError
+from kdbench.distill.base import DistillMethod, check_ce_and_standardize, check_int, check_number
 
 
 def _kl_rows(log_p_t: torch.Tensor, log_p_s: torch.Tensor) -> torch.Tensor:
@@ -68,8 +67,7 @@ class DKD(DistillMethod):
         self.beta = check_number(self.name, "beta", beta, 0.0, None)
         self.temperature = check_number(self.name, "temperature", temperature, 0.0, None, low_open=True)
         self.warmup = check_int(self.name, "warmup", warmup, 0)
-        self.ce_weight = check_number(self.name, "ce_weight", ce_weight, 0.0, None)
-        self.standardize = check_bool(self.name, "standardize", standardize)
+        self.ce_weight, self.standardize = check_ce_and_standardize(self.name, ce_weight, standardize)
 
     def warmup_factor(self, epoch: int) -> float:
         """``min((epoch + 1) / warmup, 1)`` for 0-based ``epoch``; 1 when warmup is 0."""
@@ -79,8 +77,7 @@ class DKD(DistillMethod):
                 targets: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
         """``{"ce": ce_weight * CE, "kd": warm-up * (alpha * TCKD + beta * NCKD)}``."""
         teacher = self.check_inputs(student_logits, teacher_logits, targets)
-        if student_logits.shape[1] < 3:
-            raise ConfigError(f"method 'dkd' needs at least 3 classes for NCKD; got {student_logits.shape[1]}")
+        self.check_classes(student_logits, 3, "NCKD")
         tckd, nckd = dkd_terms(*self.distill_logits(student_logits, teacher), targets, self.temperature)
         return {
             "ce": self.ce_weight * F.cross_entropy(student_logits, targets),

@@ -20,8 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdbench.distill.base import DistillMethod, check_bool, check_number
-from kdbench.errors import ConfigError
+from kdbench.distill.base import DistillMethod, check_ce_and_standardize, check_number
 
 
 def nkd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
@@ -49,15 +48,13 @@ class NKD(DistillMethod):
         super().__init__()
         self.temperature = check_number(self.name, "temperature", temperature, 0.0, None, low_open=True)
         self.gamma = check_number(self.name, "gamma", gamma, 0.0, None)
-        self.ce_weight = check_number(self.name, "ce_weight", ce_weight, 0.0, None)
-        self.standardize = check_bool(self.name, "standardize", standardize)
+        self.ce_weight, self.standardize = check_ce_and_standardize(self.name, ce_weight, standardize)
 
     def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor | None,
                 targets: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
         """``{"ce": ce_weight * CE, "kd": target + gamma * T^2 * non_target}``."""
         teacher = self.check_inputs(student_logits, teacher_logits, targets)
-        if student_logits.shape[1] < 3:
-            raise ConfigError(f"method 'nkd' needs at least 3 classes for its non-target term; got {student_logits.shape[1]}")
+        self.check_classes(student_logits, 3, "its non-target term")
         target, non_target = nkd_terms(*self.distill_logits(student_logits, teacher), targets, self.temperature)
         return {
             "ce": self.ce_weight * F.cross_entropy(student_logits, targets),

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdbench.distill.base import DistillMethod, check_bool, check_number
+from kdbench.distill.base import DistillMethod, check_ce_and_standardize, check_number
 
 
 def wttm_per_sample(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -47,8 +47,7 @@ class WTTM(DistillMethod):
         super().__init__()
         self.gamma = check_number(self.name, "gamma", gamma, 0.0, 1.0, low_open=True)
         self.beta = check_number(self.name, "beta", beta, 0.0, None)
-        self.ce_weight = check_number(self.name, "ce_weight", ce_weight, 0.0, None)
-        self.standardize = check_bool(self.name, "standardize", standardize)
+        self.ce_weight, self.standardize = check_ce_and_standardize(self.name, ce_weight, standardize)
 
     def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor | None,
                 targets: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:

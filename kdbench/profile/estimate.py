@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +219,12 @@ class MemoryModel:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON)."""
-        return {"k_w": self.k_w, "k_a": self.k_a, "c_mb": self.c_mb, "band_pct": self.band_pct, "source": self.source}
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MemoryModel":
+        """Inverse of ``to_dict``."""
+        return cls(**d)
 
 
 def fit_memory(samples: list[tuple[GraphFeatures, float]], source: str) -> MemoryModel:
@@ -279,7 +284,7 @@ class Calibration:
         band = d["error_band_pct"]
         if not isinstance(band, dict) or "fp32" not in band:
             raise ConfigError(f"calibration file {path}: key 'error_band_pct' = {band!r}; expected {{'fp32': %, ...}}")
-        memory = {rt: MemoryModel(**m) for rt, m in (d.get("memory") or {}).items()}
+        memory = {rt: MemoryModel.from_dict(m) for rt, m in (d.get("memory") or {}).items()}
         return cls(d["target"], float(d["core_gmacs"]), int(d["threads"]), d["constants"], band, d["source"], memory,
                    str(path), d)
 
