@@ -26,6 +26,8 @@ import torch
 from torch import nn
 
 from kdbench import fastpath
+from kdbench.data.augment import CHOICES as AUGMENT_CHOICES
+from kdbench.data.augment import AugmentConfig, AugmentedLoader, settings_from_dict, teacher_lookup
 from kdbench.data.loader import StoreLoader
 from kdbench.data.resized import resized_store
 from kdbench.data.store import FrameStore
@@ -64,14 +66,43 @@ class TrainConfig:
     select_on: str = "val_accuracy"  # the validation figure that picks the epoch: "val_accuracy" | "val_macro_f1"
     fast_path: str = "auto"  # memory format / compilation: "auto" (measured, cached) | "off" | a format of kdbench.fastpath
     input_size: int | None = None  # train and evaluate at this size (frames resized on the fly); None = the store's
+    # Augmentation that keeps the teacher cache (kdbench.data.augment): K fixed augmented versions of
+    # every training frame; the student sees version epoch mod K ("cycle") or a seeded random one
+    # ("random"); the cached teacher logits of that version are looked up. 0 = no augmentation.
+    augment_versions: int = 0
+    augment_choice: str = "cycle"
+    augment_seed: int = 0  # fixes the versions' pixels (and the augmented cache's key); not the training seed
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # strengths; a dict is read with from_dict
 
     def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig.from_dict(self.augment)
+        if not isinstance(self.augment, AugmentConfig):
+            raise ConfigError(f"train augment={self.augment!r}; expected a table of augmentation strengths")
+        versions = self.augment_versions
+        if isinstance(versions, bool) or not isinstance(versions, (int, np.integer)) or versions < 0:
+            raise ConfigError(f"train augment_versions={versions!r}; expected a whole number >= 0 (0 turns augmentation off)")
+        self.augment_versions = int(versions)
+        if self.augment_choice not in AUGMENT_CHOICES:
+            raise ConfigError(f"train augment_choice={self.augment_choice!r} is not allowed; "
+                              f"expected one of {list(AUGMENT_CHOICES)}")
+        if isinstance(self.augment_seed, bool) or not isinstance(self.augment_seed, int) or self.augment_seed < 0:
+            raise ConfigError(f"train augment_seed={self.augment_seed!r}; expected an integer >= 0")
         if self.select_on not in SELECT_ON:
             raise ConfigError(f"train select_on={self.select_on!r} is not allowed; expected one of {list(SELECT_ON)}")
         if self.method_optimizer not in METHOD_OPTIMIZERS:
             raise ConfigError(f"train method_optimizer={self.method_optimizer!r} is not allowed; "
                               f"expected one of {list(METHOD_OPTIMIZERS)}")
         fastpath.check_fast_path(self.fast_path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (``augment`` as a nested dict), as metrics.json records it."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Read ``to_dict()``'s form back; missing keys take their defaults (older records), unknown ones are a ConfigError."""
+        return settings_from_dict(cls, data, "train")
 
     def resolved_device(self) -> torch.device:
         """The torch device this config asks for (auto = CUDA when present)."""
@@ -91,6 +122,7 @@ class RunResult:
     epochs_run: int = 0
     wall_time_s: float = 0.0
     train_images_per_s: float = 0.0
+    train_time_s: float = 0.0  # wall seconds of the training passes (no validation, no final evaluation)
     train_cpu_s: float = 0.0  # process CPU seconds of the training passes (wall time x cores busy)
     message: str = ""
     checkpoint: str | None = None
@@ -165,7 +197,8 @@ class _Loop:
     store: FrameStore
     config: TrainConfig
     device: torch.device
-    loader: StoreLoader
+    loader: StoreLoader | AugmentedLoader  # the training batches (augmented when config.augment_versions > 0)
+    bn_loader: StoreLoader  # precise BN's batches: the training split's plain frames, the distribution evaluated on
     n_batches: int
     optimizers: list[torch.optim.Optimizer]
     scheduler: Any
@@ -173,8 +206,9 @@ class _Loop:
     train_format: fastpath.FormatChoice
     eval_format: fastpath.FormatChoice
     forward: Callable[[torch.Tensor], torch.Tensor]
-    teacher_logits: np.ndarray | None = None
+    teacher_logits: np.ndarray | None = None  # [N, 4]: the teacher on plain frames (evaluation's teacher figures)
     teacher_model: Callable[[torch.Tensor], torch.Tensor] | None = None
+    train_cache: np.ndarray | None = None  # what training looks up: [N, 4] plain, or [K, N, 4] with augmentation
 
 
 @dataclass
@@ -212,39 +246,54 @@ def _choose_formats(model: nn.Module, store: FrameStore, config: TrainConfig, de
     return train, evaluation
 
 
+def _train_loaders(store: FrameStore, config: TrainConfig) -> tuple[StoreLoader | AugmentedLoader, StoreLoader]:
+    """The training loader (augmented when ``augment_versions`` > 0) and the plain one precise BN reads."""
+    plain = StoreLoader(store, "train", config.batch_size, shuffle=True, seed=config.seed, drop_last=False)
+    if not config.augment_versions:
+        return plain, plain
+    return AugmentedLoader(store, "train", config.batch_size, versions=config.augment_versions, seed=config.seed,
+                           config=config.augment, shuffle=True, choice=config.augment_choice,
+                           augment_seed=config.augment_seed), plain
+
+
 def _setup(model: nn.Module, method: DistillMethod, store: FrameStore, config: TrainConfig, arch: str,
-           teacher_logits: np.ndarray | None, teacher_model: Callable | None) -> _Loop:
-    """Place the model, choose its formats, and build the optimizers and the loader of a run."""
+           teacher_logits: np.ndarray | None, teacher_model: Callable | None,
+           augmented_logits: np.ndarray | None = None) -> _Loop:
+    """Place the model, choose its formats, and build the optimizers and the loaders of a run."""
     device = config.resolved_device()
     model.to(device)
     method.to(device)
     if isinstance(teacher_model, nn.Module):
         teacher_model.to(device).eval()
-    loader = StoreLoader(store, "train", config.batch_size, shuffle=True, seed=config.seed, drop_last=False)
+    loader, bn_loader = _train_loaders(store, config)
     n_batches = len(loader) if config.max_batches_per_epoch is None else min(len(loader), config.max_batches_per_epoch)
     train_format, eval_format = _choose_formats(model, store, config, device, arch, n_batches)
     fastpath.to_format(model, train_format.format)
     optimizers, scheduler = _optimizers(model, method, config)
     return _Loop(model=model, method=method, store=store, config=config, device=device, loader=loader,
-                 n_batches=n_batches, optimizers=optimizers, scheduler=scheduler,
+                 bn_loader=bn_loader, n_batches=n_batches, optimizers=optimizers, scheduler=scheduler,
                  scaler=torch.amp.GradScaler("cuda", enabled=device.type == "cuda"), train_format=train_format,
                  eval_format=eval_format, forward=fastpath.compiled(model, train_format.format),
-                 teacher_logits=teacher_logits, teacher_model=teacher_model)
+                 teacher_logits=teacher_logits, teacher_model=teacher_model,
+                 train_cache=augmented_logits if config.augment_versions else teacher_logits)
 
 
 def _train_epoch(loop: _Loop, epoch: int, on_batch: Callable[[], None] | None = None) -> _Epoch:
     """One pass over the training batches; stops at a non-finite loss."""
     loop.model.train()
     loop.loader.set_epoch(epoch)
+    loop.bn_loader.set_epoch(epoch)
     out, fmt, device = _Epoch(), loop.train_format.format, loop.device
     t0, cpu0 = time.perf_counter(), time.process_time()
-    for b, (x, y, idx) in enumerate(loop.loader):
+    for b, batch in enumerate(loop.loader):
         if b >= loop.n_batches:
             break
+        (x, y, idx), k = batch[:3], (batch[3] if len(batch) > 3 else None)  # k: the augmented version of each frame
         x, y = fastpath.format_input(x, fmt, device), y.to(device, non_blocking=True)
         with fastpath.autocast(device):
             logits = loop.forward(x)
-            t_logits = _teacher_batch(loop.teacher_logits, loop.teacher_model, x, idx, device) if loop.method.needs_teacher else None
+            t_logits = (_teacher_batch(loop.train_cache, loop.teacher_model, x, idx, device, k)
+                        if loop.method.needs_teacher else None)
         terms = loop.method(logits.float(), t_logits, y, epoch)
         loss = sum(terms.values())
         if not torch.isfinite(loss):
@@ -284,7 +333,7 @@ def _validate(loop: _Loop, epoch: int, trained: _Epoch) -> dict[str, Any]:
     """Precise batch-norm statistics, then the epoch's record: mean loss terms and validation figures."""
     config = loop.config
     if config.precise_bn_batches:
-        recalibrate_batch_norm(loop.model, loop.loader, config.precise_bn_batches, loop.device, loop.train_format.format)
+        recalibrate_batch_norm(loop.model, loop.bn_loader, config.precise_bn_batches, loop.device, loop.train_format.format)
     with _eval_layout(loop) as fmt:
         logits, rows = predict_logits(loop.model, loop.store, "val", config.eval_batch_size, loop.device, fmt)
     val = evaluate_split(logits, rows, loop.store, None)
@@ -323,21 +372,25 @@ def fit(
     progress: bool = True,
     epoch_callback: EpochCallback | None = None,
     checkpoint_meta: dict[str, Any] | None = None,
+    augmented_logits: np.ndarray | None = None,
 ) -> RunResult:
     """Train ``model`` with ``method`` on the store's train split; keep the epoch best on ``config.select_on``.
 
     ``teacher_logits`` ([N, 4], indexed by store row) is the cached teacher; ``teacher_model`` is
-    the naive alternative that runs the teacher on every batch. ``epoch_callback(epoch, record)``
-    may raise (for example optuna.TrialPruned) to stop the run; the exception propagates.
+    the naive alternative that runs the teacher on every batch (on the augmented frames, when
+    augmenting). With ``config.augment_versions`` = K > 0 a cached teacher is ``augmented_logits``
+    ([K, N, 4] of ``kdbench.data.augment.load_or_build_augmented_logits`` with the config's seed
+    and strengths), looked up as ``[k, row]``; ``teacher_logits`` then only gives the evaluation's
+    teacher figures. ``epoch_callback(epoch, record)`` may raise (for example optuna.TrialPruned)
+    to stop the run; the exception propagates.
     """
-    if method.needs_teacher and teacher_logits is None and teacher_model is None:
-        raise ValueError(f"method {method.name!r} needs a teacher: pass teacher_logits or teacher_model")
+    _check_teacher(method, store, config, teacher_logits, teacher_model, augmented_logits)
     start = time.perf_counter()
     seed_everything(config.seed)
     store = resized_store(store, config.input_size)  # cached teacher logits stay those of the full-size frames
     meta = checkpoint_meta or {}
     loop = _setup(model, method, store, config, meta.get("arch") or getattr(model, "arch", type(model).__name__),
-                  teacher_logits, teacher_model)
+                  teacher_logits, teacher_model, augmented_logits)
     result = RunResult(status="ok", metrics={}, fast_path={"train": loop.train_format.to_dict(), "eval": loop.eval_format.to_dict()})
     best_score, best_state, images, train_time = -1.0, None, 0, 0.0
     bar = _progress() if progress else None
@@ -368,6 +421,7 @@ def fit(
                 break
     result.epochs_run = len(result.history)
     result.train_images_per_s = images / train_time if train_time > 0 else 0.0
+    result.train_time_s = train_time
     predictions = None
     if best_state is not None:
         result.metrics, predictions = _evaluate_best(loop, best_state)
@@ -375,6 +429,26 @@ def fit(
     if out_dir is not None:
         _write_run(out_dir, model, method, store, config, result, meta, predictions)
     return result
+
+
+def _check_teacher(method: DistillMethod, store: FrameStore, config: TrainConfig, teacher_logits: np.ndarray | None,
+                   teacher_model: Callable | None, augmented_logits: np.ndarray | None) -> None:
+    """A teacher method gets a teacher, and with augmentation one that saw the augmented frames."""
+    if not method.needs_teacher:
+        return
+    if teacher_logits is None and teacher_model is None and augmented_logits is None:
+        raise ValueError(f"method {method.name!r} needs a teacher: pass teacher_logits or teacher_model")
+    k = config.augment_versions
+    if not k or teacher_model is not None:
+        return
+    expected = (k, len(store), len(VIEWS))
+    if augmented_logits is None:
+        raise ConfigError(f"train augment_versions={k} with method {method.name!r}: the teacher must see the augmented "
+                          "frames; pass the augmented teacher logits [K, N, 4] (kdbench.data.augment."
+                          "load_or_build_augmented_logits) or a live teacher, not only the plain cache")
+    if tuple(augmented_logits.shape) != expected:
+        raise ConfigError(f"augmented teacher logits have shape {tuple(augmented_logits.shape)}; expected {list(expected)} "
+                          f"(augment_versions, store frames, classes)")
 
 
 def _console_callback(bar: Any, config: TrainConfig) -> EpochCallback:
@@ -438,7 +512,7 @@ def _write_run(out_dir: Path, model: nn.Module, method: DistillMethod, store: Fr
         **meta,
         "method": method.name,
         "hparams": method.hparams(),
-        "config": asdict(config),
+        "config": config.to_dict(),
         "store": str(store.path),
         "store_hash": store.store_hash,
         **result.to_dict(),
@@ -453,11 +527,12 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
-def _teacher_batch(cache: np.ndarray | None, teacher: Callable[[torch.Tensor], torch.Tensor] | None, x: torch.Tensor, idx: torch.Tensor,
-                   device: torch.device) -> torch.Tensor:
-    """Teacher logits for a batch: from the cache by store row, else from the live teacher."""
+def _teacher_batch(cache: np.ndarray | None, teacher: Callable[[torch.Tensor], torch.Tensor] | None, x: torch.Tensor,
+                   idx: torch.Tensor, device: torch.device, k: torch.Tensor | None = None) -> torch.Tensor:
+    """Teacher logits for a batch: from the cache by store row (``cache[k, idx]`` for augmented version k), else the live teacher on x."""
     if cache is not None:
-        return torch.from_numpy(cache[idx.numpy()]).to(device, non_blocking=True)
+        rows = cache[idx.numpy()] if k is None else teacher_lookup(cache, idx.numpy(), k.numpy())
+        return torch.from_numpy(rows).to(device, non_blocking=True)
     with torch.no_grad():
         return teacher(x).float()
 
@@ -488,6 +563,7 @@ def train_student(
     epoch_callback: EpochCallback | None = None,
     pretrained: bool = False,
     meta: dict[str, Any] | None = None,
+    augmented_logits: np.ndarray | None = None,
 ) -> RunResult:
     """Build the student and the method by name and fit them: the unit a search trial repeats per seed."""
     from kdbench.distill.registry import create_method
@@ -497,4 +573,30 @@ def train_student(
     model = create_model(student, num_classes=len(VIEWS), pretrained=pretrained)
     method = create_method(method_name, **hparams)
     return fit(model, method, store, config, teacher_logits=teacher_logits, teacher_model=teacher_model, out_dir=out_dir, progress=progress,
-               epoch_callback=epoch_callback, checkpoint_meta={"arch": student, "student": student, **(meta or {})})
+               epoch_callback=epoch_callback, checkpoint_meta={"arch": student, "student": student, **(meta or {})},
+               augmented_logits=augmented_logits)
+
+
+def augmented_logits_for(store: FrameStore, teacher_path: str | Path | None, config: TrainConfig,
+                         memo: dict | None = None, progress: Callable[[int, int], None] | None = None,
+                         method: str | None = None) -> np.ndarray | None:
+    """The [K, N, 4] teacher logits a run with ``config``'s augmentation looks up (None: augmentation off, no teacher, or ``method`` needs none).
+
+    Built once per store, teacher, K, seed and strengths (``load_or_build_augmented_logits`` caches
+    them under ``STORE/teacher_cache/aug-*``); ``memo`` (a dict the caller keeps) also saves the reload.
+    """
+    from kdbench.distill.registry import METHODS
+
+    if not config.augment_versions or teacher_path is None or (method is not None and not METHODS[method].needs_teacher):
+        return None
+    from kdbench.data.augment import load_or_build_augmented_logits
+
+    key = (store.store_hash, str(teacher_path), config.augment_versions, config.augment_seed, tuple(sorted(config.augment.to_dict().items())))
+    if memo is not None and key in memo:
+        return memo[key]
+    device = config.resolved_device()
+    logits = load_or_build_augmented_logits(store, teacher_path, config.augment_versions, seed=config.augment_seed,
+                                            config=config.augment, device=str(device), progress=progress)
+    if memo is not None:
+        memo[key] = logits
+    return logits

@@ -25,6 +25,9 @@ def command(
     pretrained: bool = typer.Option(False, "--pretrained", help="Start the student from ImageNet weights (downloaded once; needs internet or a filled cache)."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, or cuda[:N]."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run the teacher on every training batch instead of reading cached logits (slow; for comparison)."),
+    augment_versions: int = typer.Option(0, help="Echo augmentation with the teacher cache: K fixed augmented versions of each training frame, the teacher's logits cached for each (0 = off)."),
+    augment_choice: str = typer.Option("cycle", help="Which version the student sees: cycle (epoch mod K) or random (seeded per frame and epoch)."),
+    augment_seed: int = typer.Option(0, help="Seed that fixes the augmented versions' pixels (and their cache)."),
     out: Path = typer.Option(..., help="Run directory: best.pt and metrics.json are written here."),
 ) -> None:
     """Train one student with one distillation method; write the best checkpoint and its metrics."""
@@ -48,8 +51,9 @@ def command(
 
         ensure_pretrained_weights(student)  # offline: one clear error now, not after the teacher pass
     frames = FrameStore.open(store)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device)
-    teacher_logits = teacher_model = None
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device,
+                         augment_versions=augment_versions, augment_choice=augment_choice, augment_seed=augment_seed)
+    teacher_logits = teacher_model = augmented = None
     if needs_teacher and teacher is None:
         raise ConfigError(f"method {method!r} distils from a teacher: pass --teacher PATH (.pt or .onnx)")
     if teacher is not None:
@@ -60,8 +64,9 @@ def command(
             teacher_model = live_teacher(teacher)
         else:
             teacher_logits = _teacher_logits(frames, teacher)
+            augmented = _augmented_logits(frames, teacher, config) if needs_teacher else None
     result = train_student(frames, student, method, hparams, config, teacher_logits=teacher_logits,
-                           teacher_model=teacher_model, out_dir=out, pretrained=pretrained,
+                           teacher_model=teacher_model, out_dir=out, pretrained=pretrained, augmented_logits=augmented,
                            meta={"teacher": str(teacher) if teacher else None, "pretrained": pretrained})
     if result.status != "ok":
         console.print(f"[bold yellow]run stopped:[/] {result.status}: {result.message}")
@@ -79,6 +84,20 @@ def _check_out(out: Path, student: str) -> None:
     from kdbench.models.checkpoint import estimate_checkpoint_mb
 
     ensure_writable_dir(out, "--out", need_mb=2 * estimate_checkpoint_mb(student) + 1)
+
+
+def _augmented_logits(frames, teacher: Path, config):
+    """The augmented teacher logits [K, N, 4] of config's augmentation (None when off), built on first use."""
+    from rich.progress import Progress
+
+    from kdbench.train import augmented_logits_for
+
+    if not config.augment_versions:
+        return None
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("augmented teacher logits", total=None)
+        return augmented_logits_for(frames, teacher, config,
+                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
 def _teacher_logits(frames, teacher: Path):

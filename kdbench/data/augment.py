@@ -75,11 +75,16 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
         """Build from a dict (e.g. a TOML table); unknown keys are a ConfigError naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"augment has no setting(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**data)
+        return settings_from_dict(cls, data, "augment")
+
+
+def settings_from_dict(cls: type, data: dict[str, Any], table: str) -> Any:
+    """``cls(**data)`` for a settings dataclass; keys it does not have are a ConfigError naming ``table`` and them."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{table} has no setting(s) {unknown}; allowed: {sorted(known)}")
+    return cls(**data)
 
 
 _LIMITS = {"rotate_deg": 45.0, "shift": 0.5, "gain": 1.0, "contrast": 2.0, "attenuation": 5.0, "speckle": 1.0}
@@ -263,7 +268,7 @@ def load_or_build_augmented_logits(
     logits = augmented_teacher_logits(store, load_teacher(teacher_path, device), versions, seed, config, split,
                                       batch_size, progress)
     npy.parent.mkdir(parents=True, exist_ok=True)
-    tmp = npy.with_name(npy.name + ".tmp.npy")
+    tmp = npy.with_name(f"{npy.name}.{os.getpid()}.tmp.npy")  # per process: two workers building at once never share it
     np.save(tmp, logits)
     os.replace(tmp, npy)
     write_json(meta_path, {**identity, "teacher_path": str(Path(teacher_path).resolve()), "shape": shape,

@@ -27,6 +27,11 @@ learning rate ``adjust_learning_rate`` decays for both (github.com/zhengli97/CTK
 student optimizer is AdamW with a cosine schedule, so theta takes those. ``method_optimizer =
 "sgd"`` instead gives theta its own constant-lr SGD (``TrainConfig.method_lr``, momentum 0.9, no
 weight decay), where the lambda scaling of the reversed gradient is not normalised away by Adam.
+
+``standardize=True`` z-scores each sample's student and teacher logits before the KL term, as on
+every logit method (``DistillMethod.distill_logits``; Sun et al., CVPR 2024, report CTKD with logit
+standardisation among their results); the learned T then divides the z-scores, and the label
+cross-entropy keeps the raw logits.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdbench.distill.base import DistillMethod, check_choice, check_int, check_number, kd_term
+from kdbench.distill.base import DistillMethod, check_bool, check_choice, check_int, check_number, kd_term
 from kdbench.errors import ConfigError
 
 SCHEDULES = ("cosine", "linear")
@@ -82,7 +87,7 @@ class CTKD(DistillMethod):
 
     def __init__(self, temperature: float | None = None, t_min: float = 1.0, t_max: float = 21.0,
                  alpha: float = 0.5, schedule: str = "cosine", lambda_min: float = 0.0,
-                 lambda_max: float = 1.0, e_cap: int = 10) -> None:
+                 lambda_max: float = 1.0, e_cap: int = 10, standardize: bool = False) -> None:
         super().__init__()
         self.t_min = check_number(self.name, "t_min", t_min, 0.0, None, low_open=True)
         self.t_max = check_number(self.name, "t_max", t_max, self.t_min, None, low_open=True)
@@ -91,6 +96,7 @@ class CTKD(DistillMethod):
         self.lambda_min = check_number(self.name, "lambda_min", lambda_min, 0.0, None)
         self.lambda_max = check_number(self.name, "lambda_max", lambda_max, self.lambda_min, None)
         self.e_cap = check_int(self.name, "e_cap", e_cap, 1)
+        self.standardize = check_bool(self.name, "standardize", standardize)
         if temperature is None:
             theta0 = _OFFICIAL_THETA0
         else:
@@ -122,7 +128,7 @@ class CTKD(DistillMethod):
         self._lambda = self.lambda_at(epoch)
         temp = self.current_temperature(self._lambda)
         return {
-            "kd": self.alpha * kd_term(student_logits, teacher, temp),
+            "kd": self.alpha * kd_term(*self.distill_logits(student_logits, teacher), temp),
             "ce": (1.0 - self.alpha) * F.cross_entropy(student_logits, targets),
         }
 

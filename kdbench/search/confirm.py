@@ -100,12 +100,13 @@ class _Trainer:
         self.info, self.req = info, req
         self.store: Any = None
         self.teacher_logits: Any = None
+        self.augmented: dict = {}  # augmented teacher logits per augmentation (train.augmented_logits_for)
 
     def __call__(self, trial: dict[str, Any], seed: int, sdir: Path) -> None:
         from kdbench.data.store import FrameStore
         from kdbench.distill.registry import METHODS
         from kdbench.search.trial_config import TrialConfig
-        from kdbench.train import train_student
+        from kdbench.train import augmented_logits_for, train_student
 
         if self.store is None:
             self.store = FrameStore.open(self.req.store or self.info["store"])
@@ -118,9 +119,10 @@ class _Trainer:
         config = TrialConfig.from_dict(trial)
         meta = {"study": self.info.get("study"), "trial": trial["trial"], "seed": seed, "confirm": True,
                 "teacher": self.info.get("teacher")}
-        train_student(self.store, config.student, config.method, config.hparams,
-                      config.seed_config(seed, self.req.device), teacher_logits=self.teacher_logits, out_dir=sdir,
-                      progress=False, meta=meta)
+        cfg = config.seed_config(seed, self.req.device)
+        augmented = augmented_logits_for(self.store, self.info.get("teacher"), cfg, self.augmented, method=config.method)
+        train_student(self.store, config.student, config.method, config.hparams, cfg, teacher_logits=self.teacher_logits,
+                      out_dir=sdir, progress=False, meta=meta, augmented_logits=augmented)
 
 
 def run_confirm(req: ConfirmRequest, on_event: Callable[..., None] | None = None) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class SearchContext:
     on_event: Callable[..., None] | None = None
     quota: dict[str, int] = field(default_factory=dict)  # trials per student (the budget a new trial checks)
     extra_meta: dict[str, Any] = field(default_factory=dict)
+    augmented: dict = field(default_factory=dict)  # augmented teacher logits [K, N, 4], built once (train.augmented_logits_for)
 
 
 def trial_dir(study_dir: Path, student: str, number: int) -> Path:
@@ -298,10 +299,13 @@ def _train_seed(ctx: SearchContext, trial: Any, config: Any, seed: int, index: i
     """Train one seed of a trial (reporting epochs to the pruner on the first seed); its metrics.json."""
     import optuna
 
-    from kdbench.train import train_student
+    from kdbench.train import augmented_logits_for, train_student
 
     space = ctx.space
     key = "val_accuracy" if space.objective == "val_accuracy" else "val_macro_f1"
+    cfg = replace(config.seed_config(seed, ctx.device), select_on=key)  # the epoch is chosen on the objective
+    augmented = (augmented_logits_for(ctx.store, ctx.teacher_path, cfg, ctx.augmented, method=config.method)
+                 if ctx.teacher_logits is not None else None)  # a live teacher sees the augmented frames itself
 
     def on_epoch(epoch: int, record: dict[str, Any]) -> None:
         emit(epoch=epoch + 1, val=record.get(key))
@@ -311,9 +315,8 @@ def _train_seed(ctx: SearchContext, trial: Any, config: Any, seed: int, index: i
                 raise optuna.TrialPruned(f"first seed below the median of earlier trials at epoch {epoch + 1}")
 
     meta = {"study": space.name, "trial": trial.number, "seed": seed, "teacher": ctx.teacher_path, **ctx.extra_meta}
-    train_student(ctx.store, config.student, config.method, config.hparams,
-                  replace(config.seed_config(seed, ctx.device), select_on=key),  # the epoch is chosen on the objective
-                  teacher_logits=ctx.teacher_logits,
+    train_student(ctx.store, config.student, config.method, config.hparams, cfg,
+                  teacher_logits=ctx.teacher_logits, augmented_logits=augmented,
                   teacher_model=ctx.teacher_model if ctx.teacher_logits is None else None, out_dir=sdir,
                   progress=False, epoch_callback=on_epoch, meta=meta, pretrained=space.pretrained)
     return json.loads((sdir / "metrics.json").read_text())

@@ -63,7 +63,13 @@ TRAIN_KEYS: dict[str, tuple[type, float]] = {
     "weight_decay": (float, 0.0),
     "max_batches_per_epoch": (int, 0),
     "input_size": (int, 8),  # px; frames resized on the fly (default: the store's size)
+    # augmentation that keeps the teacher cache (kdbench.data.augment; TrainConfig checks the values)
+    "augment_versions": (int, 0),  # K augmented versions of each training frame; 0 = off
+    "augment_choice": (str, 0),  # cycle (version epoch mod K) | random (seeded)
+    "augment_seed": (int, 0),  # fixes the versions' pixels
+    "augment": (dict, 0),  # [train.augment]: strengths (rotate_deg, shift, gain, contrast, attenuation, speckle, flip)
 }
+AUGMENT_KEYS = ("augment_versions", "augment_choice", "augment_seed", "augment")
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 20, "patience": 5, "batch_size": 256, "lr": 1e-3,
                                   "weight_decay": 1e-4, "max_batches_per_epoch": 0}
 DEFAULT_SEEDS = 5
@@ -420,6 +426,13 @@ def _seeds(value: Any, where: str) -> list[int]:
 def _train_value(key: str, value: Any, where: str) -> Any:
     """A training setting checked against its type and minimum."""
     typ, low = TRAIN_KEYS[key]
+    if typ in (str, dict):  # augment_choice, [train.augment]: TrainConfig's own checks
+        from kdbench.train import TrainConfig
+
+        try:
+            return TrainConfig(**{key: value}).to_dict()[key]
+        except ConfigError as err:
+            raise ConfigError(f"{where} = {value!r}: {err}") from None
     ok_type = isinstance(value, int) if typ is int else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type or (typ is float and not math.isfinite(value)):
         raise ConfigError(f"{where} = {value!r}; expected {'an integer' if typ is int else 'a number'} "

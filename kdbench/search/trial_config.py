@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from kdbench.search.space import TRAIN_KEYS, grid_id
+from kdbench.search.space import AUGMENT_KEYS, TRAIN_KEYS, grid_id
 from kdbench.train import TrainConfig
 
 
@@ -36,6 +36,11 @@ class TrialConfig:
         out["max_batches_per_epoch"] = out["max_batches_per_epoch"] or 0
         if out.get("input_size") is None:  # the store's size: not part of the configuration's id
             out.pop("input_size", None)
+        if not out["augment_versions"]:  # no augmentation: its settings are not part of the id (older ids unchanged)
+            for key in AUGMENT_KEYS:
+                out.pop(key)
+        else:
+            out["augment"] = self.train.augment.to_dict()
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,31 +1,35 @@
-"""Benchmark: KD + augmentation + cached augmented teacher logits vs scratch + the same augmentation.
+"""Benchmark: augmentation that keeps the teacher cache, its cost and its accuracy effect.
 
-Two copies of the same student (same seed) train side by side in one process on the same
-AugmentedLoader batches (version epoch mod K of each training frame): one with vanilla KD, its
-teacher logits looked up in the [K, N, 4] cache (``logits[k, row]``), one from scratch. The two
-arms' steps are interleaved batch by batch, in alternating order, and each step is timed; on a
-shared machine whose load drifts over minutes this compares like with like far better than
-timing whole runs one after the other. Making a batch (reading and augmenting its frames) is
-timed once and counted in both arms, since each arm of a real run makes its own.
+(a) Cost. Whole ``kdbench.train.train_student`` runs, each with K augmented versions of every
+training frame (``TrainConfig.augment_versions``): vanilla KD looking its teacher logits up in the
+[K, N, 4] cache (``aug[k, row]``) against scratch, same student, seed and batches. The two arms run
+ABAB interleaved (KD, scratch, then scratch, KD, ...), so a machine whose load drifts over minutes
+weighs on both alike; each pair gives a ratio KD / scratch, summarised by their geometric mean with
+a 95% t interval over the pairs' log ratios (``kdbench.search.statistics.mean_ci``), beside the
+ratio of the summed times. Many short pairs beat few long ones on a loaded machine.
 
-    KD arm      = batches + KD steps (forward, lookup, KD loss, backward, AdamW)
-    scratch arm = batches + CE steps
-    goal: KD arm / scratch arm <= 1.10 (printed with a 95% bootstrap interval over the batches)
+    training passes = ``RunResult.train_time_s`` (no validation: the work the arms share least)
+    whole run       = ``RunResult.wall_time_s`` (setup, training, validation, final evaluation)
+    goal: KD + augmentation + cache <= 1.10x scratch + augmentation
 
-On a machine so loaded that whole steps vary by tens of percent, the interval is wide; so the
-benchmark also times, over thousands of repeats, the only work the arms do differently (the
-teacher lookup, the KD loss and its backward to the logits, vs the CE loss) and prints the ratio
-that extra work implies against the fastest step seen.
+Also printed: the one-off cache build (K teacher passes over the training frames, shared by every
+trial and seed with the same teacher, store, K, augmentation and seed), the cost of making the
+augmented batches against plain ones, and, timed over thousands of repeats (robust to load), the
+only work the arms do differently: the lookup, the KD loss and its backward to the logits vs CE.
 
-The one-off cache build (K teacher passes over the training frames, shared by every trial and
-seed with the same teacher, store, K, augmentation and seed) is timed and printed separately, as
-is the time to make the same batches without augmentation (what augmenting costs). The step is
-the one of ``kdbench.train.fit``, without the per-epoch validation that costs both arms the same
-(leaving it out makes the ratio a little larger than in a full run, not smaller).
+(b) Accuracy effect. The same method with K versions vs without augmentation (K = 0), on the same
+seeds (same initial weights and batch order), every run as in a search: the epoch kept is the best
+on validation accuracy. The paired differences (augmented - plain) of the kept epoch's validation
+and test accuracy get a 95% t interval over seeds (``kdbench.search.statistics.compare_paired``).
+Validation accuracy chose the epoch, so it is optimistic for both arms; test accuracy is the honest
+figure.
 
-    python tests/benchmarks/bench_augment_cache.py [--store STORE] [--versions 4] [--epochs 4]
+    python tests/benchmarks/bench_augment_cache.py [--part both|time|accuracy] [--store STORE]
+        [--versions 4] [--size 32] [--videos-per-view 30] [--seeds 5] [--epochs-accuracy 8]
 
-Without --store it builds a phantom store (4 views x 10 videos, 64 px, 8 frames per video).
+Without --store it builds a phantom store (4 views, --videos-per-view videos per view and source,
+8 frames per video, --size px). The teacher for the cost part is an untrained --teacher-arch unless
+--teacher names a checkpoint (a trained one lets the accuracy part use --accuracy-method vanilla).
 """
 
 from __future__ import annotations
@@ -41,83 +45,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cache import _phantom_store  # noqa: E402  (the same phantom store as the plain-cache benchmark)
 
 
-def make_arm(student: str, method_name: str, seed: int):
-    """(model, method, optimizer) as kdbench.train.fit builds them."""
-    import torch
+def run(store, method: str, seed: int, args, versions: int, epochs: int, plain=None, augmented=None):
+    """One training run as a search trial does it (student by name, selection on validation)."""
+    from kdbench.train import TrainConfig, train_student
 
-    from kdbench.distill.registry import create_method
-    from kdbench.models import create_model
-    from kdbench.train import seed_everything
-
-    seed_everything(seed)
-    model = create_model(student, num_classes=4).train()
-    return model, create_method(method_name), torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    cfg = TrainConfig(epochs=epochs, batch_size=args.batch_size, patience=epochs, seed=seed, device="cpu",
+                      augment_versions=versions)
+    return train_student(store, args.student, method, {}, cfg, teacher_logits=plain, augmented_logits=augmented,
+                         progress=False)
 
 
-def step(arm, x, y, idx, k, cache, epoch: int) -> float:
-    """One training step of an arm; returns its wall time in seconds."""
-    import torch
-
-    from kdbench.data.augment import teacher_lookup
-
-    model, method, optimizer = arm
-    start = time.perf_counter()
-    logits = model(x)
-    teacher = torch.from_numpy(teacher_lookup(cache, idx, k)) if method.needs_teacher else None
-    loss = sum(method(logits.float(), teacher, y, epoch).values())
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return time.perf_counter() - start
+def time_arms(store, args, plain, augmented) -> list[dict[str, float]]:
+    """ABAB interleaved pairs of KD + augmentation + cache and scratch + augmentation: their times."""
+    pairs = []
+    run(store, "scratch", 0, args, args.versions, 1)  # warm-up (allocator, kernels), not counted
+    for r in range(args.rounds):
+        order = ("vanilla", "scratch") if r % 2 == 0 else ("scratch", "vanilla")
+        done = {m: run(store, m, 0, args, args.versions, args.epochs, plain, augmented) for m in order}
+        pairs.append({f"{arm}_{what}": getattr(done[m], f"{what}_s")
+                      for arm, m in (("kd", "vanilla"), ("scratch", "scratch")) for what in ("train_time", "wall_time")})
+        print(f"  pair {r + 1} ({order[0]} first): training passes KD {pairs[-1]['kd_train_time']:.2f} s, scratch "
+              f"{pairs[-1]['scratch_train_time']:.2f} s; whole runs {pairs[-1]['kd_wall_time']:.2f} s, "
+              f"{pairs[-1]['scratch_wall_time']:.2f} s", flush=True)
+    return pairs
 
 
-def timed_batches(loader, epoch: int):
-    """Yield (seconds it took to make the batch, batch) for one epoch of ``loader``."""
-    loader.set_epoch(epoch)
-    it = iter(loader)
-    while True:
-        start = time.perf_counter()
-        try:
-            batch = next(it)
-        except StopIteration:
-            return
-        yield time.perf_counter() - start, batch
-
-
-def run_interleaved(store, args, cache) -> tuple[dict[str, float], list[tuple[float, float, float]]]:
-    """Seconds making augmented batches, in KD steps, in scratch steps, making plain batches; per-batch triples."""
+def batch_seconds(store, args) -> tuple[float, float]:
+    """Seconds to make one epoch of augmented batches, and of the same plain batches."""
     from kdbench.data.augment import AugmentedLoader
     from kdbench.data.loader import StoreLoader
 
-    arms = {"kd": make_arm(args.student, "vanilla", 0), "scratch": make_arm(args.student, "scratch", 0)}
-    loader = AugmentedLoader(store, "train", args.batch_size, versions=args.versions, seed=0)
-    totals = {"augmented batches": 0.0, "kd": 0.0, "scratch": 0.0, "plain batches": 0.0}
-    n, per_batch = 0, []
-    for epoch in range(args.epochs + 1):  # epoch 0 warms up (allocator, kernels) and is not counted
-        for make_s, (x, y, idx, k) in timed_batches(loader, epoch):
-            order = ["kd", "scratch"] if n % 2 == 0 else ["scratch", "kd"]
-            n += 1
-            times = {name: step(arms[name], x, y, idx, k, cache, epoch) for name in order}
-            if epoch > 0:
-                totals["augmented batches"] += make_s
-                totals["kd"] += times["kd"]
-                totals["scratch"] += times["scratch"]
-                per_batch.append((make_s, times["kd"], times["scratch"]))
-    plain = StoreLoader(store, "train", args.batch_size, shuffle=True, seed=0)
-    for epoch in range(1, args.epochs + 1):
-        totals["plain batches"] += sum(make_s for make_s, _ in timed_batches(plain, epoch))
-    return totals, per_batch
-
-
-def ratio_interval(per_batch: list[tuple[float, float, float]], n_boot: int = 2000) -> tuple[float, float]:
-    """95% bootstrap interval (resampling batches) of sum(make + kd) / sum(make + scratch)."""
-    import numpy as np
-
-    t = np.asarray(per_batch)
-    kd, scratch = t[:, 0] + t[:, 1], t[:, 0] + t[:, 2]
-    pick = np.random.default_rng(0).integers(0, len(t), size=(n_boot, len(t)))
-    ratios = kd[pick].sum(axis=1) / scratch[pick].sum(axis=1)
-    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+    out = []
+    for loader in (AugmentedLoader(store, "train", args.batch_size, versions=args.versions, seed=0),
+                   StoreLoader(store, "train", args.batch_size, shuffle=True, seed=0)):
+        loader.set_epoch(1)
+        start = time.perf_counter()
+        for _ in loader:
+            pass
+        out.append(time.perf_counter() - start)
+    return out[0], out[1]
 
 
 def loss_side_seconds(cache, batch, repeats: int = 2000) -> dict[str, float]:
@@ -142,70 +108,121 @@ def loss_side_seconds(cache, batch, repeats: int = 2000) -> dict[str, float]:
     return out
 
 
+def report_cost(store, args, plain, augmented) -> None:
+    """Part (a): the ABAB pairs, their ratios with a t interval, and the supporting measurements."""
+    import math
+
+    from kdbench.data.augment import AugmentedLoader
+    from kdbench.search.statistics import mean_ci
+
+    print(f"(a) cost: {args.rounds} ABAB pairs of {args.epochs}-epoch runs, K = {args.versions}")
+    pairs = time_arms(store, args, plain, augmented)
+    print(f"{'measure':<16} {'KD+aug+cache s':>15} {'scratch+aug s':>14} {'sum ratio':>10} {'geo. mean':>10} "
+          f"{'95% t interval':>17} {'goal <= 1.10':>13}")
+    for what, label in (("train_time", "training passes"), ("wall_time", "whole run")):
+        logs = [math.log(p[f"kd_{what}"] / p[f"scratch_{what}"]) for p in pairs]
+        low, high = (math.exp(v) if v is not None else None for v in mean_ci(logs))
+        kd, scratch = sum(p[f"kd_{what}"] for p in pairs), sum(p[f"scratch_{what}"] for p in pairs)
+        verdict = "n/a" if low is None else "met" if high <= 1.10 else "NOT met" if low > 1.10 else "uncertain"
+        interval = "n/a" if low is None else f"[{low:.3f}, {high:.3f}]"
+        print(f"{label:<16} {kd:>15.2f} {scratch:>14.2f} {kd / scratch:>9.3f}x {math.exp(sum(logs) / len(logs)):>9.3f}x "
+              f"{interval:>17} {verdict:>13}")
+    aug_s, plain_s = batch_seconds(store, args)
+    print(f"making one epoch of batches: augmented {aug_s:.2f} s, plain {plain_s:.2f} s (both arms make the augmented ones)")
+    first = next(iter(AugmentedLoader(store, "train", args.batch_size, versions=args.versions, seed=0)))
+    side = loss_side_seconds(augmented, first)
+    extra = side["vanilla"] - side["scratch"]
+    per_step = min(p["scratch_train_time"] for p in pairs) / (args.epochs * -(-len(store.indices("train")) // args.batch_size))
+    print(f"what only KD does per step (lookup, KD loss, its backward to the logits; median of 2000): "
+          f"{1e3 * side['vanilla']:.3f} ms vs {1e3 * side['scratch']:.3f} ms for CE -> {1e3 * extra:.3f} ms extra, "
+          f"{extra / per_step:.4f} of the fastest scratch run's mean step ({1e3 * per_step:.1f} ms): implied ratio "
+          f"{1 + extra / per_step:.3f}x")
+
+
+def report_accuracy(store, args, plain, augmented) -> None:
+    """Part (b): K versions vs no augmentation over paired seeds; mean differences with 95% t intervals."""
+    from kdbench.search.statistics import compare_paired
+
+    method = args.accuracy_method
+    print(f"(b) accuracy effect: {method}, K = {args.versions} vs K = 0, seeds {list(range(args.seeds))}, "
+          f"{args.epochs_accuracy} epochs (kept epoch: best validation accuracy)")
+    rows = {"aug": [], "plain": []}
+    for seed in range(args.seeds):
+        order = (("aug", args.versions), ("plain", 0)) if seed % 2 == 0 else (("plain", 0), ("aug", args.versions))
+        for arm, k in order:
+            r = run(store, method, seed, args, k, args.epochs_accuracy, plain, augmented)
+            rows[arm].append((r.metrics["val"]["accuracy"], r.metrics["test"]["accuracy"], r.best_epoch))
+        a, p = rows["aug"][-1], rows["plain"][-1]
+        print(f"  seed {seed}: val {a[0]:.4f} (K={args.versions}) vs {p[0]:.4f} (K=0), test {a[1]:.4f} vs {p[1]:.4f}, "
+              f"kept epochs {a[2] + 1} / {p[2] + 1}", flush=True)
+    n_val, n_test = len(store.indices("val")), len(store.indices("test"))
+    print(f"{'metric':<15} {'K=' + str(args.versions):>8} {'K=0':>8} {'diff':>8} {'95% t interval':>20} {'p (t)':>7} {'p (Wilcoxon)':>13}")
+    for i, (metric, n) in enumerate((("val_accuracy", n_val), ("test_accuracy", n_test))):
+        c = compare_paired([r[i] for r in rows["aug"]], [r[i] for r in rows["plain"]], bounds=(-1.0, 1.0))
+        interval = "n/a" if c["ci_low"] is None else f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
+        p_t = "n/a" if c["p_value"] is None else f"{c['p_value']:.3f}"
+        print(f"{metric:<15} {c['mean_a']:>8.4f} {c['mean_b']:>8.4f} {c['diff']:>+8.4f} {interval:>20} {p_t:>7} "
+              f"{c['p_wilcoxon']:>13.3f}   ({n} frames; n = {c['n']} seeds){'  ' + c['note'] if c['note'] else ''}")
+
+
 def main() -> None:
-    """Build the augmented cache, then time both arms and print their wall times and ratio."""
+    """Build the store and the caches, then run the parts asked for."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("both", "time", "accuracy"), default="both")
     parser.add_argument("--store", type=Path)
+    parser.add_argument("--teacher", type=Path, help="teacher checkpoint (default: an untrained --teacher-arch)")
     parser.add_argument("--student", default="mobilenet_v3_small")
     parser.add_argument("--teacher-arch", default="vgg16")
     parser.add_argument("--versions", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--videos-per-view", type=int, default=10)
-    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=1, help="epochs of each timed run")
+    parser.add_argument("--rounds", type=int, default=8, help="ABAB pairs timed")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--videos-per-view", type=int, default=30)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--epochs-accuracy", type=int, default=8)
+    parser.add_argument("--accuracy-method", default="scratch", help="scratch, or a KD method (give a trained --teacher)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared 2-core machine)")
     args = parser.parse_args()
 
+    os.environ.setdefault("KDBENCH_FAST_PATH", "nchw")  # the same plain format in both arms, no probe
     import torch
 
     from kdbench.data.augment import AugmentConfig, augmented_cache_key, load_or_build_augmented_logits
     from kdbench.data.store import FrameStore
+    from kdbench.distill.cache import load_or_build_teacher_logits
     from kdbench.models import create_model
     from kdbench.models.checkpoint import save_checkpoint
 
-    load_before = os.getloadavg()
+    torch.set_num_threads(args.threads)
+    load_before, start = os.getloadavg(), time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="kdbench-bench-augment-"))
     store = FrameStore.open(args.store) if args.store else _phantom_store(tmp, args.videos_per_view, args.size)
-    teacher_path = tmp / "teacher.pt"
-    torch.manual_seed(0)
-    save_checkpoint(create_model(args.teacher_arch), teacher_path, arch=args.teacher_arch, num_classes=4,
-                    input_size=store.size)
-    key, _ = augmented_cache_key(store, teacher_path, args.versions, 0, AugmentConfig(), "train")
+    teacher = args.teacher
+    if teacher is None:
+        teacher = tmp / "teacher.pt"
+        torch.manual_seed(0)
+        save_checkpoint(create_model(args.teacher_arch), teacher, arch=args.teacher_arch, num_classes=4,
+                        input_size=store.size)
+    key, _ = augmented_cache_key(store, teacher, args.versions, 0, AugmentConfig(), "train")
     cached = (store.path / "teacher_cache" / f"{key}.npy").exists()
     t0 = time.perf_counter()
-    cache = load_or_build_augmented_logits(store, teacher_path, args.versions, seed=0)
+    augmented = load_or_build_augmented_logits(store, teacher, args.versions, seed=0)
     build_s = time.perf_counter() - t0
-    n_train = len(store.indices("train"))
-    print(f"store {store.path}: {len(store)} frames ({n_train} train) at {store.size} px; student {args.student}, "
-          f"teacher {args.teacher_arch}, K = {args.versions} versions, {args.epochs} timed epochs, "
+    plain = load_or_build_teacher_logits(store, teacher)
+    n = {s: len(store.indices(s)) for s in ("train", "val", "test")}
+    print(f"store {store.path}: {len(store)} frames (train {n['train']}, val {n['val']}, test {n['test']}) at "
+          f"{store.size} px; student {args.student}, teacher {teacher.name} ({'given' if args.teacher else 'untrained ' + args.teacher_arch}), "
           f"batch {args.batch_size}, torch threads {torch.get_num_threads()}")
     print(f"one-off augmented teacher-logit cache {'load (built before)' if cached else 'build'}: {build_s:.1f} s "
-          f"for {args.versions} x {n_train} frames")
-
-    t, per_batch = run_interleaved(store, args, cache)
-    low, high = ratio_interval(per_batch)
-    from kdbench.data.augment import AugmentedLoader
-
-    first = next(iter(AugmentedLoader(store, "train", args.batch_size, versions=args.versions, seed=0)))
-    loss_side = loss_side_seconds(cache, first)
-    fastest = min(make + min(kd_s, scratch_s) for make, kd_s, scratch_s in per_batch)
-    extra = loss_side["vanilla"] - loss_side["scratch"]
-    scratch, kd = t["augmented batches"] + t["scratch"], t["augmented batches"] + t["kd"]
-    print(f"{'arm':<36} {'wall s':>9} {'vs scratch + aug':>17}")
-    print(f"{'scratch + augmentation':<36} {scratch:>9.2f} {1.0:>16.3f}x")
-    print(f"{'vanilla KD + augmentation + cache':<36} {kd:>9.2f} {kd / scratch:>16.3f}x")
-    print(f"  of which: making augmented batches {t['augmented batches']:.2f} s (plain batches: "
-          f"{t['plain batches']:.2f} s), KD steps {t['kd']:.2f} s, scratch steps {t['scratch']:.2f} s")
-    print(f"goal: KD + augmentation + cache <= 1.10x scratch + augmentation -> "
-          f"{'met' if high <= 1.10 else 'NOT met' if low > 1.10 else 'uncertain'} ({kd / scratch:.3f}x, "
-          f"95% interval over {len(per_batch)} interleaved batches [{low:.3f}, {high:.3f}])")
-    paired = sorted((make + kd_s) / (make + scratch_s) for make, kd_s, scratch_s in per_batch)
-    print(f"median of the per-batch paired ratios (robust to load spikes): {paired[len(paired) // 2]:.3f}x")
-    print(f"what only KD does per step (lookup, KD loss, its backward to the logits; median of 2000): "
-          f"{1e3 * loss_side['vanilla']:.3f} ms vs {1e3 * loss_side['scratch']:.3f} ms for CE -> {1e3 * extra:.3f} ms "
-          f"extra, {extra / fastest:.4f} of the fastest step seen ({fastest:.2f} s): implied ratio "
-          f"{1 + extra / fastest:.3f}x")
+          f"for {args.versions} x {n['train']} frames")
+    if args.part in ("both", "time"):
+        report_cost(store, args, plain, augmented)
+    if args.part in ("both", "accuracy"):
+        report_accuracy(store, args, plain, augmented)
     print(f"load average (1, 5, 15 min) before {tuple(round(v, 2) for v in load_before)}, "
-          f"after {tuple(round(v, 2) for v in os.getloadavg())} on {os.cpu_count()} CPUs")
+          f"after {tuple(round(v, 2) for v in os.getloadavg())} on {os.cpu_count()} CPUs; "
+          f"benchmark wall time {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":
