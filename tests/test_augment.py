@@ -191,3 +191,26 @@ def test_config_round_trip_and_unknown_keys() -> None:
 def test_zero_versions_is_a_config_error(tiny_store) -> None:
     with pytest.raises(ConfigError, match="versions=0; expected a whole number >= 1"):
         AugmentedLoader(tiny_store, "train", 8, versions=0)
+
+
+def test_two_builders_at_once_run_the_teacher_once(tiny_store, teacher_path) -> None:
+    """Search workers asking for the same new entry together: one builds under the lock, the other loads it."""
+    import threading
+
+    cfg = AugmentConfig(gain=0.1)  # an entry no other test builds
+    calls = [[], []]
+    results = [None, None]
+    start = threading.Barrier(2)
+
+    def build(i: int) -> None:
+        start.wait()
+        results[i] = load_or_build_augmented_logits(tiny_store, teacher_path, versions=2, seed=4, config=cfg,
+                                                    progress=lambda done, total, i=i: calls[i].append(done))
+
+    threads = [threading.Thread(target=build, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(bool(c) for c in calls) == [False, True]  # exactly one ran the teacher
+    assert np.array_equal(results[0], results[1], equal_nan=True)

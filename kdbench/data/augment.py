@@ -22,6 +22,7 @@ the usual probe convention, and a classifier should not learn that it is.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -246,31 +247,65 @@ def load_or_build_augmented_logits(
     split: str | None = "train", batch_size: int = 256, device: str = "cpu",
     progress: Callable[[int, int], None] | None = None, rebuild: bool = False,
 ) -> np.ndarray:
-    """Cached augmented teacher logits [K, N, 4] under ``STORE/teacher_cache/aug-<key>.npy``; built when missing or stale."""
+    """Cached augmented teacher logits [K, N, 4] under ``STORE/teacher_cache/aug-<key>.npy``; built when missing or stale.
+
+    Processes building the same entry at once (search workers) take turns under a file lock: the
+    first builds it, the others then find it and load it.
+    """
     from kdbench.distill.cache import cache_paths
-    from kdbench.manifest import file_hash, read_json, write_json
+    from kdbench.manifest import file_hash, write_json
 
     config = config or AugmentConfig()
     key, identity = augmented_cache_key(store, teacher_path, versions, seed, config, split)
     npy, meta_path = cache_paths(store, key)
-    shape = [int(versions), len(store), len(VIEWS)]
-    if not rebuild and npy.exists() and meta_path.exists():
-        try:
-            meta = read_json(meta_path)
-        except ValueError:
-            meta = {}
-        if all(meta.get(k) == v for k, v in identity.items()) and meta.get("shape") == shape \
-                and meta.get("file_hash") == file_hash(npy):
-            return np.load(npy)
-        log.warning("augmented teacher-logit cache %s is stale or corrupt: rebuilding", npy)
-    from kdbench.teacher import load_teacher
-
-    logits = augmented_teacher_logits(store, load_teacher(teacher_path, device), versions, seed, config, split,
-                                      batch_size, progress)
+    identity = {**identity, "shape": [int(versions), len(store), len(VIEWS)]}
+    hit = None if rebuild else _cached(npy, meta_path, identity)
+    if hit is not None:
+        return hit
     npy.parent.mkdir(parents=True, exist_ok=True)
-    tmp = npy.with_name(f"{npy.name}.{os.getpid()}.tmp.npy")  # per process: two workers building at once never share it
-    np.save(tmp, logits)
-    os.replace(tmp, npy)
-    write_json(meta_path, {**identity, "teacher_path": str(Path(teacher_path).resolve()), "shape": shape,
-                           "file_hash": file_hash(npy)})
+    with _build_lock(npy):
+        hit = None if rebuild else _cached(npy, meta_path, identity)  # another process may have built it meanwhile
+        if hit is not None:
+            return hit
+        if npy.exists():
+            log.warning("augmented teacher-logit cache %s is stale or corrupt: rebuilding", npy)
+        from kdbench.teacher import load_teacher
+
+        logits = augmented_teacher_logits(store, load_teacher(teacher_path, device), versions, seed, config, split,
+                                          batch_size, progress)
+        tmp = npy.with_name(f"{npy.name}.{os.getpid()}.tmp.npy")
+        np.save(tmp, logits)
+        os.replace(tmp, npy)
+        write_json(meta_path, {**identity, "teacher_path": str(Path(teacher_path).resolve()), "file_hash": file_hash(npy)})
     return logits
+
+
+def _cached(npy: Path, meta_path: Path, identity: dict[str, Any]) -> np.ndarray | None:
+    """The entry's array when its record matches ``identity`` and the file's hash, else None."""
+    from kdbench.manifest import file_hash, read_json
+
+    if not (npy.exists() and meta_path.exists()):
+        return None
+    try:
+        meta = read_json(meta_path)
+    except ValueError:
+        return None
+    if all(meta.get(k) == v for k, v in identity.items()) and meta.get("file_hash") == file_hash(npy):
+        return np.load(npy)
+    return None
+
+
+@contextlib.contextmanager
+def _build_lock(npy: Path) -> Iterator[None]:
+    """An exclusive lock on ``<entry>.lock`` for the duration (a no-op where fcntl is missing, e.g. Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(npy.with_name(npy.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
