@@ -229,6 +229,38 @@ def seed_clip_interval(hits: np.ndarray, clips: np.ndarray, confidence: float = 
             min(1.0, mean + float(np.hypot(high - mean, seed_half))))
 
 
+def relative_interval(hits: np.ndarray, reference_hits: np.ndarray, clips: np.ndarray, confidence: float = 0.95,
+                      n_resamples: int = N_BOOTSTRAP, seed: int = 0) -> tuple[float, float, float]:
+    """(ratio, low, high): the seed-mean accuracy of ``hits`` [S, N] over that of ``reference_hits`` [N] (the teacher).
+
+    Same construction as ``seed_clip_interval``, on the ratio: the clip part resamples clips once for
+    both models (paired: a hard clip is hard for the teacher too) and takes the ratio on the drawn
+    clips; the seed part is t_{S-1} x sd(per-seed accuracy) / sqrt(S) over the teacher's accuracy;
+    the two add in quadrature on each side. Coverage is simulated in tests/test_statistics_simulation.py.
+    """
+    hits = np.atleast_2d(np.asarray(hits, dtype=np.float64))
+    ref = np.asarray(reference_hits, dtype=np.float64).ravel()
+    _, inv = np.unique(np.asarray(clips).astype(str), return_inverse=True)
+    if hits.shape[1] != len(inv) or len(ref) != len(inv) or len(inv) == 0:
+        raise DataError(f"hits {hits.shape} and reference hits {ref.shape} do not match {len(inv)} clip ids")
+    if ref.sum() == 0:
+        raise DataError("the reference model has accuracy 0 on these frames: a ratio to it is undefined")
+    k, s = int(inv.max()) + 1, hits.shape[0]
+    per_clip = np.zeros((s, k))
+    np.add.at(per_clip.T, inv, hits.T)
+    ref_clip = np.bincount(inv, weights=ref, minlength=k)
+    weights = np.random.default_rng(seed).multinomial(k, np.full(k, 1.0 / k), size=n_resamples).astype(np.float64)
+    student = (weights @ per_clip.T).mean(axis=1)  # hits summed over the drawn clips, seed mean
+    teacher = weights @ ref_clip
+    values = student[teacher > 0] / teacher[teacher > 0]
+    alpha = (1 - confidence) / 2
+    per_seed = hits.mean(axis=1)
+    ratio = float(per_seed.mean() / ref.mean())
+    low, high = np.quantile(values, alpha), np.quantile(values, 1 - alpha)
+    seed_half = float(stats.t.ppf(1 - alpha, s - 1) * per_seed.std(ddof=1) / np.sqrt(s) / ref.mean()) if s > 1 else 0.0
+    return ratio, ratio - float(np.hypot(ratio - low, seed_half)), ratio + float(np.hypot(high - ratio, seed_half))
+
+
 # ---------------------------------------------------------------------------------- shortcut check
 
 

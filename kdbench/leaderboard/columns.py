@@ -65,6 +65,10 @@ COLUMNS: dict[str, str] = {
                      "saved predictions) or 'seeds' (over seeds only: the predictions were not saved)",
     "n_seeds": "number of seeds behind the seed means",
     "relative_accuracy": "test_accuracy / the teacher's test accuracy",
+    "seed_relative_accuracy": "seed_mean_test_accuracy / the teacher's accuracy on the same test frames",
+    "seed_relative_low": "lower end of its 95% interval: clips resampled once for student and teacher (paired), "
+                         "plus the seed-to-seed spread (kdbench.metrics.relative_interval; coverage simulated)",
+    "seed_relative_high": "upper end of that interval",
     "latency_p50_ms": "median batch-1 latency in milliseconds (timm: infer_step_time)",
     "latency_p50_low_ms": "low end of the latency band: an estimate's error band, or the lowest p50 of a "
                           "measurement's fresh-process runs",

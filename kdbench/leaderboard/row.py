@@ -57,6 +57,9 @@ class BoardRow:
     seed_interval: str | None = None
     n_seeds: int | None = None
     relative_accuracy: float | None = None
+    seed_relative_accuracy: float | None = None  # seed-mean test accuracy / the teacher's, paired seed+clip interval
+    seed_relative_low: float | None = None
+    seed_relative_high: float | None = None
     latency_p50_ms: float | None = None
     latency_p50_low_ms: float | None = None
     latency_p50_high_ms: float | None = None

@@ -33,6 +33,7 @@ class SeedSummary:
     interval_kind: str  # "seeds+clips" | "seeds"
     test: dict[str, Any] = field(default_factory=dict)  # seed means of other test figures (clip accuracy, ECE, ...)
     teacher_accuracy: float | None = None
+    relative: tuple[float, float, float] | None = None  # seed-mean test accuracy / the teacher's: (ratio, low, high)
 
     @property
     def n(self) -> int:
@@ -76,6 +77,30 @@ def seed_logits(run_dir: Path, seeds: list[int], split: str, store: Any) -> tupl
         logits.append(lg)
         rows0 = rows
     return (logits, rows0) if rows0 is not None else None
+
+
+def teacher_test_hits(run_dir: Path, seeds: list[int], rows: np.ndarray, store: Any) -> np.ndarray | None:
+    """The teacher's hits [N] on the test rows, from a seed's predictions.npz (None when not saved)."""
+    for s in seeds:
+        path = Path(run_dir) / f"seed_{s}" / "predictions.npz"
+        with np.load(path) as doc:
+            if "test_teacher_logits" in doc and len(doc["test_teacher_logits"]) == len(rows):
+                return np.asarray(doc["test_teacher_logits"]).argmax(axis=1) == store.labels[rows]
+    return None
+
+
+def _relative(run_dir: Path, seeds: list[int], preds: tuple[list[np.ndarray], np.ndarray] | None,
+              store: Any) -> tuple[float, float, float] | None:
+    """Seed-mean test accuracy over the teacher's, with its paired seed+clip interval (None without teacher hits)."""
+    from kdbench.metrics import relative_interval
+
+    if not preds:
+        return None
+    ref = teacher_test_hits(run_dir, seeds, preds[1], store)
+    if ref is None or not ref.any():
+        return None
+    hits, clips = seed_hits(*preds, store)
+    return tuple(float(v) for v in relative_interval(hits, ref, clips))  # type: ignore[return-value]
 
 
 def seed_hits(logits: list[np.ndarray], rows: np.ndarray, store: Any, per_clip: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -131,4 +156,5 @@ def summarise_trial(trial: dict[str, Any], store: Any = None) -> SeedSummary:
     return SeedSummary(student=trial["student"], method=trial["method"], trial=int(trial["trial"]), seeds=ok,
                        accuracies=accs, means={split: _mean(accs[split]) for split in SPLITS}, intervals=intervals,
                        interval_kind="seeds+clips" if all(h is not None for h in hits.values()) else "seeds",
-                       test=test, teacher_accuracy=teacher)
+                       test=test, teacher_accuracy=teacher,
+                       relative=_relative(Path(trial["run_dir"]), ok, preds["test"], store))
