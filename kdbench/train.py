@@ -358,6 +358,8 @@ def _evaluate_best(loop: _Loop, best_state: dict[str, torch.Tensor]) -> tuple[di
             logits, rows = predict_logits(loop.model, loop.store, split, loop.config.eval_batch_size, loop.device, fmt)
             predictions[f"{split}_logits"], predictions[f"{split}_rows"] = logits.astype(np.float32), rows.astype(np.int64)
             metrics[split] = evaluate_split(logits, rows, loop.store, loop.teacher_logits)
+            if loop.teacher_logits is not None:  # the relative accuracy's paired interval needs the teacher's hits
+                predictions[f"{split}_teacher_logits"] = np.asarray(loop.teacher_logits[rows], dtype=np.float32)
     return metrics, predictions
 
 

@@ -260,3 +260,16 @@ def test_one_thread_worker_evaluates_and_recalibrates_on_one_thread(tiny_store):
         torch.set_num_threads(before)
     used = sorted((end[t] - start.get(t, 0) for t in end), reverse=True)
     assert used[0] > 0 and sum(used[1:]) <= max(2, 0.05 * used[0]), f"CPU ticks per thread: {used}"
+
+
+def test_predictions_keep_the_teachers_logits_for_the_relative_interval(tiny_store, tmp_path):
+    teacher = np.random.default_rng(3).normal(size=(len(tiny_store), len(VIEWS))).astype(np.float32)
+    train_student(tiny_store, "mobilenet_v3_small", "scratch", {},
+                  TrainConfig(epochs=1, max_batches_per_epoch=1, **CPU), teacher_logits=teacher, out_dir=tmp_path,
+                  progress=False)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    with np.load(tmp_path / "predictions.npz") as doc:
+        rows = doc["test_rows"]
+        assert np.array_equal(doc["test_teacher_logits"], teacher[rows])
+        hits = doc["test_teacher_logits"].argmax(1) == tiny_store.labels[rows]
+        assert float(hits.mean()) == pytest.approx(metrics["test"]["teacher_accuracy"])
