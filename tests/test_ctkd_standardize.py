@@ -16,29 +16,10 @@ import torch
 from kdbench.distill import create_method
 from kdbench.errors import ConfigError
 
-S = [[1.0, 0.0, -1.0, 2.0], [0.5, 1.5, 0.0, -0.5]]
-T = [[2.0, 0.0, -2.0, 1.0], [0.0, 3.0, 1.0, -1.0]]
-Y = [3, 1]
+# the same logits and plain-Python references as the other logit methods' golden tests
+from test_distill_new_methods import S, T, Y, kl, mean, softmax, zscore  # noqa: E402
+
 TEMP, ALPHA = 2.5, 0.7
-
-
-def softmax(z: list[float], temp: float = 1.0) -> list[float]:
-    m = max(z)
-    e = [math.exp((v - m) / temp) for v in z]
-    return [v / sum(e) for v in e]
-
-
-def mean(v: list[float]) -> float:
-    return sum(v) / len(v)
-
-
-def kl(p: list[float], q: list[float]) -> float:
-    return sum(a * (math.log(a) - math.log(b)) for a, b in zip(p, q))
-
-
-def zscore(z: list[float]) -> list[float]:
-    std = math.sqrt(sum((v - mean(z)) ** 2 for v in z) / (len(z) - 1))
-    return [(v - mean(z)) / (std + 1e-7) for v in z]
 
 
 def kd_ref(s: list[list[float]], t: list[list[float]]) -> float:
