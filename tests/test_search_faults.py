@@ -22,29 +22,12 @@ from pathlib import Path
 
 import pytest
 from fault_fixtures import drop_dac_override, make_search_inputs, set_writable, small_file_limit
+from search_fixtures import tiny_space_toml
 
 STUDENT = "test_efficientnet"
 SEEDS = (0, 1)
-SPACE = f"""
-[study]
-name = "faults"
-students = ["{STUDENT}"]
-seeds = {list(SEEDS)}
-sampler = "grid"
-pruner = "none"
-
-[train]
-epochs = 1
-patience = 1
-batch_size = 8
-max_batches_per_epoch = 1
-
-[space]
-method = ["scratch", "vanilla"]
-
-[space.vanilla]
-temperature = [2.0, 4.0]
-"""
+SPACE = tiny_space_toml("faults", [STUDENT], list(SEEDS), study={"sampler": "grid"}, train={"patience": 1},
+                        vanilla={"temperature": [2.0, 4.0]})
 N_CELLS, N_SEED_RUNS = 3, 6
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # bitwise-reproducible CPU training
 

@@ -281,6 +281,7 @@ def test_two_workers_keep_their_share_of_threads_in_evaluation_and_precise_bn(se
     (spy / "sitecustomize.py").write_text(THREAD_SPY)
     log = tmp_path / "threads.jsonl"
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert worker_threads(1) == (os.cpu_count() or 1)  # one worker: every core
     share = worker_threads(2)  # the cores split evenly: 1 each on a 2-core machine, where torch's default is 2
     env = {**os.environ, "KDBENCH_THREAD_LOG": str(log),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(spy), os.environ.get("PYTHONPATH")]))}
