@@ -122,6 +122,7 @@ def test_price_is_the_estimators_record_cached_and_judged_by_the_shared_evaluato
 
 @pytest.mark.slow
 def test_rpi4_aware_search_skips_infeasible_sizes_and_trains_the_rest_at_their_size(search_inputs, prices, tmp_path):
+    from kdbench.search.hardware_aware import pricing_line
     from kdbench.search.objective import read_seed_log
     from kdbench.search.results import read_study_json
     from kdbench.search.runner import SearchRequest, load_studies, run_search
@@ -154,7 +155,14 @@ input_size = [16, 32]
     study_dir = run_search(SearchRequest(config=space, store=store, teacher=teacher, run_dir=tmp_path / "runs",
                                          device="cpu"))["study_dir"]
     trials = load_studies(study_dir, None)[ARCH].get_trials()
-    assert len(trials) == 5 and read_study_json(study_dir)["config"]["raw"]["study"]["target"] == str(profile)
+    assert read_study_json(study_dir)["config"]["raw"]["study"]["target"] == str(profile)
+    # n_trials is a training budget: the trials priced infeasible (never trained) come on top of the 5
+    infeasible = [t for t in trials if "infeasible" in t.user_attrs]
+    assert infeasible and len(trials) == 5 + len(infeasible) and all(t.state.name == "PRUNED" for t in infeasible)
+    pricing = json.loads((study_dir / "statistics.json").read_text())["pricing"]
+    assert (pricing["priced"], pricing["infeasible"], pricing["exports"]) == (len(trials), len(infeasible), 2)
+    assert pricing_line(pricing).startswith(f"{len(trials)} configurations priced, {len(infeasible)} infeasible "
+                                            "not trained")
     started = {e["trial"] for e in read_seed_log(study_dir) if e["event"] == "start"}
     for t in trials:
         size = t.params["input_size"]

@@ -104,6 +104,10 @@ def _print_report(study_dir: Path, storage: str | None, quota: dict[str, int] | 
     print_table(statistics_table(stats, "test_accuracy"))
     for warning in stats.get("warnings", []):
         console.print(f"[yellow]warning:[/] {warning}")
+    if stats.get("pricing"):  # hardware-aware study: what the target's constraints saved from training
+        from kdbench.search.hardware_aware import pricing_line
+
+        console.print(pricing_line(stats["pricing"]))
     console.print(f"wrote {study_dir / 'summary.csv'} and {study_dir / 'statistics.json'}")
 
 

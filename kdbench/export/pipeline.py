@@ -84,6 +84,7 @@ class _Context:
     ckpt_hash: str
     model: Any = None
     input_size: int | None = None
+    store: Any = None  # the frame store at the trained input size (kdbench.data.resized), as training saw it
     arch: str | None = None
     fp32: VariantRecord | None = None
     info: dict[str, Any] = field(default_factory=dict)
@@ -126,7 +127,7 @@ class Exporter:
         self.previous = self._load_previous()
         self.records: dict[str, VariantRecord] = dict(self.previous)
         self.candidates: dict[str, dict[str, Any]] = {}
-        self._calib: np.ndarray | None = None
+        self._calib: dict[int, np.ndarray] = {}
         self._teacher_cache: dict[str, np.ndarray] = {}
         prev_manifest = self.out / MANIFEST
         if prev_manifest.is_file():
@@ -198,12 +199,14 @@ class Exporter:
             return rec.failure == "check"
         return all((self.out / f).is_file() for f in rec.files)
 
-    def _calibration(self) -> np.ndarray:
-        if self._calib is None:
+    def _calibration(self, ctx: _Context) -> np.ndarray:
+        """int8 calibration frames at the candidate's trained input size (resized as in training), per size."""
+        size = int(ctx.store.size)
+        if size not in self._calib:
             from kdbench.export.ort_int8 import calibration_frames
 
-            self._calib = calibration_frames(self.store, self.options.calibration_frames, self.options.seed)
-        return self._calib
+            self._calib[size] = calibration_frames(ctx.store, self.options.calibration_frames, self.options.seed)
+        return self._calib[size]
 
     def _teacher_path(self, cand: Candidate) -> Path | None:
         """--teacher, else the teacher recorded in the run's metrics.json (relative: to cwd, then the run dir)."""
@@ -299,33 +302,35 @@ class Exporter:
         return rec
 
     def _load_model(self, ctx: _Context) -> None:
-        """Load the candidate's checkpoint once and check it fits the store."""
+        """Load the candidate's checkpoint once; its frames are the store's resized to the trained input size."""
         if ctx.model is not None:
             return
+        from kdbench.data.resized import resized_store
         from kdbench.models import model_info
         from kdbench.models.checkpoint import load_checkpoint
 
         model, meta = load_checkpoint(ctx.cand.checkpoint)
-        ctx.model, ctx.arch = model.eval(), meta.get("arch")
-        ctx.input_size = int(meta.get("input_size") or self.store.size)
-        if ctx.input_size != self.store.size:
+        size = int(meta.get("input_size") or self.store.size)
+        if size > self.store.size:
             raise VariantFailed(
-                f"checkpoint {ctx.cand.checkpoint} was trained at {ctx.input_size} px but store {self.store.path} "
-                f"holds {self.store.size} px frames; export on a store of the same size"
+                f"checkpoint {ctx.cand.checkpoint} was trained at {size} px but store {self.store.path} "
+                f"holds {self.store.size} px frames; export on a store at least as large as the trained size"
             )
+        ctx.model, ctx.arch, ctx.input_size = model.eval(), meta.get("arch"), size
+        ctx.store = resized_store(self.store, size)  # the same antialiased resize training used
         ctx.info = model_info(ctx.model, ctx.input_size)
 
     # ---------------------------------------------------------------- variants
-    def _finish(self, rec: VariantRecord, path: Path, metrics: dict[str, Any] | None = None) -> None:
+    def _finish(self, ctx: _Context, rec: VariantRecord, path: Path, metrics: dict[str, Any] | None = None) -> None:
         """Fill file, size and (unless given) metrics of a variant file by running it in its runtime."""
         files = model_files(path)
         rec.file = str(path.relative_to(self.out))
         rec.files = [str(f.relative_to(self.out)) for f in files]
         rec.size_mb = files_size_mb(files)
         rec.metrics = metrics if metrics is not None else evaluate_file(
-            path, rec.runtime, self.store, batch_size=self.options.eval_batch_size)
+            path, rec.runtime, ctx.store, batch_size=self.options.eval_batch_size)
 
-    def _export_checked(self, model: Any, path: Path, rec: VariantRecord) -> None:
+    def _export_checked(self, ctx: _Context, model: Any, path: Path, rec: VariantRecord) -> None:
         """Export a torch model to ONNX fp32 at ``path`` and enforce logit parity on real frames."""
         from kdbench.export.onnx_export import export_onnx, parity_stats
 
@@ -333,10 +338,10 @@ class Exporter:
         rec.details.update(exporter=info["exporter"], opset=info["opset"])
         if info.get("dynamo_error"):
             rec.details["dynamo_error"] = info["dynamo_error"]
-        rows = self.store.indices("val")[: self.options.parity_frames]
+        rows = ctx.store.indices("val")[: self.options.parity_frames]
         if not len(rows):
-            rows = self.store.indices("train")[: self.options.parity_frames]
-        diff, scale = parity_stats(model, path, frames_as_input(self.store, rows))
+            rows = ctx.store.indices("train")[: self.options.parity_frames]
+        diff, scale = parity_stats(model, path, frames_as_input(ctx.store, rows))
         allowed = self.options.parity_tol + self.options.parity_rtol * scale
         rec.max_abs_diff = diff
         rec.details.update(parity_frames=int(len(rows)), parity_allowed=allowed, max_abs_logit=scale)
@@ -348,8 +353,8 @@ class Exporter:
     def _fp32(self, ctx: _Context, rec: VariantRecord) -> None:
         path = ctx.dir / "fp32.onnx"
         rec.params, rec.macs = ctx.info["params"], ctx.info["macs"]
-        self._export_checked(ctx.model, path, rec)
-        self._finish(rec, path)
+        self._export_checked(ctx, ctx.model, path, rec)
+        self._finish(ctx, rec, path)
 
     def _need_fp32(self, ctx: _Context) -> Path:
         """The candidate's fp32 ONNX file; a failed fp32 export fails the variants built from it."""
@@ -364,7 +369,7 @@ class Exporter:
 
         src = self._need_fp32(ctx)
         rec.params, rec.macs = ctx.info["params"], ctx.info["macs"]
-        frames = self._calibration()
+        frames = self._calibration(ctx)
         pre = ctx.dir / "fp32.preprocessed.onnx"
         details = rec.details
         details.update(format="QDQ", activation_type="QInt8", weight_type="QInt8", calibration="MinMax",
@@ -381,7 +386,7 @@ class Exporter:
             path = ctx.dir / f"int8_ort.{label}.onnx"
             try:
                 quantize_ort(quant_input, path, frames, per_channel=per_channel)
-                val = evaluate_runner(load_runner(path, "onnxruntime"), self.store, ("val",), self.options.eval_batch_size)
+                val = evaluate_runner(load_runner(path, "onnxruntime"), ctx.store, ("val",), self.options.eval_batch_size)
                 tried[label] = {"val_accuracy": val["val"]["accuracy"], "error": None}
                 results[label] = (path, val)
             except Exception as err:
@@ -399,22 +404,22 @@ class Exporter:
         for label, (path, _) in results.items():
             if label != chosen:
                 path.unlink(missing_ok=True)
-        test = evaluate_file(final, "onnxruntime", self.store, ("test",), self.options.eval_batch_size)
-        self._finish(rec, final, {**results[chosen][1], **test})
+        test = evaluate_file(final, "onnxruntime", ctx.store, ("test",), self.options.eval_batch_size)
+        self._finish(ctx, rec, final, {**results[chosen][1], **test})
 
     def _int8_openvino(self, ctx: _Context, rec: VariantRecord) -> None:
         from kdbench.export.openvino_int8 import quantize_openvino
 
         src = self._need_fp32(ctx)
         rec.params, rec.macs = ctx.info["params"], ctx.info["macs"]
-        frames = self._calibration()
+        frames = self._calibration(ctx)
         import nncf
         import openvino
 
         rec.details.update(tool="nncf.quantize", nncf_version=nncf.__version__,
                               openvino_version=openvino.__version__, device="CPU", calibration_frames=int(len(frames)))
         path = quantize_openvino(src, ctx.dir / "int8_openvino.xml", frames)
-        self._finish(rec, path)
+        self._finish(ctx, rec, path)
 
     def _fp16(self, ctx: _Context, rec: VariantRecord) -> None:
         from kdbench.export.fp16 import convert_fp16
@@ -427,7 +432,7 @@ class Exporter:
             raise VariantFailed(f"fp16 skipped: {err}") from None
         rec.details.update(converter="onnxruntime.transformers.float16", keep_io_types=True,
                               evaluated_on="onnxruntime CPUExecutionProvider")
-        self._finish(rec, path)
+        self._finish(ctx, rec, path)
 
     def _pruned(self, ctx: _Context, rec: VariantRecord, ratio: float) -> None:
         from kdbench.export.prune import PruningUnsupported, finetune, prune_model
@@ -449,11 +454,11 @@ class Exporter:
                 details["finetune_note"] = "candidate has no metrics.json method; fine-tuned with plain cross-entropy"
             teacher_logits = self._teacher_logits(ctx.cand) if method != "scratch" else None
             details["finetune"] = finetune(
-                pruned, method, ctx.cand.hparams if ctx.cand.method else {}, self.store,
+                pruned, method, ctx.cand.hparams if ctx.cand.method else {}, ctx.store,
                 self.options.finetune_epochs, teacher_logits, ctx.cand.config, self.options.finetune_batch_size)
         path = ctx.dir / f"{rec.variant}.onnx"
-        self._export_checked(pruned, path, rec)
-        self._finish(rec, path)
+        self._export_checked(ctx, pruned, path, rec)
+        self._finish(ctx, rec, path)
 
     def _check_drop(self, ctx: _Context, rec: VariantRecord) -> None:
         """Mark a variant failed when its validation accuracy fell more than ``max_drop`` below fp32's."""

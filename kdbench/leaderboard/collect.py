@@ -27,6 +27,7 @@ from kdbench.leaderboard.rank import rank_rows, recommend
 from kdbench.leaderboard.row import BoardRow
 from kdbench.leaderboard.seeds import SeedSummary, seed_metrics, summarise_trial
 from kdbench.manifest import read_json
+from kdbench.search.statistics import best_trial
 
 NO_TARGET = "none"
 _PRECISIONS = ("int8", "fp16")
@@ -62,6 +63,8 @@ class Leaderboard:
     comparisons: list[dict[str, Any]] = field(default_factory=list)  # KD-vs-scratch etc., test accuracy
     comparisons_source: str = ""  # "confirm" | "search" | ""
     split_sizes: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)  # split -> (frames, clips)
+    pareto: dict[str, Any] | None = None  # multi-objective study: {"target", "objectives", "rows"} (pareto_section)
+    families: dict[str, str] = field(default_factory=dict)  # student -> family, when the study declared families
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -156,7 +159,7 @@ def best_per_method(trials: list[dict[str, Any]], objective: str) -> list[dict[s
     for t in trials:
         if t.get("state") == "complete" and t.get(key) is not None:
             groups.setdefault((t["student"], t["method"]), []).append(t)
-    return [max(groups[g], key=lambda t: (t[key], -t.get("first_trial", t["trial"]))) for g in sorted(groups)]
+    return [best_trial(groups[g], objective) for g in sorted(groups)]  # the search's one best-trial rule
 
 
 def kd_significance(stats: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -429,6 +432,38 @@ def _boards(base: list[BoardRow], teacher_base: list[BoardRow], profile_dir: Pat
     return boards
 
 
+def student_families(info: dict[str, Any]) -> dict[str, str]:
+    """{student: family} of a study that searched families (kdbench.search.families), else {}."""
+    from kdbench.search.families import family_of
+
+    cfg = info.get("config") or {}
+    if not cfg.get("families"):
+        return {}
+    return {s: family_of(s, cfg["families"]) for s in cfg.get("students") or []}
+
+
+def pareto_section(study_dir: Path, info: dict[str, Any], summaries: dict[tuple[str, int], SeedSummary]
+                   ) -> dict[str, Any] | None:
+    """A multi-objective study's Pareto front (kdbench.search.results.best_trials(pareto=True), over every
+    student) with its seed-mean accuracies and estimated prices; None for a single-objective study."""
+    from kdbench.search.results import best_trials, study_objectives
+
+    objectives = study_objectives(info)
+    if len(objectives) < 2:
+        return None
+    rows = []
+    for e in best_trials(study_dir, per_architecture=False, pareto=True):
+        s, price = summaries[(e["student"], int(e["trial"]))], e["price"]
+        rows.append({"family": e.get("family") or e["student"], "student": e["student"], "trial": e["trial"],
+                     "input_size": e.get("input_size"), "method": e["method"], "hparams": e["hparams"],
+                     "val_accuracy": e["mean"], "val_interval": list(s.intervals["val"]),
+                     "test_accuracy": s.means["test"], "test_interval": list(s.intervals["test"]),
+                     "interval_kind": s.interval_kind, "n_seeds": e["n_seeds"],
+                     **{k: price.get(k) for k in ("precision", "latency_ms", "fps", "fps_low", "fps_high",
+                                                   "model_memory_mb", "error_band_pct", "status", "method")}})
+    return {"target": objectives[1].partition("@")[2], "objectives": objectives, "rows": rows}
+
+
 def _read_candidates(export_dir: Path) -> dict[str, dict[str, Any]]:
     doc = _read_json_file(Path(export_dir) / "manifest.json", "the export manifest")
     return {c.get("id"): c for c in doc.get("candidates", []) if isinstance(c, dict)}
@@ -499,4 +534,5 @@ def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path |
                        statistics_warnings=list((stats or {}).get("warnings", [])),
                        comparisons=[c for c in (stats or {}).get("comparisons", []) if c.get("metric") == "test_accuracy"],
                        comparisons_source=stats_source,
-                       split_sizes=_split_sizes(base, method_results, study_dir))
+                       split_sizes=_split_sizes(base, method_results, study_dir),
+                       pareto=pareto_section(study_dir, info, summaries), families=student_families(info))

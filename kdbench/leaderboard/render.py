@@ -251,19 +251,49 @@ def _board_lines(b: TargetBoard, plots: dict[str, str]) -> list[str]:
     return lines
 
 
+def pareto_title(pareto: dict[str, Any]) -> str:
+    """'Pareto front for rpi4 (estimated latency)'."""
+    return f"Pareto front for {pareto['target']} (estimated latency)"
+
+
+def _pareto_lines(lb: Leaderboard) -> list[str]:
+    """The multi-objective study's own section: Optuna's Pareto front over every student, fastest first."""
+    pf = lb.pareto
+    if not pf:
+        return []
+    lines = ['<a id="pareto-front"></a>', "", f"## {pareto_title(pf)}", "",
+             f"The study searched two objectives at once ({' ↑, '.join(pf['objectives'])} ↓): these configurations are "
+             "its Pareto front (no other trial has both a higher seed-mean validation accuracy and a lower latency), "
+             f"over every student. Latency, fps and model memory are {EST} **estimated** for {pf['target']} before "
+             "training (untrained graph at the trained input size), with the estimator's band; accuracies are seed "
+             "means with their 95% interval. Pruning was off in this study.", ""]
+    lines.append(markdown_table(
+        ["family", "student", "input px", "method", "trial", "val acc seed mean [95% CI] (n)", "test acc seed mean",
+         "p50 ms", "fps [band]", "model MB", "verdict"],
+        [[str(r["family"]), str(r["student"]), str(r["input_size"]), str(r["method"]), str(r["trial"]),
+          fmt_ci(r["val_accuracy"], *r["val_interval"], r["n_seeds"], r["interval_kind"]), fmt_num(r["test_accuracy"]),
+          f"{EST}{fmt_num(r['latency_ms'], 2)}", f"{EST}{_band(r['fps'], r['fps_low'], r['fps_high'], 1)}",
+          f"{EST}{fmt_num(r['model_memory_mb'], 1)}", str(r["status"])] for r in pf["rows"]],
+        {2, 4, 5, 6, 7, 8, 9}))
+    return lines + [""]
+
+
 def _method_lines(lb: Leaderboard, plots: dict[str, str]) -> list[str]:
     lines = ['<a id="accuracy-per-method"></a>', "", "## Accuracy per method", "",
              "The best configuration of each method per student (chosen on its seed-mean validation figure), its test "
              "figures over the seeds of the fp32 training.", ""]
     if "methods" in plots:
         lines += [f"![test accuracy per method and student]({plots['methods']})", ""]
+    fam = lb.families  # a study that searched families: rows grouped under their family (widths together)
+    results = sorted(lb.method_results, key=lambda m: fam.get(m.student, m.student)) if fam else lb.method_results
     lines.append(markdown_table(
-        ["student", "method", "trial", "val acc seed mean", "test acc seed mean [95% CI] (n)", "test clip acc",
-         "test ECE", "per-seed test acc"],
-        [[m.student, m.method, str(m.trial), fmt_num(m.means["val"]),
+        ["family"] * bool(fam) + ["student", "method", "trial", "val acc seed mean", "test acc seed mean [95% CI] (n)",
+                                  "test clip acc", "test ECE", "per-seed test acc"],
+        [[fam.get(m.student, m.student)] * bool(fam) + [
+          m.student, m.method, str(m.trial), fmt_num(m.means["val"]),
           fmt_ci(m.means["test"], *m.intervals["test"], m.n, m.interval_kind), fmt_num(m.test.get("clip_accuracy")),
           fmt_num(m.test.get("ece")), ", ".join(f"{s}: {fmt_num(a)}" for s, a in zip(m.seeds, m.accuracies["test"]))]
-         for m in lb.method_results], {2, 3, 5, 6}))
+         for m in results], {i + bool(fam) for i in (2, 3, 5, 6)}))
     lines.append("")
     if lb.comparisons:
         where = ("on fresh confirmation seeds (`kdbench search confirm`): the configurations were chosen on other runs"
@@ -306,10 +336,12 @@ def render_markdown(lb: Leaderboard, plots: dict[str, str], command: str = "") -
     notes = lb.notes + [f"statistics: {w}" for w in lb.statistics_warnings]
     if notes:
         lines += ["**Notes.**", ""] + [f"- {n}" for n in notes] + [""]
-    lines += ["Sections: " + ", ".join(f"[{_board_title(b)}](#{_anchor(b)})" for b in lb.boards)
+    pareto = [f"[{pareto_title(lb.pareto)}](#pareto-front)"] if lb.pareto else []
+    lines += ["Sections: " + ", ".join([f"[{_board_title(b)}](#{_anchor(b)})" for b in lb.boards] + pareto)
               + ", [Accuracy per method](#accuracy-per-method), [Columns](#columns).", ""]
     for b in lb.boards:
         lines += _board_lines(b, plots)
+    lines += _pareto_lines(lb)
     lines += _method_lines(lb, plots)
     if lb.left_out:
         lines += ["## Variants left out", "", "Exported variants that failed (not ranked):", ""]
@@ -368,6 +400,8 @@ def render_json(lb: Leaderboard) -> str:
     doc = {"format_version": JSON_FORMAT, "study": lb.study, "columns": column_names(), "targets": targets,
            "split_sizes": {k: {"frames": v[0], "clips": v[1]} for k, v in sorted(lb.split_sizes.items())},
            "rows": [{k: _json_value(v) for k, v in r.to_dict().items()} for r in all_rows(lb)]}
+    if lb.pareto:
+        doc["pareto_front"] = lb.pareto
     return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
 
 

@@ -26,8 +26,12 @@ from kdbench.manifest import read_json, write_json
 
 PRECISIONS = ("fp32", "int8")
 PRICE_ATTR, CONSTRAINT_ATTR, INFEASIBLE_ATTR = "price", "constraint", "infeasible"
+TRIAL_JSON_ATTRS = ("family", "input_size", PRICE_ATTR, INFEASIBLE_ATTR)  # copied into trial.json (files-only readers)
 PRICING_DIR = "pricing"
 CALIBRATION_FRAMES = 32
+LATENCY_OBJECTIVE = "latency_p50"  # "latency_p50@<target>": the priced batch-1 p50 (ms), minimised
+MO_PRUNING_NOTE = ("multi-objective study: pruning is off (Optuna prunes single-objective studies only); every "
+                   "feasible configuration trains on all seeds")
 
 
 @dataclass
@@ -86,6 +90,46 @@ def check_target(target: Any, precision: Any, where: str) -> None:
         find_calibration(prof.calibration or prof.name)
     except ConfigError as err:
         raise ConfigError(f"{where}: study.target = {target!r}: {err}") from None
+
+
+def parse_objective(study: dict[str, Any], allowed: tuple[str, ...], where: str) -> tuple[list[str], str | None]:
+    """``[study] objective``: ``'val_accuracy'`` or ``['val_accuracy', 'latency_p50@rpi4']``; (objectives, target)."""
+    value, target = study.get("objective", allowed[0]), study.get("target")
+    expected = f"expected one of {list(allowed)} or [<one of them>, '{LATENCY_OBJECTIVE}@<target>'], e.g. " \
+               f"['val_accuracy', '{LATENCY_OBJECTIVE}@rpi4']"
+    if isinstance(value, str):
+        if value not in allowed:
+            raise ConfigError(f"{where}: study.objective = {value!r}; {expected}")
+        return [value], target
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise ConfigError(f"{where}: study.objective = {value!r}; {expected}")
+    if value[0] not in allowed:
+        raise ConfigError(f"{where}: study.objective[0] = {value[0]!r} is not an accuracy objective; {expected}")
+    name, _, on = value[1].partition("@")
+    if name != LATENCY_OBJECTIVE or not on:
+        raise ConfigError(f"{where}: study.objective[1] = {value[1]!r} is not a known objective; {expected}")
+    if target not in (None, on):
+        raise ConfigError(f"{where}: study.objective[1] = {value[1]!r} names target {on!r} but study.target = "
+                          f"{target!r}; expected the same target in both (or drop study.target)")
+    return list(value), on
+
+
+def check_input_sizes(space: Any, store: Any, where: str) -> None:
+    """ConfigError (before any training) when an input size the space can pick is larger than the store's frames."""
+    dim = space.shared.get("input_size")
+    key, sizes = ("space.input_size", dim.probe_values()) if dim else ("train.input_size", [space.train.get("input_size")])
+    too_big = [int(v) for v in sizes if v is not None and int(v) > store.size]
+    if too_big:
+        raise ConfigError(f"{where}: {key} {max(too_big)} is larger than the store's {store.size} px frames "
+                          f"({store.path}); expected sizes <= {store.size} (prepare the store at the largest size searched)")
+
+
+def objective_values(space: Any, accuracy: float, price: Price | None) -> float | list[float]:
+    """What a trial returns to Optuna: the mean accuracy, or [accuracy, priced latency p50 ms] in multi-objective mode."""
+    if len(space.objectives) == 1:
+        return accuracy
+    assert price is not None, "a multi-objective study prices every trial"
+    return [accuracy, price.latency_ms]
 
 
 def constraint_of(row: dict[str, Any], constraints: dict[str, float]) -> dict[str, float]:
@@ -248,15 +292,45 @@ def price_trial(ctx: Any, trial: Any, arch: str, input_size: int | None) -> Pric
     return price
 
 
+def budget_used(trials: list[Any], quota: int, grid: bool = False) -> int:
+    """How many of these (live) trials count against a student's quota of ``n_trials``.
+
+    The quota is a *training* budget: a trial priced infeasible (pruned before training) does not use it,
+    up to ``quota`` such trials per student (so a space whose every choice is infeasible still ends, after
+    at most twice its quota). A grid's cells are its plan: there an infeasible cell counts like any other.
+    """
+    if grid:
+        return len(trials)
+    infeasible = sum(t.state.name == "PRUNED" and INFEASIBLE_ATTR in t.user_attrs for t in trials)
+    return len(trials) - min(infeasible, quota)
+
+
 def constraint_values(trial: Any) -> list[float]:
     """The TPE sampler's constraints_func (Optuna < 5): the values the pricing stored (feasible if absent)."""
     return list((trial.user_attrs.get(CONSTRAINT_ATTR) or {"none": 0.0}).values())
 
 
 def pricing_summary(trials: list[Any]) -> dict[str, Any]:
-    """How many trials were priced, skipped as infeasible (saved from training), and the pricing time."""
+    """How many trials were priced, skipped as infeasible (saved from training), the pricing time and, to
+    compare it with, the median wall time of one training seed."""
+    import statistics
+
     priced = [t for t in trials if PRICE_ATTR in t.user_attrs]
     fresh = [t.user_attrs[PRICE_ATTR] for t in priced if not t.user_attrs[PRICE_ATTR].get("cached")]
+    seed_s = [s["wall_time_s"] for t in trials if "same_as_trial" not in t.user_attrs
+              for s in (t.user_attrs.get("seed_results") or {}).values() if s.get("wall_time_s")]
     return {"priced": len(priced), "infeasible": sum(INFEASIBLE_ATTR in t.user_attrs for t in priced),
             "exports": len(fresh), "export_s": sum(p["export_s"] for p in fresh),
-            "estimate_s": sum(p["estimate_s"] for p in fresh)}
+            "estimate_s": sum(p["estimate_s"] for p in fresh), "seeds_trained": len(seed_s),
+            "median_seed_s": statistics.median(seed_s) if seed_s else None}
+
+
+def pricing_line(summary: dict[str, Any]) -> str:
+    """The search's one-line pricing summary, e.g. '12 configurations priced, 3 infeasible not trained (...)'."""
+    n = max(summary["exports"], 1)
+    cost = (f"; {summary['exports']} export(s) + estimate(s), {(summary['export_s'] + summary['estimate_s']) / n:.1f} s "
+            "each")
+    if summary.get("median_seed_s"):
+        cost += f" vs {summary['median_seed_s']:.1f} s median per training seed"
+    return (f"{summary['priced']} configurations priced, {summary['infeasible']} infeasible not trained "
+            f"(they do not use the n_trials budget){cost}")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kdbench.manifest import write_json
+from kdbench.search.hardware_aware import TRIAL_JSON_ATTRS, budget_used, objective_values
 from kdbench.search.liveness import (DUPLICATE_ATTR, FINAL_ATTR, INTERRUPTED_ATTR, SLOT_ATTR, WORKER_ATTR, Heartbeat,
                                      queue_retry, retried_numbers, superseded)
 from kdbench.search.space import SearchSpace
@@ -139,7 +140,7 @@ def taken_reason(study: Any, trial: Any, quota: int | None, grid: bool) -> str |
     if grid:
         return "not a grid cell (queued cells only); not trained"
     earlier = [t for t in live if t.number < trial.number]
-    if quota is not None and len(earlier) >= quota:
+    if quota is not None and budget_used(earlier, quota) >= quota:  # infeasible (untrained) trials: see budget_used
         return f"over the budget of {quota} trial(s) (a concurrent worker took the last one); not trained"
     return None
 
@@ -152,12 +153,13 @@ def describe_stop(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _hardware_attrs(ctx: SearchContext, trial: Any, config: Any) -> None:
+def _hardware_attrs(ctx: SearchContext, trial: Any, config: Any) -> Any:
     """The trial's family and, with a target, its price before training (prunes what the target cannot run)."""
     if ctx.space.families or ctx.space.target:
         from kdbench.search.hardware_aware import before_training
 
-        before_training(ctx, trial, config)
+        return before_training(ctx, trial, config)
+    return None
 
 
 def make_objective(ctx: SearchContext, student: str) -> Callable[[Any], float]:
@@ -189,16 +191,16 @@ def make_objective(ctx: SearchContext, student: str) -> Callable[[Any], float]:
             twin = same_configuration(trial.study, frozen, config.config_id)
             if twin is not None:  # a sampler proposing a finished configuration again: its results, not training
                 _hardware_attrs(ctx, trial, config)
-                return _reuse_results(trial, config, twin)
+                return _reuse_results(trial, config, twin)  # its value(s): the twin was priced the same
             tdir = _start_trial(ctx, trial, frozen, config)
-            _hardware_attrs(ctx, trial, config)
+            price = _hardware_attrs(ctx, trial, config)
             _run_seeds(ctx, trial, config, tdir, results, emit)
             value = statistics.fmean(r[space.objective] for r in results.values())
             _prune_checkpoints(space, tdir, results)
             for key, mean in _means(results).items():
                 trial.set_user_attr(key, mean)
             _write_trial_json(ctx, trial, config, results, "complete", "")
-            return value
+            return objective_values(space, value, price)  # + the priced latency in multi-objective mode
         except optuna.TrialPruned as err:
             _write_trial_json(ctx, trial, config, results, "pruned", str(err))
             raise
@@ -230,7 +232,7 @@ def _reuse_results(trial: Any, config: Any, twin: Any) -> float:
     for key, value in {**config.to_dict(), **{k: v for k, v in twin.user_attrs.items() if k.startswith(
             ("mean_", "std_", "seed_", "n_seeds"))}}.items():
         trial.set_user_attr(key, value)
-    return twin.value
+    return twin.values if len(twin.values) > 1 else twin.value
 
 
 def _start_trial(ctx: SearchContext, trial: Any, frozen: Any, config: Any) -> Path:
@@ -344,6 +346,7 @@ def _write_trial_json(ctx: SearchContext, trial: Any, config: Any, results: dict
     body: dict[str, Any] = {"trial": trial.number, "first_trial": first, **config.to_dict(), "state": state,
                             "reason": reason, "seeds": results, "study_seeds": ctx.space.seeds}
     body.update({k: v for k, v in _means(results).items() if k != "n_seeds"})
+    body.update({k: trial.user_attrs[k] for k in TRIAL_JSON_ATTRS if k in trial.user_attrs})  # family, price
     write_json(tdir / "trial.json", body)
 
 

@@ -140,11 +140,13 @@ def baseline_warnings(rows: list[dict[str, Any]], usable: list[dict[str, Any]], 
     return out
 
 
-def write_statistics(study_dir: Path, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def write_statistics(study_dir: Path, rows: list[dict[str, Any]] | None = None,
+                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Compute the study's statistics and write statistics.json.
 
     With ``rows`` (``storage_rows``), only trials complete in the storage and on disk count and a
     missing baseline is explained; without, every trial.json that says complete counts.
+    ``extra`` keys (e.g. the hardware-aware ``pricing`` summary) are added to the file.
     """
     from kdbench.search.statistics import study_statistics
 
@@ -158,44 +160,83 @@ def write_statistics(study_dir: Path, rows: list[dict[str, Any]] | None = None) 
     result = study_statistics(trials, info["seeds"], baseline=cfg.get("baseline"),
                               objective=cfg.get("objective", "val_accuracy"))
     result["warnings"] = warnings + result.get("warnings", [])
+    result.update(extra or {})
     write_json(Path(study_dir) / "statistics.json", result)
     return result
 
 
-def best_trials(study_dir: str | Path, per_architecture: bool = True) -> list[dict[str, Any]]:
-    """The best completed trial (by mean validation metric) per student, or the single best overall.
+def study_objectives(info: dict[str, Any]) -> list[str]:
+    """The study's objectives from study.json: [accuracy objective] or [accuracy, 'latency_p50@<target>']."""
+    cfg = info["config"]
+    return list(cfg.get("objectives") or [cfg.get("objective", "val_accuracy")])
+
+
+def trial_latency(trial: dict[str, Any]) -> float | None:
+    """The priced (estimated) batch-1 latency p50 in ms a hardware-aware trial recorded, else None."""
+    return (trial.get("price") or {}).get("latency_ms")
+
+
+def pareto_front(trials: list[dict[str, Any]], objective: str) -> list[dict[str, Any]]:
+    """Trials no other trial dominates on (mean ``objective`` up, priced latency down), as Optuna's best_trials,
+    fastest first; trials without a price are left out."""
+    pts = [t for t in trials if trial_latency(t) is not None]
+
+    def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        av, al, bv, bl = a[f"mean_{objective}"], trial_latency(a), b[f"mean_{objective}"], trial_latency(b)
+        return av >= bv and al <= bl and (av > bv or al < bl)
+
+    front = [t for t in pts if not any(dominates(o, t) for o in pts if o is not t)]
+    return sorted(front, key=lambda t: (trial_latency(t), -t[f"mean_{objective}"], t["student"], t["trial"]))
+
+
+def best_trials(study_dir: str | Path, per_architecture: bool = True, pareto: bool = False) -> list[dict[str, Any]]:
+    """The best completed trial (by mean validation metric) per student, or the single best overall; with
+    ``pareto`` (a multi-objective study) every trial of the Pareto front instead, per student or over all.
 
     Each entry: student, method, hparams, train, trial, seed_dirs (seed -> run dir with best.pt and
     metrics.json; best.pt may be absent with keep_checkpoints = 'best'), best_seed_dir, mean and std
-    validation/test accuracy, n_seeds and a BCa confidence interval of the mean validation metric.
+    validation/test accuracy, n_seeds and a BCa confidence interval of the mean validation metric; a
+    hardware-aware trial adds family, input_size, price and latency_p50_ms (estimated).
     """
-    from kdbench.search.statistics import mean_ci
-
     study_dir = Path(study_dir)
     info = read_study_json(study_dir)
-    objective = info["config"].get("objective", "val_accuracy")
+    objective = study_objectives(info)[0]
     complete = [t for t in read_trials(study_dir) if t.get("state") == "complete" and t.get(f"mean_{objective}") is not None
                 and all(s.get("status") == "ok" for s in t.get("seeds", {}).values())]  # never a non-finite run
     if not complete:
         raise DataError(f"{study_dir}: no completed trial yet (run `kdbench search` or see `kdbench search status`)")
+    if pareto and len(study_objectives(info)) < 2:
+        raise ConfigError(f"{study_dir}: study objective {objective!r} is single; a Pareto front needs "
+                          "objective = [..., 'latency_p50@<target>']")
+    from kdbench.search.statistics import best_trial  # the one best-trial rule (ties: the earlier configuration)
+
     groups: dict[str, list[dict[str, Any]]] = {}
     for t in complete:
         groups.setdefault(t["student"] if per_architecture else "*", []).append(t)
-    out = []
-    for key in sorted(groups):
-        best = max(groups[key], key=lambda t: (t[f"mean_{objective}"], -t.get("first_trial", t["trial"])))
-        seeds = best["seeds"]
-        seed_dirs = {int(s): str(Path(best["run_dir"]) / f"seed_{s}") for s in seeds}
-        best_seed = max(seeds, key=lambda s: seeds[s][objective])
-        low, high = mean_ci([seeds[s][objective] for s in seeds])
-        out.append({"student": best["student"], "method": best["method"], "hparams": best["hparams"],
-                    "train": best["train"], "trial": best["trial"], "config_id": best["config_id"],
-                    "seed_dirs": seed_dirs, "best_seed_dir": seed_dirs[int(best_seed)],
-                    "objective": objective, "mean": best[f"mean_{objective}"], "ci": [low, high],
-                    "mean_val_accuracy": best["mean_val_accuracy"], "std_val_accuracy": best["std_val_accuracy"],
-                    "mean_test_accuracy": best["mean_test_accuracy"], "std_test_accuracy": best["std_test_accuracy"],
-                    "n_seeds": len(seeds)})
-    return out
+    chosen = [t for key in sorted(groups)
+              for t in (pareto_front(groups[key], objective) if pareto else [best_trial(groups[key], objective)])]
+    return [_best_entry(t, objective) for t in chosen]
+
+
+def _best_entry(best: dict[str, Any], objective: str) -> dict[str, Any]:
+    """The entry best_trials gives for one chosen trial."""
+    from kdbench.search.statistics import mean_ci
+
+    seeds = best["seeds"]
+    seed_dirs = {int(s): str(Path(best["run_dir"]) / f"seed_{s}") for s in seeds}
+    best_seed = max(seeds, key=lambda s: seeds[s][objective])
+    low, high = mean_ci([seeds[s][objective] for s in seeds])
+    entry = {"student": best["student"], "method": best["method"], "hparams": best["hparams"],
+             "train": best["train"], "trial": best["trial"], "config_id": best["config_id"],
+             "seed_dirs": seed_dirs, "best_seed_dir": seed_dirs[int(best_seed)],
+             "objective": objective, "mean": best[f"mean_{objective}"], "ci": [low, high],
+             "mean_val_accuracy": best["mean_val_accuracy"], "std_val_accuracy": best["std_val_accuracy"],
+             "mean_test_accuracy": best["mean_test_accuracy"], "std_test_accuracy": best["std_test_accuracy"],
+             "n_seeds": len(seeds)}
+    if best.get("price"):
+        entry.update(family=best.get("family"), input_size=best.get("input_size"), price=best["price"],
+                     latency_p50_ms=trial_latency(best))
+    return entry
 
 
 def check_study_identity(study_dir: Path, identity: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ read from the storage and the workers' status files, then writes ``summary.csv``
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any, Callable
 
 from kdbench.errors import ConfigError, KdbenchError
 from kdbench.manifest import config_hash, file_hash, write_json
+from kdbench.search.hardware_aware import budget_used, check_input_sizes, pricing_line
 from kdbench.search.liveness import (DEFAULT_GRACE_S, SLOT_ATTR, Heartbeat, live_workers, recover_stale_trials,
                                      retried_numbers, superseded)
 from kdbench.search.results import check_study_identity, read_study_json, storage_rows, write_statistics, write_summary
@@ -154,6 +156,7 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
     if req.device != "auto":
         ensure_device(req.device)
     store = FrameStore.open(req.store)
+    check_input_sizes(space, store, str(req.config))
     if space.needs_teacher() and req.teacher is None:
         raise ConfigError(f"{req.config}: methods {space.method_names} include distillation: pass --teacher PATH (.pt or .onnx)")
     if req.teacher is not None and not Path(req.teacher).is_file():
@@ -187,16 +190,21 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
     storage = open_storage(req.storage, study_dir)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     for student in space.students:
-        study = optuna.create_study(study_name=optuna_study_name(name, student), storage=storage, direction="maximize",
-                                    load_if_exists=True)
+        study = optuna.create_study(study_name=optuna_study_name(name, student), storage=storage,
+                                    directions=study_directions(space), load_if_exists=True)
         if study.user_attrs.get("kdbench_study_dir") != str(study_dir):
             study.set_user_attr("kdbench_study_dir", str(study_dir))
         queue_planned(study, space, quota[student])  # before any worker starts: workers find every cell queued
-        if study.metric_names != [space.objective]:
+        if study.metric_names != space.objectives:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names([space.objective])  # optuna-dashboard shows the objective by name
+                study.set_metric_names(space.objectives)  # optuna-dashboard shows the objectives by name
     return study_dir
+
+
+def study_directions(space: SearchSpace) -> list[str]:
+    """Optuna directions: maximise the accuracy objective; minimise the latency of a multi-objective study."""
+    return ["maximize"] + ["minimize"] * (len(space.objectives) - 1)
 
 
 def checkpoint_mb(space: SearchSpace, quota: dict[str, int]) -> float:
@@ -267,11 +275,12 @@ def study_space(study_dir: Path) -> SearchSpace:
     return space
 
 
-def used_trials(study: Any) -> int:
-    """Trials that count against a quota: all but retried failures and duplicates (their retry counts instead)."""
+def used_trials(study: Any, quota: int = 0, grid: bool = False) -> int:
+    """Trials that count against a quota: all but retried failures and duplicates (their retry counts instead)
+    and, up to ``quota``, trials priced infeasible and never trained (kdbench.search.hardware_aware.budget_used)."""
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
-    return sum(1 for t in trials if not superseded(t, retried))
+    return budget_used([t for t in trials if not superseded(t, retried)], quota, grid)
 
 
 def waiting_trials(study: Any) -> int:
@@ -343,7 +352,9 @@ def run_worker(study_dir: Path, storage_url: str | None, n_trials: int | None = 
                 recover_stale_trials(study, study_dir, grace_s, others_alive=others)
                 queue_planned(study, space, quota[s])
             # queued trials (WAITING) count as used but still need a worker: optimize() pops them first
-            left = {s: max(quota[s] - used_trials(studies[s]), waiting_trials(studies[s])) for s in space.students}
+            grid = space.sampler == "grid"
+            left = {s: max(quota[s] - used_trials(studies[s], quota[s], grid), waiting_trials(studies[s]))
+                    for s in space.students}
             todo = [s for s in space.students if left[s] > 0]
             if not todo:
                 break
@@ -453,7 +464,13 @@ def finish_study(study_dir: Path, storage_url: str | None) -> dict[str, Any]:
     studies = load_studies(study_dir, storage_url)
     rows = storage_rows(studies)
     write_summary(study_dir, rows)
-    return write_statistics(study_dir, rows)
+    extra = {}
+    if (read_study_json(study_dir)["config"] or {}).get("target"):
+        from kdbench.search.hardware_aware import pricing_summary
+
+        extra["pricing"] = pricing_summary([t for s in studies.values() for t in s.get_trials(deepcopy=False)])
+        logging.getLogger("kdbench.search").info("%s", pricing_line(extra["pricing"]))
+    return write_statistics(study_dir, rows, extra)
 
 
 def run_search(req: SearchRequest, display: Callable[[Path, Callable[[], None]], None] | None = None) -> dict[str, Any]:

@@ -34,7 +34,8 @@ STUDY_KEYS = {
     "description": "free text",
     "students": "list of student architectures; one Optuna study per student",
     "seeds": "list of seeds (or a count n for seeds 0..n-1); every configuration trains on all of them",
-    "objective": "val_accuracy | val_macro_f1 (mean over seeds; test metrics are never used)",
+    "objective": "val_accuracy | val_macro_f1 (mean over seeds; test metrics are never used), or "
+                 "[that, 'latency_p50@<target>'] for a multi-objective (Pareto) study",
     "sampler": "tpe | random | grid",
     "sampler_seed": "integer seed of the sampler",
     "pruner": "first_seed_median | wilcoxon | none",
@@ -128,7 +129,8 @@ class SearchSpace:
     raw: dict[str, Any]
     students: list[str]
     seeds: list[int]
-    objective: str = "val_accuracy"
+    objective: str = "val_accuracy"  # the accuracy objective (the one selections and epochs are chosen on)
+    objectives: list[str] = field(default_factory=lambda: ["val_accuracy"])  # + "latency_p50@<target>": multi-objective
     sampler: str = "tpe"
     sampler_seed: int | None = None
     pruner: str = "first_seed_median"
@@ -213,7 +215,8 @@ class SearchSpace:
     def to_dict(self) -> dict[str, Any]:
         """The resolved space as plain JSON (stored in study.json)."""
         return {"file": str(self.path), "name": self.name, "raw": self.raw, "students": self.students, "seeds": self.seeds,
-                "objective": self.objective, "sampler": self.sampler, "pruner": self.pruner, "n_trials": self.n_trials,
+                "objective": self.objective, "objectives": self.objectives, "sampler": self.sampler,
+                "pruner": self.pruner, "n_trials": self.n_trials,
                 "baseline": self.baseline, "keep_checkpoints": self.keep_checkpoints, "train": self.train,
                 "pretrained": self.pretrained, "families": self.families, "target": self.target,
                 "precision": self.precision}
@@ -260,21 +263,25 @@ def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_student
     if len(set(students)) != len(students):
         raise ConfigError(f"{where}: study.students = {students!r} lists an architecture twice")
     if check_students:
-        _check_students(students, where)
+        _check_students(students, where, families)
     space = SearchSpace(path=path, name=str(study.get("name", path.stem)), raw=raw, students=list(students),
                         seeds=_seeds(study.get("seeds", DEFAULT_SEEDS), where), families=families)
-    if "target" in study:
-        from kdbench.search.hardware_aware import check_target
+    from kdbench.search.hardware_aware import MO_PRUNING_NOTE, check_target, parse_objective
 
-        space.target, space.precision = study["target"], study.get("precision", "fp32")
+    space.objectives, target = parse_objective(study, OBJECTIVES, where)
+    if target is not None:
+        space.target, space.precision = target, study.get("precision", "fp32")
         check_target(space.target, space.precision, where)
     elif "precision" in study:
         raise ConfigError(f"{where}: study.precision is given without study.target; expected a target to price on")
     if not space.name or any(c in space.name for c in "/\\ \t") or space.name.startswith("."):
         raise ConfigError(f"{where}: study.name = {space.name!r}; expected a name without spaces or slashes")
-    space.objective = _choice(study, "objective", OBJECTIVES, "val_accuracy", where)
+    space.objective = space.objectives[0]
     space.sampler = _choice(study, "sampler", SAMPLERS, "tpe", where)
     space.pruner = _choice(study, "pruner", PRUNERS, "first_seed_median", where)
+    if len(space.objectives) > 1:
+        space.pruner = "none"
+        space.warnings.append(MO_PRUNING_NOTE)
     space.keep_checkpoints = _choice(study, "keep_checkpoints", KEEP, "all", where)
     space.sampler_seed = _int(study, "sampler_seed", None, 0, where)
     space.n_startup_trials = _int(study, "n_startup_trials", 3, 0, where)
@@ -363,8 +370,8 @@ def _check_method_values(space: SearchSpace, where: str) -> None:
                     raise ConfigError(f"{where}: space.{method}.{key} = {value!r}: {err}") from None
 
 
-def _check_students(students: list[str], where: str) -> None:
-    """Every student must be a name create_model knows."""
+def _check_students(students: list[str], where: str, families: dict[str, str] | None = None) -> None:
+    """Every student (and family member) must be a name create_model knows."""
     from kdbench.models.registry import REGISTRY, _resolve_source
 
     for s in students:
@@ -373,7 +380,8 @@ def _check_students(students: list[str], where: str) -> None:
         try:
             _resolve_source(s)
         except ConfigError as err:
-            raise ConfigError(f"{where}: study.students {s!r}: {err}") from None
+            key = f"study.families.{families[s]} member" if families and s in families else "study.students"
+            raise ConfigError(f"{where}: {key} {s!r}: {err}") from None
 
 
 def _table(raw: dict, key: str, where: str) -> dict:

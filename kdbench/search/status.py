@@ -29,13 +29,13 @@ def study_status(studies: dict[str, Any], study_dir: Path, quota: dict[str, int]
             if state == "running" and stale_reason(t, study_dir, others_alive=bool(workers)) is not None:
                 state = "abandoned"
             counts[state] += 1
-        complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-        # ties go to the earliest configuration (a retry keeps its first number), as in statistics.json
-        best = max(complete, key=lambda t: (t.value, -t.system_attrs.get("failed_trial", t.number))) if complete else None
+        complete = [t for t in trials if t.state.name == "COMPLETE" and t.values]  # values[0]: the accuracy (also
+        # in a multi-objective study); ties go to the earliest configuration (a retry keeps its first number)
+        best = max(complete, key=lambda t: (t.values[0], -t.system_attrs.get("failed_trial", t.number))) if complete else None
         students[student] = {
             "counts": dict(counts), "n_trials": len(trials) - counts["retried"], "quota": (quota or {}).get(student),
             "best": None if best is None else {
-                "trial": best.number, "value": best.value, "method": best.user_attrs.get("method"),
+                "trial": best.number, "value": best.values[0], "method": best.user_attrs.get("method"),
                 "hparams": best.user_attrs.get("hparams"),
                 "mean_test_accuracy": _mean(best.user_attrs.get("seed_results", {}), "test_accuracy")},
         }
