@@ -234,6 +234,7 @@ def test_pruned_fine_tune_uses_the_candidates_method_and_cached_teacher_logits(t
     shutil.copy(tiny_run / "best.pt", run / "best.pt")
     meta = json.loads((tiny_run / "metrics.json").read_text())
     meta.update(method="vanilla", hparams={"temperature": 2.0, "alpha": 0.5}, teacher="teacher.pt")
+    meta["config"]["augment_versions"] = 2  # trained with augmentation: the fine-tune runs on plain frames
     (run / "metrics.json").write_text(json.dumps(meta))
     shutil.copy(tiny_run / "best.pt", run / "teacher.pt")  # relative teacher path, found beside the run
     options = ExportOptions(int8=(), prune=(0.5,), finetune_epochs=1)

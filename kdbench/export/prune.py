@@ -101,7 +101,8 @@ def finetune(
 
     known = {f.name for f in fields(TrainConfig)}
     cfg = {k: v for k, v in (base_config or {}).items() if k in known}
-    cfg.update(epochs=epochs, patience=max(epochs, 1))
+    # a short recovery fine-tune on plain frames: an augmented candidate's [K, N, 4] teacher cache is not at hand here
+    cfg.update(epochs=epochs, patience=max(epochs, 1), augment_versions=0)
     if batch_size:
         cfg["batch_size"] = batch_size
     cfg.pop("max_batches_per_epoch", None)
