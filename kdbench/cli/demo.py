@@ -15,8 +15,8 @@ def command(
     size: str = typer.Option("default", help="default (12 to 25 minutes on 2 CPU cores) or tiny (a smoke run of every stage: scratch and vanilla KD only)."),
 ) -> None:
     """Run everything on a synthetic echo phantom: synthesise the three dataset formats, prepare the
-    frame store, train the VGG16 teacher, search 4 students x 6 distillation methods over 3 paired
-    seeds, export fp32 and int8 variants, profile them on this host, estimate a Raspberry Pi 4, and
+    frame store, train the VGG16 teacher, search 4 students x 4 methods (scratch, vanilla KD, DKD,
+    DIST) over 5 paired seeds, export fp32 and int8 variants, profile them on this host, estimate a Raspberry Pi 4, and
     write the Pareto leaderboard. Each step is printed as the kdbench command it runs; rerunning
     continues where an interrupted demo stopped."""
     import logging
