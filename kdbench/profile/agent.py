@@ -44,6 +44,7 @@ model, ...), always one JSON line on stdout.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -52,6 +53,7 @@ import socket
 import sys
 import time
 import traceback
+from types import ModuleType
 
 AGENT_VERSION = "2"
 # The runtimes this agent can run: model formats each reads, its device and, for OpenVINO, the
@@ -80,6 +82,14 @@ class AgentError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+def _import_runtime(module: str) -> ModuleType:
+    """Import a runtime's Python package, or AgentError("missing_runtime") naming this interpreter."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise AgentError("missing_runtime", f"{module} is not installed for {sys.executable}: {err}") from None
 
 
 # ----------------------------------------------------------------------------- memory
@@ -224,10 +234,7 @@ class OrtRunner(Runner):
     """ONNX Runtime InferenceSession, the way onnxruntime_perf_test configures it."""
 
     def __init__(self, runtime: str, threads: int) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as err:
-            raise AgentError("missing_runtime", f"onnxruntime is not installed for {sys.executable}: {err}") from None
+        ort = _import_runtime("onnxruntime")
         self.ort = ort
         self.name = runtime
         self.version = ort.__version__
@@ -297,10 +304,7 @@ class OpenVinoRunner(Runner):
     """OpenVINO compiled model with a latency hint, as benchmark_app -hint latency -api sync."""
 
     def __init__(self, runtime: str, threads: int) -> None:
-        try:
-            import openvino as ov
-        except ImportError as err:
-            raise AgentError("missing_runtime", f"openvino is not installed for {sys.executable}: {err}") from None
+        ov = _import_runtime("openvino")
         self.ov = ov
         self.core = ov.Core()
         self.name = runtime
@@ -384,10 +388,7 @@ class TorchRunner(Runner):
     """PyTorch eager: a ``.pt2`` exported program, or a kdbench checkpoint where kdbench is importable."""
 
     def __init__(self, runtime: str, threads: int, precision: str) -> None:
-        try:
-            import torch
-        except ImportError as err:
-            raise AgentError("missing_runtime", f"torch is not installed for {sys.executable}: {err}") from None
+        torch = _import_runtime("torch")
         self.torch = torch
         self.name = runtime
         self.version = torch.__version__
