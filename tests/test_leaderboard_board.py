@@ -398,7 +398,7 @@ def test_kd_vs_scratch_prefers_confirmation_seeds(inputs):
 
 
 def test_seed_means_resample_seeds_and_clips_from_saved_predictions(inputs, tiny_store):
-    from kdbench.metrics import clip_ids, seed_clip_interval
+    from kdbench.metrics import clip_ids, relative_interval, seed_clip_interval
 
     study = inputs["study"]
     info = json.loads((study / "study.json").read_text())
@@ -412,14 +412,23 @@ def test_seed_means_resample_seeds_and_clips_from_saved_predictions(inputs, tiny
         for seed, lg in zip(SEEDS, logits):
             lg[np.arange(len(rows)), tiny_store.labels[rows]] += 1.0  # better than chance
         hits[split] = (np.stack([lg.argmax(1) == tiny_store.labels[rows] for lg in logits]), clip_ids(tiny_store, rows))
+        teacher = rng.normal(size=(len(rows), 4)).astype(np.float32)
+        teacher[np.arange(len(rows)), tiny_store.labels[rows]] += 2.0  # the teacher is better
+        teacher_hits = teacher.argmax(1) == tiny_store.labels[rows]
         for seed, lg in zip(SEEDS, logits):
             path = trial_dir / f"seed_{seed}" / "predictions.npz"
             old = dict(np.load(path)) if path.is_file() else {}
-            np.savez(path, **old, **{f"{split}_logits": lg, f"{split}_rows": rows})
+            np.savez(path, **old, **{f"{split}_logits": lg, f"{split}_rows": rows, f"{split}_teacher_logits": teacher})
     lb = collect(study, inputs["export"], None)
     row = _row(lb.boards[0], "mnv3_kd/fp32")
     assert row.seed_interval == "seeds+clips"
     assert (row.seed_test_low, row.seed_test_high) == pytest.approx(seed_clip_interval(*hits["test"]))
+    # relative to the teacher: the seed-mean accuracy over the teacher's on the same frames, paired interval
+    ratio, low, high = relative_interval(hits["test"][0], teacher_hits, hits["test"][1])
+    assert ratio == pytest.approx(hits["test"][0].mean() / teacher_hits.mean())
+    assert (row.seed_relative_accuracy, row.seed_relative_low, row.seed_relative_high) == pytest.approx((ratio, low, high))
+    assert low < ratio < high
+    assert _row(lb.boards[0], "shuffle_kd/fp32").seed_relative_accuracy is None  # no predictions saved
     other = _row(lb.boards[0], "shuffle_kd/fp32")
     assert other.seed_interval == "seeds"  # that trial saved no predictions
     # without an export the seed mean is the ranking figure: its validation interval resamples seeds and clips too

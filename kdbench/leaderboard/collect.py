@@ -206,8 +206,10 @@ def metric_columns(val: dict[str, Any], test: dict[str, Any]) -> dict[str, Any]:
 def seed_columns(s: SeedSummary) -> dict[str, Any]:
     """The seed-mean columns of a trial's summary."""
     low, high = s.intervals["test"]
+    ratio, rlo, rhi = s.relative or (None, None, None)
     return {"seed_mean_val_accuracy": s.means["val"], "seed_mean_test_accuracy": s.means["test"],
-            "seed_test_low": low, "seed_test_high": high, "seed_interval": s.interval_kind, "n_seeds": s.n}
+            "seed_test_low": low, "seed_test_high": high, "seed_interval": s.interval_kind, "n_seeds": s.n,
+            "seed_relative_accuracy": ratio, "seed_relative_low": rlo, "seed_relative_high": rhi}
 
 
 # ---------------------------------------------------------------------------------------- teacher

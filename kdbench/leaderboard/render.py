@@ -27,7 +27,7 @@ JSON_FORMAT = 1
 TABLE_HEADERS = (
     "front", "tied", "student", "method", "T", "α", "train batch", "variant (precision, runtime)",
     "val acc [95% CI]", "test acc [95% CI]", "test clip acc [95% CI]", "seed-mean test acc [95% CI] (n)",
-    "rel. to teacher", "macro-F1", "ECE", "shortcut gap", "p50 ms", "fps", "model MB", "size MB", "params (M)", "GMACs",
+    "rel. to teacher (seed mean) [95% CI]", "macro-F1", "ECE", "shortcut gap", "p50 ms", "fps", "model MB", "size MB", "params (M)", "GMACs",
     "figures", "verdict", "KD vs scratch: Holm p, P(KD>scratch)",
 )
 _RIGHT = {0, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21}
@@ -121,7 +121,7 @@ def _table_cells(row: BoardRow) -> list[str]:
         fmt_ci(row.test_accuracy, row.test_accuracy_low, row.test_accuracy_high),
         fmt_ci(row.test_clip_accuracy, row.test_clip_accuracy_low, row.test_clip_accuracy_high),
         fmt_ci(row.seed_mean_test_accuracy, row.seed_test_low, row.seed_test_high, row.n_seeds, row.seed_interval),
-        fmt_num(row.relative_accuracy), fmt_num(row.test_macro_f1), fmt_num(row.test_ece), _shortcut(row),
+        _relative(row), fmt_num(row.test_macro_f1), fmt_num(row.test_ece), _shortcut(row),
         _est(row, _band(row.latency_p50_ms, row.latency_p50_low_ms, row.latency_p50_high_ms, 2)),
         _est(row, _band(row.fps, row.fps_low, row.fps_high, 1)), _est(row, fmt_num(row.model_memory_mb, 1)),
         fmt_num(row.size_mb, 2), fmt_num(row.param_count, 2), fmt_num(row.infer_gmacs, 3), _figures(row),
@@ -172,16 +172,23 @@ def split_size_text(lb: Leaderboard) -> str:
     return ("The figures rest on " + " and ".join(parts) + ".") if parts else "The split sizes were not recorded."
 
 
+def _relative(row: BoardRow) -> str:
+    """The seed-mean accuracy relative to the teacher with its paired interval; else this variant's ratio."""
+    if row.seed_relative_accuracy is not None:
+        return fmt_ci(row.seed_relative_accuracy, row.seed_relative_low, row.seed_relative_high)
+    return fmt_num(row.relative_accuracy) + (" (this variant, no interval)" if row.relative_accuracy is not None else "")
+
+
 def _summary_row(b: TargetBoard) -> list[str]:
     r = b.recommended
     if r is None:
-        return [b.name, describe_constraints(b.constraints), b.recommendation] + ["-"] * 8
+        return [b.name, describe_constraints(b.constraints), b.recommendation] + ["-"] * 9
     flag = "UNCERTAIN: " if r.recommended == "uncertain" else ""
     return [b.name, describe_constraints(b.constraints), f"{flag}{row_label(r)} (front {r.front})",
             fmt_ci(r.val_accuracy, r.val_accuracy_low, r.val_accuracy_high),
             fmt_ci(r.test_accuracy, r.test_accuracy_low, r.test_accuracy_high),
-            fmt_ci(r.test_clip_accuracy, r.test_clip_accuracy_low, r.test_clip_accuracy_high), fmt_num(r.test_ece),
-            _est(r, _band(r.latency_p50_ms, r.latency_p50_low_ms, r.latency_p50_high_ms, 2)),
+            fmt_ci(r.test_clip_accuracy, r.test_clip_accuracy_low, r.test_clip_accuracy_high), _relative(r),
+            fmt_num(r.test_ece), _est(r, _band(r.latency_p50_ms, r.latency_p50_low_ms, r.latency_p50_high_ms, 2)),
             _est(r, _band(r.fps, r.fps_low, r.fps_high, 1)), _est(r, fmt_num(r.model_memory_mb, 1)), fmt_num(r.size_mb, 2)]
 
 
@@ -220,8 +227,9 @@ def _summary(lb: Leaderboard) -> list[str]:
            "is recommended only when no model surely meets the constraints, and then flagged UNCERTAIN. "
            + split_size_text(lb), ""]
     out.append(markdown_table(["target", "constraints", "recommended", "val acc [95% CI]", "test acc [95% CI]",
-                               "test clip acc [95% CI]", "test ECE", "p50 ms", "fps", "model MB", "size MB"],
-                              [_summary_row(b) for b in lb.boards], {3, 4, 5, 6, 7, 8, 9, 10}))
+                               "test clip acc [95% CI]", "rel. to teacher (seed mean) [95% CI]", "test ECE", "p50 ms",
+                               "fps", "model MB", "size MB"],
+                              [_summary_row(b) for b in lb.boards], {3, 4, 5, 6, 7, 8, 9, 10, 11}))
     return out + [""] + _teacher_lines(lb)
 
 
