@@ -332,5 +332,5 @@ def pricing_line(summary: dict[str, Any]) -> str:
             "each")
     if summary.get("median_seed_s"):
         cost += f" vs {summary['median_seed_s']:.1f} s median per training seed"
-    return (f"{summary['priced']} configurations priced, {summary['infeasible']} infeasible not trained "
-            f"(they do not use the n_trials budget){cost}")
+    budget = "grid cells: they count as cells" if summary.get("grid") else "they do not use the n_trials budget"
+    return f"{summary['priced']} configurations priced, {summary['infeasible']} infeasible not trained ({budget}){cost}"
