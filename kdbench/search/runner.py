@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from kdbench.errors import ConfigError, KdbenchError
 from kdbench.manifest import config_hash, file_hash, write_json
+from kdbench.search.baselines import add_waiting, queue_matched_baselines
 from kdbench.search.hardware_aware import budget_used, check_input_sizes, pricing_line
 from kdbench.search.liveness import (DEFAULT_GRACE_S, SLOT_ATTR, Heartbeat, live_workers, recover_stale_trials,
                                      retried_numbers, superseded)
@@ -292,9 +293,6 @@ def waiting_trials(study: Any) -> int:
 
 def queue_planned(study: Any, space: SearchSpace, quota: int) -> int:
     """Queue the trials a study plans before sampling: its baseline, or a grid's missing cells; how many."""
-    import optuna
-    from optuna.trial import TrialState
-
     if space.sampler == "grid":
         plan = [(f"grid:{grid_id(c)}", c) for c in space.grid()[:quota]]
     elif space.baseline:
@@ -306,10 +304,7 @@ def queue_planned(study: Any, space: SearchSpace, quota: int) -> int:
     for slot, cell in plan:
         if slot in have:
             continue
-        params = space.cell_params(cell)
-        study.add_trial(optuna.trial.create_trial(
-            state=TrialState.WAITING, system_attrs={"fixed_params": params, SLOT_ATTR: slot},
-            user_attrs={"baseline": cell["method"] == space.baseline}))
+        add_waiting(study, space.cell_params(cell), SLOT_ATTR, slot, baseline=cell["method"] == space.baseline)
         queued += 1
     return queued
 
@@ -357,6 +352,9 @@ def run_worker(study_dir: Path, storage_url: str | None, n_trials: int | None = 
                     for s in space.students}
             todo = [s for s in space.students if left[s] > 0]
             if not todo:
+                # the budget is spent: a best KD configuration at an input size with no baseline gets one
+                if sum(queue_matched_baselines(studies[s], space, SLOT_ATTR) for s in space.students):
+                    continue
                 break
             student = max(todo, key=lambda s: left[s])
             beat.update(state="trial", student=student)

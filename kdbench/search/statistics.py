@@ -190,14 +190,16 @@ def metrics_present(trials: list[dict[str, Any]]) -> tuple[str, ...]:
 
 def student_comparisons(mine: list[dict[str, Any]], baseline: str, objective: str, metrics: tuple[str, ...],
                         confidence: float) -> list[dict[str, Any]]:
-    """One row per (method, metric): the method's best configuration vs the best baseline one."""
-    base = best_trial([t for t in mine if t["method"] == baseline], objective)
+    """One row per (method, metric): the method's best configuration vs the best baseline one at its input size."""
+    from kdbench.search.baselines import matched_baseline
+
     kd = [t for t in mine if t["method"] != baseline]
     best_kd = best_trial(kd, objective)
     rows = []
     for method in sorted({t["method"] for t in kd}):
         a = best_trial([t for t in kd if t["method"] == method], objective)
-        if a is None:
+        base = matched_baseline(mine, a, baseline, objective) if a is not None else None
+        if base is None:  # no baseline at that input size (study_statistics says so)
             continue
         for metric in metrics:
             common, xa, xb = _paired(a, base, metric)
@@ -220,6 +222,8 @@ def correct(comparisons: list[dict[str, Any]], metrics: tuple[str, ...], confide
 def study_statistics(trials: list[dict[str, Any]], seeds: list[int], baseline: str | None = "scratch",
                      objective: str = "val_accuracy", confidence: float = CONFIDENCE) -> dict[str, Any]:
     """All comparisons of a study from its completed trials (trial.json dicts), Holm-corrected per metric."""
+    from kdbench.search.baselines import missing_baselines
+
     warnings = []
     if len(seeds) < 5:
         warnings.append(f"only {len(seeds)} seed(s) per configuration: with fewer than 5 the intervals are wide and "
@@ -233,6 +237,9 @@ def study_statistics(trials: list[dict[str, Any]], seeds: list[int], baseline: s
             warnings.append(f"{student}: no completed {baseline!r} trial, so nothing to compare against")
             continue
         comparisons += student_comparisons(mine, baseline, objective, metrics, confidence)
+        warnings += [f"{student}: no completed {baseline!r} trial at input size {size} px, where a method's best "
+                     "configuration was trained; that comparison is left out (rerun the search to train it)"
+                     for size in missing_baselines(mine, baseline, objective)]
     correct(comparisons, metrics, confidence)
     n_family = len(comparisons) // len(metrics)
     return {"confidence": confidence, "objective": objective, "baseline": baseline, "seeds": seeds,
