@@ -98,6 +98,25 @@ def test_target_keys_are_checked():
         parse_space({"study": {**base, "precision": "int8"}, "space": {"method": "scratch"}}, "t.toml")
 
 
+def test_a_local_target_is_measured_here_not_estimated(tmp_path):
+    """x86 (this host's architecture, no calibration): the price is a real ONNX Runtime measurement, 3 processes."""
+    from kdbench.profile.hardware import load_profile
+    from kdbench.search.hardware_aware import Pricer, check_target, is_local
+
+    assert is_local(load_profile("x86")) and not is_local(load_profile("rpi4")) and not is_local(load_profile("gpu"))
+    check_target("x86", "fp32", "t.toml")  # measurable here: no calibration needed
+    with pytest.raises(ConfigError, match="study.target = 'gpu'"):
+        check_target("gpu", "fp32", "t.toml")  # neither this host nor calibrated
+    pricer = Pricer("x86", tmp_path)
+    price = pricer.price(ARCH, 16)
+    assert price.method == "measured" and price.target == "x86" and not price.cached
+    assert 0 < price.fps_low <= price.fps <= price.fps_high
+    assert price.fps == pytest.approx(1000.0 / price.latency_ms, rel=0.02)
+    assert price.model_memory_mb > 0 and price.size_mb > 0 and price.status == "meets"  # >= 30 fps on a desktop CPU
+    again = Pricer("x86", tmp_path).price(ARCH, 16)  # a new process reads the cached measurement: not measured twice
+    assert again.cached and again.fps == price.fps and again.latency_ms == price.latency_ms
+
+
 def test_price_is_the_estimators_record_cached_and_judged_by_the_shared_evaluator(prices, tmp_path):
     from kdbench.leaderboard.constraints import evaluate_constraints
     from kdbench.search.hardware_aware import Pricer

@@ -2,7 +2,9 @@
 
 With ``[study] target = "rpi4"`` every trial's configuration (architecture, width, input size,
 precision) is exported to ONNX once and priced by the target's estimator (kdbench.profile.estimate,
-calibrated on published Pi 4 figures: an *estimate* with its error band). Exports and prices are
+calibrated on published Pi 4 figures: an *estimate* with its error band). A local target (this
+machine: a CPU profile of this host's architecture without a calibration, e.g. ``x86``) is *measured*
+instead: batch 1 with the profile's first runtime in 3 fresh processes, their spread as the band. Exports and prices are
 cached under ``<study>/pricing/`` by (architecture, input size, precision), so each configuration is
 exported once per study whatever the method, seed or worker. The verdict comes from the one
 constraint evaluator (kdbench.leaderboard.constraints): a configuration that ``fails`` (its whole
@@ -87,7 +89,8 @@ def check_target(target: Any, precision: Any, where: str) -> None:
         prof = load_profile(target)
         if not prof.constraints:
             raise ConfigError(f"hardware profile {prof.path} has no [constraints]; nothing to search against")
-        find_calibration(prof.calibration or prof.name)
+        if not is_local(prof):
+            find_calibration(prof.calibration or prof.name)
     except ConfigError as err:
         raise ConfigError(f"{where}: study.target = {target!r}: {err}") from None
 
@@ -163,6 +166,22 @@ def graph_export(arch: str, path: Path, size: int) -> Path:
     return path
 
 
+def is_local(profile: Any) -> bool:
+    """True when the target is this machine: a CPU profile without a calibration, of this host's architecture
+    (its trials are then measured here, not estimated)."""
+    import platform
+
+    from kdbench.profile.estimate import CALIBRATION_DIR
+
+    shipped = (CALIBRATION_DIR / f"{profile.calibration or profile.name}.json").is_file()
+    return profile.device == "cpu" and not profile.calibration and not shipped \
+        and str(profile.cpu.get("arch", "")).lower() in (platform.machine().lower(), "")
+
+
+LOCAL_RULE = dict(warmup_runs=5, warmup_s=0.2, warmup_max_s=2.0, min_queries=50, min_time_s=0.3, max_time_s=3.0,
+                  runs=3)  # a pricing measurement: short, but 3 fresh processes so its spread is the band
+
+
 class Pricer:
     """Prices (arch, input size) at one precision for one target; cached on disk and in memory."""
 
@@ -171,7 +190,8 @@ class Pricer:
         from kdbench.profile.hardware import load_profile
 
         self.profile = load_profile(target)
-        self.calibration = find_calibration(self.profile.calibration or self.profile.name)
+        self.local = is_local(self.profile)
+        self.calibration = None if self.local else find_calibration(self.profile.calibration or self.profile.name)
         self.target, self.precision, self.store = self.profile.name, precision, store
         self.cache_dir = Path(cache_dir)
         self._memo: dict[tuple[str, int], Price] = {}
@@ -193,7 +213,7 @@ class Pricer:
         if path.is_file():
             price = Price.from_dict({**read_json(path), "cached": True})
         else:
-            price = self._estimate(arch, int(size))
+            price = self._measure(arch, int(size)) if self.local else self._estimate(arch, int(size))
             write_json(path, price.to_dict())
         self._memo[key] = price = self._judge(price)
         return price
@@ -248,6 +268,33 @@ class Pricer:
                      model_memory_mb_high=rec["model_memory_mb_high"], error_band_pct=rec["error_band"]["pct"],
                      size_mb=rec["file_size_mb"],
                      status="", export_s=t1 - t0, estimate_s=time.perf_counter() - t1)
+
+
+    def _measure(self, arch: str, size: int) -> Price:
+        """Export, then measure batch 1 on this machine (ONNX Runtime, 3 fresh processes; the band is their spread)."""
+        import dataclasses as dc
+
+        from kdbench.profile.hardware import load_profile
+        from kdbench.profile.local import MeasureRule, run_local
+        from kdbench.profile.results import ModelEntry
+
+        t0 = time.perf_counter()
+        path = self.export(arch, size)
+        t1 = time.perf_counter()
+        entry = ModelEntry(variant_id=f"{arch}@{size}-{self.precision}", path=path, precision=self.precision,
+                           input_size=size)
+        one = dc.replace(load_profile(self.target), runtimes=self.profile.runtimes[:1], batch_sizes=(1,),
+                         precisions=(self.precision,))
+        (rec,) = [r for r in run_local([entry], one, MeasureRule(**LOCAL_RULE)) if r.get("batch") == 1] or [{}]
+        if not rec.get("fps"):
+            raise ConfigError(f"measuring {arch} at {size} px on this machine failed: {rec.get('error') or rec.get('notes')}")
+        spread = rec.get("p50_spread_pct") or 0.0
+        return Price(target=self.target, arch=arch, input_size=size, precision=self.precision, fps=rec["fps"],
+                     fps_low=rec["fps_low"], fps_high=rec["fps_high"], latency_ms=rec["latency_ms"]["p50"],
+                     model_memory_mb=rec["model_memory_mb"], model_memory_mb_low=rec.get("model_memory_mb_low") or
+                     rec["model_memory_mb"], model_memory_mb_high=rec.get("model_memory_mb_high") or rec["model_memory_mb"],
+                     error_band_pct=round(float(spread), 1), size_mb=rec["file_size_mb"], status="", method="measured",
+                     export_s=t1 - t0, estimate_s=time.perf_counter() - t1)
 
 
 _PRICERS: dict[tuple[str, str, str], Pricer] = {}
