@@ -268,7 +268,11 @@ def _batch_record(results: list[dict[str, Any]], batch: int, rec: ProfileRecord)
     med = _median(p50s)
     rec.latency_ms = {k: round(_median([e["latency_ms"][k] for e in entries]), 5) for k in ("p50", "p90", "p99", "mean")}
     rec.runs, rec.p50_runs_ms = len(entries), [round(v, 5) for v in p50s]
-    rec.p50_spread_pct = round(100.0 * (max(p50s) - min(p50s)) / med, 2) if med > 0 else None
+    # from the recorded (rounded) p50s, so the spread can be recomputed from the record itself: a tiny model's
+    # p50 of ~0.01 ms rounded to 1e-5 ms moves the spread by tenths of a percent
+    rounded_med = rec.latency_ms["p50"]
+    rec.p50_spread_pct = round(100.0 * (max(rec.p50_runs_ms) - min(rec.p50_runs_ms)) / rounded_med, 2) \
+        if med > 0 and rounded_med > 0 else None
     rec.stable = all(e.get("stable") for e in entries) and (rec.p50_spread_pct or 0.0) <= MAX_SPREAD_PCT
     rec.n_queries = sum(int(e.get("n") or 0) for e in entries)
     rec.throughput = _median([e["throughput"] for e in entries if e.get("throughput")] or [0.0]) or None
