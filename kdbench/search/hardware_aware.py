@@ -21,7 +21,7 @@ import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from kdbench.errors import ConfigError
 from kdbench.manifest import read_json, write_json
@@ -252,30 +252,32 @@ class Pricer:
     def _estimate(self, arch: str, size: int) -> Price:
         """Export, then the estimator's batch-1 record (the verdict is ``_judge``'s)."""
         from kdbench.profile.estimate import estimate_record, model_features
-        from kdbench.profile.results import ModelEntry
 
-        t0 = time.perf_counter()
-        path = self.export(arch, size)
-        t1 = time.perf_counter()
-        entry = ModelEntry(variant_id=f"{arch}@{size}-{self.precision}", path=path, precision=self.precision,
-                           input_size=size)
-        runtime = self.profile.runtimes[0]
-        rec = estimate_record(entry, self.profile, self.calibration, runtime, model_features(entry), 1,
-                              self.profile.threads or self.calibration.threads)
-        return Price(target=self.target, arch=arch, input_size=size, precision=self.precision, fps=rec["fps"],
-                     fps_low=rec["fps_low"], fps_high=rec["fps_high"], latency_ms=rec["latency_ms"]["p50"],
-                     model_memory_mb=rec["model_memory_mb"], model_memory_mb_low=rec["model_memory_mb_low"],
-                     model_memory_mb_high=rec["model_memory_mb_high"], error_band_pct=rec["error_band"]["pct"],
-                     size_mb=rec["file_size_mb"],
-                     status="", export_s=t1 - t0, estimate_s=time.perf_counter() - t1)
+        def record(entry: Any) -> tuple[dict[str, Any], float]:
+            rec = estimate_record(entry, self.profile, self.calibration, self.profile.runtimes[0], model_features(entry),
+                                  1, self.profile.threads or self.calibration.threads)
+            return rec, rec["error_band"]["pct"]
 
+        return self._price(arch, size, record, "estimated")
 
     def _measure(self, arch: str, size: int) -> Price:
         """Export, then measure batch 1 on this machine (ONNX Runtime, 3 fresh processes; the band is their spread)."""
-        import dataclasses as dc
-
-        from kdbench.profile.hardware import load_profile
         from kdbench.profile.local import MeasureRule, run_local
+
+        one = dataclasses.replace(self.profile, runtimes=self.profile.runtimes[:1], batch_sizes=(1,),
+                                  precisions=(self.precision,))
+
+        def record(entry: Any) -> tuple[dict[str, Any], float]:
+            rec = next((r for r in run_local([entry], one, MeasureRule(**LOCAL_RULE)) if r.get("batch") == 1), {})
+            if not rec.get("fps"):
+                raise ConfigError(f"measuring {arch} at {size} px on this machine failed: "
+                                  f"{rec.get('error') or rec.get('notes')}")
+            return rec, round(float(rec.get("p50_spread_pct") or 0.0), 1)
+
+        return self._price(arch, size, record, "measured")
+
+    def _price(self, arch: str, size: int, record: Callable[[Any], tuple[dict[str, Any], float]], method: str) -> Price:
+        """Export (timed), then the batch-1 record ``record`` gives for it (timed), as a Price (verdict: ``_judge``)."""
         from kdbench.profile.results import ModelEntry
 
         t0 = time.perf_counter()
@@ -283,18 +285,14 @@ class Pricer:
         t1 = time.perf_counter()
         entry = ModelEntry(variant_id=f"{arch}@{size}-{self.precision}", path=path, precision=self.precision,
                            input_size=size)
-        one = dc.replace(load_profile(self.target), runtimes=self.profile.runtimes[:1], batch_sizes=(1,),
-                         precisions=(self.precision,))
-        (rec,) = [r for r in run_local([entry], one, MeasureRule(**LOCAL_RULE)) if r.get("batch") == 1] or [{}]
-        if not rec.get("fps"):
-            raise ConfigError(f"measuring {arch} at {size} px on this machine failed: {rec.get('error') or rec.get('notes')}")
-        spread = rec.get("p50_spread_pct") or 0.0
+        rec, band_pct = record(entry)
+        memory = rec["model_memory_mb"]
         return Price(target=self.target, arch=arch, input_size=size, precision=self.precision, fps=rec["fps"],
                      fps_low=rec["fps_low"], fps_high=rec["fps_high"], latency_ms=rec["latency_ms"]["p50"],
-                     model_memory_mb=rec["model_memory_mb"], model_memory_mb_low=rec.get("model_memory_mb_low") or
-                     rec["model_memory_mb"], model_memory_mb_high=rec.get("model_memory_mb_high") or rec["model_memory_mb"],
-                     error_band_pct=round(float(spread), 1), size_mb=rec["file_size_mb"], status="", method="measured",
-                     export_s=t1 - t0, estimate_s=time.perf_counter() - t1)
+                     model_memory_mb=memory, model_memory_mb_low=rec.get("model_memory_mb_low") or memory,
+                     model_memory_mb_high=rec.get("model_memory_mb_high") or memory, error_band_pct=band_pct,
+                     size_mb=rec["file_size_mb"], status="", method=method, export_s=t1 - t0,
+                     estimate_s=time.perf_counter() - t1)
 
 
 _PRICERS: dict[tuple[str, str, str], Pricer] = {}
