@@ -191,6 +191,14 @@ def clip_metrics(scores: np.ndarray, labels: np.ndarray, clips: Any, class_names
             "clip_accuracy_ci": list(seed_clip_interval(clip_hit[None], np.arange(len(keys)), confidence, seed=seed))}
 
 
+def _clip_resamples(hits: np.ndarray, inv: np.ndarray, n_resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(hits summed per clip [S, K], clip-bootstrap weights [n_resamples, K]: how often each clip is drawn)."""
+    k = int(inv.max()) + 1
+    per_clip = np.zeros((hits.shape[0], k))
+    np.add.at(per_clip.T, inv, hits.T)
+    return per_clip, np.random.default_rng(seed).multinomial(k, np.full(k, 1.0 / k), size=n_resamples).astype(np.float64)
+
+
 def seed_clip_interval(hits: np.ndarray, clips: np.ndarray, confidence: float = 0.95, n_resamples: int = N_BOOTSTRAP,
                        seed: int = 0) -> tuple[float, float]:
     """Interval of a mean accuracy over seeds that allows for both clip sampling and seed-to-seed variation.
@@ -211,10 +219,8 @@ def seed_clip_interval(hits: np.ndarray, clips: np.ndarray, confidence: float = 
     if hits.shape[1] != len(inv) or len(inv) == 0:
         raise DataError(f"hits have shape {hits.shape}; expected [seeds, {len(inv)}] with one column per clip id")
     k, s = int(inv.max()) + 1, hits.shape[0]
-    per_clip = np.zeros((s, k))
-    np.add.at(per_clip.T, inv, hits.T)
+    per_clip, weights = _clip_resamples(hits, inv, n_resamples, seed)
     frames = np.bincount(inv, minlength=k).astype(np.float64)
-    weights = np.random.default_rng(seed).multinomial(k, np.full(k, 1.0 / k), size=n_resamples).astype(np.float64)
     values = ((weights @ per_clip.T) / (weights @ frames)[:, None]).mean(axis=1)  # seed-mean on the drawn clips
     alpha = (1 - confidence) / 2
     per_seed = hits.mean(axis=1)
@@ -246,10 +252,8 @@ def relative_interval(hits: np.ndarray, reference_hits: np.ndarray, clips: np.nd
     if ref.sum() == 0:
         raise DataError("the reference model has accuracy 0 on these frames: a ratio to it is undefined")
     k, s = int(inv.max()) + 1, hits.shape[0]
-    per_clip = np.zeros((s, k))
-    np.add.at(per_clip.T, inv, hits.T)
+    per_clip, weights = _clip_resamples(hits, inv, n_resamples, seed)
     ref_clip = np.bincount(inv, weights=ref, minlength=k)
-    weights = np.random.default_rng(seed).multinomial(k, np.full(k, 1.0 / k), size=n_resamples).astype(np.float64)
     student = (weights @ per_clip.T).mean(axis=1)  # hits summed over the drawn clips, seed mean
     teacher = weights @ ref_clip
     values = student[teacher > 0] / teacher[teacher > 0]
