@@ -1,4 +1,11 @@
-"""The fastest way to run a model on this machine, chosen by a short measured trial and cached on disk.
+"""How a model runs on this machine: a format chosen by a fixed rule (``auto``) or by a measured trial (``probe``).
+
+``auto`` (the default) never looks at a clock, so the same command gives the same arithmetic
+whatever the machine's load: on CUDA ``channels_last``; on a CPU ``channels_last`` for a model with
+depthwise convolutions (the mobile students) and ``nchw`` otherwise (VGG16). The rule's format is
+still checked against a float64 step (below) and falls back to ``nchw`` when it fails; the check is
+deterministic. ``probe`` is the measured choice described next: fastest here, but which format wins
+can depend on the load at probe time, and the format changes the rounding, so it is opt-in.
 
 A *format* is how the same model runs: ``nchw`` (eager, default layout), ``channels_last`` (eager,
 NHWC weights and inputs), ``compile+<layout>`` (``torch.compile`` of that layout) and, on CUDA,
@@ -13,10 +20,10 @@ same weights and batch (dropout masks identical: same RNG state, inductor's ``fa
 against a float64 run, allowing ``FLOAT_FACTOR`` times the plain format's own float error (at
 least ``FLOAT_FLOORS``); in
 evaluation, the logits. (Random ops on 4-D activations draw in memory order, so a model with
-dropout on feature maps keeps NCHW: the check cannot tell a different mask from a wrong result.) Compilation costs minutes on a small CPU, so ``auto`` probes it only
+dropout on feature maps keeps NCHW: the check cannot tell a different mask from a wrong result.) Compilation costs minutes on a small CPU, so ``probe`` tries it only
 when the planned training is long enough to repay it (``COMPILE_MIN_RUN_S``) and chooses by
 ``warm-up + planned steps x step time``. ``KDBENCH_FAST_PATH`` (e.g. ``nchw`` in the test suite)
-replaces ``auto`` for reproducible, probe-free runs.
+replaces ``auto``. A probe taken while the load exceeds the cores decides its own run but is not cached.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from torch import nn
 from kdbench.errors import ConfigError
 
 LAYOUTS = ("nchw", "channels_last")
-FAST_PATHS = ("auto", "off", "nchw", "channels_last", "compile+nchw", "compile+channels_last", "cudagraphs+channels_last")
+FAST_PATHS = ("auto", "probe", "off", "nchw", "channels_last", "compile+nchw", "compile+channels_last", "cudagraphs+channels_last")
 ENV_CACHE_DIR = "KDBENCH_CACHE_DIR"
 ENV_FAST_PATH = "KDBENCH_FAST_PATH"
 CACHE_FILE = "train_format.json"
@@ -81,7 +88,7 @@ class FormatChoice:
 
     phase: str  # "train" | "eval"
     format: str
-    source: str  # "measured" | "cache" | "config" | "env" | "default" (run too short to probe)
+    source: str  # "rule" | "measured" | "cache" | "config" | "env" | "default" (run too short to probe)
     key: str = ""
     trials: list[Trial] = field(default_factory=list)
     load_avg: float | None = None  # 1-minute load average when the trials ran (busy hosts make them noisy)
@@ -247,12 +254,12 @@ def _first_step(probe: _Probe, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn
 
 
 def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, formats: list[str], phase: str,
-            device: torch.device, loss_fn: LossFn, lr: float = 1e-3) -> list[Trial]:
+            device: torch.device, loss_fn: LossFn, lr: float = 1e-3, timed: bool = True) -> list[Trial]:
     """Probe each format on copies of ``model`` with the batch ``(x, y)``; ``formats[0]`` sets the float tolerance.
 
     Every candidate's first step (loss and gradient, or logits) is compared with a float64 run of
     the plain model; a candidate whose error exceeds ``FLOAT_FACTOR`` times the first format's own
-    float error (at least ``FLOAT_FLOORS``) is dropped.
+    float error (at least ``FLOAT_FLOORS``) is dropped. ``timed=False``: the check only, no clock.
     """
     rng = (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
     probes: dict[str, _Probe] = {}
@@ -276,7 +283,8 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, formats: list[st
                 trials[fmt] = Trial(fmt, "dropped", rel_error=max(errors), reason=f"differs from float64: {what}")
                 continue
             probes[fmt], trials[fmt] = probe, Trial(fmt, "ok", warmup_s=warm, rel_error=max(errors))
-        _time_rounds(probes, trials, x, y, loss_fn, device)
+        if timed:
+            _time_rounds(probes, trials, x, y, loss_fn, device)
     return [trials[f] for f in formats]
 
 
@@ -327,12 +335,17 @@ def pick(trials: list[Trial], planned_steps: int, batch: int) -> str:
 # ---- choosing -----------------------------------------------------------------------------------
 
 
-def requested_format(requested: str, phase: str, device: torch.device) -> tuple[str | None, str]:
-    """(the format a fixed request names, or None for ``auto``; where the request came from)."""
-    source = "config"
+def resolved_request(requested: str) -> tuple[str, str]:
+    """(the request after ``KDBENCH_FAST_PATH`` replaced ``auto``, where it came from: "config" | "env")."""
     if check_fast_path(requested) == "auto" and os.environ.get(ENV_FAST_PATH):
-        requested, source = check_fast_path(os.environ[ENV_FAST_PATH]), "env"
-    if requested == "auto":
+        return check_fast_path(os.environ[ENV_FAST_PATH]), "env"
+    return requested, "config"
+
+
+def requested_format(requested: str, phase: str, device: torch.device) -> tuple[str | None, str]:
+    """(the format a fixed request names, or None for ``auto``/``probe``; where the request came from)."""
+    requested, source = resolved_request(requested)
+    if requested in ("auto", "probe"):
         return None, source
     fmt = "nchw" if requested == "off" else requested
     if fmt.startswith("cudagraphs+") and device.type != "cuda":
@@ -344,11 +357,13 @@ def requested_format(requested: str, phase: str, device: torch.device) -> tuple[
 
 def choose(model: nn.Module, x: torch.Tensor, y: torch.Tensor, phase: str, device: torch.device, requested: str,
            arch: str, batch: int, planned_steps: int = 0, loss_fn: LossFn | None = None, lr: float = 1e-3) -> FormatChoice:
-    """The format to run ``phase`` in: the request, or (``auto``) the cached or newly measured fastest."""
+    """The format to run ``phase`` in: the request, the rule (``auto``) or the cached or measured fastest (``probe``)."""
     fixed, source = requested_format(requested, phase, device)
     if fixed is not None:
         return FormatChoice(phase, fixed, source)
     loss_fn = loss_fn or nn.functional.cross_entropy
+    if resolved_request(requested)[0] == "auto":
+        return rule_choice(model, x, y, phase, device, arch, batch, loss_fn, lr)
     key = format_key(phase, arch, int(x.shape[-1]), device, batch)
     cached = read_cache().get(key)
     try:
@@ -372,9 +387,41 @@ def choose(model: nn.Module, x: torch.Tensor, y: torch.Tensor, phase: str, devic
                                                            "compilation would not pay for itself"))
     load = os.getloadavg()[0] if source == "measured" and hasattr(os, "getloadavg") else (cached or {}).get("load_avg")
     choice = FormatChoice(phase, pick(trials, planned_steps, batch), source, key, trials, load)
-    if source == "measured":
+    if source == "measured" and not busy(load):  # a probe on a busy host decides this run only
         write_cache(key, choice)
     return choice
+
+
+def busy(load: float | None) -> bool:
+    """Whether a 1-minute load average exceeds this host's cores (timings taken then are not cached)."""
+    return load is not None and load > (os.cpu_count() or 1)
+
+
+def has_depthwise(model: nn.Module) -> bool:
+    """Whether the model has a depthwise convolution (groups == input channels > 1)."""
+    return any(isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels for m in model.modules())
+
+
+def rule_format(model: nn.Module, device: torch.device) -> tuple[str, str]:
+    """``auto``'s format and why, from the device and the model alone (no timing, so no load dependence)."""
+    if device.type == "cuda":
+        return "channels_last", "rule: CUDA runs channels_last"
+    if has_depthwise(model):
+        return "channels_last", "rule: CPU, depthwise convolutions run channels_last"
+    return "nchw", "rule: CPU, no depthwise convolution: nchw"
+
+
+def rule_choice(model: nn.Module, x: torch.Tensor, y: torch.Tensor, phase: str, device: torch.device, arch: str,
+                batch: int, loss_fn: LossFn, lr: float) -> FormatChoice:
+    """The rule's format, kept only if its first step matches float64 (a deterministic check); else nchw."""
+    fmt, why = rule_format(model, device)
+    key = format_key(phase, arch, int(x.shape[-1]), device, batch)
+    if fmt == "nchw":
+        return FormatChoice(phase, fmt, "rule", key, [Trial(fmt, "ok", reason=why)])
+    trials = measure(model, x, y, ["nchw", fmt], phase, device, loss_fn, lr, timed=False)
+    for t in trials:
+        t.reason = t.reason or why
+    return FormatChoice(phase, fmt if trials[1].status == "ok" else "nchw", "rule", key, trials)
 
 
 def _compile_pays(trials: list[Trial], planned_steps: int, batch: int) -> bool:

@@ -7,13 +7,14 @@ from typing import Any
 
 
 def tiny_space_toml(name: str, students: list[str], seeds: list[int], study: dict[str, Any] | None = None,
-                    train: dict[str, Any] | None = None, vanilla: dict[str, Any] | None = None) -> str:
+                    train: dict[str, Any] | None = None, vanilla: dict[str, Any] | None = None,
+                    space: dict[str, Any] | None = None) -> str:
     """A search-space TOML: ``[study]`` (pruner none), ``[train]`` (1 epoch of one batch of 8), scratch and vanilla;
-    ``study``/``train`` add or override keys, ``vanilla`` is the ``[space.vanilla]`` table."""
+    ``study``/``train``/``space`` add or override keys, ``vanilla`` is the ``[space.vanilla]`` table."""
     tables = {
         "study": {"name": name, "students": list(students), "seeds": list(seeds), "pruner": "none", **(study or {})},
         "train": {"epochs": 1, "batch_size": 8, "max_batches_per_epoch": 1, **(train or {})},
-        "space": {"method": ["scratch", "vanilla"]},
+        "space": {"method": ["scratch", "vanilla"], **(space or {})},
     }
     if vanilla:
         tables["space.vanilla"] = vanilla

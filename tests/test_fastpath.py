@@ -17,7 +17,7 @@ CPU = torch.device("cpu")
 
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
-    """A private choice cache, and ``auto`` left to the probe (the suite's default is a fixed format)."""
+    """A private choice cache, and no KDBENCH_FAST_PATH (the suite's default is a fixed format)."""
     monkeypatch.setenv(fastpath.ENV_CACHE_DIR, str(tmp_path))
     monkeypatch.delenv(fastpath.ENV_FAST_PATH, raising=False)
     return tmp_path
@@ -52,10 +52,10 @@ def test_choice_is_measured_once_then_read_from_the_cache(cache_dir):
     model, (x, y) = _tiny_cnn(), _batch()
     weights = [p.detach().clone() for p in model.parameters()]
     rng = torch.get_rng_state()
-    short = fastpath.choose(model, x, y, "train", CPU, "auto", "tiny", batch=8, planned_steps=5)
+    short = fastpath.choose(model, x, y, "train", CPU, "probe", "tiny", batch=8, planned_steps=5)
     assert (short.format, short.source) == ("nchw", "default") and "shorter than the probe" in short.trials[0].reason
     assert not (cache_dir / fastpath.CACHE_FILE).exists()
-    first = fastpath.choose(model, x, y, "train", CPU, "auto", "tiny", batch=8, planned_steps=30)
+    first = fastpath.choose(model, x, y, "train", CPU, "probe", "tiny", batch=8, planned_steps=30)
     assert first.source == "measured" and first.load_avg is not None
     assert [t.format for t in first.trials] == ["nchw", "channels_last", "compile"]
     assert all(t.status == "ok" and t.images_per_s > 0 for t in first.trials[:2])
@@ -69,7 +69,7 @@ def test_choice_is_measured_once_then_read_from_the_cache(cache_dir):
     entry = body[first.key]
     entry["trials"][0]["images_per_s"], entry["trials"][1]["images_per_s"] = 100.0, 300.0
     path.write_text(json.dumps(body))
-    again = fastpath.choose(model, x, y, "train", CPU, "auto", "tiny", batch=8, planned_steps=5)  # short, but cached
+    again = fastpath.choose(model, x, y, "train", CPU, "probe", "tiny", batch=8, planned_steps=5)  # short, but cached
     assert again.source == "cache" and again.format == "channels_last" and again.key == first.key
 
 
@@ -79,10 +79,10 @@ def test_a_cache_written_by_another_version_is_measured_again_not_a_crash(cache_
     old = {"phase": "train", "format": "channels_last", "source": "measured", "key": key,
            "trials": [{"format": "nchw", "status": "ok", "images_per_s": 1.0, "max_rel_diff": 0.1}]}
     (cache_dir / fastpath.CACHE_FILE).write_text(json.dumps({key: old, "other": {"trials": "garbage"}}))
-    extra_key = fastpath.choose(model, x, y, "train", CPU, "auto", "tiny", batch=8, planned_steps=30)
+    extra_key = fastpath.choose(model, x, y, "train", CPU, "probe", "tiny", batch=8, planned_steps=30)
     assert extra_key.source == "cache" and extra_key.format == "nchw"  # unknown key ignored, entry still used
     (cache_dir / fastpath.CACHE_FILE).write_text(json.dumps({key: {"trials": [{"images_per_s": 1.0}]}}))
-    fresh = fastpath.choose(model, x, y, "train", CPU, "auto", "tiny", batch=8, planned_steps=30)
+    fresh = fastpath.choose(model, x, y, "train", CPU, "probe", "tiny", batch=8, planned_steps=30)
     assert fresh.source == "measured" and [t.format for t in fresh.trials][:2] == ["nchw", "channels_last"]
 
 
@@ -90,7 +90,7 @@ def test_a_format_that_fails_is_dropped_with_its_reason(cache_dir):
     model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), _NeedsContiguous(), nn.Flatten(), nn.LazyLinear(4))
     x, y = _batch()
     model(x)  # materialise the lazy layer
-    choice = fastpath.choose(model, x, y, "train", CPU, "auto", "needs-contiguous", batch=8, planned_steps=30)
+    choice = fastpath.choose(model, x, y, "train", CPU, "probe", "needs-contiguous", batch=8, planned_steps=30)
     dropped = {t.format: t for t in choice.trials}["channels_last"]
     assert dropped.status == "dropped" and dropped.reason.startswith("RuntimeError: view size is not compatible")
     assert choice.format == "nchw"
@@ -102,7 +102,7 @@ def test_a_format_that_changes_the_result_is_dropped(cache_dir, phase):
     model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), _ReadsRawMemory(), nn.Conv2d(6, 4, 3),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten())
     x, y = _batch()
-    choice = fastpath.choose(model, x, y, phase, CPU, "auto", f"raw-memory-{phase}", batch=8, planned_steps=30)
+    choice = fastpath.choose(model, x, y, phase, CPU, "probe", f"raw-memory-{phase}", batch=8, planned_steps=30)
     trials = {t.format: t for t in choice.trials}
     assert trials["nchw"].status == "ok" and trials["nchw"].rel_error < 1e-5
     assert trials["channels_last"].status == "dropped" and trials["channels_last"].rel_error > 1e-2
@@ -137,10 +137,11 @@ def test_fixed_requests_skip_the_probe(monkeypatch):
         fastpath.choose(model, x, y, "train", CPU, "turbo", "tiny", batch=8)
 
 
-def test_auto_training_run_records_the_measured_choice(tiny_store, cache_dir, tmp_path):
+def test_probe_training_run_records_the_measured_choice(tiny_store, cache_dir, tmp_path):
     from kdbench.train import TrainConfig, train_student
 
-    cfg = TrainConfig(epochs=20, batch_size=16, max_batches_per_epoch=1, patience=0, device="cpu", precise_bn_batches=0)
+    cfg = TrainConfig(epochs=20, batch_size=16, max_batches_per_epoch=1, patience=0, device="cpu", precise_bn_batches=0,
+                      fast_path="probe")
     result = train_student(tiny_store, "mobilenet_v3_small", "scratch", {}, cfg, out_dir=tmp_path / "run", progress=False)
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())["fast_path"]
     assert result.status == "ok" and saved == result.fast_path
@@ -154,8 +155,46 @@ def test_inference_forward_gives_the_plain_logits_and_caches_its_choice(cache_di
     model, (x, _) = _tiny_cnn().eval(), _batch(n=12)
     with torch.no_grad():
         expected = model(x)
-    forward = fastpath.inference(model, CPU, "tiny-teacher", probe_batch=8)
+    forward = fastpath.inference(model, CPU, "tiny-teacher", "probe", probe_batch=8)
     torch.testing.assert_close(forward(x), expected, rtol=1e-4, atol=1e-5)
     cached = json.loads((cache_dir / fastpath.CACHE_FILE).read_text())
     (key,) = cached
     assert key.startswith("eval|tiny-teacher|16px|cpu|b8|") and cached[key]["format"] in fastpath.LAYOUTS
+
+
+def _depthwise_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+
+
+@pytest.mark.parametrize("phase", ["train", "eval"])
+def test_auto_is_a_rule_that_never_times_candidates_or_reads_the_cache(cache_dir, monkeypatch, phase):
+    x, y = _batch()
+    (cache_dir / fastpath.CACHE_FILE).write_text(json.dumps({fastpath.format_key(phase, "dw", 16, CPU, 8): {
+        "phase": phase, "format": "nchw", "source": "measured", "trials": [{"format": "nchw", "status": "ok"}]}}))
+
+    def no_timing(*args):
+        raise AssertionError("auto timed the candidates")
+
+    monkeypatch.setattr(fastpath, "_time_rounds", no_timing)
+    dw = fastpath.choose(_depthwise_cnn(), x, y, phase, CPU, "auto", "dw", batch=8, planned_steps=500)
+    assert (dw.format, dw.source) == ("channels_last", "rule")  # the cached "nchw" is not read
+    assert [t.status for t in dw.trials] == ["ok", "ok"] and all(t.images_per_s is None for t in dw.trials)
+    plain = fastpath.choose(_tiny_cnn(), x, y, phase, CPU, "auto", "plain", batch=8, planned_steps=500)
+    assert (plain.format, plain.source) == ("nchw", "rule") and "no depthwise" in plain.trials[0].reason
+    # a rule's format that fails the float64 check falls back to nchw, with the reason
+    broken = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1, groups=1), nn.Conv2d(6, 6, 3, padding=1, groups=6),
+                           _ReadsRawMemory(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    fallback = fastpath.choose(broken, x, y, phase, CPU, "auto", "broken", batch=8, planned_steps=500)
+    assert fallback.format == "nchw" and fallback.trials[1].status == "dropped"
+    assert json.loads((cache_dir / fastpath.CACHE_FILE).read_text()).keys() == {
+        fastpath.format_key(phase, "dw", 16, CPU, 8)}  # nothing written
+
+
+def test_a_probe_on_a_busy_host_is_not_cached(cache_dir, monkeypatch):
+    monkeypatch.setattr(fastpath.os, "getloadavg", lambda: (1000.0, 0.0, 0.0))
+    x, y = _batch()
+    choice = fastpath.choose(_tiny_cnn(), x, y, "train", CPU, "probe", "busy", batch=8, planned_steps=30)
+    assert choice.source == "measured" and choice.load_avg == 1000.0
+    assert not (cache_dir / fastpath.CACHE_FILE).exists()

@@ -385,9 +385,14 @@ def test_uncertain_models_are_recommended_only_with_a_flag():
 
 
 def test_kd_vs_scratch_prefers_confirmation_seeds(inputs):
+    from kdbench.search.confirm import candidates
+
     stats = json.loads((inputs["study"] / "statistics.json").read_text())
     for c in stats["comparisons"]:
         c["p_holm"], c["p_a_gt_b"] = 0.5, 0.6
+    # a confirmation of a finished study, of the configurations it chooses (else the leaderboard does not use it)
+    stats["study_finished"], stats["candidates"] = True, [
+        {k: c[k] for k in ("student", "trial", "method", "config_id", "roles")} for c in candidates(inputs["study"])]
     write_json(inputs["study"] / "confirm" / "statistics.json", stats)
     out = inputs["root"] / "lb"
     lb, _ = build_leaderboard(inputs["study"], out, inputs["export"], inputs["profiles"], plots=False)

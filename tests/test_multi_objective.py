@@ -53,7 +53,8 @@ def test_objective_list_is_parsed_and_checked():
         (["val_accuracy", "fps@rpi4"], r"mo.toml: study.objective\[1\] = 'fps@rpi4' is not a known objective"),
         (["test_accuracy", "latency_p50@rpi4"], r"study.objective\[0\] = 'test_accuracy' is not an accuracy objective"),
         (["val_accuracy", "latency_p50"], r"study.objective\[1\] = 'latency_p50' is not a known objective"),
-        (["val_accuracy", "latency_p50@mars"], r"study.target = 'mars': hardware profile 'mars' not found"),
+        (["val_accuracy", "latency_p50@mars"],
+         r"study.objective\[1\] = 'latency_p50@mars' names target 'mars': hardware profile 'mars' not found"),
         ("latency_p50@rpi4", r"study.objective = 'latency_p50@rpi4'; expected one of"),
     ]:
         with pytest.raises(ConfigError, match=message):

@@ -17,12 +17,22 @@ TRAIN = {"epochs": 1, "patience": 5, "batch_size": 8, "lr": 1e-3, "weight_decay"
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory, phantom_32px):
-    """The shared 32 px phantom store and stand-in teacher, and a study dir with 3 finished trials (no training)."""
+    """The shared 32 px phantom store and stand-in teacher, and a study dir with 3 finished trials (no training):
+    its quota of 3 used in its Optuna journal, so confirm takes it as finished."""
+    import optuna
+
+    from kdbench.search.space import parse_space
+    from kdbench.search.storage import open_storage
+
     store, teacher = phantom_32px
     root = tmp_path_factory.mktemp("confirm")
     study = root / "runs" / "tiny"
-    write_json(study / "study.json", {"stage": "search", "study": "tiny", "seeds": [0, 1],
-                                      "config": {"objective": "val_accuracy", "baseline": "scratch"},
+    space = parse_space({"study": {"name": "tiny", "students": [STUDENT], "seeds": [0, 1], "n_trials": 3},
+                         "train": TRAIN, "space": {"method": ["scratch", "vanilla"]}}, root / "tiny.toml")
+    journal = optuna.create_study(study_name=f"tiny.{STUDENT}", storage=open_storage(None, study), direction="maximize")
+    for val in (0.50, 0.70, 0.60):
+        journal.add_trial(optuna.trial.create_trial(value=val))
+    write_json(study / "study.json", {"stage": "search", "study": "tiny", "seeds": [0, 1], "config": space.to_dict(),
                                       "store": str(store), "teacher": str(teacher),
                                       "optuna_studies": {STUDENT: f"tiny.{STUDENT}"}})
     for number, method, hparams, val in ((0, "scratch", {}, 0.50), (1, "vanilla", {"temperature": 4.0, "alpha": 0.5}, 0.70),
@@ -57,6 +67,7 @@ def test_confirm_trains_fresh_seeds_once_and_writes_statistics(tiny_study):
         assert sorted(record["seeds"]) == ["1000", "1001"] and record["study_seeds"] == [1000, 1001]
     stats = json.loads((confirm / "statistics.json").read_text())
     assert stats["stage"] == "confirm" and stats["seeds"] == [1000, 1001] and stats["study_seeds"] == [0, 1]
+    assert stats["study_finished"] is True and stats["unfinished"] == []
     rows = [c for c in stats["comparisons"] if c["metric"] == "test_accuracy"]
     assert len(rows) == 1 and rows[0]["comparison"] == "vanilla vs scratch" and rows[0]["best_distillation"]
     assert rows[0]["a"]["trial"] == 1 and rows[0]["seeds"] == [1000, 1001] and rows[0]["n"] == 2

@@ -199,7 +199,7 @@ def test_distill_cli_augments_with_the_teachers_cache_of_each_version(store_teac
 
     store, teacher = store_teacher
     cli = [sys.executable, "-c", "from kdbench.cli import main; main()", "distill", "--store", str(store.path),
-           "--teacher", str(teacher), "--method", "vanilla", "--epochs", "1", "--batch-size", "8", "--device", "cpu"]
+           "--teacher", str(teacher), "--method", "vanilla", "--epochs", "2", "--batch-size", "8", "--device", "cpu"]
     r = subprocess.run([*cli, "--augment-versions", "2", "--out", str(tmp_path / "run")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     config = json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]

@@ -93,6 +93,12 @@ def main() -> None:
 
     try:
         app()
+    except SystemExit as stop:
+        if stop.code in (130, 143):  # interrupted: end now (a search or confirm; see kdbench.search.runner)
+            from kdbench.search.runner import exit_if_interrupted
+
+            exit_if_interrupted(stop.code)
+        raise
     except (KdbenchError, OSError) as err:  # OSError: a full disk or read-only folder met mid-run
         from kdbench.checks import describe_os_error
 

@@ -45,6 +45,13 @@ def command(
     if alpha is not None:
         hparams["alpha"] = alpha
     check_training_options(lr=lr, epochs=epochs, batch_size=batch_size, patience=patience, device=device)
+    from kdbench.data.augment import CHOICES, versions_beyond_epochs
+
+    if augment_choice in CHOICES and isinstance(epochs, int):  # K > --epochs: never seen (cycle) or barely (random)
+        too_many = versions_beyond_epochs(augment_versions, [augment_choice], epochs,
+                                          f"--augment-versions {augment_versions}", f"--epochs {epochs}")
+        if too_many:
+            console.print(f"[yellow]warning:[/] {too_many}")
     needs_teacher = create_method(method, **hparams).needs_teacher  # validates the settings early
     if pretrained:
         from kdbench.models.registry import ensure_pretrained_weights

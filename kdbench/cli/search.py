@@ -65,15 +65,24 @@ def search(
 
 def _run_resumable(req, display) -> dict:
     """run_search; an interrupt or a fault ends in one line that says how to resume (exit 130/143, or 1)."""
+    from kdbench.search.runner import run_search
+
+    return _resumable(lambda: run_search(req, display=display))
+
+
+def _resumable(run):
+    """run(); SIGINT/SIGTERM end it in the interrupt line (exit 130/143; a second one ends the cleanup at
+    once), a fault in one error line (exit 1); both say how to resume."""
     import sys
 
-    from kdbench.search.runner import RESUME_HINT, SearchAborted, run_search
+    from kdbench.search.runner import SearchAborted, interrupt_on_sigterm, report_interrupted
 
     try:
-        return run_search(req, display=display)
+        with interrupt_on_sigterm(second_exits=True):
+            return run()
     except KeyboardInterrupt as err:
         signum = getattr(err, "signum", 2)
-        print(f"interrupted; {RESUME_HINT}", file=sys.stderr)
+        report_interrupted()
         raise typer.Exit(128 + int(signum)) from None
     except SearchAborted as err:
         print(f"error: {err}", file=sys.stderr)
@@ -162,6 +171,10 @@ def stats(
     print_table(statistics_table(result, metric))
     for warning in result.get("warnings", []):
         console.print(f"[yellow]warning:[/] {warning}")
+    if result.get("pricing"):  # as at the end of the search (the one place that line is printed)
+        from kdbench.search.hardware_aware import pricing_line
+
+        console.print(pricing_line(result["pricing"]))
     console.print(f"wrote {path / 'summary.csv'} and {path / 'statistics.json'}")
 
 
@@ -173,8 +186,15 @@ def confirm(
     seeds: int = typer.Option(5, "--seeds", help="Fresh seeds (not used by the study) to retrain each choice on."),
     store: Path = typer.Option(None, "--store", help="Frame store (default: the study's, from study.json)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, or cuda[:N]."),
+    storage: str = typer.Option(None, "--storage", envvar="KDBENCH_STORAGE", help=_STORAGE_HELP),
+    n_trials: int = typer.Option(None, "--n-trials", help="The budget the study must have used to count as finished (default: the --n-trials its last search ran with, recorded in study.json, else study.n_trials of the space)."),
+    allow_unfinished: bool = typer.Option(False, "--allow-unfinished", help="Confirm a study that is not finished (trials running or queued, a live worker, quotas not used): its choices so far, recorded as unfinished; the leaderboard does not use such a confirmation."),
 ) -> None:
-    """Retrain each student's chosen configuration and its scratch baseline on fresh seeds; compare them there."""
+    """Retrain each student's chosen configuration and its scratch baseline on fresh seeds; compare them there.
+
+    The study must be finished (else one error line, exit 2), so the confirmed choice is the final one."""
+    from rich.markup import escape
+
     from kdbench.errors import ConfigError
     from kdbench.search.confirm import ConfirmRequest, run_confirm
     from kdbench.search.status import statistics_table
@@ -182,9 +202,11 @@ def confirm(
     if (study is None) == (study_dir is None):
         raise ConfigError("kdbench search confirm needs exactly one of --study NAME (with --run-dir) and --study-dir DIR")
     path = _study_dir(run_dir, study) if study_dir is None else _study_dir(study_dir.parent, study_dir.name)
-    out = run_confirm(ConfirmRequest(study_dir=path, n_seeds=seeds, device=device, store=store),
-                      on_event=lambda **e: console.print(f"training {e['student']} {e['method']} (trial {e['trial']}) "
-                                                         f"seed {e['seed']}"))
+    out = _resumable(lambda: run_confirm(
+        ConfirmRequest(study_dir=path, n_seeds=seeds, device=device, store=store, storage=storage, n_trials=n_trials,
+                       allow_unfinished=allow_unfinished),
+        on_event=lambda **e: console.print(f"training {e['student']} {e['method']} (trial {e['trial']}) seed {e['seed']}"),
+        on_note=lambda line: console.print(f"[yellow]warning:[/] {escape(line)}" if "not finished" in line else escape(line))))
     print_table(statistics_table(out["statistics"], "test_accuracy"))
     for warning in out["statistics"].get("warnings", []):
         console.print(f"[yellow]warning:[/] {warning}")

@@ -146,6 +146,21 @@ def check_versions(versions: int) -> int:
     return int(versions)
 
 
+def versions_beyond_epochs(versions: int, choices: list[str], epochs: int, versions_key: str, epochs_key: str) -> str | None:
+    """K augmented versions against the most epochs a run can train: ConfigError when K > epochs and a run may
+    cycle (the student sees version epoch mod K, so versions past the epochs are never seen, yet each costs a
+    teacher pass over the training frames); a warning (returned) when the choice is only random; else None.
+    ``versions_key``/``epochs_key``: how the user wrote them, e.g. "train.augment_versions = 1000", "--epochs 20"."""
+    if not versions or versions <= epochs:
+        return None
+    if "cycle" in choices:
+        raise ConfigError(f"{versions_key} is more than the {epochs} epoch(s) ({epochs_key}) can use: with augment_choice "
+                          f"'cycle' the student sees version epoch mod K, so versions past the epochs are never seen, "
+                          f"yet each costs a teacher pass; expected at most {epochs} (or more epochs)")
+    return (f"{versions_key} with {epochs} epoch(s) ({epochs_key}): with augment_choice 'random' each frame sees at most "
+            f"{epochs} of its {versions} versions, yet the teacher runs {versions} passes; at most {epochs} would do")
+
+
 def augmented_teacher_logits(
     store: FrameStore, teacher: TeacherFn, versions: int, seed: int = 0, config: AugmentConfig | None = None,
     split: str | None = "train", batch_size: int = 256, progress: Callable[[int, int], None] | None = None,

@@ -94,12 +94,27 @@ def read_study(study_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return info, trials
 
 
-def read_statistics(study_dir: Path) -> tuple[dict[str, Any] | None, str]:
-    """The study's statistics and where they come from: confirm/statistics.json (fresh seeds) first, then the search's."""
-    for path, source in ((Path(study_dir) / "confirm" / "statistics.json", "confirm"),
-                         (Path(study_dir) / "statistics.json", "search")):
-        if path.is_file():
-            return _read_json_file(path, "the statistics of `kdbench search`"), source
+def read_statistics(study_dir: Path, notes: list[str] | None = None) -> tuple[dict[str, Any] | None, str]:
+    """The study's statistics and where they come from: confirm/statistics.json (fresh seeds) first, then the search's.
+
+    A confirmation counts only when it confirmed the configurations the finished study chooses now
+    (kdbench.search.confirm.confirmation_problem); otherwise the search's, with one note in ``notes`` saying why.
+    """
+    from kdbench.search.confirm import confirmation_problem
+
+    confirm = Path(study_dir) / "confirm" / "statistics.json"
+    if confirm.is_file():
+        stats = _read_json_file(confirm, "the statistics of `kdbench search confirm`")
+        why = confirmation_problem(Path(study_dir), stats) if isinstance(stats, dict) else "not a JSON object"
+        if why is None:
+            return stats, "confirm"
+        if notes is not None:
+            notes.append(f"{confirm} not used: {why}; KD vs scratch comes from the search's own runs, among which the "
+                         "best configuration was chosen: optimistic (rerun `kdbench search confirm` once the search "
+                         "has finished)")
+    path = Path(study_dir) / "statistics.json"
+    if path.is_file():
+        return _read_json_file(path, "the statistics of `kdbench search`"), "search"
     return None, ""
 
 
@@ -477,7 +492,8 @@ def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path |
     notes: list[str] = []
     study_dir = Path(study_dir)
     info, trials = read_study(study_dir)
-    stats, stats_source = read_statistics(study_dir)
+    stats, stats_source = read_statistics(study_dir, notes)
+    confirm_not_used = bool(notes)  # read_statistics said why it fell back to the search's statistics
     objective = (info.get("config") or {}).get("objective", "val_accuracy")
     complete = [t for t in trials if t.get("state") == "complete"]
     if not complete:
@@ -489,7 +505,7 @@ def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path |
     if stats is None:
         notes.append(f"{study_dir / 'statistics.json'} not found: the KD-vs-scratch columns are empty "
                      "(it is written when `kdbench search` finishes)")
-    elif stats_source == "search":
+    elif stats_source == "search" and not confirm_not_used:
         notes.append("KD vs scratch comes from the search's own runs, among which the best configuration was chosen: "
                      "optimistic (run `kdbench search confirm` for fresh seeds)")
     if targets and profile_dir is None:

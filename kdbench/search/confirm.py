@@ -10,7 +10,11 @@ the study never used (1000, 1001, ... minus the study's seeds), and compares the
     DIR/confirm/<student>/<method>-trial<N>/trial.json  the study trial.json's shape, on the fresh seeds
     DIR/confirm/statistics.json                         the study statistics.json's format, plus
                                                         "stage": "confirm", "study_seeds", "candidates"
+                                                        (what it confirmed), "study_finished", "unfinished"
 
+Only a finished study is confirmed (``unfinished``: no live worker, nothing RUNNING or WAITING, every
+student's quota used), else a ConfigError unless ``allow_unfinished``; the leaderboard uses a
+confirmation only while ``confirmation_problem`` finds none (finished, and the same choices as now).
 Resumable: a seed whose metrics.json exists for the same method and seed is read back, never
 trained again; asking for more seeds later extends the same sequence.
 """
@@ -41,6 +45,67 @@ class ConfirmRequest:
     n_seeds: int = DEFAULT_SEEDS
     device: str = "auto"
     store: Path | None = None  # default: the study's store (study.json)
+    storage: str | None = None  # the study's Optuna storage (default: the one study.json records)
+    n_trials: int | None = None  # the --n-trials the search ran with (default: the space's n_trials)
+    allow_unfinished: bool = False  # confirm what a study not finished chose so far (recorded as such)
+
+
+def study_storage_url(study_dir: Path, info: dict[str, Any], storage: str | None) -> str | None:
+    """The storage URL to read a study from: ``storage`` when given, else the one study.json records (None: the
+    study's own journal); ConfigError when it cannot be read (a journal that is not there, a password not kept)."""
+    from kdbench.search.storage import journal_path, storage_kind
+
+    url = storage
+    if url is None:
+        recorded = info.get("storage")
+        if recorded and storage_kind(recorded) == "rdb":
+            if ":***@" in recorded:
+                raise ConfigError(f"study {info['study']!r} keeps its trials in {recorded}: pass --storage URL "
+                                  "(with its password) or set KDBENCH_STORAGE")
+            url = recorded
+        elif recorded and not (Path(recorded.removeprefix("file://")).name == journal_path(study_dir).name
+                               and Path(recorded.removeprefix("file://")).parent.name == Path(study_dir).name):
+            url = recorded  # a journal file given with --storage (not the study folder's own, wherever it moved)
+    if storage_kind(url) == "journal":
+        path = journal_path(study_dir) if url is None else Path(url.removeprefix("file://"))
+        if not path.is_file():
+            raise ConfigError(f"study {info['study']!r}: its Optuna storage {path} does not exist; pass --storage URL "
+                              "if the search ran with one")
+    return url
+
+
+def unfinished(study_dir: Path, storage: str | None = None, n_trials: int | None = None) -> list[str]:
+    """What keeps a study from being finished, one phrase each (empty: finished): a live worker, trials RUNNING
+    or WAITING in the storage, a student whose quota (``n_trials``: as the search's --n-trials) is not used."""
+    from optuna.trial import TrialState
+
+    from kdbench.search.liveness import live_workers
+    from kdbench.search.results import read_study_json
+    from kdbench.search.runner import load_studies, study_space, used_trials
+
+    study_dir = Path(study_dir)
+    info = read_study_json(study_dir)
+    url = study_storage_url(study_dir, info, storage)
+    try:
+        studies = load_studies(study_dir, url)
+    except KeyError as err:  # optuna.load_study: the storage has no such study
+        raise ConfigError(f"study {info['study']!r}: the storage has no Optuna study {err}; pass the --storage URL "
+                          "the search ran with") from None
+    space = study_space(study_dir)
+    quota = space.trials_per_student(n_trials if n_trials is not None else info.get("n_trials"))  # as the search ran
+    out = [f"worker {w['worker'].get('host')}:{w['worker'].get('pid')} is running"
+           + (f" ({w['student']} trial {w['trial']})" if w.get("student") and w.get("trial") is not None else "")
+           for w in live_workers(study_dir)]
+    for student, study in studies.items():
+        trials = study.get_trials(deepcopy=False)
+        parts = [f"trial(s) {numbers} {state.name}" for state in (TrialState.RUNNING, TrialState.WAITING)
+                 if (numbers := [t.number for t in trials if t.state == state])]
+        used = used_trials(study, quota.get(student, 0), space.sampler == "grid")
+        if used < quota.get(student, 0):
+            parts.append(f"{used} of its {quota[student]} trial(s) used")
+        if parts:
+            out.append(f"{student}: {', '.join(parts)}")
+    return out
 
 
 def confirm_seeds(study_seeds: list[int], k: int) -> list[int]:
@@ -102,6 +167,22 @@ class _Trainer:
         self.teacher_logits: Any = None
         self.augmented: dict = {}  # augmented teacher logits per augmentation (train.augmented_logits_for)
 
+    def seed_config(self, trial: dict[str, Any], seed: int) -> Any:
+        """The TrainConfig of one fresh seed: the epoch is kept on the study's objective, as in the search."""
+        from dataclasses import replace
+
+        from kdbench.search.trial_config import TrialConfig
+
+        objective = (self.info.get("config") or {}).get("objective", "val_accuracy")
+        select_on = "val_accuracy" if objective == "val_accuracy" else "val_macro_f1"
+        return replace(TrialConfig.from_dict(trial).seed_config(seed, self.req.device), select_on=select_on)
+
+    def expected(self, trial: dict[str, Any], seed: int) -> dict[str, Any]:
+        """What a finished seed's metrics.json must record to be read back (objective.run_record)."""
+        from kdbench.search.objective import run_record
+
+        return run_record(trial["student"], trial["method"], trial.get("hparams") or {}, self.seed_config(trial, seed))
+
     def __call__(self, trial: dict[str, Any], seed: int, sdir: Path) -> None:
         from kdbench.data.store import FrameStore
         from kdbench.distill.registry import METHODS
@@ -119,37 +200,73 @@ class _Trainer:
         config = TrialConfig.from_dict(trial)
         meta = {"study": self.info.get("study"), "trial": trial["trial"], "seed": seed, "confirm": True,
                 "teacher": self.info.get("teacher")}
-        cfg = config.seed_config(seed, self.req.device)
+        cfg = self.seed_config(trial, seed)
         augmented = augmented_logits_for(self.store, self.info.get("teacher"), cfg, self.augmented, method=config.method)
         train_student(self.store, config.student, config.method, config.hparams, cfg, teacher_logits=self.teacher_logits,
                       out_dir=sdir, progress=False, meta=meta, augmented_logits=augmented)
 
 
-def run_confirm(req: ConfirmRequest, on_event: Callable[..., None] | None = None) -> dict[str, Any]:
-    """Train (or reuse) every candidate on the fresh seeds; write confirm/statistics.json; counts and statistics."""
+def check_finished(req: ConfirmRequest, info: dict[str, Any]) -> list[str]:
+    """What is unfinished about the study (empty: finished); ConfigError when it is unfinished (or cannot be
+    checked) and ``req.allow_unfinished`` is off: the choice may still change, a confirmation of it would go stale."""
+    try:
+        left = unfinished(req.study_dir, req.storage, req.n_trials)
+    except ConfigError as err:
+        if not req.allow_unfinished:
+            raise ConfigError(f"cannot tell whether the study is finished: {err}; or pass --allow-unfinished") from None
+        return [f"not checked ({err})"]
+    if left and not req.allow_unfinished:
+        quota = any(" trial(s) used" in p for p in left)
+        raise ConfigError(
+            f"study {info['study']!r} is not finished ({'; '.join(left)}): its chosen configurations may still change. "
+            "Finish it (rerun `kdbench search` on it)"
+            + (", pass the --n-trials the search ran with (if it ran with one)" if quota else "")
+            + ", or pass --allow-unfinished to confirm what it chose so far (recorded as unfinished; "
+            "the leaderboard does not use such a confirmation)")
+    return left
+
+
+def run_confirm(req: ConfirmRequest, on_event: Callable[..., None] | None = None,
+                on_note: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train (or reuse) every candidate on the fresh seeds; write confirm/statistics.json; counts and statistics.
+
+    Refuses (ConfigError) a study that is not finished unless ``req.allow_unfinished``; ``on_note`` gets one
+    line per note before any training (which configurations it confirms, and that the study is unfinished)."""
     from kdbench.search.objective import completed_seed, seed_summary
     from kdbench.search.results import read_study_json
 
     if req.n_seeds < 2:
         raise ConfigError(f"--seeds {req.n_seeds}; expected at least 2 (a paired comparison needs 2 seeds, 5 or more to be useful)")
+    if req.device != "auto":
+        from kdbench.checks import ensure_device
+
+        ensure_device(req.device)  # like `kdbench search`: one error line before any work
     study_dir = Path(req.study_dir)
     info = read_study_json(study_dir)
     cfg = info["config"]
+    left = check_finished(req, info)
+    chosen = candidates(study_dir)
+    listed = ", ".join(f"{t['student']} trial {t['trial']} {t['method']} ({', '.join(t['roles'])})" for t in chosen)
+    if on_note is not None:
+        if left:
+            on_note(f"study {info['study']!r} is not finished ({'; '.join(left)}); confirming the configurations "
+                    "chosen so far, recorded as study_finished = false (the leaderboard does not use it)")
+        on_note(f"confirming {listed}")
     seeds = confirm_seeds(info["seeds"], req.n_seeds)
     train = _Trainer(info, req)
     records, trained, reused, warnings = [], 0, 0, []
-    for trial in candidates(study_dir):
+    for trial in chosen:
         results: dict[str, dict[str, Any]] = {}
         for seed in seeds:
             sdir = config_dir(study_dir, trial) / f"seed_{seed}"
-            done = completed_seed(sdir, trial["method"], seed)
+            done = completed_seed(sdir, trial["method"], seed, train.expected(trial, seed))
             if done is None:
                 if sdir.exists():
                     shutil.rmtree(sdir)  # interrupted mid-run: start over
                 if on_event is not None:
                     on_event(student=trial["student"], method=trial["method"], trial=trial["trial"], seed=seed)
                 train(trial, seed, sdir)
-                done = completed_seed(sdir, trial["method"], seed)
+                done = completed_seed(sdir, trial["method"], seed, train.expected(trial, seed))
                 if done is None:
                     raise DataError(f"{sdir / 'metrics.json'}: training finished without a readable metrics.json")
                 trained += 1
@@ -164,6 +281,7 @@ def run_confirm(req: ConfirmRequest, on_event: Callable[..., None] | None = None
         records.append(record)
     stats = confirm_statistics(records, seeds, info, cfg)
     stats["warnings"] = warnings + stats["warnings"]
+    stats.update(study_finished=not left, unfinished=left)  # the leaderboard uses only a finished study's confirmation
     write_json(study_dir / CONFIRM_DIR / "statistics.json", stats)
     return {"statistics": stats, "trained": trained, "reused": reused, "seeds": seeds}
 
@@ -181,3 +299,33 @@ def confirm_statistics(records: list[dict[str, Any]], seeds: list[int], info: di
                  candidates=[{"student": r["student"], "trial": r["trial"], "method": r["method"],
                               "config_id": r["config_id"], "roles": r["roles"]} for r in records])
     return stats
+
+
+def _describe(picks: set[tuple]) -> str:
+    return ", ".join(f"{s} trial {n} {cid} ({', '.join(roles)})" for s, n, cid, roles in sorted(picks, key=str)) or "none"
+
+
+def confirmation_problem(study_dir: Path, stats: dict[str, Any]) -> str | None:
+    """Why confirm/statistics.json must not stand for the study (None: it may): it confirmed a study that was not
+    finished, it records no configurations, or the ones it confirmed are not the ones the study chooses now."""
+    from kdbench.errors import KdbenchError
+
+    if stats.get("study_finished") is False:
+        return ("it was made while the study was not finished (--allow-unfinished: "
+                + "; ".join(stats.get("unfinished") or ["unfinished"]) + ")")
+    recorded = stats.get("candidates")
+    if not isinstance(recorded, list) or not recorded:
+        return "it records no confirmed configurations"
+    try:
+        now = candidates(study_dir)
+    except (KdbenchError, KeyError, StopIteration) as err:
+        return f"the study's chosen configurations cannot be read ({err})"
+
+    def picks(rows: list[dict[str, Any]]) -> set[tuple]:
+        return {(str(c.get("student")), c.get("trial"), str(c.get("config_id")), tuple(c.get("roles") or ()))
+                for c in rows if isinstance(c, dict)}
+
+    old, new = picks(recorded), picks(now)
+    if old != new:
+        return f"it confirmed {_describe(old - new)} but the study now chooses {_describe(new - old)}"
+    return None

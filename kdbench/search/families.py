@@ -24,6 +24,9 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 
 def parse_families(value: Any, where: str) -> dict[str, list[str]]:
     """``[study] families`` as {family: members} (ConfigError naming the bad entry)."""
+    if isinstance(value, list) and not value:
+        raise ConfigError(f"{where}: study.families = []; expected at least one family of {sorted(FAMILIES)} "
+                          "(or drop the key and list students)")
     if isinstance(value, list):
         out = {}
         for name in value:
@@ -45,8 +48,8 @@ def parse_families(value: Any, where: str) -> dict[str, list[str]]:
 def expand_students(study: dict[str, Any], where: str) -> tuple[list[str] | Any, dict[str, str]]:
     """The study's students (``students`` then every family's members) and {member: family}."""
     students = study.get("students")
-    if "families" not in study:
-        return students, {}
+    if "families" not in study or not isinstance(students, (list, type(None))):
+        return students, {}  # a students value that is not a list: reported as written
     families = parse_families(study["families"], where)
     members = {m: fam for fam, ms in families.items() for m in ms}
     listed = list(students) if isinstance(students, list) else []

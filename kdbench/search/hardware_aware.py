@@ -76,13 +76,15 @@ class Price:
         return cls(**d)
 
 
-def check_target(target: Any, precision: Any, where: str) -> None:
-    """ConfigError unless the target has constraints and an estimator, and the precision is known."""
+def check_target(target: Any, precision: Any, where: str, key: str | None = None) -> None:
+    """ConfigError unless the target has constraints and an estimator, and the precision is known; ``key``: how the
+    file wrote the target (default ``study.target = '<target>'``; e.g. ``study.objective[1] = 'latency_p50@rpi4'``)."""
     from kdbench.profile.estimate import find_calibration
     from kdbench.profile.hardware import load_profile
 
+    key = key or f"study.target = {target!r}"
     if not isinstance(target, str) or not target:
-        raise ConfigError(f"{where}: study.target = {target!r}; expected a hardware profile name such as 'rpi4'")
+        raise ConfigError(f"{where}: {key}; expected a hardware profile name such as 'rpi4'")
     if precision not in PRECISIONS:
         raise ConfigError(f"{where}: study.precision = {precision!r}; expected one of {list(PRECISIONS)}")
     try:
@@ -92,7 +94,7 @@ def check_target(target: Any, precision: Any, where: str) -> None:
         if not is_local(prof):
             find_calibration(prof.calibration or prof.name)
     except ConfigError as err:
-        raise ConfigError(f"{where}: study.target = {target!r}: {err}") from None
+        raise ConfigError(f"{where}: {key}: {err}") from None
 
 
 def parse_objective(study: dict[str, Any], allowed: tuple[str, ...], where: str) -> tuple[list[str], str | None]:
@@ -120,7 +122,8 @@ def parse_objective(study: dict[str, Any], allowed: tuple[str, ...], where: str)
 def check_input_sizes(space: Any, store: Any, where: str) -> None:
     """ConfigError (before any training) when an input size the space can pick is larger than the store's frames."""
     dim = space.shared.get("input_size")
-    key, sizes = ("space.input_size", dim.probe_values()) if dim else ("train.input_size", [space.train.get("input_size")])
+    written = "space" if "input_size" in (space.raw.get("space") or {}) else "train"  # a fixed [space] value sits in train
+    key, sizes = ("space.input_size", dim.probe_values()) if dim else (f"{written}.input_size", [space.train.get("input_size")])
     too_big = [int(v) for v in sizes if v is not None and int(v) > store.size]
     if too_big:
         raise ConfigError(f"{where}: {key} {max(too_big)} is larger than the store's {store.size} px frames "
@@ -326,8 +329,10 @@ def price_trial(ctx: Any, trial: Any, arch: str, input_size: int | None) -> Pric
     trial.set_user_attr(PRICE_ATTR, price.to_dict())
     trial.set_user_attr(CONSTRAINT_ATTR, price.constraint)
     if hasattr(trial, "set_constraint"):  # Optuna >= 5; before, the sampler's constraints_func reads the user attribute
+        have = getattr(trial, "constraints", None) or {}  # a retried trial inherits its predecessor's: setting them again only warns
         for key, value in price.constraint.items():
-            trial.set_constraint(key, value)
+            if key not in have:
+                trial.set_constraint(key, value)
     trial.set_user_attr("input_size", size)
     if not price.feasible:
         reason = (f"{arch} at {size} px {price.precision} on {price.target}: estimated "

@@ -78,8 +78,13 @@ def read_seed_log(study_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def completed_seed(seed_dir: Path, method: str, seed: int) -> dict[str, Any] | None:
-    """The metrics.json of a seed run that finished for this method and seed, else None."""
+def completed_seed(seed_dir: Path, method: str, seed: int, expected: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The metrics.json of a seed run that finished for this method and seed, else None.
+
+    With ``expected`` (``run_record(...)``: student, method settings, every training setting) the
+    recorded run must equal it too, so a folder trained for another configuration (another storage's
+    trial of the same number, an edited space) is never reused.
+    """
     path = seed_dir / "metrics.json"
     if not path.is_file():
         return None
@@ -89,7 +94,34 @@ def completed_seed(seed_dir: Path, method: str, seed: int) -> dict[str, Any] | N
         return None
     if metrics.get("method") != method or metrics.get("config", {}).get("seed") != seed:
         return None
+    if expected is not None and recorded_run(metrics) != expected:
+        return None
     return metrics
+
+
+def run_record(student: str, method: str, hparams: dict[str, Any], config: Any) -> dict[str, Any]:
+    """What identifies a seed run's arithmetic: student, method, its resolved settings, the TrainConfig but its device."""
+    from kdbench.distill.registry import create_method
+
+    train = config.to_dict()
+    train.pop("device", None)
+    record = {"student": student, "method": method, "hparams": create_method(method, **hparams).hparams(), "config": train}
+    return json.loads(json.dumps(record, default=str))  # as metrics.json holds it (lists, not tuples)
+
+
+def recorded_run(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """``run_record``'s form of a metrics.json (None when it cannot be read as one)."""
+    from kdbench.errors import ConfigError
+    from kdbench.train import TrainConfig
+
+    try:
+        train = TrainConfig.from_dict(metrics.get("config") or {}).to_dict()
+    except (ConfigError, TypeError, ValueError):
+        return None
+    train.pop("device", None)
+    record = {"student": metrics.get("student"), "method": metrics.get("method"), "hparams": metrics.get("hparams"),
+              "config": train}
+    return json.loads(json.dumps(record, default=str))
 
 
 def seed_summary(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -268,7 +300,8 @@ def _run_seeds(ctx: SearchContext, trial: Any, config: Any, tdir: Path, results:
     space, student, n = ctx.space, config.student, len(ctx.space.seeds)
     for i, seed in enumerate(space.seeds):
         sdir = tdir / f"seed_{seed}"
-        done = completed_seed(sdir, config.method, seed)
+        expected = run_record(student, config.method, config.hparams, seed_train_config(ctx, config, seed))
+        done = completed_seed(sdir, config.method, seed, expected)
         if done is not None:
             log_seed_event(ctx.study_dir, event="reused", student=student, trial=trial.number, seed=seed)
         else:
@@ -296,6 +329,12 @@ def _run_seeds(ctx: SearchContext, trial: Any, config: Any, tdir: Path, results:
                 raise optuna.TrialPruned(f"Wilcoxon test vs the best trial after {i + 1} seed(s)")
 
 
+def seed_train_config(ctx: SearchContext, config: Any, seed: int) -> Any:
+    """The TrainConfig of one seed run of a trial: the epoch is chosen on the study's objective."""
+    key = "val_accuracy" if ctx.space.objective == "val_accuracy" else "val_macro_f1"
+    return replace(config.seed_config(seed, ctx.device), select_on=key)
+
+
 def _train_seed(ctx: SearchContext, trial: Any, config: Any, seed: int, index: int, sdir: Path,
                 emit: Callable[..., None]) -> dict[str, Any]:
     """Train one seed of a trial (reporting epochs to the pruner on the first seed); its metrics.json."""
@@ -305,7 +344,7 @@ def _train_seed(ctx: SearchContext, trial: Any, config: Any, seed: int, index: i
 
     space = ctx.space
     key = "val_accuracy" if space.objective == "val_accuracy" else "val_macro_f1"
-    cfg = replace(config.seed_config(seed, ctx.device), select_on=key)  # the epoch is chosen on the objective
+    cfg = seed_train_config(ctx, config, seed)
     augmented = (augmented_logits_for(ctx.store, ctx.teacher_path, cfg, ctx.augmented, method=config.method)
                  if ctx.teacher_logits is not None else None)  # a live teacher sees the augmented frames itself
 

@@ -230,8 +230,8 @@ def _best_entry(best: dict[str, Any], objective: str) -> dict[str, Any]:
              "train": best["train"], "trial": best["trial"], "config_id": best["config_id"],
              "seed_dirs": seed_dirs, "best_seed_dir": seed_dirs[int(best_seed)],
              "objective": objective, "mean": best[f"mean_{objective}"], "ci": [low, high],
-             "mean_val_accuracy": best["mean_val_accuracy"], "std_val_accuracy": best["std_val_accuracy"],
-             "mean_test_accuracy": best["mean_test_accuracy"], "std_test_accuracy": best["std_test_accuracy"],
+             "mean_val_accuracy": best["mean_val_accuracy"], "std_val_accuracy": best.get("std_val_accuracy"),
+             "mean_test_accuracy": best["mean_test_accuracy"], "std_test_accuracy": best.get("std_test_accuracy"),
              "n_seeds": len(seeds)}
     if best.get("price"):
         entry.update(family=best.get("family"), input_size=best.get("input_size"), price=best["price"],

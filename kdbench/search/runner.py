@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,12 +27,14 @@ from typing import Any, Callable
 from kdbench.errors import ConfigError, KdbenchError
 from kdbench.manifest import config_hash, file_hash, write_json
 from kdbench.search.baselines import add_waiting, queue_matched_baselines
-from kdbench.search.hardware_aware import budget_used, check_input_sizes, pricing_line
+from kdbench.search.hardware_aware import budget_used, check_input_sizes
 from kdbench.search.liveness import (DEFAULT_GRACE_S, SLOT_ATTR, Heartbeat, live_workers, recover_stale_trials,
                                      retried_numbers, superseded)
+from kdbench.search.pins import Pins, current_pins
 from kdbench.search.results import check_study_identity, read_study_json, storage_rows, write_statistics, write_summary
 from kdbench.search.space import SearchSpace, grid_id, load_space, parse_space
-from kdbench.search.storage import journal_path, open_storage, redact, storage_kind
+from kdbench.search.storage import (check_same_storage, claim_optuna_study, journal_path, open_storage, redact,
+                                    storage_id, storage_kind)
 
 STORAGE_ENV = "KDBENCH_STORAGE_URL"
 RESUME_HINT = "rerun the same command to resume"
@@ -50,21 +53,140 @@ class SearchAborted(KdbenchError):
     """A trial stopped on a fault (full disk, read-only folder, a killed worker); the study is resumable."""
 
 
-@contextlib.contextmanager
-def interrupt_on_sigterm():
-    """While inside: SIGTERM (Slurm preemption, `kill`) raises Interrupted like Ctrl-C raises KeyboardInterrupt."""
-    def handler(signum: int, frame: Any) -> None:
+class _SignalGate:
+    """Where SIGINT and SIGTERM may stop a search process (installed by ``interrupt_on_sigterm``).
+
+    A signal raises Interrupted at once while a trial trains (the objective queues it again) and
+    outside Optuna's bookkeeping. Inside ``held()`` (a worker's ``study.optimize``: Optuna's ask, tell
+    and garbage collection; not the objective, which runs ``released()``) it is held and raised as
+    the section ends, so a trial that finished is always recorded COMPLETE, never queued twice.
+    With ``second_exits`` (the command line), a signal after one was raised (the cleanup) or while
+    one is held ends the process at once (``exit_now``); without it (a library call, a worker whose
+    parent forwards the terminal's Ctrl-C a second time) it is ignored, so the cleanup finishes.
+    """
+
+    def __init__(self) -> None:
+        self.installed = False
+        self.second_exits = False
+        self.depth = 0
+        self.pending: int | None = None
+        self.raised = False
+        self.told = False
+
+    def handler(self, signum: int, frame: Any) -> None:
+        if self.raised or self.pending is not None:
+            if self.second_exits:
+                exit_now(signum)
+            return
+        if self.depth > 0:
+            self.pending = signum
+            return
+        self.raised = True
         raise Interrupted(signum)
 
+    def _raise_pending(self) -> None:
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            self.raised = True
+            raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def held(self):
+        """Hold signals inside; raise a held one as the section ends without an exception."""
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if self.depth == 0:
+            self._raise_pending()
+
+    @contextlib.contextmanager
+    def released(self):
+        """Signals raise at once inside (a held one first), even within ``held()``."""
+        depth, self.depth = self.depth, 0
+        try:
+            self._raise_pending()
+            yield
+        finally:
+            self.depth = depth
+
+
+_GATE = _SignalGate()
+
+
+def exit_now(signum: int) -> None:
+    """End the process at once: the interrupt line (unless it was printed), exit 128 + signum, no cleanup,
+    no atexit handlers, no tracebacks. What it leaves is consistent: files are written atomically, and
+    the next run cuts the journal's torn last line and removes a stale journal lock (clean_leftovers)."""
+    with contextlib.suppress(Exception):
+        if sys.stdout.isatty():
+            os.write(sys.stdout.fileno(), b"\x1b[?25h")  # a live display hid the cursor
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a flush cut short by this very signal raises
+            stream.flush()
+    report_interrupted(raw=True)
+    os._exit(128 + signum)
+
+
+def report_interrupted(raw: bool = False) -> None:
+    """Print the interrupt line on stderr, once per process (``raw``: straight to fd 2, from a signal handler)."""
+    if _GATE.told:
+        return
+    _GATE.told = True
+    line = f"interrupted; {RESUME_HINT}"
+    with contextlib.suppress(Exception):
+        if raw:
+            os.write(2, f"{line}\n".encode())
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+def exit_if_interrupted(code: Any) -> None:
+    """The command line's exit after an interrupt (130/143): end the process at once, without Python's
+    teardown (torch's atexit handlers take a while, and a Ctrl-C there would end it by the signal, -2)."""
+    if _GATE.raised and code in (130, 143):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
+def _released(objective: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The objective with signals released (it queues its trial again when one stops it)."""
+    def run(trial: Any) -> Any:
+        with _GATE.released():
+            return objective(trial)
+    return run
+
+
+@contextlib.contextmanager
+def interrupt_on_sigterm(second_exits: bool = False):
+    """While inside: SIGINT (Ctrl-C) and SIGTERM (Slurm preemption, `kill`) raise Interrupted where a search
+    may stop, never inside Optuna's bookkeeping (see _SignalGate). ``second_exits`` (the command line): a
+    further signal ends the process at once, also after this block once one was raised. Nested: the outer
+    block's settings hold. Not the main thread: signals are left alone; an ignored SIGINT stays ignored."""
+    gate = _GATE
+    if gate.installed:
+        yield
+        return
+    signals = [signal.SIGTERM]
     try:
-        old = signal.signal(signal.SIGTERM, handler)
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # `cmd &` in a script: Ctrl-C is not for it
+            signals.append(signal.SIGINT)
+        old = {s: signal.signal(s, gate.handler) for s in signals}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
+    gate.installed, gate.second_exits, gate.depth, gate.pending, gate.raised = True, second_exits, 0, None, False
+    gate.told = False
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        gate.installed = False
+        if not (second_exits and gate.raised):  # interrupted on the command line: a second signal still exits
+            for s, handler in old.items():
+                signal.signal(s, handler)
 
 
 @dataclass
@@ -168,22 +290,28 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
     check_study_identity(study_dir, identity)
     quota = space.trials_per_student(req.n_trials)
     check_run_dir(req.run_dir, study_dir, space, quota)
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    if (study_dir / "study.json").is_file():
-        created = read_study_json(study_dir).get("created", created)
+    old = read_study_json(study_dir) if (study_dir / "study.json").is_file() else {}
+    check_same_storage(old, req.storage, study_dir)
+    pins = study_pins(old, req)
     from kdbench import __version__
 
     write_json(study_dir / "study.json", {
-        "stage": "search", "study": name, "created": created, "kdbench_version": __version__,
+        "stage": "search", "study": name, "study_id": old.get("study_id") or uuid.uuid4().hex,
+        "created": old.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "kdbench_version": __version__,
         "config": space.to_dict(), **identity, "store": str(Path(req.store).resolve()),
         "teacher": str(Path(req.teacher).resolve()) if req.teacher else None, "seeds": space.seeds,
         "storage": redact(req.storage) if req.storage else str(study_dir / "optuna.journal"),
-        "storage_kind": storage_kind(req.storage),
+        "storage_kind": storage_kind(req.storage), "storage_id": storage_id(req.storage), "pins": pins.to_dict(),
+        "n_trials": req.n_trials,  # the last run's --n-trials (None: the space's); confirm checks this budget
         "optuna_studies": {s: optuna_study_name(name, s) for s in space.students},
         "warnings": space.warnings,
     })
-    if not live_workers(study_dir, req.grace_s):
+    live = live_workers(study_dir, req.grace_s)
+    if not live:
         clean_leftovers(study_dir, req.storage)
+    else:
+        note_held_lock(study_dir, req.storage, live)
     if req.teacher is not None and not req.no_cache:
         from kdbench.distill.cache import load_or_build_teacher_logits
 
@@ -193,6 +321,8 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
     for student in space.students:
         study = optuna.create_study(study_name=optuna_study_name(name, student), storage=storage,
                                     directions=study_directions(space), load_if_exists=True)
+        claim_optuna_study(study, read_study_json(study_dir)["study_id"], study_dir,
+                           any((study_dir / "trials" / student).glob("*/seed_*")))
         if study.user_attrs.get("kdbench_study_dir") != str(study_dir):
             study.set_user_attr("kdbench_study_dir", str(study_dir))
         queue_planned(study, space, quota[student])  # before any worker starts: workers find every cell queued
@@ -201,6 +331,19 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(space.objectives)  # optuna-dashboard shows the objectives by name
     return study_dir
+
+
+def study_pins(old: dict[str, Any], req: SearchRequest) -> Pins:
+    """The study's pinned arithmetic: as recorded (a resume), else this machine's now; differences logged."""
+    here = current_pins(worker_threads(req.workers), req.device)
+    if not old.get("pins"):
+        return here
+    pins = Pins.from_dict(old["pins"])
+    for line in pins.differences(here):
+        logging.getLogger("kdbench.search").warning(
+            "this run cannot pin what the study recorded (%s): seeds trained now will not be bitwise equal to "
+            "the study's earlier ones", line)
+    return pins
 
 
 def study_directions(space: SearchSpace) -> list[str]:
@@ -238,14 +381,79 @@ def check_run_dir(run_dir: Path, study_dir: Path, space: SearchSpace, quota: dic
     ensure_writable_dir(study_dir, "--run-dir", need_mb=need)
 
 
+JOURNAL_LOCK_STALE_S = 5.0  # a journal write holds Optuna's lock for milliseconds
+
+
+def journal_lock(journal: Path) -> Path:
+    """The lock file Optuna's JournalFileOpenLock creates beside a journal while it writes (and leaves behind
+    when its process is killed mid-write: every later write then waits 30 s for Optuna to take it over)."""
+    return journal.with_name(journal.name + ".lock")
+
+
+def _remove_stale_lock(journal: Path, stale_s: float = JOURNAL_LOCK_STALE_S) -> Path | None:
+    """With no live worker: remove the journal's lock left by a killed process, in one line; the lock removed.
+
+    A lock younger than ``stale_s`` may be a write in flight (a command starting beside this one): wait
+    until it goes or ages."""
+    lock = journal_lock(journal)
+    while True:
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except OSError:
+            return None
+        if age >= stale_s:
+            break
+        time.sleep(min(0.1, stale_s - age))
+    try:
+        lock.unlink()
+    except FileNotFoundError:
+        return None  # released meanwhile
+    except OSError as err:
+        logging.getLogger("kdbench.search").warning("cannot remove the stale journal lock %s (%s): Optuna will wait "
+                                                     "30 s on every run until it is removed", lock, err.strerror)
+        return None
+    for rename in lock.parent.glob(f"{lock.name}*.rename"):  # a release cut between its rename and unlink
+        with contextlib.suppress(OSError):
+            if time.time() - rename.stat().st_mtime >= stale_s:
+                rename.unlink()
+    logging.getLogger("kdbench.search").warning(
+        "removed a stale journal lock %s (%.0f s old, no worker runs on this study: a process killed while "
+        "writing the journal left it)", lock, age)
+    return lock
+
+
+def note_held_lock(study_dir: Path, storage_url: str | None, workers: list[dict[str, Any]],
+                   stale_s: float = JOURNAL_LOCK_STALE_S) -> str | None:
+    """With live workers: a journal lock older than ``stale_s`` is left alone; one line says who runs on the study."""
+    if storage_kind(storage_url) != "journal":
+        return None
+    lock = journal_lock(journal_path(study_dir) if storage_url is None else Path(storage_url.removeprefix("file://")))
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except OSError:
+        return None
+    if age < stale_s:
+        return None
+    who = ", ".join(f"{w['worker'].get('host')}:{w['worker'].get('pid')}" for w in workers)
+    line = (f"the journal lock {lock} is {age:.0f} s old and worker {who} runs on this study: left in place "
+            "(Optuna takes a lock over after 30 s without change)")
+    logging.getLogger("kdbench.search").warning("%s", line)
+    return line
+
+
 def clean_leftovers(study_dir: Path, storage_url: str | None) -> list[Path]:
-    """With no live worker: delete stray *.tmp files and cut a torn last line off the journal."""
+    """With no live worker: delete stray *.tmp files, remove a stale journal lock (one line says so) and cut
+    a torn last line off the journal."""
     removed = []
     for tmp in Path(study_dir).rglob("*.tmp"):
         with contextlib.suppress(OSError):
             tmp.unlink()
             removed.append(tmp)
     journal = journal_path(study_dir) if storage_url is None else Path(storage_url.removeprefix("file://"))
+    if storage_kind(storage_url) == "journal":
+        lock = _remove_stale_lock(journal)
+        if lock is not None:
+            removed.append(lock)
     if storage_kind(storage_url) == "journal" and journal.is_file():
         data = journal.read_bytes()
         if data and not data.endswith(b"\n"):
@@ -312,15 +520,20 @@ def queue_planned(study: Any, space: SearchSpace, quota: int) -> int:
 def run_worker(study_dir: Path, storage_url: str | None, n_trials: int | None = None, device: str = "auto",
                no_cache: bool = False, worker_index: int = 0, grace_s: float = DEFAULT_GRACE_S,
                on_event: Callable[..., None] | None = None, threads: int | None = None) -> int:
-    """One worker: run trials until every student's quota is used; returns the trials it ran."""
-    if threads:
+    """One worker: run trials until every student's quota is used; returns the trials it ran.
+
+    The study's pins (threads, format request, deterministic algorithms) are applied first; a study
+    from before pins existed uses ``threads`` (N workers on C cores: C // N each)."""
+    info = read_study_json(study_dir)
+    if info.get("pins"):
+        Pins.from_dict(info["pins"]).apply()
+    elif threads:
         import torch
 
-        torch.set_num_threads(threads)  # N workers on C cores: C // N threads each, no oversubscription
+        torch.set_num_threads(threads)
     from kdbench.data.store import FrameStore
     from kdbench.search.objective import SearchContext, TrialFailed, make_objective
 
-    info = read_study_json(study_dir)
     space = study_space(study_dir)
     store = FrameStore.open(info["store"])
     teacher_logits = teacher_model = None
@@ -340,7 +553,7 @@ def run_worker(study_dir: Path, storage_url: str | None, n_trials: int | None = 
         ctx = SearchContext(space=space, study_dir=Path(study_dir), store=store, teacher_path=info.get("teacher"),
                             teacher_logits=teacher_logits, teacher_model=teacher_model, device=device,
                             heartbeat=beat, on_event=on_event, quota=quota)
-        objectives = {s: make_objective(ctx, s) for s in studies}
+        objectives = {s: _released(make_objective(ctx, s)) for s in studies}
         while True:
             others = bool(live_workers(study_dir, grace_s, include_self=False))
             for s, study in studies.items():
@@ -358,14 +571,17 @@ def run_worker(study_dir: Path, storage_url: str | None, n_trials: int | None = 
                 break
             student = max(todo, key=lambda s: left[s])
             beat.update(state="trial", student=student)
-            try:
-                studies[student].optimize(objectives[student], n_trials=1, catch=(TrialFailed,), gc_after_trial=True,
-                                          show_progress_bar=False)
-            except Exception as err:
-                from kdbench.search.objective import describe_stop
+            # a signal raises inside the objective (the trial is queued again); during Optuna's ask and tell
+            # it is held and raised once optimize() returns, so a finished trial is recorded COMPLETE
+            with _GATE.held():
+                try:
+                    studies[student].optimize(objectives[student], n_trials=1, catch=(TrialFailed,),
+                                              gc_after_trial=True, show_progress_bar=False)
+                except Exception as err:
+                    from kdbench.search.objective import describe_stop
 
-                raise SearchAborted(f"a trial of {student} stopped on {describe_stop(err)}; it is queued again "
-                                    f"with its finished seeds: fix the cause and {RESUME_HINT}") from err
+                    raise SearchAborted(f"a trial of {student} stopped on {describe_stop(err)}; it is queued again "
+                                        f"with its finished seeds: fix the cause and {RESUME_HINT}") from err
             ran += 1
     return ran
 
@@ -397,7 +613,7 @@ def spawn_workers(study_dir: Path, req: SearchRequest) -> list[subprocess.Popen]
     for i in range(req.workers):
         cmd = [sys.executable, "-m", "kdbench.search.worker", "--study-dir", str(study_dir), "--device", req.device,
                "--index", str(i), "--grace", str(req.grace_s), "--parent", str(os.getpid()),
-               "--threads", str(worker_threads(req.workers))]
+               "--threads", str(read_study_json(study_dir).get("pins", {}).get("threads") or worker_threads(req.workers))]
         if req.n_trials is not None:
             cmd += ["--n-trials", str(req.n_trials)]
         if req.no_cache:
@@ -444,7 +660,15 @@ def wait_workers(study_dir: Path, procs: list[subprocess.Popen]) -> None:
 
 @contextlib.contextmanager
 def _signals_deferred():
-    """Ignore SIGINT/SIGTERM while cleaning up after one (a second Ctrl-C must not cut the cleanup short)."""
+    """Cleaning up after an interrupt or a fault: a signal now counts as a second one (see _SignalGate): on
+    the command line it ends the process at once, elsewhere it is ignored so the cleanup finishes."""
+    if _GATE.installed:
+        raised, _GATE.raised = _GATE.raised, True
+        try:
+            yield
+        finally:
+            _GATE.raised = raised
+        return
     try:
         old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread
@@ -468,8 +692,7 @@ def finish_study(study_dir: Path, storage_url: str | None) -> dict[str, Any]:
         from kdbench.search.hardware_aware import pricing_summary
 
         trials = [t for s in studies.values() for t in s.get_trials(deepcopy=False)]
-        extra["pricing"] = {**pricing_summary(trials), "grid": config.get("sampler") == "grid"}
-        logging.getLogger("kdbench.search").info("%s", pricing_line(extra["pricing"]))
+        extra["pricing"] = {**pricing_summary(trials), "grid": config.get("sampler") == "grid"}  # the CLI prints its line
     return write_statistics(study_dir, rows, extra)
 
 

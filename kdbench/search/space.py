@@ -256,12 +256,16 @@ def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_student
     _unknown(raw, {"study": "", "train": "", "space": ""}, where, "top-level table")
     study = _table(raw, "study", where)
     _unknown(study, STUDY_KEYS, where, "[study] key")
+    if "students" not in study and "families" not in study:
+        raise ConfigError(f"{where}: [study] has no students; expected students = ['mobilenet_v3_small', ...] "
+                          "or families = ['mobilenetv3_small', ...]")
     students, families = expand_students(study, where)
+    written = study["students"] if "students" in study else students  # messages name what the file wrote
     if not isinstance(students, list) or not students or not all(isinstance(s, str) and s for s in students):
-        raise ConfigError(f"{where}: study.students = {students!r}; expected a non-empty list of architecture names, "
+        raise ConfigError(f"{where}: study.students = {written!r}; expected a non-empty list of architecture names, "
                           "e.g. ['mobilenet_v3_small', 'shufflenet_v2_x1_0']")
     if len(set(students)) != len(students):
-        raise ConfigError(f"{where}: study.students = {students!r} lists an architecture twice")
+        raise ConfigError(f"{where}: study.students = {written!r} lists an architecture twice")
     if check_students:
         _check_students(students, where, families)
     space = SearchSpace(path=path, name=str(study.get("name", path.stem)), raw=raw, students=list(students),
@@ -271,7 +275,8 @@ def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_student
     space.objectives, target = parse_objective(study, OBJECTIVES, where)
     if target is not None:
         space.target, space.precision = target, study.get("precision", "fp32")
-        check_target(space.target, space.precision, where)
+        key = None if "target" in study else f"study.objective[1] = {space.objectives[1]!r} names target {target!r}"
+        check_target(space.target, space.precision, where, key)
     elif "precision" in study:
         raise ConfigError(f"{where}: study.precision is given without study.target; expected a target to price on")
     if not space.name or any(c in space.name for c in "/\\ \t") or space.name.startswith("."):
@@ -345,6 +350,7 @@ def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_student
     else:
         space.baseline = baseline
     _check_method_values(space, where)
+    _check_augment_epochs(space, where)
     if space.sampler == "grid":
         try:
             space.grid()  # raises for continuous dimensions
@@ -354,6 +360,33 @@ def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_student
         space.warnings.append(f"only {len(space.seeds)} seed(s): the statistics need at least {MIN_SEEDS_FOR_STATISTICS} "
                               "for useful confidence intervals and p-values; treat comparisons as indications")
     return space
+
+
+def _check_augment_epochs(space: SearchSpace, where: str) -> None:
+    """augment_versions bounded by the most epochs a trial trains (kdbench.data.augment.versions_beyond_epochs):
+    a ConfigError naming the keys as written when a trial may cycle, a warning when the choice is random."""
+    from kdbench.data.augment import versions_beyond_epochs
+
+    def setting(key: str) -> tuple[list[Any], str]:  # the values a trial can take, and the key as the file wrote it
+        values = space.shared[key].probe_values() if key in space.shared else [space.train.get(key)]
+        for table in ("space", "train"):  # a [space] value overrides [train]
+            if key in (space.raw.get(table) or {}):
+                return values, f"{table}.{key} = {space.raw[table][key]!r}"
+        return values, f"train.{key} unset, default {space.train.get(key)!r}"
+
+    versions, versions_key = setting("augment_versions")
+    k = max((int(v) for v in versions if v is not None), default=0)
+    if not k:
+        return
+    epochs, epochs_key = setting("epochs")
+    choices = list(space.shared["augment_choice"].probe_values()) if "augment_choice" in space.shared \
+        else [space.train.get("augment_choice", "cycle")]
+    try:
+        warning = versions_beyond_epochs(k, choices, max(int(e) for e in epochs), versions_key, epochs_key)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    if warning:
+        space.warnings.append(f"{where}: {warning}")
 
 
 def _check_method_values(space: SearchSpace, where: str) -> None:

@@ -96,3 +96,58 @@ def open_storage(url: str | None, study_dir: Path, heartbeat_interval: int = HEA
         except Exception as err:  # sqlalchemy's OperationalError and friends: unreachable server, bad password
             raise ConfigError(f"--storage {redact(url)}: cannot open the database: {type(err).__name__}: "
                               f"{str(err).splitlines()[0] if str(err) else ''}") from err
+
+
+# ---- which storage a study belongs to -------------------------------------------------------------
+
+DEFAULT_STORAGE_ID = "default"  # the journal inside the study directory (survives moving the folder)
+STUDY_ID_ATTR = "kdbench_study_id"  # Optuna study user attribute: the kdbench study that owns it
+
+
+def storage_id(url: str | None) -> str:
+    """How study.json names a storage: ``default`` (the study's own journal) or the URL without its password."""
+    return DEFAULT_STORAGE_ID if url is None else str(redact(url))
+
+
+def recorded_storage_id(info: dict[str, Any], study_dir: Path) -> str | None:
+    """The storage an existing study.json records (older records: from their ``storage`` path or URL)."""
+    if info.get("storage_id"):
+        return str(info["storage_id"])
+    old = info.get("storage")
+    if old is None:
+        return None
+    return DEFAULT_STORAGE_ID if Path(str(old)).name == JOURNAL_NAME and Path(str(old)).parent.name == Path(study_dir).name \
+        else str(old)
+
+
+def check_same_storage(info: dict[str, Any], url: str | None, study_dir: Path) -> None:
+    """ConfigError naming both when a run points an existing study at another storage than it was created with."""
+    old, new = recorded_storage_id(info, study_dir), storage_id(url)
+    if old is None or old == new:
+        return
+    name = lambda sid: f"the study's own journal ({journal_path(study_dir)})" if sid == DEFAULT_STORAGE_ID else sid  # noqa: E731
+    hint = "run without --storage and with KDBENCH_STORAGE unset" if old == DEFAULT_STORAGE_ID else f"pass --storage {old}"
+    raise ConfigError(f"study {info.get('study')!r} in {study_dir} keeps its trials in {name(old)}, but this run uses "
+                      f"{name(new)}: {hint} (the password as before) to resume it, or choose a new --study name")
+
+
+def claim_optuna_study(study: Any, study_id: str, study_dir: Path, trials_on_disk: bool) -> None:
+    """Mark an Optuna study as this kdbench study's; ConfigError when it belongs to another, or when the
+    storage lost a study whose trial folders are on disk (their numbers would be reused)."""
+    owner = study.user_attrs.get(STUDY_ID_ATTR)
+    if owner == study_id:
+        return
+    if owner is not None:
+        raise ConfigError(f"Optuna study {study.study_name!r} in this storage belongs to another kdbench study "
+                          f"(created in {study.user_attrs.get('kdbench_study_dir', '?')}), not to {study_dir}: "
+                          "choose a new --study name or another storage")
+    has_trials = bool(study.get_trials(deepcopy=False))
+    if has_trials and study.user_attrs.get("kdbench_study_dir") != str(study_dir):  # an older record: its folder
+        raise ConfigError(f"Optuna study {study.study_name!r} in this storage holds the trials of a study in "
+                          f"{study.user_attrs.get('kdbench_study_dir', 'another folder')}, not {study_dir}: "
+                          "choose a new --study name or another storage")
+    if trials_on_disk and not has_trials:
+        raise ConfigError(f"{study_dir} holds trials of Optuna study {study.study_name!r}, but this storage has no "
+                          "record of it (a different or emptied database?): resume with the storage it was run "
+                          "with, or choose a new --study name")
+    study.set_user_attr(STUDY_ID_ATTR, study_id)
