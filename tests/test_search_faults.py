@@ -180,7 +180,6 @@ def test_fault_then_resume_gives_the_uninterrupted_result(fault, inputs, referen
     run_dir = tmp_path / "runs"
     proc, point = _inject(fault, inputs, run_dir, rng)
     _check_fault_exit(fault, proc)
-    study_dir = run_dir / "faults"
     if fault == "sigint_2_workers" and proc.returncode == 130:
         status = subprocess.run([sys.executable, "-c", "from kdbench.cli import main; main()", "search", "status",
                                  "--study", "faults", "--run-dir", str(run_dir)], env={**ENV, "COLUMNS": "200"},
@@ -188,18 +187,26 @@ def test_fault_then_resume_gives_the_uninterrupted_result(fault, inputs, referen
         assert status.returncode == 0, status.stderr
         assert "no worker is running" in status.stdout and "training" not in status.stdout
         assert "left running by a worker that is gone" not in status.stdout  # both workers queued their trials
+    _resume_and_compare(inputs, run_dir, reference, fault, point, proc.returncode)
+
+
+def _resume_and_compare(inputs: dict, run_dir: Path, reference: dict, fault: str, point: str, rc: int) -> dict:
+    """Rerun the same command: exit 0, the storage consistent, the reference's per-seed figures and statistics;
+    prints the fault table's row."""
+    study_dir = run_dir / "faults"
     resume = subprocess.run(_args(inputs, run_dir), env=ENV, capture_output=True, text=True, timeout=300)
     assert resume.returncode == 0, resume.stderr[-3000:]
     _check_agreement(study_dir)
     acct = _seed_accounting(study_dir)
     result = _results(study_dir)
     equal = result == {k: reference[k] for k in result}
-    print(f"\nFAULT-TABLE | {fault} | {point} | rc {proc.returncode} | resumed yes | seeds lost {acct['lost']} | "
+    print(f"\nFAULT-TABLE | {fault} | {point} | rc {rc} | resumed yes | seeds lost {acct['lost']} | "
           f"retrained {acct['retrained']} | partial runs restarted {acct['restarted_partial']} | "
           f"reused {acct['reused']} | statistics equal {equal}")
     assert acct["retrained"] == 0 and acct["lost"] == 0, acct
     assert result["seeds"] == reference["seeds"]
     assert result["comparisons"] == reference["comparisons"]
+    return {"resume": resume, **acct}
 
 
 def test_the_optuna_study_is_a_first_class_artefact(reference):

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_search_faults import (ENV, STUDENT, _args, _check_agreement, _results, _seed_accounting,
-                                _seed_events, _wait_for_start, inputs, reference)  # noqa: F401 (fixtures)
+from test_search_faults import (ENV, STUDENT, _args, _resume_and_compare, _seed_events, _wait_for_start,  # noqa: F401
+                                inputs, reference)  # the fixtures too
 
 LINE = "interrupted; rerun the same command to resume"
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
@@ -51,24 +51,6 @@ def _check_interrupted(proc: subprocess.CompletedProcess, signum: int) -> None:
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines and lines[-1] == LINE, proc.stderr[-2000:]
     assert sum(LINE in line for line in lines) == 1, proc.stderr[-2000:]
-
-
-def _resume_and_compare(inputs: dict, run_dir: Path, reference: dict, fault: str, point: str, rc: int) -> dict:
-    """Rerun the same command: exit 0, the storage consistent, the reference's per-seed figures and statistics."""
-    study_dir = run_dir / "faults"
-    resume = subprocess.run(_args(inputs, run_dir), env=ENV, capture_output=True, text=True, timeout=300)
-    assert resume.returncode == 0, resume.stderr[-3000:]
-    _check_agreement(study_dir)
-    acct = _seed_accounting(study_dir)
-    result = _results(study_dir)
-    equal = result == {k: reference[k] for k in result}
-    print(f"\nFAULT-TABLE | {fault} | {point} | rc {rc} | resumed yes | seeds lost {acct['lost']} | "
-          f"retrained {acct['retrained']} | partial runs restarted {acct['restarted_partial']} | "
-          f"reused {acct['reused']} | statistics equal {equal}")
-    assert acct["retrained"] == 0 and acct["lost"] == 0, acct
-    assert result["seeds"] == reference["seeds"]
-    assert result["comparisons"] == reference["comparisons"]
-    return {"resume": resume, **acct}
 
 
 def _trials(study_dir: Path) -> list:
@@ -251,7 +233,7 @@ def test_a_stale_journal_lock_is_removed_with_one_line(inputs, reference, tmp_pa
 
 def test_a_lock_with_a_live_worker_is_left_and_its_worker_named(inputs, tmp_path):
     from kdbench.search.liveness import live_workers
-    from kdbench.search.runner import note_held_lock
+    from kdbench.search.journal_lock import note_held_lock
 
     run_dir = tmp_path / "runs"
     study_dir = run_dir / "faults"

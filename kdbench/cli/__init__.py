@@ -95,7 +95,7 @@ def main() -> None:
         app()
     except SystemExit as stop:
         if stop.code in (130, 143):  # interrupted: end now (a search or confirm; see kdbench.search.runner)
-            from kdbench.search.runner import exit_if_interrupted
+            from kdbench.search.interrupts import exit_if_interrupted
 
             exit_if_interrupted(stop.code)
         raise

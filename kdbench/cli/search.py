@@ -48,7 +48,7 @@ def search(
         missing = [o for o, v in (("--config", config), ("--store", store)) if v is None]
         raise ConfigError(f"kdbench search needs {' and '.join(missing)} (or a subcommand: status, stats); "
                           "see `kdbench search --help`")
-    from kdbench.search.runner import SearchRequest, run_search
+    from kdbench.search.runner import SearchRequest
     from kdbench.search.space import load_space
 
     space = load_space(config)
@@ -75,7 +75,8 @@ def _resumable(run):
     once), a fault in one error line (exit 1); both say how to resume."""
     import sys
 
-    from kdbench.search.runner import SearchAborted, interrupt_on_sigterm, report_interrupted
+    from kdbench.search.interrupts import interrupt_on_sigterm, report_interrupted
+    from kdbench.search.runner import SearchAborted
 
     try:
         with interrupt_on_sigterm(second_exits=True):

@@ -28,6 +28,9 @@ from kdbench.errors import ConfigError, KdbenchError
 from kdbench.manifest import config_hash, file_hash, write_json
 from kdbench.search.baselines import add_waiting, queue_matched_baselines
 from kdbench.search.hardware_aware import budget_used, check_input_sizes
+from kdbench.search.interrupts import (RESUME_HINT, Interrupted, interrupt_on_sigterm, released, signals_held,  # noqa: F401
+                                       signals_deferred)
+from kdbench.search.journal_lock import note_held_lock, remove_stale_lock
 from kdbench.search.liveness import (DEFAULT_GRACE_S, SLOT_ATTR, Heartbeat, live_workers, recover_stale_trials,
                                      retried_numbers, superseded)
 from kdbench.search.pins import Pins, current_pins
@@ -37,156 +40,10 @@ from kdbench.search.storage import (check_same_storage, claim_optuna_study, jour
                                     storage_id, storage_kind)
 
 STORAGE_ENV = "KDBENCH_STORAGE_URL"
-RESUME_HINT = "rerun the same command to resume"
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM: the running trial is queued again, the command exits 130 (SIGINT) or 143."""
-
-    def __init__(self, signum: int = signal.SIGINT) -> None:
-        super().__init__()
-        self.signum = signum
-        self.signal_name = signal.Signals(signum).name
 
 
 class SearchAborted(KdbenchError):
     """A trial stopped on a fault (full disk, read-only folder, a killed worker); the study is resumable."""
-
-
-class _SignalGate:
-    """Where SIGINT and SIGTERM may stop a search process (installed by ``interrupt_on_sigterm``).
-
-    A signal raises Interrupted at once while a trial trains (the objective queues it again) and
-    outside Optuna's bookkeeping. Inside ``held()`` (a worker's ``study.optimize``: Optuna's ask, tell
-    and garbage collection; not the objective, which runs ``released()``) it is held and raised as
-    the section ends, so a trial that finished is always recorded COMPLETE, never queued twice.
-    With ``second_exits`` (the command line), a signal after one was raised (the cleanup) or while
-    one is held ends the process at once (``exit_now``); without it (a library call, a worker whose
-    parent forwards the terminal's Ctrl-C a second time) it is ignored, so the cleanup finishes.
-    """
-
-    def __init__(self) -> None:
-        self.installed = False
-        self.second_exits = False
-        self.depth = 0
-        self.pending: int | None = None
-        self.raised = False
-        self.told = False
-
-    def handler(self, signum: int, frame: Any) -> None:
-        if self.raised or self.pending is not None:
-            if self.second_exits:
-                exit_now(signum)
-            return
-        if self.depth > 0:
-            self.pending = signum
-            return
-        self.raised = True
-        raise Interrupted(signum)
-
-    def _raise_pending(self) -> None:
-        if self.pending is not None:
-            signum, self.pending = self.pending, None
-            self.raised = True
-            raise Interrupted(signum)
-
-    @contextlib.contextmanager
-    def held(self):
-        """Hold signals inside; raise a held one as the section ends without an exception."""
-        self.depth += 1
-        try:
-            yield
-        finally:
-            self.depth -= 1
-        if self.depth == 0:
-            self._raise_pending()
-
-    @contextlib.contextmanager
-    def released(self):
-        """Signals raise at once inside (a held one first), even within ``held()``."""
-        depth, self.depth = self.depth, 0
-        try:
-            self._raise_pending()
-            yield
-        finally:
-            self.depth = depth
-
-
-_GATE = _SignalGate()
-
-
-def exit_now(signum: int) -> None:
-    """End the process at once: the interrupt line (unless it was printed), exit 128 + signum, no cleanup,
-    no atexit handlers, no tracebacks. What it leaves is consistent: files are written atomically, and
-    the next run cuts the journal's torn last line and removes a stale journal lock (clean_leftovers)."""
-    with contextlib.suppress(Exception):
-        if sys.stdout.isatty():
-            os.write(sys.stdout.fileno(), b"\x1b[?25h")  # a live display hid the cursor
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a flush cut short by this very signal raises
-            stream.flush()
-    report_interrupted(raw=True)
-    os._exit(128 + signum)
-
-
-def report_interrupted(raw: bool = False) -> None:
-    """Print the interrupt line on stderr, once per process (``raw``: straight to fd 2, from a signal handler)."""
-    if _GATE.told:
-        return
-    _GATE.told = True
-    line = f"interrupted; {RESUME_HINT}"
-    with contextlib.suppress(Exception):
-        if raw:
-            os.write(2, f"{line}\n".encode())
-        else:
-            print(line, file=sys.stderr, flush=True)
-
-
-def exit_if_interrupted(code: Any) -> None:
-    """The command line's exit after an interrupt (130/143): end the process at once, without Python's
-    teardown (torch's atexit handlers take a while, and a Ctrl-C there would end it by the signal, -2)."""
-    if _GATE.raised and code in (130, 143):
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(code)
-
-
-def _released(objective: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """The objective with signals released (it queues its trial again when one stops it)."""
-    def run(trial: Any) -> Any:
-        with _GATE.released():
-            return objective(trial)
-    return run
-
-
-@contextlib.contextmanager
-def interrupt_on_sigterm(second_exits: bool = False):
-    """While inside: SIGINT (Ctrl-C) and SIGTERM (Slurm preemption, `kill`) raise Interrupted where a search
-    may stop, never inside Optuna's bookkeeping (see _SignalGate). ``second_exits`` (the command line): a
-    further signal ends the process at once, also after this block once one was raised. Nested: the outer
-    block's settings hold. Not the main thread: signals are left alone; an ignored SIGINT stays ignored."""
-    gate = _GATE
-    if gate.installed:
-        yield
-        return
-    signals = [signal.SIGTERM]
-    try:
-        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # `cmd &` in a script: Ctrl-C is not for it
-            signals.append(signal.SIGINT)
-        old = {s: signal.signal(s, gate.handler) for s in signals}
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    gate.installed, gate.second_exits, gate.depth, gate.pending, gate.raised = True, second_exits, 0, None, False
-    gate.told = False
-    try:
-        yield
-    finally:
-        gate.installed = False
-        if not (second_exits and gate.raised):  # interrupted on the command line: a second signal still exits
-            for s, handler in old.items():
-                signal.signal(s, handler)
 
 
 @dataclass
@@ -381,66 +238,6 @@ def check_run_dir(run_dir: Path, study_dir: Path, space: SearchSpace, quota: dic
     ensure_writable_dir(study_dir, "--run-dir", need_mb=need)
 
 
-JOURNAL_LOCK_STALE_S = 5.0  # a journal write holds Optuna's lock for milliseconds
-
-
-def journal_lock(journal: Path) -> Path:
-    """The lock file Optuna's JournalFileOpenLock creates beside a journal while it writes (and leaves behind
-    when its process is killed mid-write: every later write then waits 30 s for Optuna to take it over)."""
-    return journal.with_name(journal.name + ".lock")
-
-
-def _remove_stale_lock(journal: Path, stale_s: float = JOURNAL_LOCK_STALE_S) -> Path | None:
-    """With no live worker: remove the journal's lock left by a killed process, in one line; the lock removed.
-
-    A lock younger than ``stale_s`` may be a write in flight (a command starting beside this one): wait
-    until it goes or ages."""
-    lock = journal_lock(journal)
-    while True:
-        try:
-            age = time.time() - lock.stat().st_mtime
-        except OSError:
-            return None
-        if age >= stale_s:
-            break
-        time.sleep(min(0.1, stale_s - age))
-    try:
-        lock.unlink()
-    except FileNotFoundError:
-        return None  # released meanwhile
-    except OSError as err:
-        logging.getLogger("kdbench.search").warning("cannot remove the stale journal lock %s (%s): Optuna will wait "
-                                                     "30 s on every run until it is removed", lock, err.strerror)
-        return None
-    for rename in lock.parent.glob(f"{lock.name}*.rename"):  # a release cut between its rename and unlink
-        with contextlib.suppress(OSError):
-            if time.time() - rename.stat().st_mtime >= stale_s:
-                rename.unlink()
-    logging.getLogger("kdbench.search").warning(
-        "removed a stale journal lock %s (%.0f s old, no worker runs on this study: a process killed while "
-        "writing the journal left it)", lock, age)
-    return lock
-
-
-def note_held_lock(study_dir: Path, storage_url: str | None, workers: list[dict[str, Any]],
-                   stale_s: float = JOURNAL_LOCK_STALE_S) -> str | None:
-    """With live workers: a journal lock older than ``stale_s`` is left alone; one line says who runs on the study."""
-    if storage_kind(storage_url) != "journal":
-        return None
-    lock = journal_lock(journal_path(study_dir) if storage_url is None else Path(storage_url.removeprefix("file://")))
-    try:
-        age = time.time() - lock.stat().st_mtime
-    except OSError:
-        return None
-    if age < stale_s:
-        return None
-    who = ", ".join(f"{w['worker'].get('host')}:{w['worker'].get('pid')}" for w in workers)
-    line = (f"the journal lock {lock} is {age:.0f} s old and worker {who} runs on this study: left in place "
-            "(Optuna takes a lock over after 30 s without change)")
-    logging.getLogger("kdbench.search").warning("%s", line)
-    return line
-
-
 def clean_leftovers(study_dir: Path, storage_url: str | None) -> list[Path]:
     """With no live worker: delete stray *.tmp files, remove a stale journal lock (one line says so) and cut
     a torn last line off the journal."""
@@ -451,7 +248,7 @@ def clean_leftovers(study_dir: Path, storage_url: str | None) -> list[Path]:
             removed.append(tmp)
     journal = journal_path(study_dir) if storage_url is None else Path(storage_url.removeprefix("file://"))
     if storage_kind(storage_url) == "journal":
-        lock = _remove_stale_lock(journal)
+        lock = remove_stale_lock(journal)
         if lock is not None:
             removed.append(lock)
     if storage_kind(storage_url) == "journal" and journal.is_file():
@@ -553,7 +350,7 @@ def run_worker(study_dir: Path, storage_url: str | None, n_trials: int | None = 
         ctx = SearchContext(space=space, study_dir=Path(study_dir), store=store, teacher_path=info.get("teacher"),
                             teacher_logits=teacher_logits, teacher_model=teacher_model, device=device,
                             heartbeat=beat, on_event=on_event, quota=quota)
-        objectives = {s: _released(make_objective(ctx, s)) for s in studies}
+        objectives = {s: released(make_objective(ctx, s)) for s in studies}
         while True:
             others = bool(live_workers(study_dir, grace_s, include_self=False))
             for s, study in studies.items():
@@ -573,7 +370,7 @@ def run_worker(study_dir: Path, storage_url: str | None, n_trials: int | None = 
             beat.update(state="trial", student=student)
             # a signal raises inside the objective (the trial is queued again); during Optuna's ask and tell
             # it is held and raised once optimize() returns, so a finished trial is recorded COMPLETE
-            with _GATE.held():
+            with signals_held():
                 try:
                     studies[student].optimize(objectives[student], n_trials=1, catch=(TrialFailed,),
                                               gc_after_trial=True, show_progress_bar=False)
@@ -643,7 +440,7 @@ def wait_workers(study_dir: Path, procs: list[subprocess.Popen]) -> None:
     try:
         codes = [p.wait() for p in procs]
     except BaseException:
-        with _signals_deferred():
+        with signals_deferred():
             stop_workers(procs)
         raise
     interrupted = {130: signal.SIGINT, 143: signal.SIGTERM, -signal.SIGINT: signal.SIGINT, -signal.SIGTERM: signal.SIGTERM}
@@ -656,29 +453,6 @@ def wait_workers(study_dir: Path, procs: list[subprocess.Popen]) -> None:
         last = f": {lines[-1].strip()}" if lines else ""
         raise SearchAborted(f"worker(s) {[i for i, _ in bad]} exited with {[c for _, c in bad]} (worker {bad[0][0]}"
                             f"{last}; see {log}); their trials are queued again: {RESUME_HINT}")
-
-
-@contextlib.contextmanager
-def _signals_deferred():
-    """Cleaning up after an interrupt or a fault: a signal now counts as a second one (see _SignalGate): on
-    the command line it ends the process at once, elsewhere it is ignored so the cleanup finishes."""
-    if _GATE.installed:
-        raised, _GATE.raised = _GATE.raised, True
-        try:
-            yield
-        finally:
-            _GATE.raised = raised
-        return
-    try:
-        old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
 
 
 def finish_study(study_dir: Path, storage_url: str | None) -> dict[str, Any]:
@@ -717,7 +491,7 @@ def run_search(req: SearchRequest, display: Callable[[Path, Callable[[], None]],
             else:
                 display(study_dir, work)
         except (KeyboardInterrupt, SearchAborted):
-            with _signals_deferred(), contextlib.suppress(Exception):
+            with signals_deferred(), contextlib.suppress(Exception):
                 finish_study(study_dir, req.storage)
             raise
         stats = finish_study(study_dir, req.storage)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the worker's arguments and run it until the quotas are used."""
-    from kdbench.search.runner import STORAGE_ENV, _set_parent_death_signal, interrupt_on_sigterm, run_worker
+    from kdbench.search.interrupts import interrupt_on_sigterm
+    from kdbench.search.runner import STORAGE_ENV, _set_parent_death_signal, run_worker
 
     parser = argparse.ArgumentParser(prog="python -m kdbench.search.worker", description=__doc__)
     parser.add_argument("--study-dir", type=Path, required=True, help="Study directory (with study.json).")
