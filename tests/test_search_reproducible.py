@@ -111,6 +111,15 @@ def test_a_study_refuses_another_storage_and_a_storage_that_lost_it(inputs, tmp_
     assert env_run.returncode == 2 and f"{db}x" in env_run.stderr and "pass --storage " + db in env_run.stderr
     # the right storage resumes (nothing left to do)
     assert _run(_cmd(inputs, space, tmp_path / "runs", "--storage", db)).returncode == 0
+    # a trial folder another study wrote under this name is not read as this study's
+    from kdbench.search.results import read_trials
+
+    mine = read_trials(tmp_path / "runs" / "stor")
+    assert [t["study_id"] for t in mine] == [info["study_id"]]
+    stray = tmp_path / "runs" / "stor" / "trials" / STUDENT / "7"
+    stray.mkdir(parents=True)
+    (stray / "trial.json").write_text(json.dumps({**mine[0], "trial": 7, "study_id": "another-study"}))
+    assert read_trials(tmp_path / "runs" / "stor") == mine
     # a journal study whose journal was lost: its trial folders are not adopted by a new Optuna study
     jspace = _space(tmp_path, "lost", study={"n_trials": 1})
     assert _run(_cmd(inputs, jspace, tmp_path / "runs")).returncode == 0

@@ -53,6 +53,7 @@ class SearchContext:
     quota: dict[str, int] = field(default_factory=dict)  # trials per student (the budget a new trial checks)
     extra_meta: dict[str, Any] = field(default_factory=dict)
     augmented: dict = field(default_factory=dict)  # augmented teacher logits [K, N, 4], built once (train.augmented_logits_for)
+    study_id: str | None = None  # study.json's study_id, recorded in every trial.json (readers skip other studies')
 
 
 def trial_dir(study_dir: Path, student: str, number: int) -> Path:
@@ -382,7 +383,8 @@ def _write_trial_json(ctx: SearchContext, trial: Any, config: Any, results: dict
     """
     tdir = trial_dir(ctx.study_dir, config.student, trial.number)
     first = trial.storage.get_trial(trial._trial_id).system_attrs.get("failed_trial", trial.number)
-    body: dict[str, Any] = {"trial": trial.number, "first_trial": first, **config.to_dict(), "state": state,
+    body: dict[str, Any] = {"trial": trial.number, "first_trial": first, "study_id": ctx.study_id,
+                            **config.to_dict(), "state": state,
                             "reason": reason, "seeds": results, "study_seeds": ctx.space.seeds}
     body.update({k: v for k, v in _means(results).items() if k != "n_seeds"})
     body.update({k: trial.user_attrs[k] for k in TRIAL_JSON_ATTRS if k in trial.user_attrs})  # family, price

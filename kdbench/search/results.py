@@ -36,13 +36,19 @@ def read_study_json(study_dir: Path) -> dict[str, Any]:
 
 
 def read_trials(study_dir: Path) -> list[dict[str, Any]]:
-    """Every trial.json of the study (any state), sorted by student then trial number."""
+    """Every trial.json of the study (any state), sorted by student then trial number.
+
+    A trial.json that records another ``study_id`` than study.json (a folder written through another
+    storage under the same name) is not this study's and is left out."""
     out = []
+    owner = read_study_json(study_dir).get("study_id") if (Path(study_dir) / "study.json").is_file() else None
     for path in sorted(Path(study_dir).glob("trials/*/*/trial.json")):
         try:
             body = json.loads(path.read_text())
         except ValueError as err:
             raise DataError(f"{path}: not valid JSON ({err})") from err
+        if owner and body.get("study_id") not in (None, owner):
+            continue
         body["run_dir"] = str(path.parent)
         out.append(body)
     return sorted(out, key=lambda t: (t["student"], t["trial"]))
@@ -146,9 +152,11 @@ def write_statistics(study_dir: Path, rows: list[dict[str, Any]] | None = None,
 
     With ``rows`` (``storage_rows``), only trials complete in the storage and on disk count and a
     missing baseline is explained; without, every trial.json that says complete counts.
-    ``extra`` keys (e.g. the hardware-aware ``pricing`` summary) are added to the file.
+    ``extra`` keys (e.g. the hardware-aware ``pricing`` summary) are added to the file. The comparisons use
+    paired_interval on the seeds' predictions when the study's frame store (study.json ``store``) opens here,
+    else the seed-level t (``engine``/``engine_note`` say which); verdicts use the study's ``margin``.
     """
-    from kdbench.search.statistics import study_statistics
+    from kdbench.search.statistics import open_store, study_margin, study_statistics
 
     info = read_study_json(study_dir)
     cfg = info["config"]
@@ -157,8 +165,10 @@ def write_statistics(study_dir: Path, rows: list[dict[str, Any]] | None = None,
     else:
         trials, warnings = usable_trials(study_dir, rows)
         warnings += baseline_warnings(rows, trials, cfg.get("baseline"))
+    store, store_note = open_store(info.get("store"))
     result = study_statistics(trials, info["seeds"], baseline=cfg.get("baseline"),
-                              objective=cfg.get("objective", "val_accuracy"))
+                              objective=cfg.get("objective", "val_accuracy"), store=store, store_note=store_note,
+                              margin=study_margin(cfg))
     result["warnings"] = warnings + result.get("warnings", [])
     result.update(extra or {})
     write_json(Path(study_dir) / "statistics.json", result)
@@ -195,7 +205,8 @@ def best_trials(study_dir: str | Path, per_architecture: bool = True, pareto: bo
 
     Each entry: student, method, hparams, train, trial, seed_dirs (seed -> run dir with best.pt and
     metrics.json; best.pt may be absent with keep_checkpoints = 'best'), best_seed_dir, mean and std
-    validation/test accuracy, n_seeds and a BCa confidence interval of the mean validation metric; a
+    validation/test accuracy, n_seeds and ``ci``, the Student t interval over seeds of the mean validation metric
+    (the chosen configuration's: selected on that metric, so optimistic); a
     hardware-aware trial adds family, input_size, price and latency_p50_ms (estimated).
     """
     study_dir = Path(study_dir)

@@ -348,6 +348,7 @@ def run_worker(study_dir: Path, storage_url: str | None, n_trials: int | None = 
     ran = 0
     with Heartbeat(study_dir) as beat:
         ctx = SearchContext(space=space, study_dir=Path(study_dir), store=store, teacher_path=info.get("teacher"),
+                            study_id=info.get("study_id"),
                             teacher_logits=teacher_logits, teacher_model=teacher_model, device=device,
                             heartbeat=beat, on_event=on_event, quota=quota)
         objectives = {s: released(make_objective(ctx, s)) for s in studies}
