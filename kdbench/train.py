@@ -15,7 +15,6 @@ non-finite weights is written.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from kdbench.distill.base import DistillMethod
 from kdbench.errors import ConfigError
 from kdbench.manifest import write_json
 from kdbench.metrics import classification_metrics, clip_ids
+from kdbench.predictions import save_predictions
 
 EpochCallback = Callable[[int, dict], None]
 SELECT_ON = ("val_accuracy", "val_macro_f1")
@@ -509,7 +509,7 @@ def _write_run(out_dir: Path, model: nn.Module, method: DistillMethod, store: Fr
         save_checkpoint(model, out_dir / "best.pt", arch=meta.get("arch", type(model).__name__), num_classes=len(VIEWS),
                         input_size=store.size, extra={"method": method.name})
         result.checkpoint = str(out_dir / "best.pt")
-        _save_npz(out_dir / "predictions.npz", predictions)
+        save_predictions(out_dir / "predictions.npz", predictions)
     write_json(out_dir / "metrics.json", {
         **meta,
         "method": method.name,
@@ -519,14 +519,6 @@ def _write_run(out_dir: Path, model: nn.Module, method: DistillMethod, store: Fr
         "store_hash": store.store_hash,
         **result.to_dict(),
     })
-
-
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez written atomically (a temporary file, then renamed)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
 
 
 def _teacher_batch(cache: np.ndarray | None, teacher: Callable[[torch.Tensor], torch.Tensor] | None, x: torch.Tensor,

@@ -269,7 +269,7 @@ def test_rows_join_variant_figures_seed_means_and_statistics(inputs):
     stats = json.loads((inputs["study"] / "statistics.json").read_text())
     comp = next(c for c in stats["comparisons"] if c["student"] == "mobilenet_v3_small"
                 and c["best_distillation"] and c["metric"] == "test_accuracy")
-    assert (row.kd_vs_scratch_p_holm, row.kd_vs_scratch_p_a_gt_b) == (comp["p_holm"], comp["p_a_gt_b"])
+    assert (row.kd_vs_scratch_p_holm, row.kd_vs_scratch_verdict) == (comp["p_holm"], comp["verdict"])
     assert row.kd_vs_scratch_source == "search" and any("search confirm" in n for n in lb.notes)
     # the failed variant is left out, with its reason; the teacher is a reference row, never ranked
     assert [v["variant_id"] for v in lb.left_out] == ["shuffle_kd/int8_ort"]
@@ -301,21 +301,28 @@ def test_ranking_and_recommendation_use_validation_not_test(inputs):
     assert x86.recommended.recommended == "yes" and "validation accuracy 0.990 [0.950, 1.030]" in x86.recommendation
 
 
-def test_front_members_tied_with_the_best_are_marked(inputs):
+def test_every_ranked_row_has_a_decision_against_the_best(inputs):
+    # this export saved no per-frame predictions (an older export): only the best and its own file in another
+    # runtime are decided; every other model is undecided, saying why (tests/test_leaderboard_decisions.py pairs them)
     lb = collect(inputs["study"], inputs["export"], inputs["profiles"])
     for board in lb.boards:
         ranked = [r for r in board.rows if r.front is not None]
-        best = [r for r in ranked if r.tied == "best"]
+        best = [r for r in ranked if r.decision == "best"]
         assert len(best) == 1 and best[0].val_accuracy == max(r.val_accuracy for r in ranked)
         for r in ranked:
             if r is best[0]:
                 continue
-            overlap = r.val_accuracy_low <= best[0].val_accuracy_high and best[0].val_accuracy_low <= r.val_accuracy_high
-            assert r.tied == ("yes" if overlap else "no"), (board.name, r.variant_id)
+            if r.variant_id == best[0].variant_id:
+                assert r.decision == "equivalent" and "same exported file" in r.decision_note
+            else:
+                assert r.decision == "undecided" and "per-frame" in r.decision_note, r.decision_note
+                assert r.decision_ci_low is None and r.decision_ci_high is None
+        assert all(r.decision is None for r in board.rows if r.front is None)
     x86 = _board(lb, "x86")
-    assert _row(x86, "mnv3_kd/int8_openvino").tied == "yes"  # 0.820 [0.780, 0.860] vs 0.850 [0.810, 0.890]
-    assert _row(x86, "mnv3_scratch/fp32").tied == "no"  # 0.725 [0.685, 0.765]: clearly less accurate
-    assert "statistically tied" in x86.recommendation
+    assert (_row(x86, "shuffle_kd/fp32", "openvino").decision, _row(x86, "shuffle_kd/fp32", "onnxruntime").decision) == (
+        "best", "equivalent")  # the same file: the faster runtime is the best
+    assert "decisions against the best: 1 best, 1 equivalent, 0 worse, 7 undecided" in x86.recommendation
+    assert "tied" not in x86.recommendation and "margin δ = 0.010 (1 point)" in x86.recommendation
 
 
 def test_constraints_are_evaluated_from_the_hardware_profiles(inputs):
@@ -389,7 +396,7 @@ def test_kd_vs_scratch_prefers_confirmation_seeds(inputs):
 
     stats = json.loads((inputs["study"] / "statistics.json").read_text())
     for c in stats["comparisons"]:
-        c["p_holm"], c["p_a_gt_b"] = 0.5, 0.6
+        c["p_holm"], c["verdict"] = 0.5, "undecided at this budget: about 9 seeds would detect 0.01"
     # a confirmation of a finished study, of the configurations it chooses (else the leaderboard does not use it)
     stats["study_finished"], stats["candidates"] = True, [
         {k: c[k] for k in ("student", "trial", "method", "config_id", "roles")} for c in candidates(inputs["study"])]
@@ -397,7 +404,8 @@ def test_kd_vs_scratch_prefers_confirmation_seeds(inputs):
     out = inputs["root"] / "lb"
     lb, _ = build_leaderboard(inputs["study"], out, inputs["export"], inputs["profiles"], plots=False)
     row = _row(_board(lb, "x86"), "mnv3_kd/fp32", "onnxruntime")
-    assert (row.kd_vs_scratch_p_holm, row.kd_vs_scratch_p_a_gt_b, row.kd_vs_scratch_source) == (0.5, 0.6, "confirm")
+    assert (row.kd_vs_scratch_p_holm, row.kd_vs_scratch_source) == (0.5, "confirm")
+    assert row.kd_vs_scratch_verdict == "undecided at this budget: about 9 seeds would detect 0.01"
     assert not any("search confirm" in n for n in lb.notes)
     assert "on fresh confirmation seeds" in (out / README).read_text()
 
@@ -542,7 +550,10 @@ def test_readme_tables_are_well_formed_and_estimates_labelled(inputs):
     x86_rows = [r for t in _tables(x86) if t[0][0] == "front" for r in t[2:]]
     assert x86_rows and not any("≈" in c for r in x86_rows for c in r) and all(r[col["figures"]] == "measured" for r in x86_rows)
     # every accuracy with its interval; clip accuracy, ECE and the shortcut check beside it
-    assert all(re.fullmatch(r"0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\]", r[col["val acc [95% CI]"]]) for r in x86_rows)
+    assert all(re.fullmatch(r"0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\]†?", r[col["val acc [95% CI]"]]) for r in x86_rows)
+    # the best's and the recommended model's validation figures are marked selection-biased (chosen on these frames)
+    assert [r[col["val acc [95% CI]"]].endswith("†") for r in x86_rows].count(True) == 1  # best = recommended here
+    assert "selection-biased" in text and "statistically tied" not in text and "tied" not in text
     assert all(re.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", r[col["test clip acc [95% CI]"]]) for r in x86_rows)
     assert all(r[col["ECE"]] == "0.050" and r[col["shortcut gap"]] == "A4C 0.10" for r in x86_rows)
     assert re.search(r"0\.800 \[0\.\d{3}, 0\.\d{3}\] \(n=3, seeds\)", text)

@@ -92,6 +92,10 @@ def test_leaderboard_from_real_search_export_and_profile(tmp_path):
         point = (r.val_accuracy, r.latency_p50_ms, r.size_mb)
         others = [(o.val_accuracy, o.latency_p50_ms, o.size_mb) for o in ranked if o is not r]
         assert (r.front == 1) == (not any(dominates(o, point, ["max", "min", "min"]) for o in others))
+        # export saved each variant's per-frame predictions: every row is paired with the best, none left unpaired
+        assert r.decision in ("best", "equivalent", "worse", "undecided") and "per-frame" not in (r.decision_note or "")
+        assert r.decision == "best" or r.decision_note.startswith(("best - this", "the same"))
+    assert sum(r.decision == "best" for r in ranked) == 1
     rows = list(csv.DictReader((tmp_path / "leaderboard" / CSV).open()))
     assert {r["variant_id"] for r in rows} == set(by_id)
     readme = (tmp_path / "leaderboard" / README).read_text()

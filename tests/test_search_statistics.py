@@ -26,9 +26,9 @@ def test_compare_paired_hand_values():
     assert out["sd_diff"] == pytest.approx(math.sqrt(7 / 3))
     half = 4.302652729911275 * math.sqrt(7) / 3  # t_{2, 0.975} x se
     assert (out["ci_low"], out["ci_high"]) == pytest.approx((1 / 3 - half, 1 / 3 + half))
-    # t = 1/sqrt(7); with 2 degrees of freedom F(t) = 1/2 + t / (2 sqrt(t^2 + 2)) = 1/2 + 1 / (2 sqrt(15))
-    assert out["p_a_gt_b"] == pytest.approx(0.5 + 1 / (2 * math.sqrt(15)))
+    # t = 1/sqrt(7); with 2 degrees of freedom F(t) = 1/2 + t / (2 sqrt(t^2 + 2)), so p = 2 (1 - F(t)) = 1 - 1/sqrt(15)
     assert out["p_value"] == pytest.approx(1 - 1 / math.sqrt(15))
+    assert "p_a_gt_b" not in out and (out["engine"], out["se"], out["df"]) == ("seed t", pytest.approx(math.sqrt(7) / 3), 2)
     assert out["p_value"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
     # Wilcoxon: zero dropped, ranks 1 (-) and 2 (+): W+ = 2 of 0..3, every sign pattern as extreme -> 1
     assert out["p_wilcoxon"] == 1.0
@@ -49,14 +49,14 @@ def test_wilcoxon_is_exact_under_ties():
 
 def test_equal_differences_give_no_zero_p_and_no_zero_width_interval():
     out = compare_paired([0.9, 0.8, 0.7, 0.95, 0.85], [0.8, 0.7, 0.6, 0.85, 0.75])
-    assert out["ci_low"] is None and out["ci_high"] is None and out["p_a_gt_b"] is None
+    assert out["ci_low"] is None and out["ci_high"] is None
     # the exact sign-flip p: all five signs positive, 2 of 32 patterns as extreme
     assert out["p_value"] == pytest.approx(2 / 32) and out["p_wilcoxon"] == pytest.approx(2 / 32)
     assert "permutation" in out["p_value_method"] and "equal" in out["note"]
     three = compare_paired([0.8, 0.7, 0.9], [0.7, 0.6, 0.8])  # the demo's 3 seeds: 0.25, never significant
     assert three["p_value"] == pytest.approx(0.25)
     same = compare_paired([0.8, 0.7], [0.8, 0.7])
-    assert same["p_value"] == 1.0 and same["p_a_gt_b"] == 0.5 and same["ci_low"] is None
+    assert same["p_value"] == 1.0 and same["ci_low"] is None
 
 
 def test_intervals_are_cut_to_the_possible_range():
@@ -70,7 +70,7 @@ def test_intervals_are_cut_to_the_possible_range():
 def test_one_seed_has_no_interval_or_test():
     out = compare_paired([0.8], [0.7])
     assert out["diff"] == pytest.approx(0.1) and out["ci_low"] is None and out["p_value"] is None
-    assert out["p_a_gt_b"] is None and "at least 2" in out["note"]
+    assert "at least 2" in out["note"]
 
 
 def test_t_summary_is_vectorised_compare_paired():
@@ -79,8 +79,8 @@ def test_t_summary_is_vectorised_compare_paired():
     s = t_summary(d)
     for i in (0, 7, 19):
         one = compare_paired(d[i], np.zeros(4))
-        assert (one["ci_low"], one["ci_high"], one["p_a_gt_b"], one["p_value"]) == pytest.approx(
-            (s["low"][i], s["high"][i], s["p_gt"][i], s["p_value"][i]))
+        assert (one["ci_low"], one["ci_high"], one["p_value"], one["se"]) == pytest.approx(
+            (s["low"][i], s["high"][i], s["p_value"][i], s["se"][i]))
 
 
 def test_mean_ci_is_the_t_interval():

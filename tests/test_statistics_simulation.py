@@ -3,7 +3,8 @@
 2,000 simulated studies per case, vectorised (``t_summary`` is what ``compare_paired`` and
 ``mean_ci`` compute row by row). With 2,000 runs the binomial standard error of a 95% coverage is
 0.5 points, so [0.93, 0.97] is a +-4 SE band. A missing interval (all differences equal) counts as
-a miss. ``tests/benchmarks/sim_statistics.py`` prints the same table before/after the change.
+a miss. ``tests/benchmarks/sim_statistics.py`` prints the same table before/after the change. (The
+one-sided "P(A>B)" that was checked here is gone: it was uncorrected for picking the best method.)
 """
 
 from __future__ import annotations
@@ -27,12 +28,10 @@ def _null_differences(model: str, n: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("model", ["normal", "accuracy"])
 @pytest.mark.parametrize("n", [3, 5, 10])
-def test_paired_interval_covers_and_p_a_gt_b_is_calibrated_under_the_null(model, n):
+def test_seed_t_interval_covers_and_keeps_its_level_under_the_null(model, n):
     s = t_summary(_null_differences(model, n, seed=n))
     coverage = np.mean((s["low"] <= 0) & (0 <= s["high"]))  # NaN compares False: a miss
-    high_p = np.mean(s["p_gt"] >= 0.95)
     assert 0.93 <= coverage <= 0.97, f"coverage {coverage:.3f} at n={n}"
-    assert high_p <= 0.07, f"P(A>B) >= 0.95 in {high_p:.3f} of null runs at n={n}"
     assert np.mean(s["p_value"] < 0.05) <= 0.07  # the two-sided t-test keeps its level too
 
 

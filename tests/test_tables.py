@@ -48,8 +48,8 @@ def test_statistics_table_in_an_80_column_log_keeps_every_label_and_p_column(sta
     assert not log.is_terminal
     assert print_table(statistics_table(stats, "test_accuracy"), log) == "wide"
     text = buf.getvalue()
-    header = next(line for line in text.splitlines() if "student" in line and "P(A>B)" in line)
-    for name in ("student", "comparison", "A", "mean A", "mean B", "A - B", "95% CI", "P(A>B)", "p", "p Holm"):
+    header = next(line for line in text.splitlines() if "student" in line and "verdict" in line)
+    for name in ("student", "comparison", "A", "engine", "mean A", "mean B", "A - B", "95% CI", "p", "p Holm", "verdict"):
         assert f" {name} " in header, name
     rows = [c for c in stats["comparisons"] if c["metric"] == "test_accuracy"]
     assert len(rows) == len(STUDENTS) * (len(METHODS) - 1)

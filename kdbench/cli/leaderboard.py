@@ -19,13 +19,14 @@ def command(
     out: Path = typer.Option(Path("leaderboard"), "--out", "-o", help="Output directory: README.md, leaderboard.csv and PNG plots."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the PNG plots (accuracy vs latency per target, accuracy per method)."),
     include_unstable: bool = typer.Option(False, "--include-unstable", help="Let models whose measurement was flagged unstable be recommended (left out by default)."),
+    margin: Optional[float] = typer.Option(None, "--margin", help="Equivalence margin of the decisions against the best, an accuracy difference (0.01 = 1 point): a model is 'equivalent' when the 95% interval of best minus it lies inside +-margin. Default: the study's [study] margin, else 0.01. Fix it before looking at the results."),
 ) -> None:
     """Rank every (student configuration x variant) per target on validation accuracy, latency and size; report test figures."""
     from rich.table import Table
 
     from kdbench.leaderboard.build import build_leaderboard
     from kdbench.leaderboard.rank import row_label
-    from kdbench.leaderboard.render import fmt_ci, fmt_num, split_size_text
+    from kdbench.leaderboard.render import fmt_ci, fmt_num, margin_text, split_size_text
 
     names = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
     parts = [f"kdbench leaderboard --study {study}"]
@@ -40,13 +41,17 @@ def command(
         parts.append("--no-plots")
     if include_unstable:
         parts.append("--include-unstable")
+    if margin is not None:
+        parts.append(f"--margin {margin:g}")
     with console.status("collecting study, export and profile results"):
-        lb, written = build_leaderboard(study, out, export, profiles, names, " ".join(parts), plots, include_unstable)
+        lb, written = build_leaderboard(study, out, export, profiles, names, " ".join(parts), plots, include_unstable,
+                                        margin)
     for note in lb.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     table = Table(title=f"leaderboard of study {lb.study}")
     for col, justify in (("target", "left"), ("models", "right"), ("Pareto-optimal", "right"), ("meet constraints", "right"),
-                         ("recommended (chosen on validation)", "left"), ("val acc", "right"), ("test acc [95% CI]", "right")):
+                         ("best / equivalent / worse / undecided", "right"), ("recommended (chosen on validation)", "left"),
+                         ("val acc (selection-biased)", "right"), ("test acc [95% CI]", "right")):
         table.add_column(col, justify=justify, overflow="fold")
     for b in lb.boards:
         ranked = [r for r in b.rows if r.front is not None]
@@ -54,9 +59,11 @@ def command(
         label = "-" if rec is None else ("UNCERTAIN: " if rec.recommended == "uncertain" else "") + row_label(rec)
         table.add_row(b.name, str(len(b.rows)), str(sum(r.front == 1 for r in ranked)),
                       str(sum(r.verdict == "meets" for r in b.rows)) if b.constraints else "n/a",
+                      " / ".join(str(sum(r.decision == v for r in ranked)) for v in ("best", "equivalent", "worse", "undecided")),
                       b.recommendation if rec is None else label, fmt_num(rec.val_accuracy) if rec else "-",
                       fmt_ci(rec.test_accuracy, rec.test_accuracy_low, rec.test_accuracy_high) if rec else "-")
     console.print(split_size_text(lb), highlight=False)
+    console.print(f"decisions against each target's best on validation: {margin_text(lb)}", highlight=False)
     print_table(table)
     for path in written:
         console.print(f"wrote {path}", highlight=False)

@@ -28,7 +28,8 @@ from kdbench import __version__
 from kdbench.data.store import FrameStore
 from kdbench.errors import ConfigError, DataError
 from kdbench.export.candidates import Candidate
-from kdbench.export.evaluate import evaluate_file, evaluate_runner, frames_as_input, load_runner
+from kdbench.export.evaluate import (evaluate_file, evaluate_runner, frames_as_input, load_runner,
+                                     save_variant_predictions)
 from kdbench.export.onnx_export import files_size_mb, model_files
 from kdbench.export.prune import variant_name
 from kdbench.export.record import VariantRecord
@@ -197,7 +198,9 @@ class Exporter:
             return False
         if rec.status != "ok":
             return rec.failure == "check"
-        return all((self.out / f).is_file() for f in rec.files)
+        # a record without its per-frame predictions (an older export) is redone, so the leaderboard can pair it
+        return all((self.out / f).is_file() for f in rec.files) and bool(rec.predictions) \
+            and (self.out / str(rec.predictions)).is_file()
 
     def _calibration(self, ctx: _Context) -> np.ndarray:
         """int8 calibration frames at the candidate's trained input size (resized as in training), per size."""
@@ -321,14 +324,22 @@ class Exporter:
         ctx.info = model_info(ctx.model, ctx.input_size)
 
     # ---------------------------------------------------------------- variants
-    def _finish(self, ctx: _Context, rec: VariantRecord, path: Path, metrics: dict[str, Any] | None = None) -> None:
-        """Fill file, size and (unless given) metrics of a variant file by running it in its runtime."""
+    def _finish(self, ctx: _Context, rec: VariantRecord, path: Path, metrics: dict[str, Any] | None = None,
+                logits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+        """Fill file, size and (unless given, with their ``logits``) metrics of a variant file by running it in its
+        runtime; save its per-frame val/test predictions beside it (``predictions-<variant>.npz``)."""
         files = model_files(path)
         rec.file = str(path.relative_to(self.out))
         rec.files = [str(f.relative_to(self.out)) for f in files]
         rec.size_mb = files_size_mb(files)
-        rec.metrics = metrics if metrics is not None else evaluate_file(
-            path, rec.runtime, ctx.store, batch_size=self.options.eval_batch_size)
+        if metrics is None:
+            logits = {}
+            metrics = evaluate_file(path, rec.runtime, ctx.store, batch_size=self.options.eval_batch_size,
+                                    logits_out=logits)
+        rec.metrics = metrics
+        if logits and {"val", "test"} <= set(logits):
+            saved = save_variant_predictions(ctx.dir / f"predictions-{rec.variant}.npz", ctx.store, logits)
+            rec.predictions = str(saved.relative_to(self.out))
 
     def _export_checked(self, ctx: _Context, model: Any, path: Path, rec: VariantRecord) -> None:
         """Export a torch model to ONNX fp32 at ``path`` and enforce logit parity on real frames."""
@@ -381,14 +392,16 @@ class Exporter:
             quant_input = src
             details.update(preprocessed=False, preprocess_error=f"{type(err).__name__}: {err}"[:500])
         tried: dict[str, dict[str, Any]] = {}
-        results: dict[str, tuple[Path, dict[str, Any]]] = {}
+        results: dict[str, tuple[Path, dict[str, Any], dict[str, Any]]] = {}
         for label, per_channel in (("per_channel", True), ("per_tensor", False)):
             path = ctx.dir / f"int8_ort.{label}.onnx"
             try:
                 quantize_ort(quant_input, path, frames, per_channel=per_channel)
-                val = evaluate_runner(load_runner(path, "onnxruntime"), ctx.store, ("val",), self.options.eval_batch_size)
+                kept: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+                val = evaluate_runner(load_runner(path, "onnxruntime"), ctx.store, ("val",), self.options.eval_batch_size,
+                                      kept)
                 tried[label] = {"val_accuracy": val["val"]["accuracy"], "error": None}
-                results[label] = (path, val)
+                results[label] = (path, val, kept)
             except Exception as err:
                 tried[label] = {"val_accuracy": None, "error": f"{type(err).__name__}: {err}"[:500]}
                 path.unlink(missing_ok=True)
@@ -401,11 +414,12 @@ class Exporter:
         details["chosen"] = chosen
         final = ctx.dir / "int8_ort.onnx"
         shutil.move(str(results[chosen][0]), final)
-        for label, (path, _) in results.items():
+        for label, (path, _, _) in results.items():
             if label != chosen:
                 path.unlink(missing_ok=True)
-        test = evaluate_file(final, "onnxruntime", ctx.store, ("test",), self.options.eval_batch_size)
-        self._finish(ctx, rec, final, {**results[chosen][1], **test})
+        test_logits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        test = evaluate_file(final, "onnxruntime", ctx.store, ("test",), self.options.eval_batch_size, test_logits)
+        self._finish(ctx, rec, final, {**results[chosen][1], **test}, {**results[chosen][2], **test_logits})
 
     def _int8_openvino(self, ctx: _Context, rec: VariantRecord) -> None:
         from kdbench.export.openvino_int8 import quantize_openvino

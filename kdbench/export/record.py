@@ -26,6 +26,7 @@ class VariantRecord:
     precision: str = "fp32"
     file: str | None = None
     files: list[str] = field(default_factory=list)
+    predictions: str | None = None  # per-frame val/test logits, labels, rows, clip ids (relative .npz), for the leaderboard
     size_mb: float | None = None
     params: int | None = None
     macs: int | None = None

@@ -37,7 +37,9 @@ def write_leaderboard(lb: Leaderboard, out: Path, command: str = "", plots: bool
 
 def build_leaderboard(study: Path, out: Path, export: Path | None = None, profiles: Path | None = None,
                       targets: list[str] | None = None, command: str = "", plots: bool = True,
-                      include_unstable: bool = False) -> tuple[Leaderboard, list[Path]]:
-    """Collect the inputs and write the leaderboard directory; the collected leaderboard and the files written."""
-    lb = collect(Path(study), export, profiles, targets, include_unstable)
+                      include_unstable: bool = False, margin: float | None = None) -> tuple[Leaderboard, list[Path]]:
+    """Collect the inputs and write the leaderboard directory; the collected leaderboard and the files written.
+
+    ``margin``: the decisions' equivalence margin (None: the study's ``[study] margin``, else 0.01)."""
+    lb = collect(Path(study), export, profiles, targets, include_unstable, margin)
     return lb, write_leaderboard(lb, Path(out), command, plots)

@@ -20,13 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kdbench.errors import ConfigError, DataError
 from kdbench.export.record import VariantRecord
 from kdbench.leaderboard.constraints import evaluate_constraints, load_constraints
+from kdbench.leaderboard.decisions import ValHits
 from kdbench.leaderboard.rank import rank_rows, recommend
 from kdbench.leaderboard.row import BoardRow
 from kdbench.leaderboard.seeds import SeedSummary, seed_metrics, summarise_trial
 from kdbench.manifest import read_json
+from kdbench.search.space import DEFAULT_MARGIN, check_margin
 from kdbench.search.statistics import best_trial
 
 NO_TARGET = "none"
@@ -46,6 +50,7 @@ class TargetBoard:
     recommended: BoardRow | None = None
     recommendation: str = ""
     left_out_unstable: int = 0  # ranked rows left out of the recommendation as unstable
+    margin: float = DEFAULT_MARGIN  # equivalence margin of the decisions (kdbench.leaderboard.decisions)
 
 
 @dataclass
@@ -65,6 +70,9 @@ class Leaderboard:
     split_sizes: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)  # split -> (frames, clips)
     pareto: dict[str, Any] | None = None  # multi-objective study: {"target", "objectives", "rows"} (pareto_section)
     families: dict[str, str] = field(default_factory=dict)  # student -> family, when the study declared families
+    margin: float = DEFAULT_MARGIN  # equivalence margin of the decisions
+    margin_source: str = "default"  # "--margin" | "study" | "default"
+    ece_floor: tuple[int, float, float] | None = None  # (test frames, median, 95th percentile): calibrated model's ECE
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -213,6 +221,7 @@ def metric_columns(val: dict[str, Any], test: dict[str, Any]) -> dict[str, Any]:
             "test_clip_accuracy": test.get("clip_accuracy"), "test_clip_accuracy_low": clo,
             "test_clip_accuracy_high": chi, "test_macro_f1": test.get("macro_f1"),
             "test_clip_macro_f1": test.get("clip_macro_f1"), "test_ece": test.get("ece"),
+            "test_ece_low": _ci(test, "ece_ci")[0], "test_ece_high": _ci(test, "ece_ci")[1],
             "test_worst_source_accuracy": test.get("worst_source_accuracy"), "shortcut_view": gap.get("view"),
             "shortcut_sources": " > ".join(str(s) for s in gap.get("sources") or []) or None,
             "shortcut_gap": gap.get("gap"), "test_frames": test.get("n"), "test_clips": test.get("n_clips")}
@@ -418,14 +427,15 @@ def _split_sizes(rows: list[BoardRow], summaries: list[SeedSummary], study_dir: 
 
 
 def _boards(base: list[BoardRow], teacher_base: list[BoardRow], profile_dir: Path | None, targets: list[str] | None,
-            include_unstable: bool, notes: list[str]) -> list[TargetBoard]:
-    """One ranked board per target (or the accuracy-only board)."""
+            include_unstable: bool, notes: list[str], predictions: dict[str, ValHits] | None = None,
+            margin: float = DEFAULT_MARGIN) -> list[TargetBoard]:
+    """One ranked board per target (or the accuracy-only board); decisions on ``predictions`` at ``margin``."""
     if profile_dir is None:
         notes.append("no profile results: accuracy-only leaderboard (no latency, memory or constraints)")
         objectives = [("val_accuracy", "max")] + ([("size_mb", "min")] if all(r.size_mb is not None for r in base) else [])
         rows = [r.replace(target=NO_TARGET, verdict="n/a") for r in base]
-        board = TargetBoard(NO_TARGET, objectives, rows=rank_rows(rows, objectives),
-                            teacher_rows=[r.replace(target=NO_TARGET) for r in teacher_base])
+        board = TargetBoard(NO_TARGET, objectives, rows=rank_rows(rows, objectives, predictions, margin),
+                            teacher_rows=[r.replace(target=NO_TARGET) for r in teacher_base], margin=margin)
         recommend(board, include_unstable)
         return [board]
     profile_dir = Path(profile_dir)
@@ -441,8 +451,8 @@ def _boards(base: list[BoardRow], teacher_base: list[BoardRow], profile_dir: Pat
         constraints, source = load_constraints(name, profile_dir)
         rows = join_profile(base, records, name)
         apply_verdicts(rows, constraints)
-        board = TargetBoard(name, objectives, constraints, source, rank_rows(rows, objectives),
-                            teacher_rows=join_profile(teacher_base, records, name))
+        board = TargetBoard(name, objectives, constraints, source, rank_rows(rows, objectives, predictions, margin),
+                            teacher_rows=join_profile(teacher_base, records, name), margin=margin)
         apply_verdicts(board.teacher_rows, constraints)
         recommend(board, include_unstable)
         boards.append(board)
@@ -486,12 +496,79 @@ def _read_candidates(export_dir: Path) -> dict[str, dict[str, Any]]:
     return {c.get("id"): c for c in doc.get("candidates", []) if isinstance(c, dict)}
 
 
+def study_margin(info: dict[str, Any], margin: float | None = None) -> tuple[float, str]:
+    """The equivalence margin and where it comes from: ``--margin``, else the study's ``[study] margin``, else 0.01."""
+    if margin is not None:
+        return check_margin(margin, "--margin"), "--margin"
+    cfg = info.get("config") or {}
+    value = cfg.get("margin", ((cfg.get("raw") or {}).get("study") or {}).get("margin"))
+    if value is not None:
+        return check_margin(value, "study.json config.margin ([study] margin)"), "study"
+    return DEFAULT_MARGIN, "default"
+
+
+def _load_variant_predictions(export_dir: Path, rec: VariantRecord) -> tuple[ValHits, dict[str, Any]]:
+    """An exported variant's validation hits (one checkpoint) and its test ECE interval, from the predictions
+    ``kdbench export`` saved beside it; ValHits(missing=why) when there are none."""
+    from kdbench.leaderboard.calibration import ece_interval
+
+    if not rec.predictions:
+        return ValHits(missing="`kdbench export` saved no per-frame predictions for this variant (an older export: "
+                               "rerun it to add them)"), {}
+    path = Path(export_dir) / rec.predictions
+    if not path.is_file():
+        return ValHits(missing=f"its per-frame predictions {path} are missing (rerun `kdbench export`)"), {}
+    try:
+        with np.load(path) as doc:
+            arrays = {k: np.asarray(doc[k]) for k in doc.files}
+        val = {k: arrays[f"val_{k}"] for k in ("logits", "rows", "labels", "clips")}
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(f"{path}: not the per-frame predictions `kdbench export` writes ({err}); rerun `kdbench export`") from None
+    if not (len(val["logits"]) == len(val["rows"]) == len(val["labels"]) == len(val["clips"])):
+        raise DataError(f"{path}: val logits, rows, labels and clips differ in length; rerun `kdbench export`")
+    hits = ValHits(hits=(val["logits"].argmax(axis=1) == val["labels"])[None], rows=val["rows"], clips=val["clips"])
+    extra: dict[str, Any] = {}
+    if all(f"test_{k}" in arrays for k in ("logits", "labels", "clips")):
+        ci = ece_interval([arrays["test_logits"]], arrays["test_labels"], arrays["test_clips"])
+        if ci is not None:
+            extra = {"test_ece_low": ci[0], "test_ece_high": ci[1]}
+    return hits, extra
+
+
+def variant_predictions(export_dir: Path, variants: list[VariantRecord], rows: list[BoardRow]) -> dict[str, ValHits]:
+    """Validation hits per variant id (kdbench.leaderboard.rank.hits_key) for the decisions; sets each row's test
+    ECE interval from the same file."""
+    by_id = {v.id: v for v in variants}
+    out: dict[str, ValHits] = {}
+    for row in rows:
+        rec = by_id.get(str(row.variant_id))
+        if rec is None:
+            continue
+        if rec.id not in out:
+            out[rec.id], extra = _load_variant_predictions(export_dir, rec)
+            for key, value in extra.items():
+                setattr(row, key, value)
+    return out
+
+
+def _ece_floor(rows: list[BoardRow]) -> tuple[int, float, float] | None:
+    """(test frames, median, 95th percentile) ECE of a perfectly calibrated model on the test split's size."""
+    from kdbench.leaderboard.calibration import ece_noise_floor
+
+    frames = next((int(r.test_frames) for r in rows if r.test_frames), None)
+    return (frames, *ece_noise_floor(frames)) if frames else None
+
+
 def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path | None = None,
-            targets: list[str] | None = None, include_unstable: bool = False) -> Leaderboard:
-    """Read every input and build the leaderboard: ranked boards per target, teacher, per-method seed results."""
+            targets: list[str] | None = None, include_unstable: bool = False,
+            margin: float | None = None) -> Leaderboard:
+    """Read every input and build the leaderboard: ranked boards per target, teacher, per-method seed results.
+
+    ``margin``: the decisions' equivalence margin (None: the study's ``[study] margin``, else 0.01)."""
     notes: list[str] = []
     study_dir = Path(study_dir)
     info, trials = read_study(study_dir)
+    margin, margin_source = study_margin(info, margin)
     stats, stats_source = read_statistics(study_dir, notes)
     confirm_not_used = bool(notes)  # read_statistics said why it fell back to the search's statistics
     objective = (info.get("config") or {}).get("objective", "val_accuracy")
@@ -520,10 +597,13 @@ def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path |
         if not base:
             raise DataError(f"{Path(export_dir) / 'manifest.json'}: no student variant with status 'ok' "
                             f"({len(left_out)} failed); nothing to rank")
+        predictions = variant_predictions(Path(export_dir), variants, base)
     else:
         notes.append("no --export given: rows are the best trial of every (student, method), scored by their seed means; "
                      "no size, latency or constraints")
         base = study_rows(best, summaries)
+        predictions = {f"{t['student']}/trial {t['trial']}": summaries[(t["student"], int(t["trial"]))].val_hits
+                       for t in best}
         if profile_dir is not None:
             notes.append(f"--profiles {profile_dir} ignored: profile results are keyed by exported variant id, so they "
                          "need --export as well")
@@ -538,12 +618,12 @@ def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path |
         c = sig.get(str(row.student))
         if c is not None:
             row.kd_vs_scratch_diff, row.kd_vs_scratch_p_holm = c.get("diff"), c.get("p_holm")
-            row.kd_vs_scratch_p_a_gt_b, row.kd_vs_scratch_source = c.get("p_a_gt_b"), stats_source
+            row.kd_vs_scratch_verdict, row.kd_vs_scratch_source = c.get("verdict"), stats_source
     if teacher_acc is None:
         notes.append("the teacher's test accuracy is unknown (no teacher.json beside the study's teacher and no "
                      "teacher_accuracy in the trials): relative accuracy is left empty")
 
-    boards = _boards(base, teacher_base, profile_dir, targets, include_unstable, notes)
+    boards = _boards(base, teacher_base, profile_dir, targets, include_unstable, notes, predictions, margin)
     method_results = [summaries[(t["student"], int(t["trial"]))] for t in best]
     return Leaderboard(study=str(info.get("study") or study_dir.name), boards=boards, teacher=teacher,
                        method_results=method_results, notes=notes, left_out=left_out,
@@ -553,4 +633,5 @@ def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path |
                        comparisons=[c for c in (stats or {}).get("comparisons", []) if c.get("metric") == "test_accuracy"],
                        comparisons_source=stats_source,
                        split_sizes=_split_sizes(base, method_results, study_dir),
-                       pareto=pareto_section(study_dir, info, summaries), families=student_families(info))
+                       pareto=pareto_section(study_dir, info, summaries), families=student_families(info),
+                       margin=margin, margin_source=margin_source, ece_floor=_ece_floor(base))

@@ -9,6 +9,7 @@ column means what a timm column means it has timm's name (``infer_img_size``, ``
 from __future__ import annotations
 
 _INTERVAL = "95% interval from a bootstrap that resamples clips (frames of one cine loop move together)"
+_SEED_PART = "widened by a t interval over seeds, for a seed mean (kdbench.metrics.seed_clip_interval)"
 
 COLUMNS: dict[str, str] = {
     "target": "hardware target (a profile in hardware_profiles/); 'none' when no profile results were given",
@@ -16,8 +17,17 @@ COLUMNS: dict[str, str] = {
              "target is at least as accurate on validation, as fast and as small and better in one); empty = not "
              "ranked (see 'note')",
     "pareto": "yes when front = 1",
-    "tied": "best = the ranked model with the highest validation accuracy; yes = its validation interval overlaps "
-            "the best's (statistically tied with it: no measurable accuracy is lost by choosing it); no = it does not",
+    "decision": "this model against the target's best on validation, paired on the same validation frames (and seed "
+                "indices, for seed means) at the margin δ (kdbench.leaderboard.decisions): best = the most accurate "
+                "ranked model; equivalent = the whole 95% interval of best minus it lies inside ±δ (a loss below δ "
+                "is accepted by definition, even when the interval excludes 0); worse = not equivalent and that "
+                "interval lies above 0; undecided = neither (see decision_note)",
+    "decision_note": "the comparison behind the decision (best - this [95% interval], how it was paired); for an "
+                     "undecided model what would settle it (about how many seeds or validation clips), or why no "
+                     "comparison could be made (e.g. no per-frame predictions saved)",
+    "decision_ci_low": "lower end of the 95% interval of best minus this model's validation accuracy "
+                       "(kdbench.metrics.paired_interval)",
+    "decision_ci_high": "upper end of that interval",
     "recommended": "yes = the model recommended on this target; uncertain = recommended with a flag (no model "
                    "surely meets the constraints and this one's estimate band straddles a limit)",
     "student": "student architecture",
@@ -37,19 +47,26 @@ COLUMNS: dict[str, str] = {
     "infer_img_size": "input size in pixels (square, grey)",
     "infer_batch_size": "batch size of the latency figures (always 1 here: a frame at a time)",
     "val_accuracy": "validation frame accuracy: the figure the ranking, the fronts and the recommendation use (the "
-                    "variant's own, re-measured on the exported file; the seed mean for 'checkpoint' rows)",
-    "val_accuracy_low": f"lower end of the {_INTERVAL} (and seeds, for a seed mean)",
+                    "variant's own, re-measured on the exported file; the seed mean for 'checkpoint' rows). "
+                    "Selection-biased upward: epochs, configurations, the exported seed and the variant were all "
+                    "chosen on these frames (seed_mean_val_accuracy and the test figures are less so)",
+    "val_accuracy_low": f"lower end of the {_INTERVAL}, {_SEED_PART}",
     "val_accuracy_high": "upper end of that interval",
     "test_accuracy": "test frame accuracy of this variant, re-measured on the exported file in its runtime (the seed "
                      "mean for 'checkpoint' rows); reported, never used to choose",
-    "test_accuracy_low": f"lower end of the {_INTERVAL} (and seeds, for a seed mean)",
+    "test_accuracy_low": f"lower end of the {_INTERVAL}, {_SEED_PART}",
     "test_accuracy_high": "upper end of that interval",
     "test_clip_accuracy": "test clip accuracy: one prediction per cine loop from its frames' mean logits",
     "test_clip_accuracy_low": f"lower end of the {_INTERVAL}",
     "test_clip_accuracy_high": "upper end of that interval",
     "test_macro_f1": "test macro-F1 (frames)",
     "test_clip_macro_f1": "test macro-F1 of the clip predictions",
-    "test_ece": "test expected calibration error (15 equal-width confidence bins; 0 = confidence matches accuracy)",
+    "test_ece": "test expected calibration error (15 equal-width confidence bins; 0 = confidence matches accuracy); "
+                "biased upward on a finite split: read it against the noise floor in the README (a perfectly "
+                "calibrated model's ECE on as many frames)",
+    "test_ece_low": "lower end of its 95% interval: a basic (bias-shifted) bootstrap over clips, from the saved "
+                    "per-frame test predictions (kdbench.leaderboard.calibration.ece_interval)",
+    "test_ece_high": "upper end of that interval",
     "test_worst_source_accuracy": "lowest per-dataset (source) test accuracy",
     "shortcut_view": "the shortcut check: of the views present in more than one source, the one whose recall differs "
                      "most between its sources (a model that learned the source, not the view, shows a large gap)",
@@ -61,8 +78,9 @@ COLUMNS: dict[str, str] = {
     "seed_mean_test_accuracy": "mean test accuracy over those seeds",
     "seed_test_low": "lower end of the 95% interval of seed_mean_test_accuracy (see seed_interval)",
     "seed_test_high": "upper end of that interval",
-    "seed_interval": "how that interval was obtained: 'seeds+clips' (bootstrap over seeds and clips, from the runs' "
-                     "saved predictions) or 'seeds' (over seeds only: the predictions were not saved)",
+    "seed_interval": "how that interval was obtained: 'seeds+clips' (a bootstrap over clips widened by a t interval "
+                     "over seeds, from the runs' saved predictions: kdbench.metrics.seed_clip_interval) or 'seeds' "
+                     "(a t interval over seeds only: the predictions were not saved)",
     "n_seeds": "number of seeds behind the seed means",
     "relative_accuracy": "test_accuracy / the teacher's test accuracy",
     "seed_relative_accuracy": "seed_mean_test_accuracy / the teacher's accuracy on the same test frames",
@@ -97,7 +115,8 @@ COLUMNS: dict[str, str] = {
     "kd_vs_scratch_diff": "best distillation minus scratch, mean paired test-accuracy difference over seeds, for this "
                           "architecture",
     "kd_vs_scratch_p_holm": "Holm-corrected p-value of that difference",
-    "kd_vs_scratch_p_a_gt_b": "probability that distillation beats scratch for this architecture",
+    "kd_vs_scratch_verdict": "KD better / scratch better (Holm p < 0.05) / equivalent within the study's margin / "
+                             "undecided at this budget (with about how many seeds would detect the margin)",
     "kd_vs_scratch_source": "confirm = fresh confirmation seeds (`kdbench search confirm`); search = the search's own "
                             "runs (optimistic: the configuration was chosen from them)",
     "variant_id": "the variant's id in the export manifest",

@@ -104,9 +104,9 @@ def _draw_points(ax: Any, rows: list[BoardRow], x_col: str, colours: dict[str, A
         ax.scatter([x], [y], s=area(r.size_mb), marker=_marker(r), alpha=0.8, facecolors="none" if estimated else [colour],
                    edgecolors=[colour], linewidths=1.6 if estimated else 0.6, zorder=3)
         if r.front == 1:
-            tied = r.tied in ("best", "yes")
+            keeps = r.decision in ("best", "equivalent")
             ax.scatter([x], [y], s=area(r.size_mb) * 1.9, marker="o", facecolors="none", edgecolors="black",
-                       linewidths=1.4 if tied else 0.8, linestyles="solid" if tied else (0, (2, 2)), zorder=2)
+                       linewidths=1.4 if keeps else 0.8, linestyles="solid" if keeps else (0, (2, 2)), zorder=2)
 
 
 def _legend_handles(ax: Any, rows: list[BoardRow], students: list[str], colours: dict[str, Any], x_col: str) -> None:
@@ -122,11 +122,11 @@ def _legend_handles(ax: Any, rows: list[BoardRow], students: list[str], colours:
     front = "Pareto-optimal (val accuracy, latency, size)" if x_col != "size_mb" else "Pareto-optimal"
     handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="black",
                           markersize=11, markeredgewidth=1.4))
-    labels.append(front + ",\nstatistically tied with the best")
-    if any(r.front == 1 and r.tied == "no" for r in rows):
+    labels.append(front + ",\nbest, or equivalent to it within the margin")
+    if any(r.front == 1 and r.decision not in ("best", "equivalent") for r in rows):
         handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="0.2",
                               markersize=11, markeredgewidth=0.6))
-        labels.append(front + ",\nnot tied: less accurate than the best (dashed)")
+        labels.append(front + ",\nworse than the best, or undecided (dashed)")
     handles.append(Line2D([], [], marker="|", linestyle="", color="0.3", markersize=10))
     labels.append("95% interval of val accuracy")
     if any(r.measured == "estimated" for r in rows):

@@ -1,16 +1,19 @@
-"""Ranking a target's rows on validation figures: Pareto fronts, statistical ties with the best, the recommendation.
+"""Ranking a target's rows on validation figures: Pareto fronts, decisions against the best, the recommendation.
 
-Every choice here reads validation accuracy (and latency, size); test figures are only reported. Two
-models are "statistically tied" when their 95% validation intervals overlap (a conservative reading: a
-lead inside the noise is no win).
+Every choice here reads validation accuracy (and latency, size); test figures are only reported. Each ranked
+row gets a decision against the target's best row at the equivalence margin (best / equivalent / worse /
+undecided: kdbench.leaderboard.decisions, a paired comparison on the same validation frames). The
+recommendation is the fastest (then smallest) model that is best or equivalent and meets the constraints.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kdbench.leaderboard.decisions import ValHits, compare, fmt_margin
 from kdbench.leaderboard.pareto import pareto_fronts
 from kdbench.leaderboard.row import BoardRow
+from kdbench.search.space import DEFAULT_MARGIN
 
 if TYPE_CHECKING:
     from kdbench.leaderboard.collect import TargetBoard
@@ -35,25 +38,42 @@ def _best_key(row: BoardRow) -> tuple:
             row.size_mb if row.size_mb is not None else 0.0, sort_key(row))
 
 
-def overlaps(a: BoardRow, b: BoardRow) -> bool | None:
-    """Whether the validation intervals of two rows overlap (None when one has no interval)."""
-    if None in (a.val_accuracy_low, a.val_accuracy_high, b.val_accuracy_low, b.val_accuracy_high):
-        return None
-    return a.val_accuracy_low <= b.val_accuracy_high and b.val_accuracy_low <= a.val_accuracy_high
+def hits_key(row: BoardRow) -> str:
+    """The key of a row's validation predictions: its exported variant, else its trial (seed means)."""
+    return str(row.variant_id) if row.variant_id else f"{row.student}/trial {row.trial}"
 
 
-def mark_ties(ranked: list[BoardRow]) -> None:
-    """'best' on the most accurate ranked row, yes/no on the others: does its interval overlap the best's."""
+NO_PREDICTIONS = "no per-frame validation predictions were given for this row"
+
+
+def mark_decisions(ranked: list[BoardRow], predictions: dict[str, ValHits] | None = None,
+                   margin: float = DEFAULT_MARGIN) -> BoardRow | None:
+    """Set decision (best / equivalent / worse / undecided), its note and interval on every ranked row; the best row."""
     if not ranked:
-        return
+        return None
+    predictions = predictions or {}
     best = min(ranked, key=_best_key)
+    ref = predictions.get(hits_key(best)) or ValHits(missing=NO_PREDICTIONS)
     for r in ranked:
-        tied = overlaps(r, best)
-        r.tied = "best" if r is best else (None if tied is None else ("yes" if tied else "no"))
+        if r is best:
+            r.decision, r.decision_note = "best", f"the most accurate ranked model on validation (margin ±{margin:.3f})"
+            if ref.missing:
+                r.decision_note += f"; no model can be compared with it: {ref.missing}"
+            r.decision_ci_low = r.decision_ci_high = None
+        elif r.variant_id and r.variant_id == best.variant_id:
+            r.decision, r.decision_note = "equivalent", "the same exported file as the best, in another runtime"
+            r.decision_ci_low = r.decision_ci_high = None
+        else:
+            d = compare(ref, predictions.get(hits_key(r)) or ValHits(missing=NO_PREDICTIONS), margin)
+            r.decision, r.decision_note, r.decision_ci_low, r.decision_ci_high = d.verdict, d.note, d.ci_low, d.ci_high
+    return best
 
 
-def rank_rows(rows: list[BoardRow], objectives: list[tuple[str, str]]) -> list[BoardRow]:
-    """Set front, pareto and tied on the rows that have every objective; return all rows, ranked first."""
+def rank_rows(rows: list[BoardRow], objectives: list[tuple[str, str]], predictions: dict[str, ValHits] | None = None,
+              margin: float = DEFAULT_MARGIN) -> list[BoardRow]:
+    """Set front, pareto and decision on the rows that have every objective; return all rows, ranked first.
+
+    ``predictions``: validation hits by ``hits_key`` (missing: those rows are undecided, saying so)."""
     rankable = [r for r in rows if all(getattr(r, c) is not None for c, _ in objectives)]
     fronts = pareto_fronts([[getattr(r, c) for c, _ in objectives] for r in rankable], [s for _, s in objectives])
     for r, f in zip(rankable, fronts):
@@ -63,7 +83,7 @@ def rank_rows(rows: list[BoardRow], objectives: list[tuple[str, str]]) -> list[B
             missing = [c for c, _ in objectives if getattr(r, c) is None]
             r.pareto = None
             r.note = r.note or f"not ranked: no {', '.join(missing)}"
-    mark_ties(rankable)
+    mark_decisions(rankable, predictions, margin)
     return sorted(rows, key=sort_key)
 
 
@@ -91,12 +111,36 @@ def _no_model_text(board: "TargetBoard", ranked: list[BoardRow]) -> str:
     return text
 
 
+KEEPS = ("best", "equivalent")  # decisions that keep the accuracy of the best
+
+
+def _speed_key(row: BoardRow) -> tuple:
+    """The fastest first, then the smallest, then the most accurate on validation."""
+    return (_num(row.latency_p50_ms), _num(row.size_mb), _num(row.val_accuracy, -1.0), sort_key(row))
+
+
+def selection_note(row: BoardRow) -> str:
+    """'selection-biased: chosen on these frames; seed mean 0.884' for a chosen row's validation figure."""
+    seed = (f"; seed mean {row.seed_mean_val_accuracy:.3f} over {row.n_seeds} seeds"
+            if row.seed_mean_val_accuracy is not None and row.variant != "checkpoint" else "")
+    return f"selection-biased: chosen on these frames{seed}"
+
+
+def decision_counts(ranked: list[BoardRow]) -> str:
+    """'1 best, 3 equivalent, 10 worse, 5 undecided'."""
+    return ", ".join(f"{sum(r.decision == v for r in ranked)} {v}" for v in ("best", "equivalent", "worse", "undecided"))
+
+
 def recommend(board: "TargetBoard", include_unstable: bool = False) -> None:
-    """The most accurate (validation) ranked model that meets the constraints; an uncertain one only flagged as such."""
+    """The fastest (then smallest) ranked model that is best or equivalent to the best on validation and meets the
+    constraints; without one, the most accurate that meets them. An uncertain one only when nothing surely meets,
+    flagged."""
     ranked = [r for r in board.rows if r.front is not None]
     if not ranked:
         board.recommendation = "no model could be ranked on this target (see the notes in the table)"
         return
+    margin = getattr(board, "margin", DEFAULT_MARGIN)
+    best_row = next((r for r in ranked if r.decision == "best"), None)
     usable = [r for r in ranked if include_unstable or r.stable is not False]
     board.left_out_unstable = len(ranked) - len(usable)
     eligible = [r for r in usable if r.verdict in ELIGIBLE]
@@ -105,21 +149,32 @@ def recommend(board: "TargetBoard", include_unstable: bool = False) -> None:
         board.recommendation = _no_model_text(board, ranked)
         return
     flagged = not eligible
-    best = min(eligible or uncertain, key=_best_key)
-    best.recommended = "uncertain" if flagged else "yes"
-    board.recommended = best
-    if flagged:
-        text = (f"UNCERTAIN: {row_label(best)}, {_acc(best)}: no model surely meets the constraints; this one's "
-                f"estimate band straddles a limit ({best.verdict_reasons}): measure it on the target before relying on it")
-    elif best.verdict == "meets":
-        text = f"{row_label(best)}: the most accurate model on validation that meets every constraint ({_acc(best)})"
+    pool = eligible or uncertain
+    keep = [r for r in pool if r.decision in KEEPS]
+    chosen = min(keep, key=_speed_key) if keep else min(pool, key=_best_key)
+    chosen.recommended = "uncertain" if flagged else "yes"
+    board.recommended = chosen
+    acc = f"{_acc(chosen)}, {selection_note(chosen)}"
+    rule = f"margin δ = {fmt_margin(margin)}, paired on the same validation frames"
+    if chosen.decision == "best":
+        how = f"the best on validation ({rule})"
     else:
-        text = f"{row_label(best)}: the most accurate model on validation ({_acc(best)}; no constraints on this target)"
-    tied = [r for r in (eligible or uncertain) if r is not best and overlaps(r, best)
-            and _num(r.latency_p50_ms) < _num(best.latency_p50_ms)]
-    if tied:
-        text += f"; {len(tied)} faster model(s) are statistically tied with it (fastest: {row_label(min(tied, key=lambda r: _num(r.latency_p50_ms)))})"
-    better_uncertain = [r for r in uncertain if not flagged and r.val_accuracy > best.val_accuracy]
+        how = f"{chosen.decision} to the best on validation ({rule}: {chosen.decision_note})"
+    meets = chosen.verdict == "meets"
+    if flagged:
+        text = (f"UNCERTAIN: {row_label(chosen)}, {acc}: no model surely meets the constraints; this one's estimate band "
+                f"straddles a limit ({chosen.verdict_reasons}): measure it on the target before relying on it; "
+                f"decision: {how}")
+    elif keep:
+        text = (f"{row_label(chosen)}: the fastest (then smallest) model that is best or equivalent to the best"
+                f"{' and meets every constraint' if meets else ' (no constraints on this target)'}; decision: {how}; {acc}")
+    else:
+        text = (f"{row_label(chosen)}: no {'model that meets every constraint' if meets else 'usable model'} is best or "
+                f"equivalent to the best ({row_label(best_row) if best_row else '-'}) at δ = {fmt_margin(margin)}; this "
+                f"is the most accurate one that {'meets them' if meets else 'is'}: {acc}; decision: {chosen.decision} "
+                f"({chosen.decision_note})")
+    text += f"; decisions against the best: {decision_counts(ranked)}"
+    better_uncertain = [r for r in uncertain if not flagged and r.val_accuracy > chosen.val_accuracy]
     if better_uncertain:
         text += f"; {len(better_uncertain)} more accurate model(s) are uncertain on the constraints (not recommended)"
     board.recommendation = text

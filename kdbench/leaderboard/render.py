@@ -17,18 +17,20 @@ from typing import Any
 from kdbench.leaderboard.collect import NO_TARGET, Leaderboard, TargetBoard
 from kdbench.leaderboard.columns import COLUMNS, column_names
 from kdbench.leaderboard.constraints import describe_constraints
+from kdbench.leaderboard.decisions import fmt_margin
 from kdbench.leaderboard.rank import row_label
 from kdbench.leaderboard.row import BoardRow
 
 EST = "≈"  # prefix of an estimated figure in the Markdown
+BIASED = "†"  # suffix of a selection-biased validation figure (the best's and the recommended model's)
 JSON_FORMAT = 1
 
 # The per-target table of README.md.
 TABLE_HEADERS = (
-    "front", "tied", "student", "method", "T", "α", "train batch", "variant (precision, runtime)",
+    "front", "decision vs best: best - this [95% CI]", "student", "method", "T", "α", "train batch", "variant (precision, runtime)",
     "val acc [95% CI]", "test acc [95% CI]", "test clip acc [95% CI]", "seed-mean test acc [95% CI] (n)",
     "rel. to teacher (seed mean) [95% CI]", "macro-F1", "ECE", "shortcut gap", "p50 ms", "fps", "model MB", "size MB", "params (M)", "GMACs",
-    "figures", "verdict", "KD vs scratch: Holm p, P(KD>scratch)",
+    "figures", "verdict", "KD vs scratch: Holm p, verdict",
 )
 _RIGHT = {0, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21}
 
@@ -101,9 +103,9 @@ def _shortcut(row: BoardRow) -> str:
 
 
 def _sig(row: BoardRow) -> str:
-    if row.kd_vs_scratch_p_holm is None and row.kd_vs_scratch_p_a_gt_b is None:
+    if row.kd_vs_scratch_p_holm is None and row.kd_vs_scratch_verdict is None:
         return "-"
-    return (f"{fmt_p(row.kd_vs_scratch_p_holm)}, {fmt_num(row.kd_vs_scratch_p_a_gt_b, 2)}"
+    return (f"{fmt_p(row.kd_vs_scratch_p_holm)}, {row.kd_vs_scratch_verdict or '-'}"
             + (f" ({row.kd_vs_scratch_source})" if row.kd_vs_scratch_source else ""))
 
 
@@ -111,17 +113,44 @@ def _opt(value: Any, digits: int) -> str:
     return fmt_num(value, digits) if value is not None else "-"
 
 
+def decision_cell(row: BoardRow) -> str:
+    """'worse [+0.052, +0.108]'; an undecided row with what would settle it (or why it was not compared)."""
+    if row.decision is None:
+        return "-"
+    ci = (f" [{row.decision_ci_low:+.3f}, {row.decision_ci_high:+.3f}]"
+          if row.decision_ci_low is not None and row.decision_ci_high is not None else "")
+    if row.decision == "undecided":
+        note = row.decision_note or ""
+        return f"undecided{ci}: {note.split('; ', 1)[1] if '; ' in note else note}"
+    if row.decision == "equivalent" and not ci and row.decision_note:
+        return f"equivalent: {row.decision_note}"
+    return f"{row.decision}{ci}"
+
+
+def val_cell(row: BoardRow) -> str:
+    """The validation accuracy with its interval, marked † when it was chosen on these frames (best, recommended)."""
+    text = fmt_ci(row.val_accuracy, row.val_accuracy_low, row.val_accuracy_high)
+    return text + BIASED if text != "-" and (row.decision == "best" or row.recommended) else text
+
+
+def ece_cell(row: BoardRow) -> str:
+    """ECE with its clip-bootstrap interval where the per-frame test predictions were saved."""
+    if row.test_ece is not None and row.test_ece_low is not None and row.test_ece_high is not None:
+        return fmt_ci(row.test_ece, row.test_ece_low, row.test_ece_high)
+    return fmt_num(row.test_ece)
+
+
 def _table_cells(row: BoardRow) -> list[str]:
     """The README cells of one row, in TABLE_HEADERS order."""
     return [
-        str(row.front) if row.front is not None else "-", row.tied or "-",
+        str(row.front) if row.front is not None else "-", decision_cell(row),
         str(row.student or "-"), str(row.method or "-"), _opt(row.temperature, 1), _opt(row.alpha, 2),
         str(row.train_batch_size) if row.train_batch_size is not None else "-", variant_label(row),
-        fmt_ci(row.val_accuracy, row.val_accuracy_low, row.val_accuracy_high),
+        val_cell(row),
         fmt_ci(row.test_accuracy, row.test_accuracy_low, row.test_accuracy_high),
         fmt_ci(row.test_clip_accuracy, row.test_clip_accuracy_low, row.test_clip_accuracy_high),
         fmt_ci(row.seed_mean_test_accuracy, row.seed_test_low, row.seed_test_high, row.n_seeds, row.seed_interval),
-        _relative(row), fmt_num(row.test_macro_f1), fmt_num(row.test_ece), _shortcut(row),
+        _relative(row), fmt_num(row.test_macro_f1), ece_cell(row), _shortcut(row),
         _est(row, _band(row.latency_p50_ms, row.latency_p50_low_ms, row.latency_p50_high_ms, 2)),
         _est(row, _band(row.fps, row.fps_low, row.fps_high, 1)), _est(row, fmt_num(row.model_memory_mb, 1)),
         fmt_num(row.size_mb, 2), fmt_num(row.param_count, 2), fmt_num(row.infer_gmacs, 3), _figures(row),
@@ -182,13 +211,15 @@ def _relative(row: BoardRow) -> str:
 def _summary_row(b: TargetBoard) -> list[str]:
     r = b.recommended
     if r is None:
-        return [b.name, describe_constraints(b.constraints), b.recommendation] + ["-"] * 9
+        return [b.name, describe_constraints(b.constraints), b.recommendation] + ["-"] * 10
     flag = "UNCERTAIN: " if r.recommended == "uncertain" else ""
+    seed = (f" (seed mean {fmt_num(r.seed_mean_val_accuracy)}, n={r.n_seeds})"
+            if r.seed_mean_val_accuracy is not None and r.variant != "checkpoint" else "")
     return [b.name, describe_constraints(b.constraints), f"{flag}{row_label(r)} (front {r.front})",
-            fmt_ci(r.val_accuracy, r.val_accuracy_low, r.val_accuracy_high),
+            decision_cell(r), val_cell(r) + seed,
             fmt_ci(r.test_accuracy, r.test_accuracy_low, r.test_accuracy_high),
             fmt_ci(r.test_clip_accuracy, r.test_clip_accuracy_low, r.test_clip_accuracy_high), _relative(r),
-            fmt_num(r.test_ece), _est(r, _band(r.latency_p50_ms, r.latency_p50_low_ms, r.latency_p50_high_ms, 2)),
+            ece_cell(r), _est(r, _band(r.latency_p50_ms, r.latency_p50_low_ms, r.latency_p50_high_ms, 2)),
             _est(r, _band(r.fps, r.fps_low, r.fps_high, 1)), _est(r, fmt_num(r.model_memory_mb, 1)), fmt_num(r.size_mb, 2)]
 
 
@@ -220,16 +251,40 @@ def _teacher_lines(lb: Leaderboard) -> list[str]:
     return out + [""]
 
 
+MARGIN_SOURCES = {"--margin": "set by `--margin`", "study": "the study's `[study] margin`",
+                  "default": "the default: the study sets none"}
+
+
+def margin_text(lb: Leaderboard) -> str:
+    """'δ = 0.010 (1 point), the default: ...'."""
+    return f"δ = {fmt_margin(lb.margin)}, {MARGIN_SOURCES.get(lb.margin_source, lb.margin_source)}"
+
+
+def ece_floor_text(lb: Leaderboard) -> str:
+    """The ECE noise floor for the test split's size (kdbench.leaderboard.calibration.ece_noise_floor)."""
+    if not lb.ece_floor:
+        return ""
+    n, median, p95 = lb.ece_floor
+    return (f"ECE noise floor: a perfectly calibrated model scores {fmt_num(median)} on {n} test frames (95th "
+            f"percentile {fmt_num(p95)}; simulated with confidences spread evenly, frames independent): ECE values and "
+            "differences below that are noise.")
+
+
 def _summary(lb: Leaderboard) -> list[str]:
-    out = ["## Summary", "", "Recommended model per target: the most accurate model **on validation** that meets the "
-           "target's constraints (it is Pareto-optimal among them; exact ties go to the faster one), with its **test** "
-           "figures reported beside. A model whose verdict is 'uncertain' (an estimate's error band straddles a limit) "
-           "is recommended only when no model surely meets the constraints, and then flagged UNCERTAIN. "
-           + split_size_text(lb), ""]
-    out.append(markdown_table(["target", "constraints", "recommended", "val acc [95% CI]", "test acc [95% CI]",
-                               "test clip acc [95% CI]", "rel. to teacher (seed mean) [95% CI]", "test ECE", "p50 ms",
-                               "fps", "model MB", "size MB"],
-                              [_summary_row(b) for b in lb.boards], {3, 4, 5, 6, 7, 8, 9, 10, 11}))
+    out = ["## Summary", "", "Recommended model per target: the fastest (then smallest) model that is **best or "
+           "equivalent** to the target's most accurate model **on validation** and meets the target's constraints. "
+           "Equivalent: the whole 95% interval of best minus model, paired on the same validation frames (and seed "
+           f"indices, for seed means), lies inside ±δ ({margin_text(lb)}; fixed before the data are seen). When no "
+           "model that meets the constraints is best or equivalent, the most accurate one that does, saying so. A "
+           "model whose verdict is 'uncertain' (an estimate's error band straddles a limit) is recommended only when "
+           f"no model surely meets the constraints, and then flagged UNCERTAIN. {BIASED} marks a **selection-biased** "
+           "validation figure: the best's and the recommended model's were chosen on these very frames (epoch, "
+           "configuration, seed, variant), so they read high; the seed mean beside it and the **test** figures are the "
+           "less biased estimates. " + split_size_text(lb) + (" " + ece_floor_text(lb) if lb.ece_floor else ""), ""]
+    out.append(markdown_table(["target", "constraints", "recommended", "decision vs best", f"val acc [95% CI]{BIASED}",
+                               "test acc [95% CI]", "test clip acc [95% CI]", "rel. to teacher (seed mean) [95% CI]",
+                               "test ECE [95% CI]", "p50 ms", "fps", "model MB", "size MB"],
+                              [_summary_row(b) for b in lb.boards], {4, 5, 6, 7, 8, 9, 10, 11, 12}))
     return out + [""] + _teacher_lines(lb)
 
 
@@ -296,11 +351,12 @@ def _method_lines(lb: Leaderboard, plots: dict[str, str]) -> list[str]:
     results = sorted(lb.method_results, key=lambda m: fam.get(m.student, m.student)) if fam else lb.method_results
     lines.append(markdown_table(
         ["family"] * bool(fam) + ["student", "method", "trial", "val acc seed mean", "test acc seed mean [95% CI] (n)",
-                                  "test clip acc", "test ECE", "per-seed test acc"],
+                                  "test clip acc", "test ECE [95% CI]", "per-seed test acc"],
         [[fam.get(m.student, m.student)] * bool(fam) + [
           m.student, m.method, str(m.trial), fmt_num(m.means["val"]),
           fmt_ci(m.means["test"], *m.intervals["test"], m.n, m.interval_kind), fmt_num(m.test.get("clip_accuracy")),
-          fmt_num(m.test.get("ece")), ", ".join(f"{s}: {fmt_num(a)}" for s, a in zip(m.seeds, m.accuracies["test"]))]
+          fmt_ci(m.test.get("ece"), *m.test["ece_ci"]) if m.test.get("ece_ci") else fmt_num(m.test.get("ece")),
+          ", ".join(f"{s}: {fmt_num(a)}" for s, a in zip(m.seeds, m.accuracies["test"]))]
          for m in results], {i + bool(fam) for i in (2, 3, 5, 6)}))
     lines.append("")
     if lb.comparisons:
@@ -309,15 +365,19 @@ def _method_lines(lb: Leaderboard, plots: dict[str, str]) -> list[str]:
                  "on the search's own runs, among which the best configuration was chosen on validation: optimistic "
                  "(`kdbench search confirm` retrains on fresh seeds)")
         lines += ["### Distillation vs scratch, per architecture", "",
-                  f"Paired over seeds on **test** accuracy, {where}. A - B is the mean difference with its 95% interval, "
-                  "p the two-sided paired test, Holm p corrected over every comparison of the study.", ""]
+                  f"Paired over seeds on **test** accuracy, {where}. A - B is the mean difference with its 95% interval "
+                  "(engine paired_interval: over seeds and test clips from every prediction; seed t: over per-seed "
+                  "accuracies), p the two-sided paired test, Holm p corrected over every comparison of the study; "
+                  "the verdict is at the study's margin.", ""]
         lines.append(markdown_table(
-            ["student", "comparison", "A - B [95% CI]", "P(A>B)", "p", "Holm p", "significant (Holm p < 0.05)", "seeds"],
+            ["student", "comparison", "A - B [95% CI]", "p", "Holm p", "significant (Holm p < 0.05)", "seeds", "engine",
+             "verdict"],
             [[c.get("student", "-"), c.get("comparison", "-"),
               f"{fmt_num(c.get('diff'))} [{fmt_num(c.get('ci_low'))}, {fmt_num(c.get('ci_high'))}]",
-              fmt_num(c.get("p_a_gt_b"), 2), fmt_p(c.get("p_value")), fmt_p(c.get("p_holm")),
-              "yes" if c.get("significant") else "no", str(len(c.get("seeds") or []))] for c in lb.comparisons],
-            {2, 3, 4, 5, 7}))
+              fmt_p(c.get("p_value")), fmt_p(c.get("p_holm")),
+              "yes" if c.get("significant") else "no", str(len(c.get("seeds") or [])), c.get("engine") or "-",
+              c.get("verdict") or "-"] for c in lb.comparisons],
+            {2, 3, 4, 6}))
         lines.append("")
     return lines
 
@@ -325,8 +385,14 @@ def _method_lines(lb: Leaderboard, plots: dict[str, str]) -> list[str]:
 _INTRO = ("Every choice here is made on **validation** figures: per target, the models are ranked by non-dominated "
           "sorting over validation accuracy (higher is better), batch-1 latency (lower) and file size (lower), as far "
           "as they were measured; front 1 holds the Pareto-optimal models. Test figures are reported beside and never "
-          "used to choose. Every accuracy carries a 95% interval from a bootstrap over clips (and seeds, for seed "
-          "means); 'tied' marks models whose validation interval overlaps the best's. Figures marked " + EST +
+          "used to choose. Every accuracy carries a 95% interval from a bootstrap over clips (frames of one cine loop "
+          "move together), widened by a t interval over seeds for a seed mean (`kdbench.metrics.seed_clip_interval`). "
+          "'decision' compares each ranked model with the target's best on the same validation frames "
+          "(`kdbench.metrics.paired_interval`, best - model, 95%) at the margin δ: best, equivalent (the whole interval "
+          "inside ±δ), worse (otherwise, the interval above 0) or undecided (neither: with about how many seeds or validation "
+          f"clips would settle it, or why no paired comparison was possible). {BIASED}: selection-biased (chosen on "
+          "these frames). ECE carries a clip-bootstrap interval where the per-frame test predictions were saved. "
+          "Figures marked " + EST +
           " are **estimated** for an absent target (latency model; its band in brackets, its error in 'figures'), "
           "not measured. See [Columns](#columns).")
 
@@ -400,6 +466,8 @@ def _json_value(value: Any) -> Any:
 def render_json(lb: Leaderboard) -> str:
     """leaderboard.json: the CSV's rows as objects, with each target's constraints and recommendation."""
     targets = [{"target": b.name, "constraints": b.constraints, "objectives": [list(o) for o in b.objectives],
+                "margin": b.margin,
+                "decisions": {v: sum(r.decision == v for r in b.rows) for v in ("best", "equivalent", "worse", "undecided")},
                 "recommendation": b.recommendation,
                 "recommended": None if b.recommended is None else {"variant_id": b.recommended.variant_id,
                                                                    "runtime": b.recommended.runtime,
@@ -407,6 +475,9 @@ def render_json(lb: Leaderboard) -> str:
                for b in lb.boards]
     doc = {"format_version": JSON_FORMAT, "study": lb.study, "columns": column_names(), "targets": targets,
            "split_sizes": {k: {"frames": v[0], "clips": v[1]} for k, v in sorted(lb.split_sizes.items())},
+           "margin": {"value": lb.margin, "source": lb.margin_source},
+           "ece_noise_floor": None if not lb.ece_floor else {"test_frames": lb.ece_floor[0], "median": lb.ece_floor[1],
+                                                             "p95": lb.ece_floor[2]},
            "rows": [{k: _json_value(v) for k, v in r.to_dict().items()} for r in all_rows(lb)]}
     if lb.pareto:
         doc["pareto_front"] = lb.pareto

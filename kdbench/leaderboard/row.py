@@ -16,7 +16,10 @@ class BoardRow:
     target: str | None = None
     front: int | None = None
     pareto: str | None = None
-    tied: str | None = None
+    decision: str | None = None  # best | equivalent | worse | undecided (kdbench.leaderboard.decisions)
+    decision_note: str | None = None
+    decision_ci_low: float | None = None  # 95% interval of best minus this row (validation, paired)
+    decision_ci_high: float | None = None
     recommended: str | None = None
     student: str | None = None
     method: str | None = None
@@ -44,6 +47,8 @@ class BoardRow:
     test_macro_f1: float | None = None
     test_clip_macro_f1: float | None = None
     test_ece: float | None = None
+    test_ece_low: float | None = None
+    test_ece_high: float | None = None
     test_worst_source_accuracy: float | None = None
     shortcut_view: str | None = None
     shortcut_sources: str | None = None
@@ -82,7 +87,7 @@ class BoardRow:
     verdict_reasons: str | None = None
     kd_vs_scratch_diff: float | None = None
     kd_vs_scratch_p_holm: float | None = None
-    kd_vs_scratch_p_a_gt_b: float | None = None
+    kd_vs_scratch_verdict: str | None = None
     kd_vs_scratch_source: str | None = None
     variant_id: str | None = None
     note: str | None = None

@@ -15,6 +15,7 @@ import numpy as np
 
 from kdbench.errors import DataError
 from kdbench.manifest import read_json
+from kdbench.predictions import seed_hits, seed_logits, teacher_test_hits
 
 SPLITS = ("val", "test")
 
@@ -34,6 +35,7 @@ class SeedSummary:
     test: dict[str, Any] = field(default_factory=dict)  # seed means of other test figures (clip accuracy, ECE, ...)
     teacher_accuracy: float | None = None
     relative: tuple[float, float, float] | None = None  # seed-mean test accuracy / the teacher's: (ratio, low, high)
+    val_hits: Any = None  # kdbench.leaderboard.decisions.ValHits: per-seed validation hits for the decisions
 
     @property
     def n(self) -> int:
@@ -58,37 +60,6 @@ def seed_metrics(run_dir: Path, seed: int | str) -> dict[str, Any]:
     return (doc.get("metrics") or {}) if isinstance(doc, dict) else {}
 
 
-def seed_logits(run_dir: Path, seeds: list[int], split: str, store: Any) -> tuple[list[np.ndarray], np.ndarray] | None:
-    """(per-seed logits, store rows) of a split from every seed's predictions.npz; None when one is missing or they differ."""
-    logits, rows0 = [], None
-    for s in seeds:
-        path = Path(run_dir) / f"seed_{s}" / "predictions.npz"
-        if not path.is_file():
-            return None
-        with np.load(path) as doc:
-            if f"{split}_logits" not in doc or f"{split}_rows" not in doc:
-                return None
-            lg, rows = np.asarray(doc[f"{split}_logits"]), np.asarray(doc[f"{split}_rows"], dtype=np.int64)
-        if rows0 is not None and not np.array_equal(rows, rows0):
-            return None
-        if len(rows) == 0 or rows.max() >= len(store) or lg.shape[0] != len(rows):
-            raise DataError(f"{path}: {split} rows/logits do not fit the study's frame store {store.path} "
-                            f"({len(store)} frames); expected predictions written by `kdbench search` on that store")
-        logits.append(lg)
-        rows0 = rows
-    return (logits, rows0) if rows0 is not None else None
-
-
-def teacher_test_hits(run_dir: Path, seeds: list[int], rows: np.ndarray, store: Any) -> np.ndarray | None:
-    """The teacher's hits [N] on the test rows, from a seed's predictions.npz (None when not saved)."""
-    for s in seeds:
-        path = Path(run_dir) / f"seed_{s}" / "predictions.npz"
-        with np.load(path) as doc:
-            if "test_teacher_logits" in doc and len(doc["test_teacher_logits"]) == len(rows):
-                return np.asarray(doc["test_teacher_logits"]).argmax(axis=1) == store.labels[rows]
-    return None
-
-
 def _relative(run_dir: Path, seeds: list[int], preds: tuple[list[np.ndarray], np.ndarray] | None,
               store: Any) -> tuple[float, float, float] | None:
     """Seed-mean test accuracy over the teacher's, with its paired seed+clip interval (None without teacher hits)."""
@@ -101,17 +72,6 @@ def _relative(run_dir: Path, seeds: list[int], preds: tuple[list[np.ndarray], np
         return None
     hits, clips = seed_hits(*preds, store)
     return tuple(float(v) for v in relative_interval(hits, ref, clips))  # type: ignore[return-value]
-
-
-def seed_hits(logits: list[np.ndarray], rows: np.ndarray, store: Any, per_clip: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(hits [S, N], cluster ids [N]): per frame with its clip as cluster, or per clip (mean logits) as its own cluster."""
-    from kdbench.metrics import clip_ids, clip_table
-
-    labels, clips = store.labels[rows], np.asarray(clip_ids(store, rows))
-    if not per_clip:
-        return np.stack([lg.argmax(axis=1) == labels for lg in logits]), clips
-    tables = [clip_table(np.asarray(lg, dtype=np.float64), labels, clips) for lg in logits]
-    return np.stack([pred == lab for _, lab, pred, _ in tables]), tables[0][0]
 
 
 def _interval(values: list[float], hits: tuple[np.ndarray, np.ndarray] | None) -> tuple[float | None, float | None]:
@@ -151,10 +111,34 @@ def summarise_trial(trial: dict[str, Any], store: Any = None) -> SeedSummary:
     test = _test_means(per_seed)
     if preds["test"]:
         test["clip_accuracy_ci"] = _interval([], seed_hits(*preds["test"], store, per_clip=True))
+        test["ece_ci"] = _ece_interval(preds["test"], store)
     teacher = next((m["test"]["teacher_accuracy"] for m in per_seed
                     if (m.get("test") or {}).get("teacher_accuracy") is not None), None)
     return SeedSummary(student=trial["student"], method=trial["method"], trial=int(trial["trial"]), seeds=ok,
                        accuracies=accs, means={split: _mean(accs[split]) for split in SPLITS}, intervals=intervals,
                        interval_kind="seeds+clips" if all(h is not None for h in hits.values()) else "seeds",
                        test=test, teacher_accuracy=teacher,
-                       relative=_relative(Path(trial["run_dir"]), ok, preds["test"], store))
+                       relative=_relative(Path(trial["run_dir"]), ok, preds["test"], store),
+                       val_hits=_val_hits(ok, preds["val"], hits["val"], store))
+
+
+def _val_hits(seeds: list[int], preds: Any, hits: tuple[np.ndarray, np.ndarray] | None, store: Any) -> Any:
+    """The trial's per-seed validation hits for the leaderboard's decisions, or why there are none."""
+    from kdbench.leaderboard.decisions import ValHits
+
+    if store is None:
+        return ValHits(missing="no frame store to read the seeds' validation predictions against (the study's "
+                               "store is unknown or could not be opened)")
+    if preds is None or hits is None:
+        return ValHits(missing="not every seed of this trial saved validation predictions on the same frames "
+                               "(seed_<s>/predictions.npz)")
+    return ValHits(hits=hits[0], rows=preds[1], clips=hits[1], seeds=list(seeds))
+
+
+def _ece_interval(preds: tuple[list[np.ndarray], np.ndarray], store: Any) -> tuple[float, float] | None:
+    """Clip-bootstrap interval of the seed-mean test ECE (kdbench.leaderboard.calibration.ece_interval)."""
+    from kdbench.leaderboard.calibration import ece_interval
+    from kdbench.metrics import clip_ids
+
+    logits, rows = preds
+    return ece_interval(logits, store.labels[rows], np.asarray(clip_ids(store, rows)))

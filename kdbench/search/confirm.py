@@ -279,7 +279,7 @@ def run_confirm(req: ConfirmRequest, on_event: Callable[..., None] | None = None
         record = _record(trial, results, seeds)
         write_json(config_dir(study_dir, trial) / "trial.json", record)
         records.append(record)
-    stats = confirm_statistics(records, seeds, info, cfg)
+    stats = confirm_statistics(records, seeds, info, cfg, study_dir=study_dir, store_path=req.store or info.get("store"))
     stats["warnings"] = warnings + stats["warnings"]
     stats.update(study_finished=not left, unfinished=left)  # the leaderboard uses only a finished study's confirmation
     write_json(study_dir / CONFIRM_DIR / "statistics.json", stats)
@@ -287,17 +287,38 @@ def run_confirm(req: ConfirmRequest, on_event: Callable[..., None] | None = None
 
 
 def confirm_statistics(records: list[dict[str, Any]], seeds: list[int], info: dict[str, Any],
-                       cfg: dict[str, Any]) -> dict[str, Any]:
-    """study_statistics on the confirmation records, labelled as a confirmation."""
-    from kdbench.search.statistics import study_statistics
+                       cfg: dict[str, Any], study_dir: Path | None = None, store_path: Any = None) -> dict[str, Any]:
+    """study_statistics on the confirmation records, labelled as a confirmation.
+
+    With ``study_dir``: paired_interval on the fresh seeds' predictions (confirm/<student>/<method>-trial<N>/
+    seed_<s>/predictions.npz) when the store at ``store_path`` opens, and the looks so far (``looks``: one per
+    seed count this confirmation was computed at, read back from the confirm/statistics.json it replaces),
+    p_holm multiplied by their number (Bonferroni) when there are several."""
+    from kdbench.errors import KdbenchError
+    from kdbench.manifest import read_json
+    from kdbench.search.statistics import LOOKS_NOTE, confirm_looks, open_store, study_margin, study_statistics
 
     ok = [{**r, "seeds": {s: v for s, v in r["seeds"].items() if v.get("status") == "ok"}} for r in records]
-    stats = study_statistics(ok, seeds, baseline=cfg.get("baseline"), objective=cfg.get("objective", "val_accuracy"))
+    chosen = [{"student": r["student"], "trial": r["trial"], "method": r["method"], "config_id": r["config_id"],
+               "roles": r["roles"]} for r in records]
+    previous = None
+    if study_dir is not None:
+        ok = [{**r, "run_dir": str(config_dir(study_dir, r))} for r in ok]
+        path = Path(study_dir) / CONFIRM_DIR / "statistics.json"
+        try:
+            previous = read_json(path) if path.is_file() else None
+        except (ValueError, KdbenchError):
+            previous = None  # unreadable: counted as no earlier look
+    store, store_note = open_store(store_path) if study_dir is not None else (None, "no study directory given")
+    looks = confirm_looks(previous, seeds, chosen)
+    stats = study_statistics(ok, seeds, baseline=cfg.get("baseline"), objective=cfg.get("objective", "val_accuracy"),
+                             store=store, store_note=store_note, margin=study_margin(cfg), looks=len(looks))
     stats.update(stage="confirm", study_seeds=info["seeds"],
                  selection="configurations chosen on the study's seeds by validation; compared here on fresh seeds "
                            "that took no part in the choice",
-                 candidates=[{"student": r["student"], "trial": r["trial"], "method": r["method"],
-                              "config_id": r["config_id"], "roles": r["roles"]} for r in records])
+                 candidates=chosen, looks=looks, looks_note=LOOKS_NOTE.format(k=len(looks)) if len(looks) > 1 else
+                 "one look: a rerun with more seeds is a second look, and its p_holm is then multiplied by the "
+                 "number of looks (Bonferroni)")
     return stats
 
 

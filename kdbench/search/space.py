@@ -49,7 +49,10 @@ STUDY_KEYS = {
     "families": "student families searched by width: names (e.g. ['mobilenetv3_small']) or {name = [members]}",
     "target": "hardware profile (e.g. 'rpi4'): every trial priced on it first; infeasible ones are not trained",
     "precision": "fp32 | int8: the precision the target runs, for the pricing (default fp32)",
+    "margin": "equivalence margin of the leaderboard's decisions, an accuracy difference fixed before the data are "
+              "seen (default 0.01 = 1 point; `kdbench leaderboard --margin` overrides it)",
 }
+DEFAULT_MARGIN = 0.01  # the leaderboard's equivalence margin: 1 accuracy point
 OBJECTIVES = ("val_accuracy", "val_macro_f1")
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("first_seed_median", "wilcoxon", "none")
@@ -144,6 +147,7 @@ class SearchSpace:
     families: dict[str, str] = field(default_factory=dict)  # member -> family (kdbench.search.families)
     target: str | None = None  # hardware profile every trial is priced on (kdbench.search.hardware_aware)
     precision: str = "fp32"  # the precision the target runs
+    margin: float = DEFAULT_MARGIN  # equivalence margin of the leaderboard's decisions (kdbench.leaderboard.decisions)
     train: dict[str, Any] = field(default_factory=dict)  # fixed training settings
     shared: dict[str, Dim] = field(default_factory=dict)  # searched training settings
     methods: Dim | None = None
@@ -219,7 +223,7 @@ class SearchSpace:
                 "pruner": self.pruner, "n_trials": self.n_trials,
                 "baseline": self.baseline, "keep_checkpoints": self.keep_checkpoints, "train": self.train,
                 "pretrained": self.pretrained, "families": self.families, "target": self.target,
-                "precision": self.precision}
+                "precision": self.precision, "margin": self.margin}
 
 
 def grid_id(config: dict[str, Any]) -> str:
@@ -296,6 +300,7 @@ def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_student
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < 1:
         raise ConfigError(f"{where}: study.p_threshold = {p!r}; expected a number in (0, 1)")
     space.p_threshold = float(p)
+    space.margin = check_margin(study.get("margin", DEFAULT_MARGIN), f"{where}: study.margin")
     space.pretrained = study.get("pretrained", False)
     if not isinstance(space.pretrained, bool):
         raise ConfigError(f"{where}: study.pretrained = {space.pretrained!r}; expected true or false")
@@ -448,6 +453,13 @@ def _int(table: dict, key: str, default: int | None, low: int, where: str) -> in
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ConfigError(f"{where}: study.{key} = {value!r}; expected an integer >= {low}")
     return value
+
+
+def check_margin(value: Any, key: str) -> float:
+    """An equivalence margin: a number in (0, 1) (an accuracy difference); ConfigError naming ``key`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ConfigError(f"{key} = {value!r}; expected an accuracy difference in (0, 1), e.g. 0.01 = 1 point")
+    return float(value)
 
 
 def _seeds(value: Any, where: str) -> list[int]:

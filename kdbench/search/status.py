@@ -75,22 +75,25 @@ def status_table(status: dict[str, Any], title: str) -> Any:
 
 
 def statistics_table(stats: dict[str, Any], metric: str = "test_accuracy") -> Any:
-    """A rich table of the study's paired comparisons for one metric."""
+    """A rich table of the study's paired comparisons for one metric: engine, interval, p, Holm p and verdict."""
     from rich.table import Table
 
-    table = Table(title=f"paired comparisons on {metric} over seeds ({stats['ci']}, {stats['correction']})")
-    for col in ("student", "comparison", "A", "n", "mean A", "mean B", "A - B", f"{stats['confidence']:.0%} CI",
-                "P(A>B)", "p", "p Holm"):
-        text = col in ("student", "comparison", "A")
+    margin = stats.get("margin")
+    table = Table(title=f"paired comparisons on {metric} ({stats['ci']}; {stats['correction']}"
+                        + (f"; margin {margin:g}" if margin is not None else "") + ")")
+    for col in ("student", "comparison", "A", "engine", "n", "mean A", "mean B", "A - B",
+                f"{stats['confidence']:.0%} CI", "p", "p Holm", "verdict"):
+        text = col in ("student", "comparison", "A", "verdict")
         table.add_column(col, justify="left" if text else "right", overflow="fold", no_wrap=not text,
                          min_width=10 if text else None)  # labels stay readable on an 80-column console
     for c in stats["comparisons"]:
         if c["metric"] != metric:
             continue
         ci = "-" if c["ci_low"] is None else f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
-        table.add_row(c["student"], c["comparison"], f"#{c['a']['trial']} {c['a']['method']}", str(c["n"]),
-                      _fmt(c["mean_a"]), _fmt(c["mean_b"]), _fmt(c["diff"], "+.4f"), ci, _fmt(c["p_a_gt_b"], ".3f"),
-                      _fmt(c["p_value"], ".3g"), _fmt(c.get("p_holm"), ".3g") + (" *" if c.get("significant") else ""))
+        table.add_row(c["student"], c["comparison"], f"#{c['a']['trial']} {c['a']['method']}", c.get("engine") or "-",
+                      str(c["n"]), _fmt(c["mean_a"]), _fmt(c["mean_b"]), _fmt(c["diff"], "+.4f"), ci,
+                      _fmt(c["p_value"], ".3g"), _fmt(c.get("p_holm"), ".3g") + (" *" if c.get("significant") else ""),
+                      c.get("verdict") or "-")
     return table
 
 
