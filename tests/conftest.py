@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -12,6 +13,11 @@ import pytest
 # never touches ~/.cache; tests of the probe (tests/test_fastpath.py) set their own values.
 os.environ.setdefault("KDBENCH_FAST_PATH", "nchw")
 os.environ.setdefault("KDBENCH_CACHE_DIR", tempfile.mkdtemp(prefix="kdbench-test-cache-"))
+# A suite started in the background by a non-interactive shell (`.ci/run &`) inherits SIGINT ignored, and
+# so would every kdbench process it starts (kdbench leaves an ignored SIGINT ignored, as `cmd &` asks).
+# The signal tests send SIGINT as a terminal's Ctrl-C does: give the children the default disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
