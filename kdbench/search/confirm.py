@@ -53,21 +53,17 @@ class ConfirmRequest:
 def study_storage_url(study_dir: Path, info: dict[str, Any], storage: str | None) -> str | None:
     """The storage URL to read a study from: ``storage`` when given, else the one study.json records (None: the
     study's own journal); ConfigError when it cannot be read (a journal that is not there, a password not kept)."""
-    from kdbench.search.storage import journal_path, storage_kind
+    from kdbench.search.storage import DEFAULT_STORAGE_ID, journal_file, recorded_storage_id, storage_kind
 
     url = storage
     if url is None:
-        recorded = info.get("storage")
-        if recorded and storage_kind(recorded) == "rdb":
-            if ":***@" in recorded:
-                raise ConfigError(f"study {info['study']!r} keeps its trials in {recorded}: pass --storage URL "
-                                  "(with its password) or set KDBENCH_STORAGE")
-            url = recorded
-        elif recorded and not (Path(recorded.removeprefix("file://")).name == journal_path(study_dir).name
-                               and Path(recorded.removeprefix("file://")).parent.name == Path(study_dir).name):
-            url = recorded  # a journal file given with --storage (not the study folder's own, wherever it moved)
+        recorded = recorded_storage_id(info, study_dir)
+        if recorded and recorded != DEFAULT_STORAGE_ID and storage_kind(recorded) == "rdb" and ":***@" in recorded:
+            raise ConfigError(f"study {info['study']!r} keeps its trials in {recorded}: pass --storage URL "
+                              "(with its password) or set KDBENCH_STORAGE")
+        url = None if recorded in (None, DEFAULT_STORAGE_ID) else recorded
     if storage_kind(url) == "journal":
-        path = journal_path(study_dir) if url is None else Path(url.removeprefix("file://"))
+        path = journal_file(url, study_dir)
         if not path.is_file():
             raise ConfigError(f"study {info['study']!r}: its Optuna storage {path} does not exist; pass --storage URL "
                               "if the search ran with one")
@@ -173,9 +169,10 @@ class _Trainer:
 
         from kdbench.search.trial_config import TrialConfig
 
+        from kdbench.search.objective import select_on
+
         objective = (self.info.get("config") or {}).get("objective", "val_accuracy")
-        select_on = "val_accuracy" if objective == "val_accuracy" else "val_macro_f1"
-        return replace(TrialConfig.from_dict(trial).seed_config(seed, self.req.device), select_on=select_on)
+        return replace(TrialConfig.from_dict(trial).seed_config(seed, self.req.device), select_on=select_on(objective))
 
     def expected(self, trial: dict[str, Any], seed: int) -> dict[str, Any]:
         """What a finished seed's metrics.json must record to be read back (objective.run_record)."""

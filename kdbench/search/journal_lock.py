@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kdbench.search.storage import journal_path, storage_kind
+from kdbench.search.storage import journal_file, storage_kind
 
 JOURNAL_LOCK_STALE_S = 5.0  # a journal write holds Optuna's lock for milliseconds
 
@@ -60,7 +60,7 @@ def note_held_lock(study_dir: Path, storage_url: str | None, workers: list[dict[
     """With live workers: a journal lock older than ``stale_s`` is left alone; one line says who runs on the study."""
     if storage_kind(storage_url) != "journal":
         return None
-    lock = journal_lock(journal_path(study_dir) if storage_url is None else Path(storage_url.removeprefix("file://")))
+    lock = journal_lock(journal_file(storage_url, study_dir))
     try:
         age = time.time() - lock.stat().st_mtime
     except OSError:

@@ -330,10 +330,14 @@ def _run_seeds(ctx: SearchContext, trial: Any, config: Any, tdir: Path, results:
                 raise optuna.TrialPruned(f"Wilcoxon test vs the best trial after {i + 1} seed(s)")
 
 
+def select_on(objective: str) -> str:
+    """The validation figure that keeps a seed run's epoch for a study objective (TrainConfig.select_on)."""
+    return "val_accuracy" if objective == "val_accuracy" else "val_macro_f1"
+
+
 def seed_train_config(ctx: SearchContext, config: Any, seed: int) -> Any:
     """The TrainConfig of one seed run of a trial: the epoch is chosen on the study's objective."""
-    key = "val_accuracy" if ctx.space.objective == "val_accuracy" else "val_macro_f1"
-    return replace(config.seed_config(seed, ctx.device), select_on=key)
+    return replace(config.seed_config(seed, ctx.device), select_on=select_on(ctx.space.objective))
 
 
 def _train_seed(ctx: SearchContext, trial: Any, config: Any, seed: int, index: int, sdir: Path,
@@ -344,8 +348,8 @@ def _train_seed(ctx: SearchContext, trial: Any, config: Any, seed: int, index: i
     from kdbench.train import augmented_logits_for, train_student
 
     space = ctx.space
-    key = "val_accuracy" if space.objective == "val_accuracy" else "val_macro_f1"
     cfg = seed_train_config(ctx, config, seed)
+    key = cfg.select_on
     augmented = (augmented_logits_for(ctx.store, ctx.teacher_path, cfg, ctx.augmented, method=config.method)
                  if ctx.teacher_logits is not None else None)  # a live teacher sees the augmented frames itself
 

@@ -36,7 +36,7 @@ from kdbench.search.liveness import (DEFAULT_GRACE_S, SLOT_ATTR, Heartbeat, live
 from kdbench.search.pins import Pins, current_pins
 from kdbench.search.results import check_study_identity, read_study_json, storage_rows, write_statistics, write_summary
 from kdbench.search.space import SearchSpace, grid_id, load_space, parse_space
-from kdbench.search.storage import (check_same_storage, claim_optuna_study, journal_path, open_storage, redact,
+from kdbench.search.storage import (check_same_storage, claim_optuna_study, journal_file, open_storage, redact,
                                     storage_id, storage_kind)
 
 STORAGE_ENV = "KDBENCH_STORAGE_URL"
@@ -246,7 +246,7 @@ def clean_leftovers(study_dir: Path, storage_url: str | None) -> list[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink()
             removed.append(tmp)
-    journal = journal_path(study_dir) if storage_url is None else Path(storage_url.removeprefix("file://"))
+    journal = journal_file(storage_url, study_dir)
     if storage_kind(storage_url) == "journal":
         lock = remove_stale_lock(journal)
         if lock is not None:

@@ -31,6 +31,11 @@ def journal_path(study_dir: Path) -> Path:
     return Path(study_dir) / JOURNAL_NAME
 
 
+def journal_file(url: str | None, study_dir: Path) -> Path:
+    """The journal file of a journal storage: the study's own (``url`` None) or the ``--storage`` path."""
+    return journal_path(study_dir) if url is None else Path(url.removeprefix("file://"))
+
+
 def redact(url: str | None) -> str | None:
     """The URL with its password replaced by '***' (for study.json and logs)."""
     if not url:
@@ -75,7 +80,7 @@ def open_storage(url: str | None, study_dir: Path, heartbeat_interval: int = HEA
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
     if storage_kind(url) == "journal":
-        path = journal_path(study_dir) if url is None else Path(url.removeprefix("file://"))
+        path = journal_file(url, study_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         # An open(2)-based lock works on local disks and NFS alike (the symlink default needs symlinks).
         return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
