@@ -302,3 +302,49 @@ def test_confirm_interrupted_gives_the_line_and_resumes(name, reference, confirm
     print(f"\nFAULT-TABLE | confirm_{name.lower()} | second confirm seed run started + 0.05 s | rc {done.returncode} | "
           f"resumed yes | statistics equal {equal}")
     assert equal
+
+
+@pytest.mark.parametrize("where", ["acquire", "write", "release"])
+def test_a_signal_inside_the_journal_lock_waits_for_the_write_and_the_release(where, tmp_path):
+    """The objective writes the journal with signals released (set_user_attr, report): a SIGTERM sent while
+    Optuna's lock is taken, held or given back is raised only once the lock file is gone and the line is
+    whole (it once cut the release before its rename and ended as a FileNotFoundError, lock left behind)."""
+    import optuna
+    from optuna.storages.journal import JournalFileOpenLock
+
+    from kdbench.search.interrupts import Interrupted, interrupt_on_sigterm, released
+    from kdbench.search.storage import open_storage
+
+    armed: list[str] = []
+
+    def signal_at(point: str) -> None:
+        if armed == [point]:
+            armed.append("sent")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    class SignalOnce(JournalFileOpenLock):
+        def acquire(self) -> bool:
+            signal_at("acquire")
+            taken = super().acquire()
+            signal_at("write")
+            return taken
+
+        def release(self) -> None:
+            signal_at("release")
+            super().release()
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(None, tmp_path)
+    backend = storage._backend
+    backend._lock.lock = SignalOnce(str(tmp_path / "optuna.journal"))
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    armed.append(where)
+    with interrupt_on_sigterm(), pytest.raises(Interrupted) as caught:
+        released(lambda t: t.set_user_attr("seeds_done", 3))(trial)
+    assert caught.value.signum == signal.SIGTERM and armed[-1] == "sent"
+    assert not list(tmp_path.glob("optuna.journal.lock*")), "the lock (or its rename) was left behind"
+    lines = (tmp_path / "optuna.journal").read_bytes().split(b"\n")
+    assert lines[-1] == b"" and all(json.loads(line) for line in lines[:-1])
+    reread = optuna.load_study(storage=open_storage(None, tmp_path), study_name="s")
+    assert reread.trials[0].user_attrs == {"seeds_done": 3}

@@ -190,3 +190,35 @@ def signals_deferred():
 def signals_held():
     """The section in which a signal is held (a worker's ``study.optimize``)."""
     return _GATE.held()
+
+
+class HeldLock:
+    """A lock (Optuna's journal lock) whose whole hold, from acquiring to releasing, is a held section.
+
+    The objective runs with signals released, and its ``trial.set_user_attr`` or ``report`` writes the
+    journal: a signal raised inside Optuna's lock release (before its rename) leaves the lock file
+    behind and surfaces as a FileNotFoundError instead of the interrupt. Held, the signal waits for the
+    write and the release, and is raised as the lock is released."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+        self._sections: list[Any] = []
+
+    def acquire(self) -> bool:
+        section = _GATE.held()
+        section.__enter__()
+        try:
+            taken = self.lock.acquire()
+        except BaseException:
+            section.__exit__(None, None, None)
+            raise
+        self._sections.append(section)
+        return taken
+
+    def release(self) -> None:
+        section = self._sections.pop() if self._sections else None
+        try:
+            self.lock.release()
+        finally:
+            if section is not None:
+                section.__exit__(None, None, None)

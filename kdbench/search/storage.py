@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from kdbench.errors import ConfigError
+from kdbench.search.interrupts import HeldLock
 
 JOURNAL_NAME = "optuna.journal"
 HEARTBEAT_INTERVAL_S = 10
@@ -83,7 +84,9 @@ def open_storage(url: str | None, study_dir: Path, heartbeat_interval: int = HEA
         path = journal_file(url, study_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         # An open(2)-based lock works on local disks and NFS alike (the symlink default needs symlinks).
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+        # Signals are held while the lock is (HeldLock): a Ctrl-C never cuts Optuna's lock handling.
+        lock = HeldLock(JournalFileOpenLock(str(path)))
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
     import warnings
 
     with warnings.catch_warnings():

@@ -190,7 +190,8 @@ def race_procedure(hits: np.ndarray, clips: np.ndarray, margin: float, names: li
     """``race`` on [C, draws, N] hits (seed index i = the i-th drawn seed), in fixed_procedure's terms."""
     from kdbench.search.racing import RaceSettings, race
 
-    res = race(names, lambda c, i: hits[names.index(c), i], clips, RaceSettings(RACE_MIN, RACE_MAX, margin, **settings))
+    lo, hi = settings.pop("min_seeds", RACE_MIN), settings.pop("max_seeds", RACE_MAX)
+    res = race(names, lambda c, i: hits[names.index(c), i], clips, RaceSettings(lo, hi, margin, **settings))
     seeds = res.seeds()
     return {"best": names.index(res.best), "verdicts": [res.final[c].verdict for c in names],
             "against": [names.index(res.final[c].against) for c in names], "seeds": [seeds[c] for c in names]}
@@ -226,7 +227,7 @@ def replay(t: dict[str, Any], replicates: int, margins: list[float], seed: int) 
         for margin in margins:
             runs = {"fixed 5 seeds": fixed_procedure(study[:, :FIXED_SEEDS], clips, margin)}
             for label, settings in RACES.items():
-                runs[label] = race_procedure(study, clips, margin, names, **settings)
+                runs[label] = race_procedure(study, clips, margin, names, **dict(settings))
             for proc, run in runs.items():
                 acc = totals.setdefault((proc, margin), {})
                 for k, v in score(truth, run, margin).items():
