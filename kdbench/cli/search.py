@@ -184,7 +184,8 @@ def confirm(
     study: str = typer.Option(None, "--study", help="Study name (a folder under --run-dir)."),
     run_dir: Path = typer.Option(Path("runs"), "--run-dir", help="Where study directories are written."),
     study_dir: Path = typer.Option(None, "--study-dir", help="The study directory itself (instead of --study/--run-dir)."),
-    seeds: int = typer.Option(5, "--seeds", help="Fresh seeds (not used by the study) to retrain each choice on."),
+    seeds: int = typer.Option(None, "--seeds", help="Fresh seeds (not used by the study) to retrain each choice on (default 5; with --max-seeds: the race's first seeds, default 3). A study that raced (study.seeds = {min, max}) is confirmed by the same race unless --seeds is given."),
+    max_seeds: int = typer.Option(None, "--max-seeds", help="Race the choices on fresh seeds: start at --seeds, add a seed per look to the comparisons still undecided at the study's margin, up to this many (see docs/search.md, racing)."),
     store: Path = typer.Option(None, "--store", help="Frame store (default: the study's, from study.json)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, or cuda[:N]."),
     storage: str = typer.Option(None, "--storage", envvar="KDBENCH_STORAGE", help=_STORAGE_HELP),
@@ -204,7 +205,7 @@ def confirm(
         raise ConfigError("kdbench search confirm needs exactly one of --study NAME (with --run-dir) and --study-dir DIR")
     path = _study_dir(run_dir, study) if study_dir is None else _study_dir(study_dir.parent, study_dir.name)
     out = _resumable(lambda: run_confirm(
-        ConfirmRequest(study_dir=path, n_seeds=seeds, device=device, store=store, storage=storage, n_trials=n_trials,
+        ConfirmRequest(study_dir=path, n_seeds=seeds, max_seeds=max_seeds, device=device, store=store, storage=storage, n_trials=n_trials,
                        allow_unfinished=allow_unfinished),
         on_event=lambda **e: console.print(f"training {e['student']} {e['method']} (trial {e['trial']}) seed {e['seed']}"),
         on_note=lambda line: console.print(f"[yellow]warning:[/] {escape(line)}" if "not finished" in line else escape(line))))

@@ -42,7 +42,8 @@ class ConfirmRequest:
     """The arguments of one `kdbench search confirm` invocation."""
 
     study_dir: Path
-    n_seeds: int = DEFAULT_SEEDS
+    n_seeds: int | None = None  # fixed fresh seeds (default: the study's race if it raced, else DEFAULT_SEEDS)
+    max_seeds: int | None = None  # race the choices from n_seeds (default 3) up to this many fresh seeds
     device: str = "auto"
     store: Path | None = None  # default: the study's store (study.json)
     storage: str | None = None  # the study's Optuna storage (default: the one study.json records)
@@ -118,6 +119,7 @@ def confirm_seeds(study_seeds: list[int], k: int) -> list[int]:
 
 def candidates(study_dir: Path) -> list[dict[str, Any]]:
     """Per student: the chosen trial, the best distillation trial if the chosen one is the baseline, the best baseline."""
+    from kdbench.search.baselines import matched_baseline
     from kdbench.search.results import best_trials, read_study_json, read_trials
     from kdbench.search.statistics import best_trial
 
@@ -127,9 +129,12 @@ def candidates(study_dir: Path) -> list[dict[str, Any]]:
     out = []
     for chosen in best_trials(study_dir):
         mine = [t for t in complete if t["student"] == chosen["student"]]
-        picks = {"chosen": next(t for t in mine if t["trial"] == chosen["trial"]),
-                 "best distillation": best_trial([t for t in mine if t["method"] != baseline], objective),
-                 "baseline": best_trial([t for t in mine if t["method"] == baseline], objective)}
+        kd = best_trial([t for t in mine if t["method"] != baseline], objective)
+        # the baseline at the best distillation's input size: the matched comparison the study made
+        base = (matched_baseline(mine, kd, baseline, objective) if kd is not None
+                else best_trial([t for t in mine if t["method"] == baseline], objective))
+        picks = {"chosen": next(t for t in mine if t["trial"] == chosen["trial"]), "best distillation": kd,
+                 "baseline": base}
         seen: dict[int, dict[str, Any]] = {}
         for role, t in picks.items():
             if t is not None:
@@ -229,10 +234,9 @@ def run_confirm(req: ConfirmRequest, on_event: Callable[..., None] | None = None
 
     Refuses (ConfigError) a study that is not finished unless ``req.allow_unfinished``; ``on_note`` gets one
     line per note before any training (which configurations it confirms, and that the study is unfinished)."""
-    from kdbench.search.objective import completed_seed, seed_summary
     from kdbench.search.results import read_study_json
 
-    if req.n_seeds < 2:
+    if req.n_seeds is not None and req.n_seeds < 2:
         raise ConfigError(f"--seeds {req.n_seeds}; expected at least 2 (a paired comparison needs 2 seeds, 5 or more to be useful)")
     if req.device != "auto":
         from kdbench.checks import ensure_device
@@ -241,6 +245,7 @@ def run_confirm(req: ConfirmRequest, on_event: Callable[..., None] | None = None
     study_dir = Path(req.study_dir)
     info = read_study_json(study_dir)
     cfg = info["config"]
+    settings = confirm_race_settings(req, cfg)
     left = check_finished(req, info)
     chosen = candidates(study_dir)
     listed = ", ".join(f"{t['student']} trial {t['trial']} {t['method']} ({', '.join(t['roles'])})" for t in chosen)
@@ -248,35 +253,28 @@ def run_confirm(req: ConfirmRequest, on_event: Callable[..., None] | None = None
         if left:
             on_note(f"study {info['study']!r} is not finished ({'; '.join(left)}); confirming the configurations "
                     "chosen so far, recorded as study_finished = false (the leaderboard does not use it)")
-        on_note(f"confirming {listed}")
-    seeds = confirm_seeds(info["seeds"], req.n_seeds)
-    train = _Trainer(info, req)
-    records, trained, reused, warnings = [], 0, 0, []
+        on_note(f"confirming {listed}" + (f" (a race of {settings.min_seeds}-{settings.max_seeds} fresh seeds at "
+                                          f"margin {settings.margin:g})" if settings else ""))
+    seeds = confirm_seeds(info["seeds"], settings.max_seeds if settings else req.n_seeds or DEFAULT_SEEDS)
+    runs = _SeedRuns(study_dir, _Trainer(info, req), on_event)
+    if settings is None:
+        results = {_key(t): {str(s): runs.summary(t, s) for s in seeds} for t in chosen}
+        race = None
+    else:
+        results, race = race_confirm(chosen, seeds, settings, runs, study_dir)
+    records = []
     for trial in chosen:
-        results: dict[str, dict[str, Any]] = {}
-        for seed in seeds:
-            sdir = config_dir(study_dir, trial) / f"seed_{seed}"
-            done = completed_seed(sdir, trial["method"], seed, train.expected(trial, seed))
-            if done is None:
-                if sdir.exists():
-                    shutil.rmtree(sdir)  # interrupted mid-run: start over
-                if on_event is not None:
-                    on_event(student=trial["student"], method=trial["method"], trial=trial["trial"], seed=seed)
-                train(trial, seed, sdir)
-                done = completed_seed(sdir, trial["method"], seed, train.expected(trial, seed))
-                if done is None:
-                    raise DataError(f"{sdir / 'metrics.json'}: training finished without a readable metrics.json")
-                trained += 1
-            else:
-                reused += 1
-            results[str(seed)] = seed_summary(done)
-            if results[str(seed)]["status"] != "ok":
-                warnings.append(f"{trial['student']} {trial['method']} trial {trial['trial']} seed {seed}: "
-                                f"{results[str(seed)]['status']} ({results[str(seed)]['message']}); left out")
-        record = _record(trial, results, seeds)
+        mine = results[_key(trial)]
+        record = _record(trial, mine, [int(s) for s in mine])
+        if race is not None:
+            record["race"] = race_verdicts(race, trial)
         write_json(config_dir(study_dir, trial) / "trial.json", record)
         records.append(record)
-    stats = confirm_statistics(records, seeds, info, cfg, study_dir=study_dir, store_path=req.store or info.get("store"))
+    trained, reused, warnings = runs.trained, runs.reused, runs.warnings
+    if race is not None:
+        seeds = seeds[:max(len(r) for r in results.values())]
+    stats = confirm_statistics(records, seeds, info, cfg, study_dir=study_dir, store_path=req.store or info.get("store"),
+                               race=race)
     stats["warnings"] = warnings + stats["warnings"]
     stats.update(study_finished=not left, unfinished=left)  # the leaderboard uses only a finished study's confirmation
     write_json(study_dir / CONFIRM_DIR / "statistics.json", stats)
@@ -284,13 +282,15 @@ def run_confirm(req: ConfirmRequest, on_event: Callable[..., None] | None = None
 
 
 def confirm_statistics(records: list[dict[str, Any]], seeds: list[int], info: dict[str, Any],
-                       cfg: dict[str, Any], study_dir: Path | None = None, store_path: Any = None) -> dict[str, Any]:
+                       cfg: dict[str, Any], study_dir: Path | None = None, store_path: Any = None,
+                       race: dict[str, Any] | None = None) -> dict[str, Any]:
     """study_statistics on the confirmation records, labelled as a confirmation.
 
     With ``study_dir``: paired_interval on the fresh seeds' predictions (confirm/<student>/<method>-trial<N>/
     seed_<s>/predictions.npz) when the store at ``store_path`` opens, and the looks so far (``looks``: one per
     seed count this confirmation was computed at, read back from the confirm/statistics.json it replaces),
-    p_holm multiplied by their number (Bonferroni) when there are several."""
+    p_holm multiplied by their number (Bonferroni) when there are several. With ``race`` (a raced confirmation,
+    confirm/race.json) the looks are the race's planned ones, with its own error control: one look here."""
     from kdbench.errors import KdbenchError
     from kdbench.manifest import read_json
     from kdbench.search.statistics import LOOKS_NOTE, confirm_looks, open_store, study_margin, study_statistics
@@ -307,16 +307,128 @@ def confirm_statistics(records: list[dict[str, Any]], seeds: list[int], info: di
         except (ValueError, KdbenchError):
             previous = None  # unreadable: counted as no earlier look
     store, store_note = open_store(store_path) if study_dir is not None else (None, "no study directory given")
-    looks = confirm_looks(previous, seeds, chosen)
+    looks = confirm_looks(None if race else previous, seeds, chosen)
     stats = study_statistics(ok, seeds, baseline=cfg.get("baseline"), objective=cfg.get("objective", "val_accuracy"),
                              store=store, store_note=store_note, margin=study_margin(cfg), looks=len(looks))
     stats.update(stage="confirm", study_seeds=info["seeds"],
                  selection="configurations chosen on the study's seeds by validation; compared here on fresh seeds "
                            "that took no part in the choice",
-                 candidates=chosen, looks=looks, looks_note=LOOKS_NOTE.format(k=len(looks)) if len(looks) > 1 else
+                 candidates=chosen, looks=looks, looks_note=RACE_LOOKS_NOTE if race else
+                 LOOKS_NOTE.format(k=len(looks)) if len(looks) > 1 else
                  "one look: a rerun with more seeds is a second look, and its p_holm is then multiplied by the "
                  "number of looks (Bonferroni)")
+    if race is not None:
+        stats["race"] = {s: {k: {"best": r["best"], "seeds": r["seeds"], "stop_reason": r["stop_reason"],
+                                 "verdicts": {c: v["verdict"] for c, v in r["final"].items()}}
+                             for k, r in e.items()} for s, e in race["students"].items()}
     return stats
+
+
+RACE_LOOKS_NOTE = ("a race on fresh seeds (confirm/race.json): the seeds each choice got were decided on validation "
+                   "at planned looks whose error rate is split over them (kdbench.search.racing); the test "
+                   "comparisons here are one look at the seeds both sides got")
+
+
+def confirm_race_settings(req: ConfirmRequest, cfg: dict[str, Any]) -> Any:
+    """The race a confirmation runs (RaceSettings at the study's margin), or None for a fixed seed list.
+
+    ``--max-seeds`` races from ``--seeds`` (default the study race's min, else 3); ``--seeds`` alone is a
+    fixed list; neither: the study's own race table if it raced, else DEFAULT_SEEDS fixed seeds."""
+    from kdbench.search.racing import RaceSettings
+    from kdbench.search.space import RACE_DEFAULTS
+    from kdbench.search.statistics import study_margin
+
+    race = cfg.get("race")
+    if req.max_seeds is None and (req.n_seeds is not None or not race):
+        return None
+    table = {**RACE_DEFAULTS, **(race or {})}
+    if req.max_seeds is not None:
+        table.update(max_seeds=req.max_seeds, min_seeds=req.n_seeds if req.n_seeds is not None else
+                     min(table["min_seeds"], req.max_seeds))
+    try:
+        return RaceSettings(margin=study_margin(cfg), **table)
+    except ConfigError as err:
+        raise ConfigError(str(err).replace("study.seeds.min", "--seeds").replace("study.seeds.max", "--max-seeds")) \
+            from None
+
+
+def _key(trial: dict[str, Any]) -> tuple[str, int]:
+    return trial["student"], int(trial["trial"])
+
+
+class _SeedRuns:
+    """The confirmation's seed runs: one fresh seed of a candidate, trained unless it finished before."""
+
+    def __init__(self, study_dir: Path, train: _Trainer, on_event: Callable[..., None] | None) -> None:
+        self.study_dir, self.train, self.on_event = study_dir, train, on_event
+        self.trained = self.reused = 0
+        self.warnings: list[str] = []
+
+    def folder(self, trial: dict[str, Any], seed: int) -> Path:
+        return config_dir(self.study_dir, trial) / f"seed_{seed}"
+
+    def summary(self, trial: dict[str, Any], seed: int) -> dict[str, Any]:
+        """The seed's figures (seed_summary), training it first when it is not on disk."""
+        from kdbench.search.objective import completed_seed, seed_summary
+
+        sdir = self.folder(trial, seed)
+        done = completed_seed(sdir, trial["method"], seed, self.train.expected(trial, seed))
+        if done is None:
+            if sdir.exists():
+                shutil.rmtree(sdir)  # interrupted mid-run: start over
+            if self.on_event is not None:
+                self.on_event(student=trial["student"], method=trial["method"], trial=trial["trial"], seed=seed)
+            self.train(trial, seed, sdir)
+            done = completed_seed(sdir, trial["method"], seed, self.train.expected(trial, seed))
+            if done is None:
+                raise DataError(f"{sdir / 'metrics.json'}: training finished without a readable metrics.json")
+            self.trained += 1
+        else:
+            self.reused += 1
+        out = seed_summary(done)
+        if out["status"] != "ok":
+            self.warnings.append(f"{trial['student']} {trial['method']} trial {trial['trial']} seed {seed}: "
+                                 f"{out['status']} ({out['message']}); left out")
+        return out
+
+
+def race_confirm(chosen: list[dict[str, Any]], seeds: list[int], settings: Any, runs: _SeedRuns,
+                 study_dir: Path) -> tuple[dict[tuple, dict[str, dict[str, Any]]], dict[str, Any]]:
+    """Per student: its candidates race on the fresh seeds (seed index i = seeds[i]), then the best
+    distillation against the baseline; (each candidate's seed figures, the confirm/race.json record)."""
+    from kdbench.data.store import FrameStore
+    from kdbench.search.seed_race import Racer
+
+    if runs.train.store is None:
+        runs.train.store = FrameStore.open(runs.train.req.store or runs.train.info["store"])
+    results: dict[tuple, dict[str, dict[str, Any]]] = {_key(t): {} for t in chosen}
+
+    def run(trial: dict[str, Any], index: int) -> Path:
+        results[_key(trial)][str(seeds[index])] = runs.summary(trial, seeds[index])
+        return runs.folder(trial, seeds[index])
+
+    record: dict[str, Any] = {"kind": "kdbench confirm race", "version": 1, "settings": settings.to_dict(),
+                              "fresh_seeds": seeds, "students": {}}
+    path = Path(study_dir) / CONFIRM_DIR / "race.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    racer = Racer(runs.train.store, run, settings)
+    for student in sorted({t["student"] for t in chosen}):
+        mine = [t for t in chosen if t["student"] == student]
+        record["students"][student] = entry = {}
+        if len(mine) >= 2:
+            racer.race(mine, entry, "configs", lambda: write_json(path, record))
+        pair = [next((t for t in mine if role in t["roles"]), None) for role in ("baseline", "best distillation")]
+        if None not in pair and pair[0] is not pair[1]:
+            racer.race(pair, entry, "kd_vs_scratch", lambda: write_json(path, record))
+    write_json(path, record)
+    return results, record
+
+
+def race_verdicts(race: dict[str, Any], trial: dict[str, Any]) -> dict[str, Any]:
+    """A candidate's verdicts in its student's confirmation races (configs, kd_vs_scratch)."""
+    races = race["students"].get(trial["student"], {})
+    return {k: {key: r["final"][str(trial["trial"])][key] for key in ("verdict", "against", "diff", "ci_low", "ci_high")}
+            for k, r in races.items() if str(trial["trial"]) in r["final"]}
 
 
 def _describe(picks: set[tuple]) -> str:

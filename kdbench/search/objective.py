@@ -230,7 +230,7 @@ def make_objective(ctx: SearchContext, student: str) -> Callable[[Any], float]:
             _run_seeds(ctx, trial, config, tdir, results, emit)
             value = statistics.fmean(r[space.objective] for r in results.values())
             _prune_checkpoints(space, tdir, results)
-            for key, mean in _means(results).items():
+            for key, mean in seed_means(results).items():
                 trial.set_user_attr(key, mean)
             _write_trial_json(ctx, trial, config, results, "complete", "")
             return objective_values(space, value, price)  # + the priced latency in multi-objective mode
@@ -300,20 +300,7 @@ def _run_seeds(ctx: SearchContext, trial: Any, config: Any, tdir: Path, results:
 
     space, student, n = ctx.space, config.student, len(ctx.space.seeds)
     for i, seed in enumerate(space.seeds):
-        sdir = tdir / f"seed_{seed}"
-        expected = run_record(student, config.method, config.hparams, seed_train_config(ctx, config, seed))
-        done = completed_seed(sdir, config.method, seed, expected)
-        if done is not None:
-            log_seed_event(ctx.study_dir, event="reused", student=student, trial=trial.number, seed=seed)
-        else:
-            if sdir.exists():
-                shutil.rmtree(sdir)  # a seed interrupted mid-run: start it over
-            log_seed_event(ctx.study_dir, event="start", student=student, trial=trial.number, seed=seed)
-            emit(state="training", student=student, trial=trial.number, method=config.method, seed=seed, seed_index=i,
-                 n_seeds=n, epoch=0, epochs=config.train.epochs)
-            done = _train_seed(ctx, trial, config, seed, i, sdir, emit)
-            log_seed_event(ctx.study_dir, event="done", student=student, trial=trial.number, seed=seed,
-                           status=done["status"])
+        done = ensure_seed(ctx, trial, trial.number, config, seed, i, n, tdir / f"seed_{seed}", emit)
         summary = seed_summary(done)
         results[str(seed)] = summary
         trial.set_user_attr("seed_results", results)
@@ -330,6 +317,27 @@ def _run_seeds(ctx: SearchContext, trial: Any, config: Any, tdir: Path, results:
                 raise optuna.TrialPruned(f"Wilcoxon test vs the best trial after {i + 1} seed(s)")
 
 
+def ensure_seed(ctx: SearchContext, trial: Any, number: int, config: Any, seed: int, index: int, n: int,
+                sdir: Path, emit: Callable[..., None]) -> dict[str, Any]:
+    """The metrics.json of seed ``seed`` of trial ``number``: read back when that very run finished, else
+    trained (a run interrupted mid-way starts over). ``trial``: the Optuna trial (its pruner sees the
+    epochs of the first seed), or None (a race adds a seed to a finished trial)."""
+    student = config.student
+    expected = run_record(student, config.method, config.hparams, seed_train_config(ctx, config, seed))
+    done = completed_seed(sdir, config.method, seed, expected)
+    if done is not None:
+        log_seed_event(ctx.study_dir, event="reused", student=student, trial=number, seed=seed)
+        return done
+    if sdir.exists():
+        shutil.rmtree(sdir)  # a seed interrupted mid-run: start it over
+    log_seed_event(ctx.study_dir, event="start", student=student, trial=number, seed=seed)
+    emit(state="training", student=student, trial=number, method=config.method, seed=seed, seed_index=index,
+         n_seeds=n, epoch=0, epochs=config.train.epochs)
+    done = _train_seed(ctx, trial, number, config, seed, index, sdir, emit)
+    log_seed_event(ctx.study_dir, event="done", student=student, trial=number, seed=seed, status=done["status"])
+    return done
+
+
 def select_on(objective: str) -> str:
     """The validation figure that keeps a seed run's epoch for a study objective (TrainConfig.select_on)."""
     return "val_accuracy" if objective == "val_accuracy" else "val_macro_f1"
@@ -340,7 +348,7 @@ def seed_train_config(ctx: SearchContext, config: Any, seed: int) -> Any:
     return replace(config.seed_config(seed, ctx.device), select_on=select_on(ctx.space.objective))
 
 
-def _train_seed(ctx: SearchContext, trial: Any, config: Any, seed: int, index: int, sdir: Path,
+def _train_seed(ctx: SearchContext, trial: Any, number: int, config: Any, seed: int, index: int, sdir: Path,
                 emit: Callable[..., None]) -> dict[str, Any]:
     """Train one seed of a trial (reporting epochs to the pruner on the first seed); its metrics.json."""
     import optuna
@@ -355,12 +363,12 @@ def _train_seed(ctx: SearchContext, trial: Any, config: Any, seed: int, index: i
 
     def on_epoch(epoch: int, record: dict[str, Any]) -> None:
         emit(epoch=epoch + 1, val=record.get(key))
-        if space.pruner == "first_seed_median" and index == 0:
+        if space.pruner == "first_seed_median" and index == 0 and trial is not None:
             trial.report(record[key], step=epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"first seed below the median of earlier trials at epoch {epoch + 1}")
 
-    meta = {"study": space.name, "trial": trial.number, "seed": seed, "teacher": ctx.teacher_path, **ctx.extra_meta}
+    meta = {"study": space.name, "trial": number, "seed": seed, "teacher": ctx.teacher_path, **ctx.extra_meta}
     train_student(ctx.store, config.student, config.method, config.hparams, cfg,
                   teacher_logits=ctx.teacher_logits, augmented_logits=augmented,
                   teacher_model=ctx.teacher_model if ctx.teacher_logits is None else None, out_dir=sdir,
@@ -368,7 +376,7 @@ def _train_seed(ctx: SearchContext, trial: Any, config: Any, seed: int, index: i
     return json.loads((sdir / "metrics.json").read_text())
 
 
-def _means(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def seed_means(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Flat mean_/std_<metric> over the seeds, and n_seeds."""
     out: dict[str, Any] = {"n_seeds": len(results)}
     for metric in METRICS:
@@ -390,7 +398,7 @@ def _write_trial_json(ctx: SearchContext, trial: Any, config: Any, results: dict
     body: dict[str, Any] = {"trial": trial.number, "first_trial": first, "study_id": ctx.study_id,
                             **config.to_dict(), "state": state,
                             "reason": reason, "seeds": results, "study_seeds": ctx.space.seeds}
-    body.update({k: v for k, v in _means(results).items() if k != "n_seeds"})
+    body.update({k: v for k, v in seed_means(results).items() if k != "n_seeds"})
     body.update({k: trial.user_attrs[k] for k in TRIAL_JSON_ATTRS if k in trial.user_attrs})  # family, price
     write_json(tdir / "trial.json", body)
 

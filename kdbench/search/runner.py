@@ -317,40 +317,17 @@ def queue_planned(study: Any, space: SearchSpace, quota: int) -> int:
 def run_worker(study_dir: Path, storage_url: str | None, n_trials: int | None = None, device: str = "auto",
                no_cache: bool = False, worker_index: int = 0, grace_s: float = DEFAULT_GRACE_S,
                on_event: Callable[..., None] | None = None, threads: int | None = None) -> int:
-    """One worker: run trials until every student's quota is used; returns the trials it ran.
-
-    The study's pins (threads, format request, deterministic algorithms) are applied first; a study
-    from before pins existed uses ``threads`` (N workers on C cores: C // N each)."""
-    info = read_study_json(study_dir)
-    if info.get("pins"):
-        Pins.from_dict(info["pins"]).apply()
-    elif threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    from kdbench.data.store import FrameStore
+    """One worker: run trials until every student's quota is used; returns the trials it ran (see worker_setup)."""
+    space, info, teacher = worker_setup(study_dir, device, no_cache, threads)
     from kdbench.search.objective import SearchContext, TrialFailed, make_objective
 
-    space = study_space(study_dir)
-    store = FrameStore.open(info["store"])
-    teacher_logits = teacher_model = None
-    if info.get("teacher"):
-        if no_cache:
-            from kdbench.teacher import live_teacher
-
-            teacher_model = live_teacher(info["teacher"], "cpu" if device == "auto" else device)
-        else:
-            from kdbench.distill.cache import load_or_build_teacher_logits
-
-            teacher_logits = load_or_build_teacher_logits(store, info["teacher"])
     studies = load_studies(study_dir, storage_url, space)
     quota = space.trials_per_student(n_trials)
     ran = 0
     with Heartbeat(study_dir) as beat:
-        ctx = SearchContext(space=space, study_dir=Path(study_dir), store=store, teacher_path=info.get("teacher"),
-                            study_id=info.get("study_id"),
-                            teacher_logits=teacher_logits, teacher_model=teacher_model, device=device,
-                            heartbeat=beat, on_event=on_event, quota=quota)
+        ctx = SearchContext(space=space, study_dir=Path(study_dir), teacher_path=info.get("teacher"),
+                            study_id=info.get("study_id"), device=device, heartbeat=beat, on_event=on_event,
+                            quota=quota, **teacher)
         objectives = {s: released(make_objective(ctx, s)) for s in studies}
         while True:
             others = bool(live_workers(study_dir, grace_s, include_self=False))
@@ -382,6 +359,50 @@ def run_worker(study_dir: Path, storage_url: str | None, n_trials: int | None = 
                                         f"with its finished seeds: fix the cause and {RESUME_HINT}") from err
             ran += 1
     return ran
+
+
+def worker_setup(study_dir: Path, device: str, no_cache: bool, threads: int | None = None,
+                 ) -> tuple[SearchSpace, dict[str, Any], dict[str, Any]]:
+    """(space, study.json, the SearchContext's store and teacher fields) of a process that trains the study.
+
+    The study's pins (threads, format request, deterministic algorithms) are applied first; a study
+    from before pins existed uses ``threads`` (N workers on C cores: C // N each)."""
+    info = read_study_json(study_dir)
+    if info.get("pins"):
+        Pins.from_dict(info["pins"]).apply()
+    elif threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    from kdbench.data.store import FrameStore
+
+    fields: dict[str, Any] = {"store": FrameStore.open(info["store"]), "teacher_logits": None, "teacher_model": None}
+    if info.get("teacher"):
+        if no_cache:
+            from kdbench.teacher import live_teacher
+
+            fields["teacher_model"] = live_teacher(info["teacher"], "cpu" if device == "auto" else device)
+        else:
+            from kdbench.distill.cache import load_or_build_teacher_logits
+
+            fields["teacher_logits"] = load_or_build_teacher_logits(fields["store"], info["teacher"])
+    return study_space(study_dir), info, fields
+
+
+def run_race(study_dir: Path, device: str = "auto", no_cache: bool = False,
+             on_event: Callable[..., None] | None = None) -> dict[str, Any] | None:
+    """After the budget: a race study's seeds where decisions are open (kdbench.search.seed_race), in this process."""
+    if study_space(study_dir).race is None:
+        return None
+    from kdbench.search.objective import SearchContext
+    from kdbench.search.seed_race import race_study
+
+    space, info, fields = worker_setup(study_dir, device, no_cache)
+    with Heartbeat(study_dir) as beat:
+        beat.update(state="race")
+        ctx = SearchContext(space=space, study_dir=Path(study_dir), teacher_path=info.get("teacher"),
+                            study_id=info.get("study_id"), device=device, heartbeat=beat, on_event=on_event, **fields)
+        return race_study(ctx)
 
 
 def _set_parent_death_signal() -> None:
@@ -480,12 +501,12 @@ def run_search(req: SearchRequest, display: Callable[[Path, Callable[[], None]],
     start = time.perf_counter()
     with interrupt_on_sigterm():
         study_dir = prepare_study(req)
-        if req.workers == 1:
-            def work() -> None:
+        def work() -> None:
+            if req.workers == 1:
                 run_worker(study_dir, req.storage, req.n_trials, req.device, req.no_cache, 0, req.grace_s)
-        else:
-            def work() -> None:
+            else:
                 wait_workers(study_dir, spawn_workers(study_dir, req))
+            run_race(study_dir, req.device, req.no_cache)
         try:
             if display is None:
                 work()

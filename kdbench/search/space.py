@@ -33,7 +33,10 @@ STUDY_KEYS = {
     "name": "study name (default: the file name without .toml)",
     "description": "free text",
     "students": "list of student architectures; one Optuna study per student",
-    "seeds": "list of seeds (or a count n for seeds 0..n-1); every configuration trains on all of them",
+    "seeds": "list of seeds (or a count n for seeds 0..n-1): every configuration trains on all of them; or a race "
+             "{min = 3, max = 10}: every configuration trains on seeds 0..min-1, then configurations still undecided "
+             "against the best (and KD vs scratch) at the margin get more seeds, up to max (optional keys: boundary = "
+             "'front' | 'even', futility = true | false)",
     "objective": "val_accuracy | val_macro_f1 (mean over seeds; test metrics are never used), or "
                  "[that, 'latency_p50@<target>'] for a multi-objective (Pareto) study",
     "sampler": "tpe | random | grid",
@@ -148,6 +151,7 @@ class SearchSpace:
     target: str | None = None  # hardware profile every trial is priced on (kdbench.search.hardware_aware)
     precision: str = "fp32"  # the precision the target runs
     margin: float = DEFAULT_MARGIN  # equivalence margin of the leaderboard's decisions (kdbench.leaderboard.decisions)
+    race: dict[str, Any] | None = None  # [study] seeds = {min, max, ...}: RaceSettings keys but the margin (seed_race)
     train: dict[str, Any] = field(default_factory=dict)  # fixed training settings
     shared: dict[str, Dim] = field(default_factory=dict)  # searched training settings
     methods: Dim | None = None
@@ -223,7 +227,7 @@ class SearchSpace:
                 "pruner": self.pruner, "n_trials": self.n_trials,
                 "baseline": self.baseline, "keep_checkpoints": self.keep_checkpoints, "train": self.train,
                 "pretrained": self.pretrained, "families": self.families, "target": self.target,
-                "precision": self.precision, "margin": self.margin}
+                "precision": self.precision, "margin": self.margin, "race": self.race}
 
 
 def grid_id(config: dict[str, Any]) -> str:
@@ -273,7 +277,8 @@ def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_student
     if check_students:
         _check_students(students, where, families)
     space = SearchSpace(path=path, name=str(study.get("name", path.stem)), raw=raw, students=list(students),
-                        seeds=_seeds(study.get("seeds", DEFAULT_SEEDS), where), families=families)
+                        seeds=[], families=families)
+    space.seeds, space.race = _seeds_or_race(study.get("seeds", DEFAULT_SEEDS), where)
     from kdbench.search.hardware_aware import MO_PRUNING_NOTE, check_target, parse_objective
 
     space.objectives, target = parse_objective(study, OBJECTIVES, where)
@@ -301,6 +306,11 @@ def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_student
         raise ConfigError(f"{where}: study.p_threshold = {p!r}; expected a number in (0, 1)")
     space.p_threshold = float(p)
     space.margin = check_margin(study.get("margin", DEFAULT_MARGIN), f"{where}: study.margin")
+    if space.race is not None:
+        if len(space.objectives) > 1:
+            raise ConfigError(f"{where}: study.seeds is a race table in a multi-objective study; a race needs one "
+                              "best configuration: expected a seed list (or count) with a Pareto objective")
+        race_settings(space)  # every key checked now, before any work
     space.pretrained = study.get("pretrained", False)
     if not isinstance(space.pretrained, bool):
         raise ConfigError(f"{where}: study.pretrained = {space.pretrained!r}; expected true or false")
@@ -361,7 +371,7 @@ def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_student
             space.grid()  # raises for continuous dimensions
         except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from None
-    if len(space.seeds) < MIN_SEEDS_FOR_STATISTICS:
+    if len(space.seeds) < MIN_SEEDS_FOR_STATISTICS and space.race is None:
         space.warnings.append(f"only {len(space.seeds)} seed(s): the statistics need at least {MIN_SEEDS_FOR_STATISTICS} "
                               "for useful confidence intervals and p-values; treat comparisons as indications")
     return space
@@ -460,6 +470,39 @@ def check_margin(value: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise ConfigError(f"{key} = {value!r}; expected an accuracy difference in (0, 1), e.g. 0.01 = 1 point")
     return float(value)
+
+
+RACE_KEYS = {"min": "min_seeds", "max": "max_seeds", "boundary": "boundary", "futility": "futility"}
+RACE_DEFAULTS = {"min_seeds": 3, "max_seeds": 10, "boundary": "front", "futility": True}
+
+
+def _seeds_or_race(value: Any, where: str) -> tuple[list[int], dict[str, Any] | None]:
+    """``study.seeds``: a fixed seed list (no race), or a race table: seeds 0..min-1 first, and its settings."""
+    if not isinstance(value, dict):
+        return _seeds(value, where), None
+    unknown = sorted(set(value) - set(RACE_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: study.seeds.{unknown[0]} is not a race setting; expected "
+                          + ", ".join(RACE_KEYS))
+    race = {**RACE_DEFAULTS, **{RACE_KEYS[k]: v for k, v in value.items()}}
+    if "min" in value and "max" not in value and isinstance(race["min_seeds"], int):
+        race["max_seeds"] = max(race["max_seeds"], race["min_seeds"])
+    lo = race["min_seeds"]
+    if isinstance(lo, bool) or not isinstance(lo, int) or lo < 2:
+        raise ConfigError(f"{where}: study.seeds.min = {lo!r}; expected an integer >= 2 (an interval needs 2 seeds)")
+    return list(range(lo)), race
+
+
+def race_settings(space: SearchSpace) -> Any:
+    """The space's RaceSettings (its race table at the study's margin), or None with a fixed seed list."""
+    if space.race is None:
+        return None
+    from kdbench.search.racing import RaceSettings  # defers scipy
+
+    try:
+        return RaceSettings(margin=space.margin, **space.race)
+    except ConfigError as err:
+        raise ConfigError(f"{space.path}: {err}") from None
 
 
 def _seeds(value: Any, where: str) -> list[int]:

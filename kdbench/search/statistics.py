@@ -270,10 +270,15 @@ def compare_hits(hits_a: np.ndarray, hits_b: np.ndarray, clips: np.ndarray, conf
 
 
 def best_trial(trials: list[dict[str, Any]], objective: str) -> dict[str, Any] | None:
-    """The trial with the highest mean ``objective`` (ties: the earlier trial); None if none is scored."""
+    """The trial with the highest mean ``objective`` (ties: the earlier trial); None if none is scored.
+
+    In a raced study (kdbench.search.seed_race) the race's best configuration comes first where it is
+    among ``trials``: a configuration the race stopped early keeps a mean over fewer seeds, which must
+    not outrank the one the race ran to the end."""
     scored = [t for t in trials if t.get(f"mean_{objective}") is not None]
     # ties go to the earliest configuration: its first trial number, which a retry after a fault keeps
-    return max(scored, key=lambda t: (t[f"mean_{objective}"], -t.get("first_trial", t["trial"]))) if scored else None
+    return max(scored, key=lambda t: ((t.get("race") or {}).get("verdict") == "best", t[f"mean_{objective}"],
+                                      -t.get("first_trial", t["trial"]))) if scored else None
 
 
 def _paired(a: dict[str, Any], b: dict[str, Any], metric: str) -> tuple[list[int], list[float], list[float]]:
