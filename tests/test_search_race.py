@@ -183,3 +183,41 @@ def test_confirm_with_fixed_seeds_keeps_todays_design_and_bad_bounds_are_one_lin
     assert not (study_dir / "confirm" / "race.json").exists()
     stats = json.loads((study_dir / "confirm" / "statistics.json").read_text())
     assert "race" not in stats and stats["looks"][-1]["seeds"] == [1000, 1001]
+
+
+def test_two_searches_on_one_study_race_it_once(raced, inputs, tmp_path):
+    """Two `kdbench search` processes on one study (a Slurm array's tasks): both train trials, one races once
+    the other is done (race.lock), the other leaves it; the same result as one process, no seed run twice."""
+    space = _space(tmp_path, {"min": 2, "max": 4, "futility": False})
+    run_dir = tmp_path / "runs"
+    first = subprocess.Popen(_cmd(inputs, space, run_dir), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    _wait_for_start(run_dir / "race", first, 1)
+    second = subprocess.Popen(_cmd(inputs, space, run_dir), env=ENV, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    outs = [p.communicate(timeout=300) for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], [o[1][-2000:] for o in outs]
+    assert _outcome(run_dir / "race") == _outcome(raced["study_dir"])
+    started = Counter((e["trial"], e["seed"]) for e in _seed_events(run_dir / "race") if e["event"] == "start")
+    assert max(started.values()) == 1, started
+    assert not (run_dir / "race" / "race.lock").exists()
+
+
+def test_the_race_lock_is_one_process_at_a_time_and_a_dead_owners_lock_goes(tmp_path):
+    from kdbench.search.liveness import one_at_a_time, worker_record
+
+    with one_at_a_time(tmp_path, "race.lock") as mine:
+        assert mine and json.loads((tmp_path / "race.lock").read_text())["pid"] == os.getpid()
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:  # a live owner (another process on this machine) keeps it
+            (tmp_path / "other").mkdir()
+            (tmp_path / "other" / "race.lock").write_text(json.dumps(worker_record(sleeper.pid)))
+            with one_at_a_time(tmp_path / "other", "race.lock") as theirs:
+                assert theirs is False
+            sleeper.kill()
+            sleeper.wait()
+            with one_at_a_time(tmp_path / "other", "race.lock") as taken:  # its owner is gone: taken over
+                assert taken is True
+        finally:
+            sleeper.kill()
+    assert not (tmp_path / "race.lock").exists()

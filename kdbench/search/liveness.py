@@ -23,6 +23,7 @@ training and is marked ``kdbench:duplicate`` (it counts nowhere).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -285,3 +286,37 @@ def recover_stale_trials(study: Any, study_dir: Path, grace_s: float = DEFAULT_G
                 and queue_retry(study, trial, max_retry)):
             queued.append(trial.number)
     return queued
+
+
+LOCK_WRITE_S = 5.0  # an owner record still empty after this long is a lock whose writer died
+
+
+@contextlib.contextmanager
+def one_at_a_time(study_dir: Path, name: str, grace_s: float = DEFAULT_GRACE_S):
+    """An exclusive lock file ``<study>/<name>`` holding its owner's worker record (open(2) with O_EXCL, which
+    works on NFS too). Yields True while this process holds it, False when a live process does; the lock of
+    an owner that is gone (``owner_gone``: dead here, stopped or silent for ``grace_s`` elsewhere) is removed."""
+    path = Path(study_dir) / name
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                owner, age = json.loads(path.read_text() or "null"), time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                continue  # released meanwhile
+            except (OSError, ValueError):
+                owner, age = None, 0.0
+            if (owner is None and age < LOCK_WRITE_S) or (owner is not None and not owner_gone(owner, study_dir, grace_s)):
+                yield False
+                return
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            json.dump(worker_record(), fh)
+        try:
+            yield True
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    yield False

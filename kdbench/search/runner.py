@@ -31,7 +31,7 @@ from kdbench.search.hardware_aware import budget_used, check_input_sizes
 from kdbench.search.interrupts import (RESUME_HINT, Interrupted, interrupt_on_sigterm, released, signals_held,  # noqa: F401
                                        signals_deferred)
 from kdbench.search.journal_lock import note_held_lock, remove_stale_lock
-from kdbench.search.liveness import (DEFAULT_GRACE_S, SLOT_ATTR, Heartbeat, live_workers, recover_stale_trials,
+from kdbench.search.liveness import (DEFAULT_GRACE_S, SLOT_ATTR, Heartbeat, live_workers, one_at_a_time, recover_stale_trials,
                                      retried_numbers, superseded)
 from kdbench.search.pins import Pins, current_pins
 from kdbench.search.results import check_study_identity, read_study_json, storage_rows, write_statistics, write_summary
@@ -389,17 +389,37 @@ def worker_setup(study_dir: Path, device: str, no_cache: bool, threads: int | No
     return study_space(study_dir), info, fields
 
 
-def run_race(study_dir: Path, device: str = "auto", no_cache: bool = False,
+RACE_LOCK = "race.lock"
+RACE_WAIT_S = 2.0  # how often a race waiting for the other workers looks again
+
+
+def run_race(study_dir: Path, device: str = "auto", no_cache: bool = False, grace_s: float = DEFAULT_GRACE_S,
              on_event: Callable[..., None] | None = None) -> dict[str, Any] | None:
-    """After the budget: a race study's seeds where decisions are open (kdbench.search.seed_race), in this process."""
+    """After the budget: a race study's seeds where decisions are open (kdbench.search.seed_race).
+
+    One process races a study at a time (``race.lock``); it waits until no other worker still trains
+    trials (a Slurm array: every task runs this after its trials; the first to get the lock races once
+    the others are done, the others leave it). None when the study does not race or another process does."""
     if study_space(study_dir).race is None:
         return None
     from kdbench.search.objective import SearchContext
     from kdbench.search.seed_race import race_study
 
-    space, info, fields = worker_setup(study_dir, device, no_cache)
-    with Heartbeat(study_dir) as beat:
+    log = logging.getLogger("kdbench.search")
+    with Heartbeat(study_dir) as beat, one_at_a_time(study_dir, RACE_LOCK, grace_s) as mine:
         beat.update(state="race")
+        if not mine:
+            log.info("another process races study %s (%s): this one leaves it", Path(study_dir).name,
+                     Path(study_dir) / RACE_LOCK)
+            return None
+        told = False
+        while others := live_workers(study_dir, grace_s, include_self=False):
+            if not told:
+                log.info("the race waits for %d worker(s) still training trials", len(others))
+                told = True
+            beat.update(state="race", waiting=len(others))
+            time.sleep(RACE_WAIT_S)
+        space, info, fields = worker_setup(study_dir, device, no_cache)
         ctx = SearchContext(space=space, study_dir=Path(study_dir), teacher_path=info.get("teacher"),
                             study_id=info.get("study_id"), device=device, heartbeat=beat, on_event=on_event, **fields)
         return race_study(ctx)
@@ -506,7 +526,7 @@ def run_search(req: SearchRequest, display: Callable[[Path, Callable[[], None]],
                 run_worker(study_dir, req.storage, req.n_trials, req.device, req.no_cache, 0, req.grace_s)
             else:
                 wait_workers(study_dir, spawn_workers(study_dir, req))
-            run_race(study_dir, req.device, req.no_cache)
+            run_race(study_dir, req.device, req.no_cache, req.grace_s)
         try:
             if display is None:
                 work()
