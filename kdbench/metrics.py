@@ -6,13 +6,15 @@ maximum), clip-level accuracy (one prediction per clip from the mean of its fram
 is how a view classifier is used on a cine loop), 95% intervals from a bootstrap that resamples
 clips (frames of one clip are not independent), recall per (source, view) and the largest gap
 between sources for a view several sources share (the shortcut check), and ``seed_clip_interval``,
-the interval of a mean accuracy over seeds (clip bootstrap widened by a t-based seed component).
+the interval of a mean accuracy over seeds, and ``relative_interval``, its ratio to the teacher's (both on
+``paired_interval``'s seed, clip and seed x clip parts).
 ``paired_interval`` compares two models on the same frames and seeds from every prediction (seed,
 clip and seed x clip variance components; one seed: a clip-cluster t).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -205,46 +207,51 @@ def seed_clip_interval(hits: np.ndarray, clips: np.ndarray, confidence: float = 
                        seed: int = 0) -> tuple[float, float]:
     """Interval of a mean accuracy over seeds that allows for both clip sampling and seed-to-seed variation.
 
-    ``hits`` [S, N] (frame n of seed s correct), ``clips`` [N] clip ids. Clip part: a percentile
-    bootstrap that resamples clips (K of them, with replacement) and takes the seed-mean accuracy
-    (hits / frames in the drawn clips). Seed part: t_{S-1} x sd(per-seed accuracy) / sqrt(S). The
-    two half-widths add in quadrature on each side. A plain two-stage bootstrap (seeds and clips
-    resampled) covered only ~88% at 3 seeds when seeds vary more than clips (3 seeds underestimate
-    their own spread), hence the t component: ~92% there, and it errs wide (~99% at 3 seeds when
-    clips dominate; tests/test_statistics_simulation.py).
-    With S = 1 it is the clip bootstrap of one run's accuracy (conditional on that run). When every
-    clip scores the same (e.g. all correct) the bootstrap has no spread and the clip part is the
-    Clopper-Pearson interval of K clips instead.
+    ``hits`` [S, N] (frame n of seed s correct), ``clips`` [N] clip ids. With S >= 2: paired_interval's
+    engine on the accuracy itself (seed, clip and seed x clip variance components, t on Satterthwaite's
+    df), for the expected accuracy over new seeds and new clips, cut to [0, 1]. It replaced a clip
+    bootstrap widened by a seed t in quadrature, which counted the clip noise twice (0.99 at 3 seeds
+    when clips dominate; tests/test_statistics_simulation.py). With S = 1, or no spread at all: the
+    percentile clip bootstrap of one run's accuracy (conditional on that run; it respects [0, 1] near
+    100%), and when every clip scores the same the Clopper-Pearson interval of K clips.
     """
     hits = np.atleast_2d(np.asarray(hits, dtype=np.float64))
     _, inv = np.unique(np.asarray(clips).astype(str), return_inverse=True)
     if hits.shape[1] != len(inv) or len(inv) == 0:
         raise DataError(f"hits have shape {hits.shape}; expected [seeds, {len(inv)}] with one column per clip id")
     k, s = int(inv.max()) + 1, hits.shape[0]
+    alpha = (1 - confidence) / 2
+    mean = float(hits.mean())
+    if s > 1 and k > 1:  # a seed mean: paired_interval's engine (seed, clip and seed x clip parts)
+        frames = np.bincount(inv, minlength=k).astype(np.float64)
+        cells = (inv[None, :] + k * np.arange(s)[:, None]).ravel()
+        d = np.bincount(cells, weights=hits.ravel(), minlength=s * k).reshape(s, k) / frames
+        se2, df = _se2_df(d, frames / len(inv))
+        if se2 > 1e-20:
+            half = float(stats.t.ppf(1 - alpha, df)) * math.sqrt(se2)
+            return max(0.0, mean - half), min(1.0, mean + half)
     per_clip, weights = _clip_resamples(hits, inv, n_resamples, seed)
     frames = np.bincount(inv, minlength=k).astype(np.float64)
     values = ((weights @ per_clip.T) / (weights @ frames)[:, None]).mean(axis=1)  # seed-mean on the drawn clips
-    alpha = (1 - confidence) / 2
-    per_seed = hits.mean(axis=1)
-    mean = float(per_seed.mean())
     low, high = np.quantile(values, alpha), np.quantile(values, 1 - alpha)
     if high - low <= 1e-12:  # every clip scores the same: Clopper-Pearson over K clips, not a zero width
         x = mean * k
         low = stats.beta.ppf(alpha, x, k - x + 1) if x > 0 else 0.0
         high = stats.beta.ppf(1 - alpha, x + 1, k - x) if x < k else 1.0
-    seed_half = float(stats.t.ppf(1 - alpha, s - 1) * per_seed.std(ddof=1) / np.sqrt(s)) if s > 1 else 0.0
-    return (max(0.0, mean - float(np.hypot(mean - low, seed_half))),
-            min(1.0, mean + float(np.hypot(high - mean, seed_half))))
+    return float(low), float(high)
 
 
-def relative_interval(hits: np.ndarray, reference_hits: np.ndarray, clips: np.ndarray, confidence: float = 0.95,
-                      n_resamples: int = N_BOOTSTRAP, seed: int = 0) -> tuple[float, float, float]:
+def relative_interval(hits: np.ndarray, reference_hits: np.ndarray, clips: np.ndarray,
+                      confidence: float = 0.95) -> tuple[float, float, float]:
     """(ratio, low, high): the seed-mean accuracy of ``hits`` [S, N] over that of ``reference_hits`` [N] (the teacher).
 
-    Same construction as ``seed_clip_interval``, on the ratio: the clip part resamples clips once for
-    both models (paired: a hard clip is hard for the teacher too) and takes the ratio on the drawn
-    clips; the seed part is t_{S-1} x sd(per-seed accuracy) / sqrt(S) over the teacher's accuracy;
-    the two add in quadrature on each side. Coverage is simulated in tests/test_statistics_simulation.py.
+    On paired_interval's engine (the one behind KD vs scratch and the leaderboard's decisions), by
+    Fieller's inversion: ratio r is in the interval when paired_interval's t for the mean of
+    ``hits - r x reference`` (per frame, the teacher's hit the same under every seed: one fixed
+    checkpoint) does not reject 0 at ``confidence``: seed, clip and seed x clip parts as there, a hard
+    clip hard for both. Should the set be unbounded (the teacher's accuracy itself not clear of 0), that
+    side is reported as 0 or inf. Coverage simulated in tests/test_statistics_simulation.py (it replaced
+    a clip bootstrap widened by a seed t, which counted the clip noise twice: 0.98 where clips dominate).
     """
     hits = np.atleast_2d(np.asarray(hits, dtype=np.float64))
     ref = np.asarray(reference_hits, dtype=np.float64).ravel()
@@ -253,18 +260,44 @@ def relative_interval(hits: np.ndarray, reference_hits: np.ndarray, clips: np.nd
         raise DataError(f"hits {hits.shape} and reference hits {ref.shape} do not match {len(inv)} clip ids")
     if ref.sum() == 0:
         raise DataError("the reference model has accuracy 0 on these frames: a ratio to it is undefined")
-    k, s = int(inv.max()) + 1, hits.shape[0]
-    per_clip, weights = _clip_resamples(hits, inv, n_resamples, seed)
-    ref_clip = np.bincount(inv, weights=ref, minlength=k)
-    student = (weights @ per_clip.T).mean(axis=1)  # hits summed over the drawn clips, seed mean
-    teacher = weights @ ref_clip
-    values = student[teacher > 0] / teacher[teacher > 0]
-    alpha = (1 - confidence) / 2
-    per_seed = hits.mean(axis=1)
-    ratio = float(per_seed.mean() / ref.mean())
-    low, high = np.quantile(values, alpha), np.quantile(values, 1 - alpha)
-    seed_half = float(stats.t.ppf(1 - alpha, s - 1) * per_seed.std(ddof=1) / np.sqrt(s) / ref.mean()) if s > 1 else 0.0
-    return ratio, ratio - float(np.hypot(ratio - low, seed_half)), ratio + float(np.hypot(high - ratio, seed_half))
+    ratio = float(hits.mean() / ref.mean())
+    s, c = hits.shape[0], int(inv.max()) + 1
+    frames = np.bincount(inv, minlength=c).astype(np.float64)
+    cells = (inv[None, :] + c * np.arange(s)[:, None]).ravel()
+    if c < 2:
+        return ratio, 0.0, math.inf
+
+    def gap(r: float, side: float) -> float:
+        """(mean of hits - r ref) + side x t x se: 0 at the interval's bound on that side."""
+        d = np.bincount(cells, weights=(hits - r * ref[None, :]).ravel(), minlength=s * c).reshape(s, c) / frames
+        se2, df = _se2_df(d, frames / len(inv))
+        t = float(stats.t.ppf(0.5 + confidence / 2, df)) if se2 > 1e-20 else 0.0
+        return float(hits.mean() - r * ref.mean()) + side * t * math.sqrt(max(se2, 0.0))
+
+    return ratio, _fieller_bound(gap, ratio, -1.0), _fieller_bound(gap, ratio, +1.0)
+
+
+def _fieller_bound(gap: Any, ratio: float, side: float) -> float:
+    """The root of ``gap(r, side)`` on ``side`` of ``ratio`` (lower bound: side -1), or 0 / inf if none."""
+    from scipy.optimize import brentq
+
+    def f(r: float) -> float:
+        return gap(r, side)
+
+    if f(ratio) * side <= 0:  # no spread: the interval is the point
+        return ratio
+    step = max(abs(ratio), 1e-3) * 0.05
+    for _ in range(60):
+        far = ratio + side * step
+        if side < 0 and far <= 0:
+            far = 0.0
+        if f(far) * side <= 0:
+            lo, hi = sorted((ratio, far))
+            return float(brentq(f, lo, hi, xtol=1e-10))
+        if far == 0.0:
+            return 0.0
+        step *= 2
+    return math.inf if side > 0 else 0.0
 
 
 # ---------------------------------------------------------------------------------- paired comparison
@@ -322,6 +355,22 @@ def _paired_se2_parts(d: np.ndarray, w: np.ndarray) -> tuple[float, float, float
     return float(per_seed.var(ddof=1) / s), q_clip, q_resid
 
 
+def _se2_df(d: np.ndarray, w: np.ndarray, parts: bool = False) -> Any:
+    """(se^2, Satterthwaite df) of the frame-weighted mean of per-seed per-clip differences ``d`` [S, C]
+    (paired_interval's rule, see there), and with ``parts`` the se2_parts dict too."""
+    s, c = d.shape
+    q_seed, q_clip, q_resid = _paired_se2_parts(d, w)
+    clip_part = max(q_clip - q_resid, 0.0)
+    if s == 1:
+        terms, split = [(q_clip, c - 1)], {"seed": None, "clip": q_clip, "seed_x_clip": None}
+    else:
+        terms = [(q_seed, s - 1)] + ([(q_clip, c - 1), (q_resid, (s - 1) * (c - 1))] if clip_part > 0 else [])
+        split = {"seed": q_seed - q_resid, "clip": clip_part, "seed_x_clip": q_resid}
+    se2 = q_seed + clip_part
+    df = max(se2**2 / sum(q**2 / k for q, k in terms), s - 1.0) if se2 > 1e-20 else float(s - 1 or 1)
+    return (se2, df, split) if parts else (se2, df)
+
+
 def paired_interval(correct_a: Any, correct_b: Any, clip_ids: Any, level: float = 0.95) -> dict[str, Any]:
     """Interval and two-sided p-value of the accuracy difference A - B on the same frames and seed indices.
 
@@ -366,18 +415,9 @@ def paired_interval(correct_a: Any, correct_b: Any, clip_ids: Any, level: float 
                            "mean_b": float(b.mean()), "se2_parts": None}
     if c < 2:
         return out
-    q_seed, q_clip, q_resid = _paired_se2_parts(d, frames / n)
-    clip_part = max(q_clip - q_resid, 0.0)
-    if s == 1:
-        terms, parts = [(q_clip, c - 1)], {"seed": None, "clip": q_clip, "seed_x_clip": None}
-    else:
-        terms = [(q_seed, s - 1)] + ([(q_clip, c - 1), (q_resid, (s - 1) * (c - 1))] if clip_part > 0 else [])
-        parts = {"seed": q_seed - q_resid, "clip": clip_part, "seed_x_clip": q_resid}
-    se2 = q_seed + clip_part
-    out["se2_parts"] = parts
+    se2, df, out["se2_parts"] = _se2_df(d, frames / n, parts=True)
     if se2 <= 1e-20:  # no spread at all: an interval or p-value would be meaningless
         return out
-    df = max(se2**2 / sum(q**2 / k for q, k in terms), s - 1.0)  # the subtracted term can push it toward 0
     se, t = float(np.sqrt(se2)), float(stats.t.ppf(0.5 + level / 2, df))
     return {**out, "se": se, "df": float(df), "ci_low": out["diff"] - t * se, "ci_high": out["diff"] + t * se,
             "p_value": float(2 * stats.t.sf(abs(out["diff"]) / se, df))}

@@ -55,8 +55,10 @@ def _clustered_hits(rng: np.random.Generator, seeds: int, clips: int, frames: in
 
 @pytest.mark.parametrize("seeds,sd_seed,sd_clip", [(3, 1.0, 0.3), (3, 0.3, 1.0), (10, 0.3, 1.0)])
 def test_seed_clip_interval_covers_on_clustered_data(seeds, sd_seed, sd_clip):
-    """16 clips of 4 frames (the demo's test split). Found (300 runs): 0.92 when seeds dominate at 3 seeds
-    (a plain two-stage bootstrap gave 0.88 there), 0.99 when clips dominate (errs wide), 0.94 at 10 seeds."""
+    """16 clips of 4 frames. paired_interval's engine on the accuracy, found (1,000 runs): 0.921 when seeds
+    dominate at 3 seeds (0.918 at 5), 0.967 when clips dominate at 3 seeds, 0.936 at 5, 0.931 at 10. The clip
+    bootstrap widened by a seed t it replaced (300 runs): 0.92, 0.99 (it counted the clip noise twice), 0.94;
+    a plain two-stage bootstrap: 0.88 where seeds dominate."""
     rng = np.random.default_rng(seeds)
     total = np.sqrt(sd_seed**2 + sd_clip**2 + 0.5**2)
     truth = np.mean(1 / (1 + np.exp(-(2 + rng.normal(0, total, 1_000_000)))))
@@ -66,14 +68,16 @@ def test_seed_clip_interval_covers_on_clustered_data(seeds, sd_seed, sd_clip):
         low, high = seed_clip_interval(_clustered_hits(rng, seeds, 16, 4, sd_seed, sd_clip), clips,
                                        n_resamples=1000, seed=r)
         cover += low <= truth <= high
-    assert 0.90 <= cover / runs <= 1.0, f"coverage {cover / runs:.3f}"
+    assert 0.90 <= cover / runs <= 0.98, f"coverage {cover / runs:.3f}"
 
 
 @pytest.mark.parametrize("seeds,sd_seed", [(5, 0.3), (5, 0.05), (3, 0.3)])
 def test_relative_interval_covers_the_true_ratio(seeds, sd_seed):
     """Student/teacher accuracy on 110 clips of 4 frames (the demo's test split), clip effects shared by
-    both models (paired); the ratio's truth by Monte Carlo. Found (300 runs): 0.963 (5 seeds, seeds vary),
-    0.983 (5 seeds, clips dominate: errs wide, like seed_clip_interval), 0.973 (3 seeds)."""
+    both models (paired); the ratio's truth by Monte Carlo. Fieller on paired_interval's engine, found
+    (1,000 runs): 0.947 (5 seeds, seeds vary), 0.967 (5 seeds, clips dominate), 0.926 (3 seeds, seeds vary:
+    Satterthwaite a little liberal, as for paired_interval), 0.958 at 10 seeds. The clip bootstrap widened by
+    a seed t it replaced: 0.963 / 0.983 / 0.973 (it counted the clip noise twice)."""
     rng = np.random.default_rng(40 + seeds)
     z_seed, z_clip, z_clip_t = rng.normal(size=(3, 1_000_000))
     e = rng.normal(0, 0.5, 1_000_000)
@@ -88,6 +92,6 @@ def test_relative_interval_covers_the_true_ratio(seeds, sd_seed):
         p_t = 1 / (1 + np.exp(-(2 + v[0] + rng.normal(0, 0.3, k))))
         hits = (rng.random((seeds, k, f)) < p_s[:, :, None]).reshape(seeds, -1)
         ref = (rng.random((k, f)) < p_t[:, None]).ravel()
-        _, low, high = relative_interval(hits, ref, clips, n_resamples=1000, seed=r)
+        _, low, high = relative_interval(hits, ref, clips)
         cover += low <= truth <= high
-    assert 0.92 <= cover / runs <= 0.99, f"coverage {cover / runs:.3f}"
+    assert 0.91 <= cover / runs <= 0.98, f"coverage {cover / runs:.3f}"

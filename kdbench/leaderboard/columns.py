@@ -9,7 +9,8 @@ column means what a timm column means it has timm's name (``infer_img_size``, ``
 from __future__ import annotations
 
 _INTERVAL = "95% interval from a bootstrap that resamples clips (frames of one cine loop move together)"
-_SEED_PART = "widened by a t interval over seeds, for a seed mean (kdbench.metrics.seed_clip_interval)"
+_SEED_PART = ("for a seed mean, paired_interval's seed, clip and seed x clip parts instead (new seeds and new clips: "
+              "kdbench.metrics.seed_clip_interval)")
 
 COLUMNS: dict[str, str] = {
     "target": "hardware target (a profile in hardware_profiles/); 'none' when no profile results were given",
@@ -78,14 +79,15 @@ COLUMNS: dict[str, str] = {
     "seed_mean_test_accuracy": "mean test accuracy over those seeds",
     "seed_test_low": "lower end of the 95% interval of seed_mean_test_accuracy (see seed_interval)",
     "seed_test_high": "upper end of that interval",
-    "seed_interval": "how that interval was obtained: 'seeds+clips' (a bootstrap over clips widened by a t interval "
-                     "over seeds, from the runs' saved predictions: kdbench.metrics.seed_clip_interval) or 'seeds' "
+    "seed_interval": "how that interval was obtained: 'seeds+clips' (seed, clip and seed x clip variance parts, "
+                     "from the runs' saved predictions: kdbench.metrics.seed_clip_interval) or 'seeds' "
                      "(a t interval over seeds only: the predictions were not saved)",
     "n_seeds": "number of seeds behind the seed means",
     "relative_accuracy": "test_accuracy / the teacher's test accuracy",
     "seed_relative_accuracy": "seed_mean_test_accuracy / the teacher's accuracy on the same test frames",
-    "seed_relative_low": "lower end of its 95% interval: clips resampled once for student and teacher (paired), "
-                         "plus the seed-to-seed spread (kdbench.metrics.relative_interval; coverage simulated)",
+    "seed_relative_low": "lower end of its 95% interval: Fieller's ratio interval on paired_interval's seed, clip and "
+                         "seed x clip parts, the teacher on the same clips (kdbench.metrics.relative_interval; "
+                         "coverage simulated)",
     "seed_relative_high": "upper end of that interval",
     "latency_p50_ms": "median batch-1 latency in milliseconds (timm: infer_step_time)",
     "latency_p50_low_ms": "low end of the latency band: an estimate's error band, or the lowest p50 of a "

@@ -1,6 +1,6 @@
 """What a trial's seeds say: validation and test accuracy per seed, their means and 95% intervals.
 
-An interval resamples seeds and clips (``kdbench.metrics.seed_clip_interval``) when every seed saved its
+An interval allows for new seeds and new clips (``kdbench.metrics.seed_clip_interval``) when every seed saved its
 predictions (``seed_<s>/predictions.npz``) and the study's frame store can be opened; otherwise it is the
 interval of the mean over seeds alone (``kdbench.search.statistics.mean_ci``), and says so.
 """
