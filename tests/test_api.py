@@ -92,6 +92,19 @@ def test_leaderboard_rows_match_its_csv(study, tmp_path):
             assert (got[key] is None) if value == "" else str(got[key]) == value or float(got[key]) == float(value)
 
 
+@pytest.mark.slow
+def test_build_leaderboard_takes_the_margin_like_the_cli(study, tmp_path):
+    from kdbench.errors import ConfigError
+
+    _, result = study
+    kdbench.build_leaderboard(result.study_dir, tmp_path / "wide", plots=False, margin=0.3)
+    doc = json.loads((tmp_path / "wide" / "leaderboard.json").read_text())
+    assert doc["margin"] == {"value": 0.3, "source": "--margin"}
+    assert all(t["margin"] == 0.3 for t in doc["targets"])
+    with pytest.raises(ConfigError, match=r"margin = 1\.5; expected an accuracy difference in \(0, 1\)"):
+        kdbench.build_leaderboard(result.study_dir, tmp_path / "bad", plots=False, margin=1.5)
+
+
 def test_missing_leaderboard_is_a_clear_error(tmp_path):
     from kdbench.errors import DataError
 
