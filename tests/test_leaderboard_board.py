@@ -645,3 +645,14 @@ def test_point_labels_never_overlap(tmp_path):
             assert axes_box.x0 - 1 <= a.x0 and a.x1 <= axes_box.x1 + 1
             for b in boxes[i + 1:]:
                 assert not a.overlaps(b), (a, b)
+
+
+def test_a_method_run_on_its_defaults_shows_its_t_and_alpha():
+    """A trial of vanilla KD on its defaults records hparams {}: the row still shows T = 4 and alpha = 0.5."""
+    from kdbench.leaderboard.collect import config_columns
+
+    cols = config_columns({"method": "vanilla", "hparams": {}, "train": {"batch_size": 8}, "trial": 0}, None)
+    assert (cols["temperature"], cols["alpha"], cols["train_batch_size"]) == (4.0, 0.5, 8)
+    assert config_columns({"method": "vanilla", "hparams": {"temperature": 2.0}}, None)["temperature"] == 2.0
+    assert config_columns({"method": "scratch", "hparams": {}}, None)["temperature"] is None
+    assert config_columns({"method": "ctkd", "hparams": {"temperature": None}}, None)["temperature"] is None

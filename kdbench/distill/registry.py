@@ -34,6 +34,13 @@ def method_defaults(name: str) -> dict[str, Any]:
     return _method_class(name).defaults()
 
 
+def resolved_hparams(name: str | None, hparams: dict[str, Any] | None) -> dict[str, Any]:
+    """The settings method ``name`` runs with: its defaults overridden by ``hparams`` (a trial that runs a
+    method on its defaults records ``{}``; T = 4, alpha = 0.5 must still show). Unknown method: ``hparams``."""
+    cls = METHODS.get(name or "")
+    return {**(cls.defaults() if cls is not None else {}), **(hparams or {})}
+
+
 def _method_class(name: str) -> type[DistillMethod]:
     if name not in METHODS:
         raise ConfigError(f"unknown distillation method {name!r}; expected one of {list(METHODS)}")

@@ -201,8 +201,11 @@ def _hparam(hparams: dict[str, Any], key: str) -> Any:
 
 def config_columns(trial: dict[str, Any] | None, method: str | None) -> dict[str, Any]:
     """The student-configuration columns from a trial (or the method alone, outside a study)."""
-    hp = (trial or {}).get("hparams") or {}
-    return {"method": (trial or {}).get("method") or method, "temperature": _hparam(hp, "temperature"),
+    from kdbench.distill.registry import resolved_hparams  # defers torch
+
+    method = (trial or {}).get("method") or method
+    hp = resolved_hparams(method, (trial or {}).get("hparams"))
+    return {"method": method, "temperature": _hparam(hp, "temperature"),
             "alpha": _hparam(hp, "alpha"), "train_batch_size": ((trial or {}).get("train") or {}).get("batch_size"),
             "trial": (trial or {}).get("trial")}
 

@@ -270,7 +270,11 @@ def _reuse_results(trial: Any, config: Any, twin: Any) -> float:
 
 def _start_trial(ctx: SearchContext, trial: Any, frozen: Any, config: Any) -> Path:
     """Record the configuration on the trial and give it its directory (adopting a predecessor's seeds)."""
-    for key, value in {**config.to_dict(), "baseline": bool(frozen.user_attrs.get("baseline"))}.items():
+    from kdbench.distill.registry import resolved_hparams
+
+    settings = resolved_hparams(config.method, config.hparams)  # what it runs with, defaults included (dashboard)
+    for key, value in {**config.to_dict(), "baseline": bool(frozen.user_attrs.get("baseline")),
+                       "method_settings": settings}.items():
         trial.set_user_attr(key, value)
     tdir = trial_dir(ctx.study_dir, config.student, trial.number)
     adopted = _adopt_predecessor(ctx.study_dir, config.student, frozen.system_attrs.get("retry_history", []), tdir)
