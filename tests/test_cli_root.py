@@ -46,6 +46,15 @@ def test_progress_lines_go_to_stderr_and_quiet_drops_them() -> None:
         assert re.search(r"mobilenet_v3_small .* student .* torchvision", done.stdout)
 
 
+@pytest.mark.parametrize("flag", ["-q", "--quiet"])
+def test_quiet_after_the_subcommand_works_like_before_it(flag: str) -> None:
+    before, after = run(flag, *MODELS), run(*MODELS, flag)
+    assert before.returncode == after.returncode == 0
+    assert after.stderr == before.stderr == ""
+    assert after.stdout == before.stdout
+    assert run(*MODELS, "-v").stderr.splitlines()[1].endswith("building mobilenet_v3_small (1/1)")
+
+
 def test_verbose_adds_timed_debug_lines_naming_their_module() -> None:
     done = run("-v", *MODELS)
     assert done.returncode == 0

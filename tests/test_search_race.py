@@ -88,6 +88,9 @@ def test_a_race_adds_seeds_where_undecided_and_records_every_look(raced):
             assert configs["seeds"][c] == configs["looks"][v["look"] - 1]["n_seeds"]
     done = Counter((e["trial"], e["seed"]) for e in _seed_events(study_dir) if e["event"] == "done")
     assert max(done.values()) == 1, done
+    # in a log file (no terminal): one progress line per finished seed run, on stderr
+    progress = [line for line in raced["stderr"].splitlines() if " seed runs" in line]
+    assert len(progress) == sum(done.values()), raced["stderr"]
     stats = json.loads((study_dir / "statistics.json").read_text())
     kd = [c for c in stats["comparisons"] if c["metric"] == "test_accuracy"]
     pair = out["race"][STUDENT]["kd_vs_scratch"]["seeds"]
@@ -154,7 +157,7 @@ def test_confirm_races_a_raced_study_on_fresh_seeds_and_resumes(raced, tmp_path)
     shutil.copytree(raced["study_dir"], study_dir)
     done = _confirm(study_dir)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "a race of 2-4 fresh seeds" in done.stdout
+    assert "a race of 2-4 fresh seeds" in done.stderr
     race = json.loads((study_dir / "confirm" / "race.json").read_text())
     assert race["fresh_seeds"] == [1000, 1001, 1002, 1003]
     configs = race["students"][STUDENT]["configs"]

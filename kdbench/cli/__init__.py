@@ -87,12 +87,23 @@ def _root(
 _register()
 
 
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")
+
+
+def hoist_global_flags(argv: list[str]) -> list[str]:
+    """``-q``/``-v`` given after a subcommand (``kdbench search stats -q``) moved before it, where the root
+    command reads them; nothing after ``--`` moves."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[:end] if a in GLOBAL_FLAGS]
+    return flags + [a for a in argv[:end] if a not in GLOBAL_FLAGS] + argv[end:]
+
+
 def main() -> None:
     """Entry point of the ``kdbench`` console script: user errors print cleanly and exit 2."""
     from kdbench.errors import KdbenchError
 
     try:
-        app()
+        app(args=hoist_global_flags(sys.argv[1:]), prog_name="kdbench")
     except SystemExit as stop:
         if stop.code in (130, 143):  # interrupted: end now (a search or confirm; see kdbench.search.runner)
             from kdbench.search.interrupts import exit_if_interrupted

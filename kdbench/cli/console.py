@@ -11,6 +11,15 @@ console = Console()
 # In a log file (Slurm --output, a pipe) rich assumes 80 columns; long text lines (paths, commands)
 # stay whole there instead of wrapping mid-path. Tables: kdbench.cli.tables.print_table.
 console.soft_wrap = not console.is_terminal
+# Progress, notes and warnings go to stderr, results (tables, "wrote ...") to stdout: a log file or a pipe
+# keeps them apart (`kdbench search ... > results.txt 2> progress.log`).
+err_console = Console(stderr=True)
+err_console.soft_wrap = not err_console.is_terminal
+
+
+def warn(text: str) -> None:
+    """One warning line on stderr (``text`` is rich markup; escape user text)."""
+    err_console.print(f"[yellow]warning:[/] {text}")
 
 
 def metrics_table(title: str, metrics: dict[str, dict[str, Any]]) -> Table:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from kdbench.cli.console import console, metrics_table
+from kdbench.cli.console import console, metrics_table, warn
 
 
 def command(
@@ -51,7 +51,7 @@ def command(
         too_many = versions_beyond_epochs(augment_versions, [augment_choice], epochs,
                                           f"--augment-versions {augment_versions}", f"--epochs {epochs}")
         if too_many:
-            console.print(f"[yellow]warning:[/] {too_many}")
+            warn(too_many)
     needs_teacher = create_method(method, **hparams).needs_teacher  # validates the settings early
     if pretrained:
         from kdbench.models.registry import ensure_pretrained_weights

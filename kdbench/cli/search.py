@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from kdbench.cli.console import console
+from kdbench.cli.console import console, err_console, warn
 from kdbench.cli.tables import print_table
 
 app = typer.Typer(
@@ -48,26 +48,26 @@ def search(
         missing = [o for o, v in (("--config", config), ("--store", store)) if v is None]
         raise ConfigError(f"kdbench search needs {' and '.join(missing)} (or a subcommand: status, stats); "
                           "see `kdbench search --help`")
-    from kdbench.search.runner import SearchRequest
+    from kdbench.search.runner import SearchRequest, run_search
     from kdbench.search.space import load_space
 
     space = load_space(config)
-    for warning in space.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
     req = SearchRequest(config=config, store=store, teacher=teacher, run_dir=run_dir, storage=storage, study=study,
                         n_trials=n_trials, workers=workers, device=device, no_cache=no_cache, grace_s=grace)
     quota = space.trials_per_student(n_trials)
-    console.print(f"search [bold]{study or space.name}[/]: {len(space.students)} student(s) x {len(space.seeds)} seed(s), "
-                  f"{sum(quota.values())} trial(s), sampler {space.sampler}, pruner {space.pruner}, {workers} worker(s)")
-    result = _run_resumable(req, _live_display(storage, quota))
+
+    def announce() -> None:  # once every input is checked: bad input gets only its error line
+        for warning in space.warnings:
+            warn(warning)
+        seeds = (f"{len(space.seeds)} seed(s)" if space.race is None else
+                 f"seeds raced {space.race['min_seeds']}-{space.race['max_seeds']}")
+        err_console.print(f"search [bold]{study or space.name}[/]: {len(space.students)} student(s) x {seeds}, "
+                          f"{sum(quota.values())} trial(s), sampler {space.sampler}, pruner {space.pruner}, "
+                          f"{workers} worker(s)")
+
+    result = _resumable(lambda: run_search(req, display=_live_display(storage, quota, sum(quota.values()) * len(space.seeds)),
+                                           announce=announce))
     _print_report(result["study_dir"], storage, quota, result["statistics"], result["wall_time_s"])
-
-
-def _run_resumable(req, display) -> dict:
-    """run_search; an interrupt or a fault ends in one line that says how to resume (exit 130/143, or 1)."""
-    from kdbench.search.runner import run_search
-
-    return _resumable(lambda: run_search(req, display=display))
 
 
 def _resumable(run):
@@ -90,17 +90,45 @@ def _resumable(run):
         raise typer.Exit(1) from None
 
 
-def _live_display(storage: str | None, quota: dict[str, int]):
-    """A display function for run_search: a rich Live view of the study while work() runs."""
+def _live_display(storage: str | None, quota: dict[str, int], planned: int):
+    """A display function for run_search: a rich Live view of the study while work() runs in a terminal; in a
+    log file one line per finished seed run with the study's ETA (``planned`` seed runs)."""
     def display(study_dir: Path, work) -> None:
+        if not err_console.is_terminal:  # a log file: one line per finished seed run instead
+            return _log_lines(study_dir, planned, work)
         from rich.live import Live
 
         from kdbench.search.status import StudyMonitor
 
         monitor = StudyMonitor(study_dir, storage, quota)
-        with Live(monitor, console=console, refresh_per_second=1, transient=True):
+        with Live(monitor, console=err_console, refresh_per_second=1, transient=True):
             work()
     return display
+
+
+def _log_lines(study_dir: Path, planned: int, work) -> None:
+    """work() with a thread that logs each finished seed run (kdbench.search.progress) every second."""
+    import logging
+    import threading
+
+    from kdbench.search.progress import SeedProgress
+
+    log, progress, stop = logging.getLogger("kdbench.search.progress"), SeedProgress(study_dir, planned), threading.Event()
+
+    def follow() -> None:
+        while not stop.wait(1.0):
+            for line in progress.poll():
+                log.info("%s", line)
+
+    thread = threading.Thread(target=follow, name="kdbench-progress", daemon=True)
+    thread.start()
+    try:
+        work()
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        for line in progress.poll():
+            log.info("%s", line)
 
 
 def _print_report(study_dir: Path, storage: str | None, quota: dict[str, int] | None, stats: dict, wall_s: float | None) -> None:
@@ -113,7 +141,7 @@ def _print_report(study_dir: Path, storage: str | None, quota: dict[str, int] | 
     print_table(status_table(st, title))
     print_table(statistics_table(stats, "test_accuracy"))
     for warning in stats.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {warning}")
+        warn(warning)
     if stats.get("pricing"):  # hardware-aware study: what the target's constraints saved from training
         from kdbench.search.hardware_aware import pricing_line
 
@@ -171,7 +199,7 @@ def stats(
     result = finish_study(path, storage)
     print_table(statistics_table(result, metric))
     for warning in result.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {warning}")
+        warn(warning)
     if result.get("pricing"):  # as at the end of the search (the one place that line is printed)
         from kdbench.search.hardware_aware import pricing_line
 
@@ -207,10 +235,10 @@ def confirm(
     out = _resumable(lambda: run_confirm(
         ConfirmRequest(study_dir=path, n_seeds=seeds, max_seeds=max_seeds, device=device, store=store, storage=storage, n_trials=n_trials,
                        allow_unfinished=allow_unfinished),
-        on_event=lambda **e: console.print(f"training {e['student']} {e['method']} (trial {e['trial']}) seed {e['seed']}"),
-        on_note=lambda line: console.print(f"[yellow]warning:[/] {escape(line)}" if "not finished" in line else escape(line))))
+        on_event=lambda **e: err_console.print(f"training {e['student']} {e['method']} (trial {e['trial']}) seed {e['seed']}"),
+        on_note=lambda line: warn(escape(line)) if "not finished" in line else err_console.print(escape(line))))
     print_table(statistics_table(out["statistics"], "test_accuracy"))
     for warning in out["statistics"].get("warnings", []):
-        console.print(f"[yellow]warning:[/] {warning}")
+        warn(warning)
     console.print(f"seeds {out['seeds']}: trained {out['trained']}, reused {out['reused']}; "
                   f"wrote {path / 'confirm' / 'statistics.json'}")

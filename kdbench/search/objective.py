@@ -338,7 +338,8 @@ def ensure_seed(ctx: SearchContext, trial: Any, number: int, config: Any, seed: 
     emit(state="training", student=student, trial=number, method=config.method, seed=seed, seed_index=index,
          n_seeds=n, epoch=0, epochs=config.train.epochs)
     done = _train_seed(ctx, trial, number, config, seed, index, sdir, emit)
-    log_seed_event(ctx.study_dir, event="done", student=student, trial=number, seed=seed, status=done["status"])
+    log_seed_event(ctx.study_dir, event="done", student=student, trial=number, seed=seed, status=done["status"],
+                   method=config.method, val=seed_summary(done).get(select_on(ctx.space.objective)))
     return done
 
 

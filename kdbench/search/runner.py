@@ -109,9 +109,11 @@ def make_pruner(space: SearchSpace) -> Any:
     return optuna.pruners.NopPruner()
 
 
-def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | None = None) -> Path:
+def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | None = None,
+                  announce: Callable[[], None] | None = None) -> Path:
     """Check every input and output before any long work, write study.json, build the teacher cache,
-    create the Optuna studies, clean what an interrupted run left; the study dir."""
+    create the Optuna studies, clean what an interrupted run left; the study dir. ``announce`` is called
+    once every check has passed (the command line's start line and warnings: bad input gets only its error)."""
     import warnings
 
     import optuna
@@ -150,6 +152,8 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
     old = read_study_json(study_dir) if (study_dir / "study.json").is_file() else {}
     check_same_storage(old, req.storage, study_dir)
     pins = study_pins(old, req)
+    if announce is not None:
+        announce()
     from kdbench import __version__
 
     write_json(study_dir / "study.json", {
@@ -512,7 +516,8 @@ def finish_study(study_dir: Path, storage_url: str | None) -> dict[str, Any]:
     return write_statistics(study_dir, rows, extra)
 
 
-def run_search(req: SearchRequest, display: Callable[[Path, Callable[[], None]], None] | None = None) -> dict[str, Any]:
+def run_search(req: SearchRequest, display: Callable[[Path, Callable[[], None]], None] | None = None,
+               announce: Callable[[], None] | None = None) -> dict[str, Any]:
     """Prepare the study, run the workers (showing progress through ``display``), write the reports.
 
     Interrupted (SIGINT, SIGTERM) or aborted by a fault, it still writes summary.csv and
@@ -520,7 +525,8 @@ def run_search(req: SearchRequest, display: Callable[[Path, Callable[[], None]],
     """
     start = time.perf_counter()
     with interrupt_on_sigterm():
-        study_dir = prepare_study(req)
+        study_dir = prepare_study(req, announce=announce)
+
         def work() -> None:
             if req.workers == 1:
                 run_worker(study_dir, req.storage, req.n_trials, req.device, req.no_cache, 0, req.grace_s)

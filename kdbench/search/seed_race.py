@@ -103,17 +103,21 @@ class Racer:
         by_name = {str(t["trial"]): t for t in entries}
         clips = self.frames(entries[0])
 
+        told = [0]
+
         def update(result: RaceResult) -> None:
             record[key] = result.to_dict()
             save()
+            for look in result.looks[told[0]:]:  # each look once, as soon as it is made
+                LOG.info("race %s %s: look %d at %d seeds (level %.4f): best trial %s; %s", entries[0]["student"],
+                         key, look.look, look.n_seeds, look.level, look.best,
+                         ", ".join(f"trial {c.config} {c.verdict}" for c in look.comparisons
+                                   if c.config != look.best) or "alone")
+            told[0] = len(result.looks)
 
         result = race(list(by_name), lambda name, i: self.hits(by_name[name], i), clips, self.settings,
                       on_update=update)
         update(result)
-        for look in result.looks:
-            LOG.info("race %s %s: look %d at %d seeds (level %.4f): best trial %s; %s", entries[0]["student"], key,
-                     look.look, look.n_seeds, look.level, look.best,
-                     ", ".join(f"{c.config} {c.verdict}" for c in look.comparisons if c.config != look.best) or "alone")
         return result
 
 
