@@ -96,17 +96,17 @@ def read_trials(study_dir: str | Path) -> list[dict[str, Any]]:
 
 def build_leaderboard(study: str | Path, out: str | Path = "leaderboard", export: str | Path | None = None,
                       profiles: str | Path | None = None, targets: list[str] | None = None,
-                      plots: bool = True, margin: float | None = None,
+                      plots: bool = True, margin: float | dict[str, float] | None = None,
                       include_unstable: bool = False) -> list[dict[str, Any]]:
     """Write the leaderboard directory like ``kdbench leaderboard`` and return its rows.
 
     ``margin``: the decisions' equivalence margin, an accuracy difference (None: the study's
-    ``[study] margin``, else 0.01), as ``kdbench leaderboard --margin``; ``include_unstable`` as
-    ``--include-unstable``."""
+    ``[study] margin``, else 0.01), or per target ``{"rpi4": 0.02, "*": 0.01}``, as ``kdbench leaderboard
+    --margin``; ``include_unstable`` as ``--include-unstable``."""
     from kdbench.leaderboard.build import build_leaderboard as _build
     from kdbench.search.space import check_margin
 
-    if margin is not None:
+    if margin is not None and not isinstance(margin, dict):
         margin = check_margin(margin, "margin")
     _build(Path(study), Path(out), None if export is None else Path(export),
            None if profiles is None else Path(profiles), targets, "kdbench.build_leaderboard(...)", plots,

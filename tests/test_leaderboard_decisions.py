@@ -256,6 +256,28 @@ def test_the_margin_changes_a_verdict_and_the_recommendation(inputs):
     assert isinstance(bad.exception, ConfigError) and "--margin = 2.0" in str(bad.exception)
 
 
+def test_a_target_can_have_its_own_margin(inputs):
+    """--margin 0.01 --margin x86=0.05: x86 decides at 5 points (its fastest model becomes equivalent), every
+    other target at 1 point; the page says so on the x86 section; a target not on the board is one error."""
+    from kdbench.cli import app
+
+    out = inputs["root"] / "per_target"
+    args = ["leaderboard", "--study", str(inputs["study"]), "--export", str(inputs["export"]), "--profiles",
+            str(inputs["profiles"]), "--out", str(out), "--no-plots", "--margin", "0.01"]
+    result = CliRunner().invoke(app, args + ["--margin", "x86=0.05"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "leaderboard.json").read_text())
+    margins = {t["target"]: t["margin"] for t in doc["targets"]}
+    assert margins["x86"] == 0.05 and len(margins) > 1 and all(m == 0.01 for t, m in margins.items() if t != "x86")
+    fast = next(r for r in doc["rows"] if r["target"] == "x86" and r["variant_id"] == "mnv3_kd/int8_openvino")
+    assert fast["decision"] == "equivalent"
+    text = (out / "README.md").read_text()
+    assert "its own margin δ = 0.050 (5 points) (`--margin x86=0.05`" in text
+    assert "--margin 0.01 --margin x86=0.05" in text  # the regenerate line
+    bad = CliRunner().invoke(app, args + ["--margin", "rpi5=0.02"])
+    assert isinstance(bad.exception, ConfigError) and "no target 'rpi5' on this leaderboard" in str(bad.exception)
+
+
 def test_study_margin_is_validated_and_recorded():
     from kdbench.search.space import parse_space
 

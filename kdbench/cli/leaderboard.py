@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -19,12 +19,12 @@ def command(
     out: Path = typer.Option(Path("leaderboard"), "--out", "-o", help="Output directory: README.md, leaderboard.csv and PNG plots."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the PNG plots (accuracy vs latency per target, accuracy per method)."),
     include_unstable: bool = typer.Option(False, "--include-unstable", help="Let models whose measurement was flagged unstable be recommended (left out by default)."),
-    margin: Optional[float] = typer.Option(None, "--margin", help="Equivalence margin of the decisions against the best, an accuracy difference (0.01 = 1 point): a model is 'equivalent' when the 95% interval of best minus it lies inside +-margin. Default: the study's [study] margin, else 0.01. Fix it before looking at the results."),
+    margin: Optional[List[str]] = typer.Option(None, "--margin", metavar="DELTA|TARGET=DELTA", help="Equivalence margin of the decisions against the best, an accuracy difference (0.01 = 1 point): a model is 'equivalent' when the 95% interval of best minus it lies inside +-margin. Default: the study's [study] margin, else 0.01. Repeat as TARGET=DELTA for a target's own margin (--margin 0.01 --margin rpi4=0.02). Fix it before looking at the results."),
 ) -> None:
     """Rank every (student configuration x variant) per target on validation accuracy, latency and size; report test figures."""
     from rich.table import Table
 
-    from kdbench.leaderboard.build import build_leaderboard
+    from kdbench.leaderboard.build import build_leaderboard, parse_margins
     from kdbench.leaderboard.rank import row_label
     from kdbench.leaderboard.render import fmt_ci, fmt_num, margin_text, split_size_text
 
@@ -41,11 +41,11 @@ def command(
         parts.append("--no-plots")
     if include_unstable:
         parts.append("--include-unstable")
-    if margin is not None:
-        parts.append(f"--margin {margin:g}")
+    margins = parse_margins(margin or [])
+    parts += [f"--margin {m}" for m in margin or []]
     with console.status("collecting study, export and profile results"):
         lb, written = build_leaderboard(study, out, export, profiles, names, " ".join(parts), plots, include_unstable,
-                                        margin)
+                                        margins)
     for note in lb.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     table = Table(title=f"leaderboard of study {lb.study}")

@@ -431,9 +431,15 @@ def _split_sizes(rows: list[BoardRow], summaries: list[SeedSummary], study_dir: 
 
 def _boards(base: list[BoardRow], teacher_base: list[BoardRow], profile_dir: Path | None, targets: list[str] | None,
             include_unstable: bool, notes: list[str], predictions: dict[str, ValHits] | None = None,
-            margin: float = DEFAULT_MARGIN) -> list[TargetBoard]:
-    """One ranked board per target (or the accuracy-only board); decisions on ``predictions`` at ``margin``."""
+            margin: float = DEFAULT_MARGIN, per_target: dict[str, float] | None = None) -> list[TargetBoard]:
+    """One ranked board per target (or the accuracy-only board); decisions on ``predictions`` at ``margin``,
+    or at ``per_target[name]`` for a target given its own (``--margin rpi4=0.02``)."""
+    per_target = per_target or {}
     if profile_dir is None:
+        if per_target:
+            name = sorted(per_target)[0]
+            raise ConfigError(f"--margin {name}={per_target[name]:g}: an accuracy-only leaderboard (no --profiles) has "
+                              "no targets; give one margin")
         notes.append("no profile results: accuracy-only leaderboard (no latency, memory or constraints)")
         objectives = [("val_accuracy", "max")] + ([("size_mb", "min")] if all(r.size_mb is not None for r in base) else [])
         rows = [r.replace(target=NO_TARGET, verdict="n/a") for r in base]
@@ -448,14 +454,20 @@ def _boards(base: list[BoardRow], teacher_base: list[BoardRow], profile_dir: Pat
     if not names:
         raise DataError(f"--profiles {profile_dir}: no <target>/results.json inside; run `kdbench profile` first")
     objectives = [("val_accuracy", "max"), ("latency_p50_ms", "min"), ("size_mb", "min")]
+    unknown = sorted(set(per_target) - set(names))
+    if unknown:
+        raise ConfigError(f"--margin {unknown[0]}={per_target[unknown[0]]:g}: no target {unknown[0]!r} on this "
+                          f"leaderboard; expected one of {', '.join(names)}")
     boards = []
     for name in names:
+        board_margin = per_target.get(name, margin)
         records = _pick_records(read_profile(profile_dir, name))
         constraints, source = load_constraints(name, profile_dir)
         rows = join_profile(base, records, name)
         apply_verdicts(rows, constraints)
-        board = TargetBoard(name, objectives, constraints, source, rank_rows(rows, objectives, predictions, margin),
-                            teacher_rows=join_profile(teacher_base, records, name), margin=margin)
+        board = TargetBoard(name, objectives, constraints, source,
+                            rank_rows(rows, objectives, predictions, board_margin),
+                            teacher_rows=join_profile(teacher_base, records, name), margin=board_margin)
         apply_verdicts(board.teacher_rows, constraints)
         recommend(board, include_unstable)
         boards.append(board)
@@ -564,14 +576,17 @@ def _ece_floor(rows: list[BoardRow]) -> tuple[int, float, float] | None:
 
 def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path | None = None,
             targets: list[str] | None = None, include_unstable: bool = False,
-            margin: float | None = None) -> Leaderboard:
+            margin: float | dict[str, float] | None = None) -> Leaderboard:
     """Read every input and build the leaderboard: ranked boards per target, teacher, per-method seed results.
 
-    ``margin``: the decisions' equivalence margin (None: the study's ``[study] margin``, else 0.01)."""
+    ``margin``: the decisions' equivalence margin (None: the study's ``[study] margin``, else 0.01), or a
+    dict of per-target margins, ``"*"`` for the others (``--margin 0.01 --margin rpi4=0.02``)."""
     notes: list[str] = []
     study_dir = Path(study_dir)
     info, trials = read_study(study_dir)
-    margin, margin_source = study_margin(info, margin)
+    default, per_target = (margin.get("*"), {k: check_margin(v, f"--margin {k}=") for k, v in margin.items()
+                                             if k != "*"}) if isinstance(margin, dict) else (margin, {})
+    margin, margin_source = study_margin(info, default)
     stats, stats_source = read_statistics(study_dir, notes)
     confirm_not_used = bool(notes)  # read_statistics said why it fell back to the search's statistics
     objective = (info.get("config") or {}).get("objective", "val_accuracy")
@@ -626,7 +641,7 @@ def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path |
         notes.append("the teacher's test accuracy is unknown (no teacher.json beside the study's teacher and no "
                      "teacher_accuracy in the trials): relative accuracy is left empty")
 
-    boards = _boards(base, teacher_base, profile_dir, targets, include_unstable, notes, predictions, margin)
+    boards = _boards(base, teacher_base, profile_dir, targets, include_unstable, notes, predictions, margin, per_target)
     method_results = [summaries[(t["student"], int(t["trial"]))] for t in best]
     return Leaderboard(study=str(info.get("study") or study_dir.name), boards=boards, teacher=teacher,
                        method_results=method_results, notes=notes, left_out=left_out,

@@ -288,8 +288,11 @@ def _summary(lb: Leaderboard) -> list[str]:
     return out + [""] + _teacher_lines(lb)
 
 
-def _board_lines(b: TargetBoard, plots: dict[str, str]) -> list[str]:
+def _board_lines(b: TargetBoard, plots: dict[str, str], margin: float | None = None) -> list[str]:
     lines = [f'<a id="{_anchor(b)}"></a>', "", f"## {_board_title(b)}", ""]
+    if margin is not None and b.margin != margin:
+        lines += [f"Decisions on this target at its own margin δ = {fmt_margin(b.margin)} (`--margin "
+                  f"{b.name}={b.margin:g}`; the others: {fmt_margin(margin)}).", ""]
     if b.name != NO_TARGET:
         src = f" (from `{Path(b.constraints_source).name}`)" if b.constraints_source else ""
         lines += [f"Constraints: {describe_constraints(b.constraints)}{src}. Pareto objectives: {_objectives(b)}.", ""]
@@ -415,7 +418,7 @@ def render_markdown(lb: Leaderboard, plots: dict[str, str], command: str = "") -
     lines += ["Sections: " + ", ".join([f"[{_board_title(b)}](#{_anchor(b)})" for b in lb.boards] + pareto)
               + ", [Accuracy per method](#accuracy-per-method), [Columns](#columns).", ""]
     for b in lb.boards:
-        lines += _board_lines(b, plots)
+        lines += _board_lines(b, plots, lb.margin)
     lines += _pareto_lines(lb)
     lines += _method_lines(lb, plots)
     if lb.left_out:
