@@ -100,7 +100,7 @@ def _live_display(storage: str | None, quota: dict[str, int], planned: int):
 
         from kdbench.search.status import StudyMonitor
 
-        monitor = StudyMonitor(study_dir, storage, quota)
+        monitor = StudyMonitor(study_dir, storage, quota, planned=planned)
         with Live(monitor, console=err_console, refresh_per_second=1, transient=True):
             work()
     return display

@@ -76,15 +76,21 @@ class SeedProgress:
             lines.append(self._line(event))
         return lines
 
-    def _line(self, event: dict) -> str:
+    def where(self) -> str:
+        """``14/40 seed runs, 3m05s, ETA 5m31s`` (or the runs beyond the planned ones)."""
         elapsed = self.clock() - self.start
         done = len(self.finished)
         left = max(self.planned - done, 0)
         if done > self.planned:
-            where = f"{done} seed runs, {done - self.planned} beyond the {self.planned} planned (a race, retries)"
+            return f"{done} seed runs, {done - self.planned} beyond the {self.planned} planned (a race, retries)"
+        if not left:
+            eta = "the planned runs are done"
         else:
-            eta = f"ETA {fmt_duration(elapsed / self.trained * left)}" if left else "the planned runs are done"
-            where = f"{done}/{self.planned} seed runs, {fmt_duration(elapsed)}, {eta}"
+            eta = f"ETA {fmt_duration(elapsed / self.trained * left)}" if self.trained else "ETA after the first run"
+        return f"{done}/{self.planned} seed runs, {fmt_duration(elapsed)}, {eta}"
+
+    def _line(self, event: dict) -> str:
+        where = self.where()
         val = event.get("val")
         result = f"{event.get('status', '?')}" + (f", val {val:.4f}" if isinstance(val, (int, float)) else "")
         method = f" ({event['method']})" if event.get("method") else ""

@@ -7,6 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from kdbench.search.progress import SeedProgress
+
 
 
 def study_status(studies: dict[str, Any], study_dir: Path, quota: dict[str, int] | None = None) -> dict[str, Any]:
@@ -104,8 +106,10 @@ def _fmt(x: Any, spec: str = ".4f") -> str:
 class StudyMonitor:
     """A rich renderable that shows a running study (polled from the storage every ``every_s`` seconds)."""
 
-    def __init__(self, study_dir: Path, storage_url: str | None, quota: dict[str, int], every_s: float = 2.0) -> None:
+    def __init__(self, study_dir: Path, storage_url: str | None, quota: dict[str, int], every_s: float = 2.0,
+                 planned: int | None = None) -> None:
         self.study_dir, self.storage_url, self.quota, self.every_s = Path(study_dir), storage_url, quota, every_s
+        self._seeds = SeedProgress(study_dir, planned) if planned else None  # the ETA (seed runs left at this pace)
         self._studies: dict[str, Any] | None = None
         self._last = 0.0
         self._renderable: Any = "starting..."
@@ -123,8 +127,12 @@ class StudyMonitor:
         st = study_status(self._studies, self.study_dir, self.quota)
         total = sum(self.quota.values())
         finished = sum(s["counts"].get(k, 0) for s in st["students"].values() for k in ("complete", "pruned", "fail"))
+        pace = ""
+        if self._seeds is not None:
+            self._seeds.poll()
+            pace = f"  ({self._seeds.where()})"
         parts: list[Any] = [Text(f"trials {finished}/{total} finished  seeds trained {st['seeds_done']} "
-                                 f"(reused {st['seeds_reused']})  elapsed {time.time() - self._start:.0f} s"),
+                                 f"(reused {st['seeds_reused']})  elapsed {time.time() - self._start:.0f} s{pace}"),
                             ProgressBar(total=max(total, 1), completed=min(finished, total), width=60)]
         for w in st["workers"]:
             if w.get("state") in ("training", "seed_done"):
