@@ -371,6 +371,21 @@ def _se2_df(d: np.ndarray, w: np.ndarray, parts: bool = False) -> Any:
     return (se2, df, split) if parts else (se2, df)
 
 
+MARGIN_VERDICTS = ("equivalent", "worse", "undecided")
+
+
+def margin_verdict(ci_low: float | None, ci_high: float | None, margin: float, identical: bool = False) -> str:
+    """The decision rule on one interval of best minus other at an equivalence margin (the one rule behind the
+    leaderboard's decisions and the search's race): ``equivalent`` when the whole interval lies inside
+    (-margin, margin), else ``worse`` when it lies above 0, else ``undecided``. With no interval (no spread):
+    ``equivalent`` for identical hits, else ``undecided``."""
+    if ci_low is None or ci_high is None:
+        return "equivalent" if identical else "undecided"
+    if -margin < ci_low and ci_high < margin:
+        return "equivalent"
+    return "worse" if ci_low > 0 else "undecided"
+
+
 def paired_interval(correct_a: Any, correct_b: Any, clip_ids: Any, level: float = 0.95) -> dict[str, Any]:
     """Interval and two-sided p-value of the accuracy difference A - B on the same frames and seed indices.
 

@@ -152,7 +152,7 @@ def settle_text(res: dict[str, Any], margin: float, level: float = LEVEL, max_se
 
 def compare(best: ValHits, other: ValHits, margin: float, level: float = LEVEL) -> Decision:
     """The verdict of ``other`` against ``best`` (best minus other, paired) at the margin."""
-    from kdbench.metrics import paired_interval
+    from kdbench.metrics import margin_verdict, paired_interval
 
     paired = _pair(best, other)
     if isinstance(paired, str):
@@ -160,15 +160,16 @@ def compare(best: ValHits, other: ValHits, margin: float, level: float = LEVEL) 
     a, b, clips, how = paired
     res = paired_interval(a, b, clips, level)
     d, low, high = res["diff"], res["ci_low"], res["ci_high"]
+    verdict = margin_verdict(low, high, margin, bool(np.array_equal(a, b)))
     if low is None or high is None:
-        if np.array_equal(a, b):
+        if verdict == "equivalent":
             return Decision("equivalent", f"the same hits as the best on every validation frame ({how})", 0.0, 0.0, 0.0)
         return Decision("undecided", f"best - this = {_pts(d)}, no interval ({res['n_clips']} clip(s), no spread; {how})",
                         diff=d)
     text = f"best - this = {_pts(d)} [{_pts(low)}, {_pts(high)}]"
-    if -margin < low and high < margin:
+    if verdict == "equivalent":
         return Decision("equivalent", f"{text}: inside ±{margin:.3f} ({how})", low, high, d)
-    if low > 0:
+    if verdict == "worse":
         return Decision("worse", f"{text}: above 0 ({how})", low, high, d)
     return Decision("undecided", f"{text}: neither inside ±{margin:.3f} nor above 0 ({how}); "
                     + settle_text(res, margin, level), low, high, d)

@@ -9,8 +9,9 @@ training and tests/benchmarks/bench_decisions.py can replay it on stored results
 with the highest mean validation accuracy over those seeds and frames (ties: the earlier in ``configs``).
 Every other running configuration is compared with it by ``kdbench.metrics.paired_interval(best, other,
 clip_ids)`` on the n common seeds and the same frames, and labelled by the leaderboard's rule
-(``kdbench.leaderboard.decisions.compare``) at the look's level: ``equivalent`` when the interval of best
-minus it lies inside (-margin, margin), else ``worse`` when it lies above 0, else ``undecided``. Equivalent
+(``kdbench.metrics.margin_verdict``, behind ``kdbench.leaderboard.decisions.compare`` too) at the look's
+level: ``equivalent`` when the interval of best minus it lies inside (-margin, margin), else ``worse`` when
+it lies above 0, else ``undecided``. Equivalent
 and worse configurations stop for good and keep that verdict (``against`` names the best they were
 compared with, which a later look may replace). The best and every undecided configuration get one more
 seed, and the next look follows; the race ends when nothing is undecided or the looks reach
@@ -266,16 +267,6 @@ def clips_key(clip_ids: np.ndarray) -> str:
     return hashlib.sha256("\n".join(map(str, np.asarray(clip_ids).tolist())).encode()).hexdigest()[:16]
 
 
-def _verdict(res: dict[str, Any], margin: float, same: bool) -> str:
-    """The leaderboard's rule on one interval of best minus other (``decisions.compare``)."""
-    low, high = res["ci_low"], res["ci_high"]
-    if low is None or high is None:  # no spread: identical hits are equivalent, anything else undecided
-        return "equivalent" if same else "undecided"
-    if -margin < low and high < margin:
-        return "equivalent"
-    return "worse" if low > 0 else "undecided"
-
-
 def _futile(res: dict[str, Any], s: RaceSettings, n: int) -> bool:
     """With ``futility`` on: even max_seeds would not settle this comparison, the difference staying where it is."""
     parts = res.get("se2_parts") or {}
@@ -294,7 +285,7 @@ def _hits(result: RaceResult, config: str, n: int) -> np.ndarray:
 
 def _look(result: RaceResult, running: list[str], n: int, number: int, clip_ids: np.ndarray) -> Look:
     """Compare every running configuration with the best of them on seeds 0..n-1."""
-    from kdbench.metrics import paired_interval
+    from kdbench.metrics import margin_verdict, paired_interval
 
     s = result.settings
     hits = {c: _hits(result, c, n) for c in running}
@@ -305,7 +296,7 @@ def _look(result: RaceResult, running: list[str], n: int, number: int, clip_ids:
         if c == best:
             continue
         res = paired_interval(hits[best], hits[c], clip_ids, level=s.level_at(number))
-        verdict = _verdict(res, s.margin, np.array_equal(hits[best], hits[c]))
+        verdict = margin_verdict(res["ci_low"], res["ci_high"], s.margin, np.array_equal(hits[best], hits[c]))
         comps.append(Comparison(c, best, verdict, res["diff"], res["ci_low"], res["ci_high"], res["p_value"], n,
                                 number, verdict == "undecided" and _futile(res, s, n)))
     seeds = {c: n if c in running else result.final[c].n_seeds for c in result.configs}
