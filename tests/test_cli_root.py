@@ -91,3 +91,10 @@ def test_verbose_header_hides_database_passwords(tmp_path) -> None:
                "--storage", "postgresql://kdbench:s3cret@dbhost/kdbench")
     assert done.returncode == 2 and "s3cret" not in done.stderr
     assert "postgresql://kdbench:***@dbhost/kdbench" in done.stderr.splitlines()[0]
+
+
+def test_help_lists_its_panels_in_pipeline_order() -> None:
+    done = run("--help")
+    panels = re.findall(r"╭─ ([^─]+?) ─", done.stdout)
+    assert panels == ["Options", "Start here", "1. Data", "2. Models and training", "3. Search", "4. Deploy",
+                      "5. Report"], panels

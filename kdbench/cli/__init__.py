@@ -16,10 +16,21 @@ import re
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from kdbench import __version__
 
+
+class _PipelineOrder(TyperGroup):
+    """Commands (and so their help panels) in pipeline order, not groups after single commands."""
+
+    def list_commands(self, ctx):  # noqa: D102
+        order = [name for _, name, _ in _COMMANDS]
+        return sorted(super().list_commands(ctx), key=lambda n: order.index(n) if n in order else len(order))
+
+
 app = typer.Typer(
+    cls=_PipelineOrder,
     name="kdbench",
     help=(
         "Find the best small echocardiogram view classifier (A2C, A4C, PLAX, PSAX) for cheap "
