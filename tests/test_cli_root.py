@@ -37,6 +37,17 @@ def test_bash_completion_completes_command_names() -> None:
     assert script.returncode == 0 and "_KDBENCH_COMPLETE=complete_bash" in script.stdout
 
 
+@pytest.mark.parametrize("words,expected", [
+    ("kdbench search --config q", {"quick"}),
+    ("kdbench profile --target r", {"rpi4"}),
+    ("kdbench distill --method d", {"dist", "dkd"}),
+])
+def test_completion_completes_values_of_spaces_targets_and_methods(words: str, expected: set) -> None:
+    env = {"_KDBENCH_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+    done = run(env=env)
+    assert done.returncode == 0 and set(done.stdout.split()) == expected, done.stdout + done.stderr
+
+
 def test_progress_lines_go_to_stderr_and_quiet_drops_them() -> None:
     normal, quiet = run(*MODELS), run("--quiet", *MODELS)
     assert normal.returncode == quiet.returncode == 0

@@ -7,12 +7,13 @@ from pathlib import Path
 import typer
 
 from kdbench.cli.console import console, metrics_table, warn
+from kdbench.cli.options import complete_method
 
 
 def command(
     store: Path = typer.Option(..., help="Frame store written by `kdbench data prepare`."),
     student: str = typer.Option("mobilenet_v3_small", help="Student architecture (see `kdbench models`)."),
-    method: str = typer.Option("vanilla", help="Distillation method: scratch, vanilla, conditional, ctkd, dkd, dist, wttm, nkd, logit_std."),
+    method: str = typer.Option("vanilla", autocompletion=complete_method, help="Distillation method: scratch, vanilla, conditional, ctkd, dkd, dist, wttm, nkd, logit_std."),
     teacher: Path = typer.Option(None, help="Teacher checkpoint (.pt) or ONNX file; needed by every method but scratch."),
     temperature: float = typer.Option(None, help="Distillation temperature T (method default when omitted)."),
     alpha: float = typer.Option(None, help="Weight of the distillation term (method default when omitted)."),

@@ -26,3 +26,28 @@ def _number_or_text(raw: str) -> Any:
         except ValueError:
             pass
     return raw
+
+
+def _starting(names: list[str], incomplete: str) -> list[str]:
+    return [n for n in names if n.startswith(incomplete)]
+
+
+def complete_space(incomplete: str) -> list[str]:
+    """Shell completion of ``--config``: the shipped and local search spaces by name."""
+    from kdbench.resources import list_resources
+
+    return _starting(list_resources("search_spaces"), incomplete)
+
+
+def complete_target(incomplete: str) -> list[str]:
+    """Shell completion of ``--target``: the shipped and local hardware profiles by name."""
+    from kdbench.resources import list_resources
+
+    return _starting(list_resources("hardware_profiles"), incomplete)
+
+
+def complete_method(incomplete: str) -> list[str]:
+    """Shell completion of ``--method``: the registered distillation methods."""
+    from kdbench.distill.registry import METHODS  # imports torch: only when completing this option
+
+    return _starting(sorted(METHODS), incomplete)

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from kdbench.cli.tables import print_table
+from kdbench.cli.options import complete_target
 
 app = typer.Typer(
     help=(
@@ -24,7 +25,7 @@ app = typer.Typer(
 def profile(
     ctx: typer.Context,
     target: Optional[str] = typer.Option(
-        None, "--target", "-t", help="Hardware profile: a name in hardware_profiles/ (x86, gpu, rpi4) or a path to a .toml file."
+        None, "--target", "-t", autocompletion=complete_target, help="Hardware profile: a name in hardware_profiles/ (x86, gpu, rpi4) or a path to a .toml file."
     ),
     models: Path = typer.Option(
         Path("export"), "--models", "-m",
@@ -162,7 +163,7 @@ def profile(
 
 @app.command("calibrate")
 def calibrate(
-    target: str = typer.Option(..., "--target", "-t", help="Hardware profile name or path (gives the core's GMAC/s and threads)."),
+    target: str = typer.Option(..., "--target", "-t", autocompletion=complete_target, help="Hardware profile name or path (gives the core's GMAC/s and threads)."),
     results: Optional[Path] = typer.Option(
         None, "--results", "-r", help="Your measurements: a results.json from `kdbench profile`, or a CSV model,input,latency_ms[,threads,precision]."
     ),

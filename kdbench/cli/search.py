@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from kdbench.cli.console import console, err_console, warn
+from kdbench.cli.options import complete_space
 from kdbench.cli.tables import print_table
 
 app = typer.Typer(
@@ -27,7 +28,7 @@ _STORAGE_HELP = ("Optuna storage URL, e.g. postgresql://user:pw@host/db (default
 @app.callback()
 def search(
     ctx: typer.Context,
-    config: Path = typer.Option(None, "--config", help="Search space: a TOML file, or the name of a shipped one (quick, paper, wide)."),
+    config: Path = typer.Option(None, "--config", autocompletion=complete_space, help="Search space: a TOML file, or the name of a shipped one (quick, paper, wide)."),
     store: Path = typer.Option(None, "--store", help="Frame store written by `kdbench data prepare`."),
     teacher: Path = typer.Option(None, "--teacher", help="Teacher checkpoint (.pt) or ONNX file (needed unless the space is scratch only)."),
     storage: str = typer.Option(None, "--storage", envvar="KDBENCH_STORAGE", help=_STORAGE_HELP),
