@@ -109,3 +109,10 @@ def test_help_lists_its_panels_in_pipeline_order() -> None:
     panels = re.findall(r"╭─ ([^─]+?) ─", done.stdout)
     assert panels == ["Options", "Start here", "1. Data", "2. Models and training", "3. Search", "4. Deploy",
                       "5. Report"], panels
+
+
+def test_a_flag_shows_no_value_type_in_help() -> None:
+    done = run("search", "confirm", "--help", env={"COLUMNS": "120"})
+    row = next(line for line in done.stdout.splitlines() if "--allow-unfinished" in line)
+    assert "<bool>" not in done.stdout and "<int>" in done.stdout, done.stdout
+    assert "Confirm a study that is not finished" in row

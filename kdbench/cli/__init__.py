@@ -16,7 +16,7 @@ import re
 import sys
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from kdbench import __version__
 
@@ -28,6 +28,16 @@ class _PipelineOrder(TyperGroup):
         order = [name for _, name, _ in _COMMANDS]
         return sorted(super().list_commands(ctx), key=lambda n: order.index(n) if n in order else len(order))
 
+
+_option_type = TyperOption.display_type_rich
+
+
+def _flag_without_type(self: TyperOption, ctx) -> str | None:
+    """A flag takes no value: its help row shows no type (Typer 0.29 prints ``<bool>``)."""
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+TyperOption.display_type_rich = _flag_without_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     cls=_PipelineOrder,
