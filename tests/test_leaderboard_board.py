@@ -527,41 +527,75 @@ def _tables(markdown: str) -> list[list[list[str]]]:
     return tables
 
 
+def _rows_under(markdown: str, headers: tuple[str, ...]) -> list[list[str]]:
+    return [r for t in _tables(markdown) if t[0] == list(headers) for r in t[2:]]
+
+
 def test_readme_tables_are_well_formed_and_estimates_labelled(inputs):
-    from kdbench.leaderboard.render import TABLE_HEADERS
+    from kdbench.leaderboard.render import DETAIL_HEADERS, MAIN_HEADERS
 
     out = inputs["root"] / "lb"
     build_leaderboard(inputs["study"], out, inputs["export"], inputs["profiles"], plots=False)
     text = (out / README).read_text()
     tables = _tables(text)
-    assert len(tables) >= 8
+    assert len(tables) >= 10
     for t in tables:
         assert len(t) >= 3, t  # header, separator, at least one row
         assert all(re.fullmatch(r"-{3}:?", c) or re.fullmatch(r"---:", c) for c in t[1]), t[1]
         assert all(len(row) == len(t[0]) for row in t), t[0]
-    col = {h: i for i, h in enumerate(TABLE_HEADERS)}
-    board_tables = [t for t in tables if t[0][0] == "front"]
-    assert board_tables and all(t[0] == list(TABLE_HEADERS) for t in board_tables)
+    main = {h: i for i, h in enumerate(MAIN_HEADERS)}
+    col = {h: i for i, h in enumerate(DETAIL_HEADERS)}
+    # per target: a main table of at most 9 columns for the Pareto-optimal models and one for the rest; every other
+    # figure of the same rows in a collapsed "All figures" table
+    assert len(MAIN_HEADERS) <= 9 and sum(t[0] == list(MAIN_HEADERS) for t in tables) == 4
+    assert sum(t[0] == list(DETAIL_HEADERS) for t in tables) == 2
     rpi = text.split("## Target `rpi4`")[1].split("## Target `x86`")[0]
     x86 = text.split("## Target `x86`")[1].split("## Accuracy per method")[0]
-    rpi_rows = [r for t in _tables(rpi) if t[0][0] == "front" for r in t[2:]]
-    assert rpi_rows and all(r[col["p50 ms"]].startswith("≈") and r[col["figures"]] == "estimated ±35%" for r in rpi_rows)
-    assert any(re.fullmatch(r"≈12\.00 \(7\.80-16\.20\)", r[col["p50 ms"]]) for r in rpi_rows)  # the band beside it
-    x86_rows = [r for t in _tables(x86) if t[0][0] == "front" for r in t[2:]]
-    assert x86_rows and not any("≈" in c for r in x86_rows for c in r) and all(r[col["figures"]] == "measured" for r in x86_rows)
-    # every accuracy with its interval; clip accuracy, ECE and the shortcut check beside it
-    assert all(re.fullmatch(r"0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\]†?", r[col["val acc [95% CI]"]]) for r in x86_rows)
+    assert "<details><summary>All figures for target x86</summary>\n\n| model | front |" in x86
+    rpi_main, rpi_all = _rows_under(rpi, MAIN_HEADERS), _rows_under(rpi, DETAIL_HEADERS)
+    assert rpi_main and len(rpi_all) == len(rpi_main)
+    assert all(r[main["p50<br>ms"]].startswith("≈") and r[main["model<br>MB"]].startswith("≈") for r in rpi_main)
+    assert all(r[col["figures"]] == "estimated ±35%" for r in rpi_all)
+    assert any(re.fullmatch(r"≈12\.00 \(7\.80-16\.20\)", r[col["p50 ms (band)"]]) for r in rpi_all)  # the band
+    x86_main, x86_all = _rows_under(x86, MAIN_HEADERS), _rows_under(x86, DETAIL_HEADERS)
+    assert x86_main and len(x86_all) == len(x86_main)
+    assert not any("≈" in c for r in x86_main + x86_all for c in r) and all(r[col["figures"]] == "measured" for r in x86_all)
+    # the same models in the same order in both tables: 'student<br>method · variant @ runtime' in the main one
+    for short, full in zip(x86_main, x86_all):
+        student, rest = short[main["model"]].split("<br>")
+        assert full[col["model"]].startswith(f"{student} / {rest.split(' · ')[0]} / "), (short, full)
+    assert "shufflenet_v2_x1_0<br>vanilla · fp32 @ ORT" in [r[main["model"]] for r in x86_main]
+    assert "mobilenet_v3_small<br>vanilla · int8_openvino" in [r[main["model"]] for r in x86_main]
+    # every accuracy with its interval, one compact form: the value, then (low–high) beneath it in the main table
+    for name in ("val acc<br>(95% CI)", "test acc<br>(95% CI)"):
+        assert all(re.fullmatch(r"0\.\d{3}†?<br>\(0\.\d{3}–[01]\.\d{3}\)", r[main[name]]) for r in x86_main)
     # the best's and the recommended model's validation figures are marked selection-biased (chosen on these frames)
-    assert [r[col["val acc [95% CI]"]].endswith("†") for r in x86_rows].count(True) == 1  # best = recommended here
+    assert ["†" in r[main["val acc<br>(95% CI)"]] for r in x86_main].count(True) == 1  # best = recommended here
+    assert not any("†" in r[main["test acc<br>(95% CI)"]] for r in x86_main)
+    assert {r[main["decision"]] for r in x86_main} <= {"best", "equivalent", "worse", "undecided"}
+    assert {r[main["verdict"]] for r in x86_main} <= {"meets", "fails", "uncertain", "unknown", "n/a"}
     assert "selection-biased" in text and "statistically tied" not in text and "tied" not in text
-    assert all(re.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", r[col["test clip acc [95% CI]"]]) for r in x86_rows)
-    assert all(r[col["ECE"]] == "0.050" and r[col["shortcut gap"]] == "A4C 0.10" for r in x86_rows)
-    assert re.search(r"0\.800 \[0\.\d{3}, 0\.\d{3}\] \(n=3, seeds\)", text)
-    summary = _tables(text.split("## Summary")[1])[0]
-    assert [r[0] for r in summary[2:]] == ["rpi4", "x86"]
-    assert "mobilenet_v3_small / vanilla / fp32 @ onnxruntime" in summary[2][2]
+    assert all(re.fullmatch(r"0\.\d{3} \(0\.\d{3}–0\.\d{3}\)", r[col["test clip acc (95% CI)"]]) for r in x86_all)
+    assert all(r[col["ECE"]] == "0.050" and r[col["shortcut gap"]] == "A4C 0.10" for r in x86_all)
+    assert any(re.fullmatch(r"0\.800 \(0\.\d{3}–0\.\d{3}\) \(n=3, seeds\)", r[col["seed-mean test acc (95% CI) (n)"]])
+               for r in x86_all)
+    verdicts = [r[col["verdict"]] for r in rpi_all]  # with their reasons, the main table's without
+    assert "fails: memory 60.0 MB >= 50 MB" in verdicts and any(v.startswith("uncertain: fps ") for v in verdicts)
+    assert {r[main["verdict"]] for r in rpi_main} == {"meets", "fails", "uncertain"}
+    assert re.search(r"0\.800 \[0\.\d{3}, 0\.\d{3}\] \(n=3, seeds\)", text)  # the per-method table
+    # what to ship comes first: one sentence per target, then the method, collapsed, then the targets
+    assert text.index("**What to ship, per target**") < text.index("<summary>How to read this page</summary>") \
+        < text.index("## Target `rpi4`")
+    recs = [line for line in text.split("<details>")[0].splitlines() if line.startswith("- **")]
+    assert [line.split("**")[1] for line in recs] == ["rpi4", "x86"]
+    assert "ship **mobilenet_v3_small / vanilla / fp32 @ onnxruntime**" in recs[0]
+    assert "validation accuracy 0.825 (0.785–0.865)† (undecided against the best), test accuracy 0.820 " in recs[0]
+    assert "≈12.00 ms p50 / ≈79.4 fps on rpi4 (estimated), model memory ≈30.0 MB" in recs[0]
+    assert "why: no model that meets every constraint is best or equivalent to the most accurate one" in recs[0]
+    assert "ship **shufflenet_v2_x1_0 / vanilla / fp32 @ openvino**" in recs[1] and "(best on validation)" in recs[1]
+    assert "0.90 ms p50 / 1058.2 fps on x86, model memory 22.0 MB" in recs[1] and "≈" not in recs[1]
     assert "The figures rest on 64 test frames from 16 clips" in text
-    assert "vgg16: test accuracy 0.900" in text
+    assert "vgg16: test accuracy 0.900" in text and "<summary>All figures for the teacher</summary>" in text
 
 
 def test_without_profiles_the_board_is_accuracy_only(inputs):

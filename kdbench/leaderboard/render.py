@@ -25,14 +25,19 @@ EST = "≈"  # prefix of an estimated figure in the Markdown
 BIASED = "†"  # suffix of a selection-biased validation figure (the best's and the recommended model's)
 JSON_FORMAT = 1
 
-# The per-target table of README.md.
-TABLE_HEADERS = (
-    "front", "decision vs best: best - this [95% CI]", "student", "method", "T", "α", "train batch", "variant (precision, runtime)",
-    "val acc [95% CI]", "test acc [95% CI]", "test clip acc [95% CI]", "seed-mean test acc [95% CI] (n)",
-    "rel. to teacher (seed mean) [95% CI]", "macro-F1", "ECE", "shortcut gap", "p50 ms", "fps", "model MB", "size MB", "params (M)", "GMACs",
-    "figures", "verdict", "KD vs scratch: Holm p, verdict",
+# The per-target tables of README.md: a main table that fits GitHub's content width (about 950 px) and, in a
+# collapsible block, every other figure of the same rows.
+MAIN_HEADERS = ("model", "decision", "val acc<br>(95% CI)", "test acc<br>(95% CI)", "p50<br>ms", "model<br>MB",
+                "size<br>MB", "verdict")
+_MAIN_RIGHT = {2, 3, 4, 5, 6}
+_RUNTIME_SHORT = {"onnxruntime": "ORT"}  # in the main tables' model cells
+DETAIL_HEADERS = (
+    "model", "front", "decision vs best: best - this [95% CI]", "T", "α", "train batch",
+    "variant (precision, runtime)", "test clip acc (95% CI)", "seed-mean test acc (95% CI) (n)",
+    "rel. to teacher (seed mean) (95% CI)", "macro-F1", "ECE", "shortcut gap", "p50 ms (band)", "fps (band)",
+    "params (M)", "GMACs", "figures", "verdict", "KD vs scratch: Holm p, verdict",
 )
-_RIGHT = {0, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21}
+_DETAIL_RIGHT = {1, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
 
 
 # ---------------------------------------------------------------------------------------- formatting
@@ -127,34 +132,75 @@ def decision_cell(row: BoardRow) -> str:
     return f"{row.decision}{ci}"
 
 
+def fmt_iv(value: Any, low: Any, high: Any, digits: int = 3) -> str:
+    """A figure with its 95% interval, compactly: '0.912 (0.897–0.925)'; '0.912 (no CI)' without one."""
+    if value is None:
+        return "-"
+    if low is None or high is None:
+        return f"{fmt_num(value, digits)} (no CI)"
+    return f"{fmt_num(value, digits)} ({fmt_num(low, digits)}–{fmt_num(high, digits)})"
+
+
+def _biased(row: BoardRow, text: str) -> str:
+    """Mark a validation figure chosen on these frames (the best's, the recommended model's) selection-biased."""
+    return text + BIASED if text != "-" and (row.decision == "best" or row.recommended) else text
+
+
 def val_cell(row: BoardRow) -> str:
     """The validation accuracy with its interval, marked † when it was chosen on these frames (best, recommended)."""
-    text = fmt_ci(row.val_accuracy, row.val_accuracy_low, row.val_accuracy_high)
-    return text + BIASED if text != "-" and (row.decision == "best" or row.recommended) else text
+    return _biased(row, fmt_iv(row.val_accuracy, row.val_accuracy_low, row.val_accuracy_high))
+
+
+def test_cell(row: BoardRow) -> str:
+    return fmt_iv(row.test_accuracy, row.test_accuracy_low, row.test_accuracy_high)
 
 
 def ece_cell(row: BoardRow) -> str:
     """ECE with its clip-bootstrap interval where the per-frame test predictions were saved."""
     if row.test_ece is not None and row.test_ece_low is not None and row.test_ece_high is not None:
-        return fmt_ci(row.test_ece, row.test_ece_low, row.test_ece_high)
+        return fmt_iv(row.test_ece, row.test_ece_low, row.test_ece_high)
     return fmt_num(row.test_ece)
 
 
-def _table_cells(row: BoardRow) -> list[str]:
-    """The README cells of one row, in TABLE_HEADERS order."""
+def short_model(row: BoardRow) -> str:
+    """The model in two short lines: 'student<br>method · variant @ runtime' (ORT for onnxruntime; the runtime left
+    out when the variant name carries it)."""
+    variant = str(row.variant or "-")
+    runtime = _RUNTIME_SHORT.get(row.runtime or "", row.runtime or "")
+    shown = runtime and not any(n.lower() in variant.lower() for n in (runtime, row.runtime))
+    return f"{row.student or '-'}<br>{row.method or '-'} · {variant}{f' @ {runtime}' if shown else ''}"
+
+
+def _two_lines(text: str) -> str:
+    """'0.825 (0.785–0.865)†' as '0.825†<br>(0.785–0.865)' (a narrow column); other text as it is."""
+    value, sep, interval = text.partition(" (")
+    return f"{value}{BIASED if text.endswith(BIASED) else ''}<br>({interval.rstrip(BIASED)}" if sep else text
+
+
+def _main_cells(row: BoardRow) -> list[str]:
+    """The cells of one row in the main table (MAIN_HEADERS order)."""
+    return [short_model(row), row.decision or "-", _two_lines(val_cell(row)), _two_lines(test_cell(row)),
+            _est(row, fmt_num(row.latency_p50_ms, 2)), _est(row, fmt_num(row.model_memory_mb, 1)),
+            fmt_num(row.size_mb, 2), row.verdict or "-"]
+
+
+def _seed_mean(row: BoardRow) -> str:
+    text = fmt_iv(row.seed_mean_test_accuracy, row.seed_test_low, row.seed_test_high)
+    extra = ", ".join(p for p in (f"n={row.n_seeds}" if row.n_seeds is not None else "", row.seed_interval or "") if p)
+    return f"{text} ({extra})" if extra and text != "-" else text
+
+
+def _detail_cells(row: BoardRow) -> list[str]:
+    """The cells of one row in the 'all figures' table (DETAIL_HEADERS order): what the main table leaves out."""
     return [
-        str(row.front) if row.front is not None else "-", decision_cell(row),
-        str(row.student or "-"), str(row.method or "-"), _opt(row.temperature, 1), _opt(row.alpha, 2),
+        row_label(row), str(row.front) if row.front is not None else "-", decision_cell(row),
+        _opt(row.temperature, 1), _opt(row.alpha, 2),
         str(row.train_batch_size) if row.train_batch_size is not None else "-", variant_label(row),
-        val_cell(row),
-        fmt_ci(row.test_accuracy, row.test_accuracy_low, row.test_accuracy_high),
-        fmt_ci(row.test_clip_accuracy, row.test_clip_accuracy_low, row.test_clip_accuracy_high),
-        fmt_ci(row.seed_mean_test_accuracy, row.seed_test_low, row.seed_test_high, row.n_seeds, row.seed_interval),
+        fmt_iv(row.test_clip_accuracy, row.test_clip_accuracy_low, row.test_clip_accuracy_high), _seed_mean(row),
         _relative(row), fmt_num(row.test_macro_f1), ece_cell(row), _shortcut(row),
         _est(row, _band(row.latency_p50_ms, row.latency_p50_low_ms, row.latency_p50_high_ms, 2)),
-        _est(row, _band(row.fps, row.fps_low, row.fps_high, 1)), _est(row, fmt_num(row.model_memory_mb, 1)),
-        fmt_num(row.size_mb, 2), fmt_num(row.param_count, 2), fmt_num(row.infer_gmacs, 3), _figures(row),
-        _verdict(row), _sig(row),
+        _est(row, _band(row.fps, row.fps_low, row.fps_high, 1)), fmt_num(row.param_count, 2),
+        fmt_num(row.infer_gmacs, 3), _figures(row), _verdict(row), _sig(row),
     ]
 
 
@@ -171,8 +217,20 @@ def markdown_table(headers: list[str] | tuple[str, ...], rows: list[list[str]], 
 
 
 def rows_table(rows: list[BoardRow]) -> str:
-    """The per-target table of rows."""
-    return markdown_table(TABLE_HEADERS, [_table_cells(r) for r in rows], _RIGHT)
+    """A per-target main table of rows (fits GitHub's content width)."""
+    return markdown_table(MAIN_HEADERS, [_main_cells(r) for r in rows], _MAIN_RIGHT)
+
+
+def details_block(summary: str, body: list[str]) -> list[str]:
+    """A collapsible block; the blank line after <summary> makes GitHub render the Markdown inside."""
+    return [f"<details><summary>{summary}</summary>", ""] + body + ["", "</details>", ""]
+
+
+def details_table(board: TargetBoard, rows: list[BoardRow]) -> list[str]:
+    """Every figure of the ranked rows that the main tables leave out, in a collapsible block."""
+    where = f"target {board.name}" if board.name != NO_TARGET else "the accuracy-only board"
+    table = markdown_table(DETAIL_HEADERS, [_detail_cells(r) for r in rows], _DETAIL_RIGHT)
+    return details_block(f"All figures for {where}", [table])
 
 
 # ---------------------------------------------------------------------------------------- README
@@ -204,23 +262,54 @@ def split_size_text(lb: Leaderboard) -> str:
 def _relative(row: BoardRow) -> str:
     """The seed-mean accuracy relative to the teacher with its paired interval; else this variant's ratio."""
     if row.seed_relative_accuracy is not None:
-        return fmt_ci(row.seed_relative_accuracy, row.seed_relative_low, row.seed_relative_high)
+        return fmt_iv(row.seed_relative_accuracy, row.seed_relative_low, row.seed_relative_high)
     return fmt_num(row.relative_accuracy) + (" (this variant, no interval)" if row.relative_accuracy is not None else "")
 
 
-def _summary_row(b: TargetBoard) -> list[str]:
+_VS_BEST = {"best": "best on validation", "equivalent": "equivalent to the best", "worse": "worse than the best",
+            "undecided": "undecided against the best"}
+
+
+def _why(r: BoardRow) -> str:
+    """Why the recommended row won, in short (the rule of kdbench.leaderboard.rank.recommend)."""
+    if r.recommended == "uncertain":
+        return (f"no model surely meets the constraints and this one's estimate band straddles a limit "
+                f"({r.verdict_reasons or '-'}): measure it on the target before relying on it")
+    meets = r.verdict == "meets"
+    if r.decision in ("best", "equivalent"):
+        return ("the fastest (then smallest) of the models that are best or equivalent to the most accurate one"
+                + (" and meet every constraint" if meets else ""))
+    return (f"no model{' that meets every constraint' if meets else ''} is best or equivalent to the most accurate "
+            f"one, so the most accurate one{' that does' if meets else ''}")
+
+
+def _speed(b: TargetBoard, r: BoardRow) -> str:
+    """'≈12.00 ms p50 / ≈79.4 fps on rpi4 (estimated), model memory ≈30.0 MB'; '' without any such figure."""
+    if r.latency_p50_ms is None and r.fps is None:
+        return ""
+    text = (f"{_est(r, fmt_num(r.latency_p50_ms, 2))} ms p50 / {_est(r, fmt_num(r.fps, 1))} fps on {b.name}"
+            + (" (estimated)" if r.measured == "estimated" else ""))
+    memory = r.model_memory_mb
+    return text + (f", model memory {_est(r, fmt_num(memory, 1))} MB" if memory is not None else "")
+
+
+def recommendation_sentence(b: TargetBoard) -> str:
+    """One sentence per target: what to ship, its accuracies, its speed and memory there, and why it won."""
+    where = f"**{b.name}** ({describe_constraints(b.constraints)})" if b.name != NO_TARGET else "**Accuracy only**"
     r = b.recommended
     if r is None:
-        return [b.name, describe_constraints(b.constraints), b.recommendation] + ["-"] * 10
+        return f"- {where}: nothing to ship: {b.recommendation}."
     flag = "UNCERTAIN: " if r.recommended == "uncertain" else ""
-    seed = (f" (seed mean {fmt_num(r.seed_mean_val_accuracy)}, n={r.n_seeds})"
-            if r.seed_mean_val_accuracy is not None and r.variant != "checkpoint" else "")
-    return [b.name, describe_constraints(b.constraints), f"{flag}{row_label(r)} (front {r.front})",
-            decision_cell(r), val_cell(r) + seed,
-            fmt_ci(r.test_accuracy, r.test_accuracy_low, r.test_accuracy_high),
-            fmt_ci(r.test_clip_accuracy, r.test_clip_accuracy_low, r.test_clip_accuracy_high), _relative(r),
-            ece_cell(r), _est(r, _band(r.latency_p50_ms, r.latency_p50_low_ms, r.latency_p50_high_ms, 2)),
-            _est(r, _band(r.fps, r.fps_low, r.fps_high, 1)), _est(r, fmt_num(r.model_memory_mb, 1)), fmt_num(r.size_mb, 2)]
+    parts = [f"validation accuracy {val_cell(r)} ({_VS_BEST.get(r.decision, 'no decision')})",
+             f"test accuracy {test_cell(r)}", _speed(b, r), f"size {fmt_num(r.size_mb, 2)} MB"]
+    return f"- {where}: {flag}ship **{row_label(r)}**: {', '.join(p for p in parts if p)}; why: {_why(r)}."
+
+
+def _recommendation_lines(lb: Leaderboard) -> list[str]:
+    return (["**What to ship, per target**", ""] + [recommendation_sentence(b) for b in lb.boards]
+            + ["", f"Accuracies with their 95% interval (low–high); {BIASED} selection-biased (chosen on these "
+               f"frames: read the test figure); {EST} estimated, not measured; ORT: onnxruntime. How the choice is made: "
+               "[How to read this page](#how-to-read-this-page).", ""])
 
 
 def _teacher_lines(lb: Leaderboard) -> list[str]:
@@ -240,15 +329,25 @@ def _teacher_lines(lb: Leaderboard) -> list[str]:
     trows = [r for b in lb.boards for r in b.teacher_rows]
     if not trows:
         return out + ["The teacher was not exported or profiled, so it has no latency or size here.", ""]
-    out.append(markdown_table(
-        ["target", "variant (precision, runtime)", "test acc [95% CI]", "p50 ms", "fps", "model MB", "size MB",
+    return out + _teacher_tables(trows)
+
+
+def _teacher_tables(trows: list[BoardRow]) -> list[str]:
+    """The teacher's variants per target: the figures to compare against, then every figure collapsed."""
+    main = markdown_table(
+        ["target", "variant", "test acc<br>(95% CI)", "p50<br>ms", "fps", "model<br>MB", "size<br>MB", "verdict"],
+        [[r.target or "-", variant_label(r), _two_lines(test_cell(r)), _est(r, fmt_num(r.latency_p50_ms, 2)),
+          _est(r, fmt_num(r.fps, 1)), _est(r, fmt_num(r.model_memory_mb, 1)), fmt_num(r.size_mb, 2), r.verdict or "-"]
+         for r in trows], {2, 3, 4, 5, 6})
+    full = markdown_table(
+        ["target", "variant (precision, runtime)", "test acc (95% CI)", "p50 ms", "fps", "model MB", "size MB",
          "params (M)", "GMACs", "figures", "verdict"],
-        [[r.target or "-", variant_label(r), fmt_ci(r.test_accuracy, r.test_accuracy_low, r.test_accuracy_high),
+        [[r.target or "-", variant_label(r), test_cell(r),
           _est(r, fmt_num(r.latency_p50_ms, 2)), _est(r, fmt_num(r.fps, 1)), _est(r, fmt_num(r.model_memory_mb, 1)),
           fmt_num(r.size_mb, 2), fmt_num(r.param_count, 2), fmt_num(r.infer_gmacs, 3),
           _figures(r) if r.measured else (r.note or "-"), _verdict(r)] for r in trows],
-        {2, 3, 4, 5, 6, 7, 8}))
-    return out + [""]
+        {2, 3, 4, 5, 6, 7, 8})
+    return [main, ""] + details_block("All figures for the teacher", [full])
 
 
 MARGIN_SOURCES = {"--margin": "set by `--margin`", "study": "the study's `[study] margin`",
@@ -270,22 +369,26 @@ def ece_floor_text(lb: Leaderboard) -> str:
             "differences below that are noise.")
 
 
-def _summary(lb: Leaderboard) -> list[str]:
-    out = ["## Summary", "", "Recommended model per target: the fastest (then smallest) model that is **best or "
-           "equivalent** to the target's most accurate model **on validation** and meets the target's constraints. "
-           "Equivalent: the whole 95% interval of best minus model, paired on the same validation frames (and seed "
-           f"indices, for seed means), lies inside ±δ ({margin_text(lb)}; fixed before the data are seen). When no "
-           "model that meets the constraints is best or equivalent, the most accurate one that does, saying so. A "
-           "model whose verdict is 'uncertain' (an estimate's error band straddles a limit) is recommended only when "
-           f"no model surely meets the constraints, and then flagged UNCERTAIN. {BIASED} marks a **selection-biased** "
-           "validation figure: the best's and the recommended model's were chosen on these very frames (epoch, "
-           "configuration, seed, variant), so they read high; the seed mean beside it and the **test** figures are the "
-           "less biased estimates. " + split_size_text(lb) + (" " + ece_floor_text(lb) if lb.ece_floor else ""), ""]
-    out.append(markdown_table(["target", "constraints", "recommended", "decision vs best", f"val acc [95% CI]{BIASED}",
-                               "test acc [95% CI]", "test clip acc [95% CI]", "rel. to teacher (seed mean) [95% CI]",
-                               "test ECE [95% CI]", "p50 ms", "fps", "model MB", "size MB"],
-                              [_summary_row(b) for b in lb.boards], {4, 5, 6, 7, 8, 9, 10, 11, 12}))
-    return out + [""] + _teacher_lines(lb)
+def _rule_text(lb: Leaderboard) -> str:
+    """How the recommended model is chosen, the selection-bias mark, the split sizes and the ECE noise floor."""
+    return ("Recommended model per target: the fastest (then smallest) model that is **best or "
+            "equivalent** to the target's most accurate model **on validation** and meets the target's constraints. "
+            "Equivalent: the whole 95% interval of best minus model, paired on the same validation frames (and seed "
+            f"indices, for seed means), lies inside ±δ ({margin_text(lb)}; fixed before the data are seen). When no "
+            "model that meets the constraints is best or equivalent, the most accurate one that does, saying so. A "
+            "model whose verdict is 'uncertain' (an estimate's error band straddles a limit) is recommended only when "
+            f"no model surely meets the constraints, and then flagged UNCERTAIN. {BIASED} marks a **selection-biased** "
+            "validation figure: the best's and the recommended model's were chosen on these very frames (epoch, "
+            "configuration, seed, variant), so they read high; the seed mean (in 'All figures') and the **test** "
+            "figures are the less biased estimates. " + split_size_text(lb)
+            + (" " + ece_floor_text(lb) if lb.ece_floor else ""))
+
+
+def _how_to_read(lb: Leaderboard) -> list[str]:
+    return ['<a id="how-to-read-this-page"></a>', ""] + details_block("How to read this page", [
+        _INTRO, "", _rule_text(lb), "", "Per target, the main tables hold the figures that decide; 'All figures for "
+        "target …' below them holds every other figure of the same rows (and `leaderboard.csv` / `leaderboard.json` "
+        "every figure of every row)."])
 
 
 def _board_lines(b: TargetBoard, plots: dict[str, str], margin: float | None = None) -> list[str]:
@@ -304,11 +407,18 @@ def _board_lines(b: TargetBoard, plots: dict[str, str], margin: float | None = N
                   "recommendation (`--include-unstable` to include them).", ""]
     if b.name in plots:
         lines += [f"![validation accuracy vs {'latency' if b.name != NO_TARGET else 'size'} on {b.name}]({plots[b.name]})", ""]
+    return lines + _board_tables(b)
+
+
+def _board_tables(b: TargetBoard) -> list[str]:
+    """A target's main tables (Pareto-optimal, the rest), every other figure of their rows, the unranked rows."""
     first = [r for r in b.rows if r.front == 1]
     rest = [r for r in b.rows if r.front not in (None, 1)]
     unranked = [r for r in b.rows if r.front is None]
-    lines += [f"### Pareto-optimal ({len(first)})", "", rows_table(first) if first else "_none_", ""]
+    lines = [f"### Pareto-optimal ({len(first)})", "", rows_table(first) if first else "_none_", ""]
     lines += [f"### The rest ({len(rest)})", "", rows_table(rest) if rest else "_none: every ranked model is Pareto-optimal_", ""]
+    if first or rest:
+        lines += details_table(b, first + rest)
     if unranked:
         lines += [f"### Not ranked ({len(unranked)})", "", "Missing a figure the ranking needs:", ""]
         lines += [markdown_table(["student", "method", "variant (precision, runtime)", "test acc", "why"],
@@ -402,15 +512,16 @@ _INTRO = ("Every choice here is made on **validation** figures: per target, the 
 
 
 def render_markdown(lb: Leaderboard, plots: dict[str, str], command: str = "") -> str:
-    """README.md of the leaderboard: summary, one section per target, per-method results, statistics, legend."""
-    lines = [f"# Leaderboard: study `{lb.study}`", ""]
+    """README.md of the leaderboard: what to ship per target, how to read the page, one section per target (main
+    tables, every other figure collapsed), per-method results, statistics, legend."""
+    lines = [f"# Leaderboard: study `{lb.study}`", ""] + _recommendation_lines(lb)
     inputs = [f"study `{lb.inputs['study']}`"]
     inputs.append(f"export `{lb.inputs['export']}`" if lb.inputs.get("export") else "no export")
     inputs.append(f"profiles `{lb.inputs['profiles']}`" if lb.inputs.get("profiles") else "no profiles")
     lines += [f"Generated by `kdbench leaderboard` from {', '.join(inputs)}."]
     if command:
         lines += ["", f"Regenerate: `{command}`"]
-    lines += ["", _INTRO, ""] + _summary(lb)
+    lines += [""] + _how_to_read(lb) + _teacher_lines(lb)
     notes = lb.notes + [f"statistics: {w}" for w in lb.statistics_warnings]
     if notes:
         lines += ["**Notes.**", ""] + [f"- {n}" for n in notes] + [""]
