@@ -198,3 +198,25 @@ def test_a_probe_on_a_busy_host_is_not_cached(cache_dir, monkeypatch):
     choice = fastpath.choose(_tiny_cnn(), x, y, "train", CPU, "probe", "busy", batch=8, planned_steps=30)
     assert choice.source == "measured" and choice.load_avg == 1000.0
     assert not (cache_dir / fastpath.CACHE_FILE).exists()
+
+
+def test_the_rules_check_does_not_depend_on_the_seed_the_batch_or_the_rng(cache_dir):
+    """The rule's float64 check runs on fixed weights, a fixed batch and fixed dropout masks: two seed runs of one
+    architecture (other weights, other first batch, another RNG state) get the very same check, so a check
+    reused from another run (the per-process memo) is the check this run would have made: a resumed search
+    trains in the format of the uninterrupted one. On a run's own weights the check's tolerance (relative to
+    nchw's own float error) moved with the seed, and a reused check gave a seed another format."""
+    from kdbench.models import create_model
+
+    outcomes = []
+    for seed in (4, 999):
+        torch.manual_seed(seed)
+        model = create_model("mobilenet_v3_small", num_classes=4)  # depthwise, dropout: the rule's check runs
+        x, y = torch.rand(8, 1, 32, 32), torch.randint(0, 4, (8,))
+        torch.rand(seed)  # another RNG state
+        fastpath._RULE_CHECKS.clear()
+        state = torch.get_rng_state()
+        choice = fastpath.choose(model, x, y, "train", torch.device("cpu"), "auto", "mobilenet_v3_small", 8)
+        assert torch.equal(torch.get_rng_state(), state)  # the run's own RNG is left as it was
+        outcomes.append([(t.format, t.status, t.rel_error) for t in choice.trials])
+    assert outcomes[0] == outcomes[1] and outcomes[0][1][1] == "ok", outcomes

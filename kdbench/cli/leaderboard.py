@@ -22,6 +22,7 @@ def command(
     margin: Optional[List[str]] = typer.Option(None, "--margin", metavar="DELTA|TARGET=DELTA", help="Equivalence margin of the decisions against the best, an accuracy difference (0.01 = 1 point): a model is 'equivalent' when the 95% interval of best minus it lies inside +-margin. Default: the study's [study] margin, else 0.01. Repeat as TARGET=DELTA for a target's own margin (--margin 0.01 --margin rpi4=0.02). Fix it before looking at the results."),
 ) -> None:
     """Rank every (student configuration x variant) per target on validation accuracy, latency and size; report test figures."""
+    from rich.markup import escape
     from rich.table import Table
 
     from kdbench.leaderboard.build import build_leaderboard, parse_margins
@@ -47,7 +48,7 @@ def command(
         lb, written = build_leaderboard(study, out, export, profiles, names, " ".join(parts), plots, include_unstable,
                                         margins)
     for note in lb.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     table = Table(title=f"leaderboard of study {lb.study}")
     for col, justify in (("target", "left"), ("models", "right"), ("Pareto-optimal", "right"), ("meet constraints", "right"),
                          ("best / equivalent / worse / undecided", "right"), ("recommended (chosen on validation)", "left"),
@@ -62,8 +63,8 @@ def command(
                       " / ".join(str(sum(r.decision == v for r in ranked)) for v in ("best", "equivalent", "worse", "undecided")),
                       b.recommendation if rec is None else label, fmt_num(rec.val_accuracy) if rec else "-",
                       fmt_ci(rec.test_accuracy, rec.test_accuracy_low, rec.test_accuracy_high) if rec else "-")
-    console.print(split_size_text(lb), highlight=False)
-    console.print(f"decisions against each target's best on validation: {margin_text(lb)}", highlight=False)
+    console.print(escape(split_size_text(lb)), highlight=False)
+    console.print(escape(f"decisions against each target's best on validation: {margin_text(lb)}"), highlight=False)
     print_table(table)
     for path in written:
         console.print(f"wrote {path}", highlight=False)
