@@ -118,7 +118,7 @@ def test_a_local_target_is_measured_here_not_estimated(tmp_path):
 
 
 def test_price_is_the_estimators_record_cached_and_judged_by_the_shared_evaluator(prices, tmp_path):
-    from kdbench.leaderboard.constraints import evaluate_constraints
+    from kdbench.profile.constraints import evaluate_constraints
     from kdbench.search.hardware_aware import Pricer
 
     pricer, by_size = prices

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from kdbench.errors import ConfigError
-from kdbench.leaderboard.constraints import describe_constraints, evaluate_constraints
+from kdbench.profile.constraints import describe_constraints, evaluate_constraints
 from kdbench.leaderboard.pareto import dominates, front_staircase, pareto_fronts
 
 ACC_LAT_SIZE = ["max", "min", "min"]

@@ -24,7 +24,7 @@ import numpy as np
 
 from kdbench.errors import ConfigError, DataError
 from kdbench.export.record import VariantRecord
-from kdbench.leaderboard.constraints import evaluate_constraints, load_constraints
+from kdbench.profile.constraints import evaluate_constraints, load_constraints
 from kdbench.leaderboard.decisions import ValHits
 from kdbench.leaderboard.rank import rank_rows, recommend
 from kdbench.leaderboard.row import BoardRow

@@ -12,7 +12,7 @@ from typing import Any
 
 from kdbench.leaderboard.collect import NO_TARGET, Leaderboard, TargetBoard
 from kdbench.leaderboard.row import BoardRow
-from kdbench.leaderboard.constraints import describe_constraints
+from kdbench.profile.constraints import describe_constraints
 from kdbench.leaderboard.pareto import front_staircase, pareto_fronts
 
 FIGSIZE = (10.0, 5.6)

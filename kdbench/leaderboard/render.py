@@ -16,7 +16,7 @@ from typing import Any
 
 from kdbench.leaderboard.collect import NO_TARGET, Leaderboard, TargetBoard
 from kdbench.leaderboard.columns import COLUMNS, column_names
-from kdbench.leaderboard.constraints import describe_constraints
+from kdbench.profile.constraints import describe_constraints
 from kdbench.leaderboard.decisions import fmt_margin
 from kdbench.leaderboard.rank import row_label
 from kdbench.leaderboard.row import BoardRow

@@ -22,6 +22,7 @@ from typing import Any
 
 from kdbench.errors import ConfigError, DataError
 from kdbench.manifest import read_json, write_json
+from kdbench.profile.constraints import evaluate_constraints
 from kdbench.profile.hardware import HardwareProfile
 
 MODEL_SUFFIXES = (".onnx", ".xml", ".pt2")
@@ -227,8 +228,6 @@ def local_host() -> dict[str, Any]:
 
 def check_constraints(record: ProfileRecord, profile: HardwareProfile) -> dict[str, Any] | None:
     """The shared evaluator's verdict on a batch-1 ok record; None without constraints."""
-    from kdbench.leaderboard.constraints import evaluate_constraints
-
     if not profile.constraints or record.batch != 1 or record.status != "ok":
         return None
     status, reasons = evaluate_constraints({**record.to_dict(), "size_mb": record.file_size_mb}, profile.constraints)

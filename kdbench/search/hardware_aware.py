@@ -7,7 +7,7 @@ machine: a CPU profile of this host's architecture without a calibration, e.g. `
 instead: batch 1 with the profile's first runtime in 3 fresh processes, their spread as the band. Exports and prices are
 cached under ``<study>/pricing/`` by (architecture, input size, precision), so each configuration is
 exported once per study whatever the method, seed or worker. The verdict comes from the one
-constraint evaluator (kdbench.leaderboard.constraints): a configuration that ``fails`` (its whole
+constraint evaluator (kdbench.profile.constraints): a configuration that ``fails`` (its whole
 band outside a limit) is not trained -- the trial is pruned with user attribute ``infeasible``;
 ``meets`` and ``uncertain`` ones are trained. The price is stored on the trial (``price``) with
 ``constraint`` values (<= 0: feasible, Optuna's convention), also given to Optuna with
@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from kdbench.errors import ConfigError
 from kdbench.manifest import read_json, write_json
+from kdbench.profile.constraints import evaluate_constraints
 
 PRECISIONS = ("fp32", "int8")
 PRICE_ATTR, CONSTRAINT_ATTR, INFEASIBLE_ATTR = "price", "constraint", "infeasible"
@@ -223,8 +224,6 @@ class Pricer:
 
     def _judge(self, price: Price) -> Price:
         """The verdict of the shared evaluator against the profile's constraints now (a cached price may predate them)."""
-        from kdbench.leaderboard.constraints import evaluate_constraints
-
         row = price.to_dict()
         status, reasons = evaluate_constraints(row, self.profile.constraints)
         return dataclasses.replace(price, status=status, reasons=reasons,

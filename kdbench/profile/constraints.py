@@ -1,5 +1,8 @@
 """A target's deployment constraints (from its hardware profile) and the one evaluator of them.
 
+It lives in the profile package (below the search and the leaderboard, which both use it), so neither
+profile nor search imports the leaderboard.
+
 ``evaluate_constraints`` is used by ``kdbench profile`` (``kdbench.profile.results.check_constraints``)
 and by the leaderboard alike. Rules, on batch-1 figures: ``fps >= min_fps``, the model's own memory
 (``model_memory_mb``: peak RSS increment over the same runtime running a trivial one-op model;
@@ -22,6 +25,7 @@ from typing import Any
 
 from kdbench.errors import ConfigError, DataError
 from kdbench.manifest import read_json
+from kdbench.profile.hardware import load_profile
 
 # constraint key -> (row column, comparison, unit, text of the rule)
 RULES: dict[str, tuple[str, str, str]] = {
@@ -36,8 +40,6 @@ LABELS = {"min_fps": "fps", "max_memory_mb": "memory", "max_file_mb": "file size
 
 def load_constraints(target: str, profile_dir: Path | None = None) -> tuple[dict[str, float], str]:
     """The target's constraints and where they came from: its hardware profile TOML, else the profile run's manifest."""
-    from kdbench.profile.hardware import load_profile
-
     try:
         prof = load_profile(target)
         return dict(prof.constraints), str(prof.path)
