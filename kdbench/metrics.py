@@ -371,9 +371,6 @@ def _se2_df(d: np.ndarray, w: np.ndarray, parts: bool = False) -> Any:
     return (se2, df, split) if parts else (se2, df)
 
 
-MARGIN_VERDICTS = ("equivalent", "worse", "undecided")
-
-
 def margin_verdict(ci_low: float | None, ci_high: float | None, margin: float, identical: bool = False) -> str:
     """The decision rule on one interval of best minus other at an equivalence margin (the one rule behind the
     leaderboard's decisions and the search's race): ``equivalent`` when the whole interval lies inside

@@ -53,21 +53,46 @@ def _clustered_hits(rng: np.random.Generator, seeds: int, clips: int, frames: in
     return (rng.random((seeds, clips, frames)) < p[:, :, None]).reshape(seeds, -1)
 
 
+def mean_intervals(seeds: int, sd_seed: float, sd_clip: float, runs: int) -> tuple[float, list[tuple[float, float]]]:
+    """(the true mean accuracy, ``seed_clip_interval`` of each of ``runs`` studies): 16 clips x 4 frames."""
+    rng = np.random.default_rng(seeds)
+    total = np.sqrt(sd_seed**2 + sd_clip**2 + 0.5**2)
+    truth = float(np.mean(1 / (1 + np.exp(-(2 + rng.normal(0, total, 1_000_000))))))
+    clips = np.repeat(np.arange(16), 4)
+    return truth, [seed_clip_interval(_clustered_hits(rng, seeds, 16, 4, sd_seed, sd_clip), clips,
+                                      n_resamples=1000, seed=r) for r in range(runs)]
+
+
+def ratio_intervals(seeds: int, sd_seed: float, runs: int) -> tuple[float, list[tuple[float, float]]]:
+    """(the true student/teacher ratio by Monte Carlo, ``relative_interval``'s (low, high) of each of ``runs``
+    studies): 110 clips x 4 frames, clip effects shared by both models."""
+    rng = np.random.default_rng(40 + seeds)
+    z_seed, z_clip, z_clip_t = rng.normal(size=(3, 1_000_000))
+    e = rng.normal(0, 0.5, 1_000_000)
+    truth = float(np.mean(1 / (1 + np.exp(-(1 + sd_seed * z_seed + 0.8 * z_clip + e))))
+                  / np.mean(1 / (1 + np.exp(-(2 + 0.8 * z_clip + 0.3 * z_clip_t)))))
+    k, f = 110, 4
+    clips = np.repeat(np.arange(k), f)
+    out = []
+    for _ in range(runs):
+        v = rng.normal(0, 0.8, (1, k))
+        p_s = 1 / (1 + np.exp(-(1 + rng.normal(0, sd_seed, (seeds, 1)) + v + rng.normal(0, 0.5, (seeds, k)))))
+        p_t = 1 / (1 + np.exp(-(2 + v[0] + rng.normal(0, 0.3, k))))
+        hits = (rng.random((seeds, k, f)) < p_s[:, :, None]).reshape(seeds, -1)
+        ref = (rng.random((k, f)) < p_t[:, None]).ravel()
+        out.append(relative_interval(hits, ref, clips)[1:])
+    return truth, out
+
+
 @pytest.mark.parametrize("seeds,sd_seed,sd_clip", [(3, 1.0, 0.3), (3, 0.3, 1.0), (10, 0.3, 1.0)])
 def test_seed_clip_interval_covers_on_clustered_data(seeds, sd_seed, sd_clip):
     """16 clips of 4 frames. paired_interval's engine on the accuracy, found (1,000 runs): 0.921 when seeds
     dominate at 3 seeds (0.918 at 5), 0.967 when clips dominate at 3 seeds, 0.936 at 5, 0.931 at 10. The clip
     bootstrap widened by a seed t it replaced (300 runs): 0.92, 0.99 (it counted the clip noise twice), 0.94;
     a plain two-stage bootstrap: 0.88 where seeds dominate."""
-    rng = np.random.default_rng(seeds)
-    total = np.sqrt(sd_seed**2 + sd_clip**2 + 0.5**2)
-    truth = np.mean(1 / (1 + np.exp(-(2 + rng.normal(0, total, 1_000_000)))))
-    clips = np.repeat(np.arange(16), 4)
-    runs, cover = 300, 0
-    for r in range(runs):
-        low, high = seed_clip_interval(_clustered_hits(rng, seeds, 16, 4, sd_seed, sd_clip), clips,
-                                       n_resamples=1000, seed=r)
-        cover += low <= truth <= high
+    truth, intervals = mean_intervals(seeds, sd_seed, sd_clip, runs=300)
+    cover = sum(low <= truth <= high for low, high in intervals)
+    runs = len(intervals)
     assert 0.90 <= cover / runs <= 0.98, f"coverage {cover / runs:.3f}"
 
 
@@ -78,20 +103,7 @@ def test_relative_interval_covers_the_true_ratio(seeds, sd_seed):
     (1,000 runs): 0.947 (5 seeds, seeds vary), 0.967 (5 seeds, clips dominate), 0.926 (3 seeds, seeds vary:
     Satterthwaite a little liberal, as for paired_interval), 0.958 at 10 seeds. The clip bootstrap widened by
     a seed t it replaced: 0.963 / 0.983 / 0.973 (it counted the clip noise twice)."""
-    rng = np.random.default_rng(40 + seeds)
-    z_seed, z_clip, z_clip_t = rng.normal(size=(3, 1_000_000))
-    e = rng.normal(0, 0.5, 1_000_000)
-    truth = np.mean(1 / (1 + np.exp(-(1 + sd_seed * z_seed + 0.8 * z_clip + e)))) / \
-        np.mean(1 / (1 + np.exp(-(2 + 0.8 * z_clip + 0.3 * z_clip_t))))
-    k, f = 110, 4
-    clips = np.repeat(np.arange(k), f)
-    runs, cover = 300, 0
-    for r in range(runs):
-        v = rng.normal(0, 0.8, (1, k))
-        p_s = 1 / (1 + np.exp(-(1 + rng.normal(0, sd_seed, (seeds, 1)) + v + rng.normal(0, 0.5, (seeds, k)))))
-        p_t = 1 / (1 + np.exp(-(2 + v[0] + rng.normal(0, 0.3, k))))
-        hits = (rng.random((seeds, k, f)) < p_s[:, :, None]).reshape(seeds, -1)
-        ref = (rng.random((k, f)) < p_t[:, None]).ravel()
-        _, low, high = relative_interval(hits, ref, clips)
-        cover += low <= truth <= high
+    truth, intervals = ratio_intervals(seeds, sd_seed, runs=300)
+    cover = sum(low <= truth <= high for low, high in intervals)
+    runs = len(intervals)
     assert 0.91 <= cover / runs <= 0.98, f"coverage {cover / runs:.3f}"

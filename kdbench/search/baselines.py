@@ -29,6 +29,13 @@ def matched_baseline(mine: list[dict[str, Any]], kd: dict[str, Any], baseline: s
     return best_trial([t for t in mine if t["method"] == baseline and input_size_of(t) == size], objective)
 
 
+def best_kd_and_baseline(mine: list[dict[str, Any]], baseline: str,
+                         objective: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the student's best distilled trial, the best baseline trial at its input size); either may be None."""
+    kd = best_trial([t for t in mine if t["method"] != baseline], objective)
+    return kd, matched_baseline(mine, kd, baseline, objective) if kd is not None else None
+
+
 def missing_baselines(mine: list[dict[str, Any]], baseline: str, objective: str) -> list[int | None]:
     """Input sizes of the methods' best configurations that have no scored baseline trial, in order."""
     kd = [t for t in mine if t["method"] != baseline]

@@ -119,7 +119,7 @@ def confirm_seeds(study_seeds: list[int], k: int) -> list[int]:
 
 def candidates(study_dir: Path) -> list[dict[str, Any]]:
     """Per student: the chosen trial, the best distillation trial if the chosen one is the baseline, the best baseline."""
-    from kdbench.search.baselines import matched_baseline
+    from kdbench.search.baselines import best_kd_and_baseline
     from kdbench.search.results import best_trials, read_study_json, read_trials
     from kdbench.search.statistics import best_trial
 
@@ -129,10 +129,10 @@ def candidates(study_dir: Path) -> list[dict[str, Any]]:
     out = []
     for chosen in best_trials(study_dir):
         mine = [t for t in complete if t["student"] == chosen["student"]]
-        kd = best_trial([t for t in mine if t["method"] != baseline], objective)
         # the baseline at the best distillation's input size: the matched comparison the study made
-        base = (matched_baseline(mine, kd, baseline, objective) if kd is not None
-                else best_trial([t for t in mine if t["method"] == baseline], objective))
+        kd, base = best_kd_and_baseline(mine, baseline, objective)
+        if kd is None:
+            base = best_trial([t for t in mine if t["method"] == baseline], objective)
         picks = {"chosen": next(t for t in mine if t["trial"] == chosen["trial"]), "best distillation": kd,
                  "baseline": base}
         seen: dict[int, dict[str, Any]] = {}

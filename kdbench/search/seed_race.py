@@ -33,12 +33,12 @@ from typing import Any, Callable
 import numpy as np
 
 from kdbench.errors import DataError
-from kdbench.manifest import read_json, write_json
+from kdbench.manifest import write_json
+from kdbench.search.baselines import best_kd_and_baseline
 from kdbench.search.objective import SearchContext, ensure_seed, seed_means, seed_summary
 from kdbench.search.racing import RaceResult, RaceSettings, race
 from kdbench.search.results import read_trials
 from kdbench.search.space import race_settings
-from kdbench.search.statistics import best_trial
 from kdbench.search.trial_config import TrialConfig
 
 RACE_FILE = "race.json"
@@ -148,12 +148,9 @@ def _label(entries: list[dict[str, Any]], result: RaceResult, key: str) -> None:
 
 def kd_pair(mine: list[dict[str, Any]], baseline: str | None, objective: str) -> list[dict[str, Any]] | None:
     """[the best baseline trial at the best distilled trial's input size, the best distilled trial], or None."""
-    from kdbench.search.baselines import matched_baseline
-
     if not baseline:
         return None
-    kd = best_trial([t for t in mine if t["method"] != baseline], objective)
-    base = matched_baseline(mine, kd, baseline, objective) if kd is not None else None
+    kd, base = best_kd_and_baseline(mine, baseline, objective)
     return [base, kd] if base is not None else None
 
 
@@ -189,15 +186,3 @@ def race_study(ctx: SearchContext, emit: Callable[..., None] | None = None) -> d
             _label(pair, racer.race(pair, entry, "kd_vs_scratch", save), "race_kd")
     save()
     return record
-
-
-def read_race(study_dir: Path) -> dict[str, Any] | None:
-    """The study's race.json (None when the study did not race)."""
-    path = Path(study_dir) / RACE_FILE
-    if not path.is_file():
-        return None
-    body = read_json(path)
-    for student in body.get("students", {}).values():
-        for key, rec in list(student.items()):
-            student[key] = RaceResult.from_dict(rec)
-    return body
