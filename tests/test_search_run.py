@@ -46,6 +46,7 @@ def _seed_events(study_dir: Path) -> Counter:
 def test_search_in_process_writes_the_study_directory(search_inputs, tmp_path):
     from kdbench.search.results import best_trials, read_study_json
     from kdbench.search.runner import SearchRequest, load_studies, run_search
+    from kdbench.search.seed_attrs import seed_results_of
 
     store, teacher = search_inputs
     req = SearchRequest(config=_space(tmp_path, "e2e"), store=store, teacher=teacher, run_dir=tmp_path / "runs", device="cpu")
@@ -61,7 +62,7 @@ def test_search_in_process_writes_the_study_directory(search_inputs, tmp_path):
     assert trials[0].params == {"method": "scratch"}  # the baseline is a point in every Optuna plot
     trained = [t for t in trials if "same_as_trial" not in t.user_attrs]
     for t in trials:
-        seeds = t.user_attrs["seed_results"]
+        seeds = seed_results_of(t)
         assert sorted(seeds) == ["0", "1"]
         assert t.value == pytest.approx((seeds["0"]["val_accuracy"] + seeds["1"]["val_accuracy"]) / 2)
         if t not in trained:  # the sampler proposed a finished configuration again: its results, no new run
@@ -150,6 +151,7 @@ def _wait_for_partial_trial(study_dir: Path, proc: subprocess.Popen, timeout: fl
 def _check_resumed_study(study_dir: Path, storage: str | None, n_trials: int, seeds: tuple[int, ...]) -> None:
     from kdbench.search.objective import read_seed_log
     from kdbench.search.runner import load_studies
+    from kdbench.search.seed_attrs import seed_results_of
 
     studies = load_studies(study_dir, storage)
     complete = [t for s in studies.values() for t in s.get_trials() if t.state.name == "COMPLETE"]
@@ -173,7 +175,7 @@ def _check_resumed_study(study_dir: Path, storage: str | None, n_trials: int, se
     assert set(done) == {1}, f"seeds trained more than once or never: {done}"
     assert any(e["event"] == "reused" for e in log), "the retried trial should reuse its finished seed"
     for t in complete:
-        assert sorted(t.user_attrs["seed_results"]) == [str(s) for s in seeds]
+        assert list(seed_results_of(t)) == [str(s) for s in seeds]
 
 
 def test_kill_9_mid_trial_then_rerun_resumes(search_inputs, tmp_path):

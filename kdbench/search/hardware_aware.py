@@ -364,10 +364,12 @@ def pricing_summary(trials: list[Any]) -> dict[str, Any]:
     compare it with, the median wall time of one training seed."""
     import statistics
 
+    from kdbench.search.seed_attrs import seed_results_of
+
     priced = [t for t in trials if PRICE_ATTR in t.user_attrs]
     fresh = [t.user_attrs[PRICE_ATTR] for t in priced if not t.user_attrs[PRICE_ATTR].get("cached")]
     seed_s = [s["wall_time_s"] for t in trials if "same_as_trial" not in t.user_attrs
-              for s in (t.user_attrs.get("seed_results") or {}).values() if s.get("wall_time_s")]
+              for s in seed_results_of(t).values() if s.get("wall_time_s")]
     return {"priced": len(priced), "infeasible": sum(INFEASIBLE_ATTR in t.user_attrs for t in priced),
             "exports": len(fresh), "export_s": sum(p["export_s"] for p in fresh),
             "estimate_s": sum(p["estimate_s"] for p in fresh), "seeds_trained": len(seed_s),

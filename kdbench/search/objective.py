@@ -2,13 +2,13 @@
 
 Per trial: draw the configuration from the space, then for each seed train the student into
 ``RUN_DIR/<study>/trials/<student>/<trial>/seed_<s>/`` (``best.pt`` + ``metrics.json``), store the
-per-seed metrics on the trial (user attribute ``seed_results`` and flat ``seed_<s>_<metric>``
-attributes), set flat ``mean_/std_<metric>`` and ``n_seeds`` attributes, and return the mean
-validation metric. A seed whose ``metrics.json`` already exists (a retried trial after a crash) is
-read back, never trained again. A run that is not ``ok`` (non-finite loss or weights) fails the
-trial for good with its reason; the search goes on. Any other way a trial stops (a signal, an
-exception such as a full disk) queues it again with the same parameters before it is marked FAIL,
-so the same command resumes it.
+per-seed figures on the trial as flat user attributes (``seed_<s>_<metric>``, ``seed_<s>_status``,
+``seed_<s>_wall_time_s``: see ``seed_attrs``; the full record is the trial's ``trial.json``), set flat
+``mean_/std_<metric>`` and ``n_seeds`` attributes, and return the mean validation metric. A seed whose
+``metrics.json`` already exists (a retried trial after a crash) is read back, never trained again. A
+run that is not ``ok`` (non-finite loss or weights) fails the trial for good with its reason; the
+search goes on. Any other way a trial stops (a signal, an exception such as a full disk) queues it
+again with the same parameters before it is marked FAIL, so the same command resumes it.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from kdbench.manifest import write_json
 from kdbench.search.hardware_aware import TRIAL_JSON_ATTRS, budget_used, objective_values
 from kdbench.search.liveness import (DUPLICATE_ATTR, FINAL_ATTR, INTERRUPTED_ATTR, SLOT_ATTR, WORKER_ATTR, Heartbeat,
                                      queue_retry, retried_numbers, superseded)
+from kdbench.search.seed_attrs import METRICS, seed_attrs, seed_results_of
 from kdbench.search.space import SearchSpace
 
 SEED_LOG = "seed_log.jsonl"
 REUSED_ATTR = "same_as_trial"  # user attribute: this trial's configuration had finished as that trial; not trained again
-METRICS = ("val_accuracy", "test_accuracy", "val_macro_f1", "test_macro_f1", "val_clip_accuracy", "test_clip_accuracy")
 
 
 class TrialFailed(Exception):
@@ -262,8 +262,10 @@ def same_configuration(study: Any, trial: Any, config_id: str) -> Any:
 def _reuse_results(trial: Any, config: Any, twin: Any) -> float:
     """Record a finished twin's results on this trial (no directory, no trial.json: it is not a new run)."""
     trial.set_user_attr(REUSED_ATTR, twin.number)
-    for key, value in {**config.to_dict(), **{k: v for k, v in twin.user_attrs.items() if k.startswith(
-            ("mean_", "std_", "seed_", "n_seeds"))}}.items():
+    copied = {k: v for k, v in twin.user_attrs.items() if k.startswith(("mean_", "std_", "n_seeds"))}
+    for seed, summary in seed_results_of(twin).items():  # flat, also from an older study's twin
+        copied.update(seed_attrs(seed, summary))
+    for key, value in {**config.to_dict(), **copied}.items():
         trial.set_user_attr(key, value)
     return twin.values if len(twin.values) > 1 else twin.value
 
@@ -307,10 +309,8 @@ def _run_seeds(ctx: SearchContext, trial: Any, config: Any, tdir: Path, results:
         done = ensure_seed(ctx, trial, trial.number, config, seed, i, n, tdir / f"seed_{seed}", emit)
         summary = seed_summary(done)
         results[str(seed)] = summary
-        trial.set_user_attr("seed_results", results)
-        for key in METRICS:
-            if summary.get(key) is not None:
-                trial.set_user_attr(f"seed_{seed}_{key}", summary[key])
+        for key, value in seed_attrs(seed, summary).items():
+            trial.set_user_attr(key, value)
         emit(state="seed_done", student=student, trial=trial.number, seed=seed, seed_index=i + 1, n_seeds=n,
              value=summary[space.objective])
         if summary["status"] != "ok":

@@ -56,11 +56,13 @@ def read_trials(study_dir: Path) -> list[dict[str, Any]]:
 
 def storage_rows(studies: dict[str, Any]) -> list[dict[str, Any]]:
     """One summary row per Optuna trial of every student study (states straight from the storage)."""
+    from kdbench.search.seed_attrs import seed_results_of
+
     rows = []
     for student, study in studies.items():
         for t in study.get_trials(deepcopy=False):
             ua = t.user_attrs
-            seeds = ua.get("seed_results", {})
+            seeds = seed_results_of(t)
             row = {"student": student, "trial": t.number, "state": STATES.get(t.state.name, t.state.name.lower()),
                    "method": ua.get("method"),
                    "config_id": ua.get("config_id"), "hparams": json.dumps(ua.get("hparams", {}), sort_keys=True),

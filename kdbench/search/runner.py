@@ -187,10 +187,11 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
         if study.user_attrs.get("kdbench_study_dir") != str(study_dir):
             study.set_user_attr("kdbench_study_dir", str(study_dir))
         queue_planned(study, space, quota[student])  # before any worker starts: workers find every cell queued
-        if study.metric_names != space.objectives:
+        names = metric_names(space)
+        if study.metric_names != names:  # also an older study's names (the bare objectives): renamed
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names(space.objectives)  # optuna-dashboard shows the objectives by name
+                study.set_metric_names(names)  # optuna-dashboard shows the objectives by name
     return study_dir
 
 
@@ -210,6 +211,12 @@ def study_pins(old: dict[str, Any], req: SearchRequest) -> Pins:
 def study_directions(space: SearchSpace) -> list[str]:
     """Optuna directions: maximise the accuracy objective; minimise the latency of a multi-objective study."""
     return ["maximize"] + ["minimize"] * (len(space.objectives) - 1)
+
+
+def metric_names(space: SearchSpace) -> list[str]:
+    """The objectives' names in Optuna (optuna-dashboard): the accuracy is the mean over the trial's seeds, e.g.
+    'val_accuracy_seed_mean' (whatever their number, so a race adding seeds keeps it); a latency keeps its name."""
+    return [f"{space.objectives[0]}_seed_mean", *space.objectives[1:]]
 
 
 def checkpoint_mb(space: SearchSpace, quota: dict[str, int]) -> float:

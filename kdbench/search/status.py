@@ -19,6 +19,7 @@ def study_status(studies: dict[str, Any], study_dir: Path, quota: dict[str, int]
     """
     from kdbench.search.liveness import live_workers, retried_numbers, stale_reason, superseded
     from kdbench.search.objective import read_seed_log
+    from kdbench.search.seed_attrs import seed_results_of
 
     workers = live_workers(study_dir)
     students = {}
@@ -39,7 +40,7 @@ def study_status(studies: dict[str, Any], study_dir: Path, quota: dict[str, int]
             "best": None if best is None else {
                 "trial": best.number, "value": best.values[0], "method": best.user_attrs.get("method"),
                 "hparams": best.user_attrs.get("hparams"),
-                "mean_test_accuracy": _mean(best.user_attrs.get("seed_results", {}), "test_accuracy")},
+                "mean_test_accuracy": _mean(seed_results_of(best), "test_accuracy")},
         }
     log = read_seed_log(study_dir)
     return {"students": students, "seeds_done": sum(1 for e in log if e["event"] == "done"),
