@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +34,7 @@ def test_bash_completion_completes_command_names() -> None:
     assert (done.returncode, done.stdout.split()) == (0, ["leaderboard"])
     env = {"_KDBENCH_COMPLETE": "complete_bash", "COMP_WORDS": "kdbench search st", "COMP_CWORD": "2"}
     assert set(run(env=env).stdout.split()) == {"status", "stats"}
-    script = run("--show-completion", "bash")
+    script = run("--show-completion", env={"SHELL": "/bin/bash"})  # the shell is detected, not read from argv
     assert script.returncode == 0 and "_KDBENCH_COMPLETE=complete_bash" in script.stdout
 
 
@@ -41,6 +42,7 @@ def test_bash_completion_completes_command_names() -> None:
     ("kdbench search --config q", {"quick"}),
     ("kdbench profile --target r", {"rpi4"}),
     ("kdbench distill --method d", {"dist", "dkd"}),
+    ("kdbench distill --student shuff", {"shufflenet_v2_x1_0"}),
 ])
 def test_completion_completes_values_of_spaces_targets_and_methods(words: str, expected: set) -> None:
     env = {"_KDBENCH_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
@@ -114,5 +116,58 @@ def test_help_lists_its_panels_in_pipeline_order() -> None:
 def test_a_flag_shows_no_value_type_in_help() -> None:
     done = run("search", "confirm", "--help", env={"COLUMNS": "120"})
     row = next(line for line in done.stdout.splitlines() if "--allow-unfinished" in line)
-    assert "<bool>" not in done.stdout and "<int>" in done.stdout, done.stdout
-    assert "Confirm a study that is not finished" in row
+    seeds = next(line for line in done.stdout.splitlines() if "--seeds" in line)
+    assert "<bool>" not in done.stdout and re.search(r"--seeds\s+N\s", seeds), done.stdout
+    assert "Confirm a study that is not finished" in row and "--no-allow-unfinished" in row
+
+
+def _commands() -> list[tuple[str, object]]:
+    """Every leaf command of the real app, as (words, click command)."""
+    import typer
+    import typer.core
+
+    from kdbench.cli import app
+
+    root = typer.main.get_command(app)
+    out, todo = [], [("", root)]
+    while todo:
+        words, cmd = todo.pop()
+        names = cmd.list_commands(None) if hasattr(cmd, "list_commands") else []
+        todo += [(f"{words} {n}".strip(), cmd.get_command(None, n)) for n in names]
+        if words and (not names or getattr(cmd, "invoke_without_command", False)):
+            out.append((words, cmd))
+    return sorted(out, key=lambda c: c[0])
+
+
+@pytest.mark.parametrize("words,cmd", _commands(), ids=[w for w, _ in _commands()])
+def test_one_vocabulary_in_every_command(words: str, cmd) -> None:
+    """Readable value names (no Typer type names), every flag a --x/--no-x pair, -o/--out for every output, a
+    study named by --study (with --run-dir) wherever a study is read; old spellings hidden."""
+    from typer.testing import CliRunner
+
+    from kdbench.cli import app
+
+    text = CliRunner().invoke(app, [*words.split(), "--help"], env={"COLUMNS": "200"}).output
+    assert not re.findall(r"<(?:bool|int|float|str|path|list\[str\])[^>]*>|\{\w+\}", text), text
+    options = [p for p in cmd.params if p.param_type_name == "option" and not p.hidden]
+    single = [p.opts[0] for p in options if p.is_flag and not p.secondary_opts and p.name not in ("help",)]
+    assert not single, f"{words}: flags without a --no- form: {single}"
+    outs = [p for p in options if "--out" in p.opts]
+    assert all("-o" in p.opts for p in outs), f"{words}: --out without -o"
+    if any(p.name in ("study", "run_dir") for p in options):
+        assert {"--study", "--run-dir"} <= {o for p in options for o in p.opts}, words
+    assert "--study-dir" not in text and "--models" not in text, words
+
+
+def test_a_study_is_a_name_under_run_dir_or_a_folder(tmp_path, monkeypatch) -> None:
+    from kdbench.cli.options import study_location
+
+    runs = tmp_path / "runs"
+    (runs / "demo").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "study.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    assert study_location("demo", runs) == (runs, "demo")  # a name: under --run-dir
+    assert study_location("new", runs) == (runs, "new")  # a name not yet created (search makes it)
+    assert study_location("runs/demo", Path("ignored")) == (runs.resolve(), "demo")  # a '/': the folder itself
+    assert study_location("elsewhere", runs) == (tmp_path.resolve(), "elsewhere")  # a study folder here

@@ -34,7 +34,7 @@ def test_export_command_writes_manifest_and_table(tiny_store, tiny_run, tmp_path
 @pytest.mark.parametrize(
     "extra, message",
     [
-        ([], "give exactly one of --checkpoint, --run, --study-dir"),
+        ([], "give exactly one of --checkpoint, --run, --study"),
         (["--run", "RUN", "--prune", "0.3,1.5"], "ratio 1.5 is outside (0, 1)"),
         (["--run", "RUN", "--int8", "tensorrt"], "unknown backend(s) ['tensorrt']"),
     ],

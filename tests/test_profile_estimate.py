@@ -158,7 +158,7 @@ def test_profile_estimate_labels_every_figure(tmp_path: Path):
     models = tmp_path / "m"
     tiny_cnn(models / "a.onnx", size=64)
     tiny_cnn(models / "b.onnx", size=64, width=32)
-    result = CliRunner().invoke(app, ["profile", "--target", "rpi4", "--models", str(models), "--out",
+    result = CliRunner().invoke(app, ["profile", "--target", "rpi4", "--export", str(models), "--out",
                                       str(tmp_path / "out"), "--estimate", "--runtimes", "onnxruntime"])
     assert result.exit_code == 0, result.output
     assert "ESTIMATED" in result.output
@@ -210,7 +210,7 @@ def test_openvino_ir_is_estimated(tmp_path: Path):
     models = tmp_path / "m"
     models.mkdir()
     ov.save_model(ov.convert_model(str(tmp_path / "src.onnx")), str(models / "net.xml"))
-    res = CliRunner().invoke(app, ["profile", "--target", "rpi4", "--models", str(models), "--out", str(tmp_path / "o"),
+    res = CliRunner().invoke(app, ["profile", "--target", "rpi4", "--export", str(models), "--out", str(tmp_path / "o"),
                                    "--estimate"])
     assert res.exit_code == 0, res.output
     recs = json.loads((tmp_path / "o" / "rpi4" / "results.json").read_text())
@@ -234,11 +234,12 @@ def test_calibrate_from_user_measurements_changes_the_estimate(tmp_path: Path):
     out = tmp_path / "out"
     runner = CliRunner()
     res = runner.invoke(app, ["profile", "calibrate", "--target", "rpi4", "--results", str(tmp_path / "mine.csv"),
-                              "--models", str(models), "--out", str(out), "--no-reference"])
+                              "-m", str(models), "--out", str(out), "--no-reference"])
     assert res.exit_code == 0, res.output
+    assert "-m is deprecated" not in res.output and "--models is deprecated" in res.output  # old spelling: one line
     fitted = json.loads((out / "calibration" / "rpi4.json").read_text())
     assert fitted["proxy"]["used"] is False and len(fitted["leave_one_architecture_out"]) == 3
-    res = runner.invoke(app, ["profile", "--target", "rpi4", "--models", str(models), "--out", str(out), "--estimate",
+    res = runner.invoke(app, ["profile", "--target", "rpi4", "--export", str(models), "--out", str(out), "--estimate",
                               "--runtimes", "onnxruntime"])
     assert res.exit_code == 0, res.output
     rec = next(r for r in json.loads((out / "rpi4" / "results.json").read_text())
@@ -252,7 +253,7 @@ def test_calibrate_from_user_measurements_changes_the_estimate(tmp_path: Path):
 def test_missing_calibration_is_a_config_error(tmp_path: Path):
     tiny_cnn(tmp_path / "m" / "a.onnx")
     prof = write_profile(tmp_path / "p.toml", extra='\n[estimate]\ncalibration = "nowhere"\n')
-    res = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(tmp_path / "m"),
+    res = CliRunner().invoke(app, ["profile", "--target", str(prof), "--export", str(tmp_path / "m"),
                                    "--out", str(tmp_path / "o"), "--estimate"])
     assert isinstance(res.exception, ConfigError) and "nowhere" in str(res.exception)
 

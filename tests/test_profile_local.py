@@ -44,7 +44,7 @@ def test_profile_local_measures_every_model_and_runtime(tmp_path: Path):
     export_mobilenet(models / "mnv3s.onnx", 64)
     tiny_cnn(models / "sub" / "tiny.onnx", size=32)
     prof = write_profile(tmp_path / "box.toml", name="box", runtimes='["onnxruntime", "openvino"]')
-    result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(models),
+    result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--export", str(models),
                                       "--out", str(tmp_path / "out"), *FAST_CLI])
     assert result.exit_code == 0, result.output
     records = json.loads((tmp_path / "out" / "box" / "results.json").read_text())
@@ -74,7 +74,7 @@ def test_each_model_is_measured_in_fresh_processes_on_real_frames(tmp_path: Path
     np.save(tmp_path / "frames.npy", frames)
     prof = write_profile(tmp_path / "box.toml", name="box", batches="[1]")
     args = FAST_CLI[:-1] + ["3", "--frames", str(tmp_path / "frames.npy"), "--raw-frame", "120x160x3"]
-    result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(models),
+    result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--export", str(models),
                                       "--out", str(tmp_path / "out"), *args])
     assert result.exit_code == 0, result.output
     (rec,) = json.loads((tmp_path / "out" / "box" / "results.json").read_text())
@@ -101,7 +101,7 @@ def test_export_manifest_drives_discovery_and_a_broken_model_fails_alone(tmp_pat
         {"id": "cand0-pruned", "variant": "pruned30", "file": "cand0/none.onnx", "status": "failed", "reason": "x"},
     ]}))
     prof = write_profile(tmp_path / "box.toml", batches="[1]")
-    result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(exp),
+    result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--export", str(exp),
                                       "--out", str(tmp_path / "out"), *FAST_CLI])
     assert result.exit_code == 0, result.output
     records = {r["variant_id"]: r for r in json.loads((tmp_path / "out" / "tiny" / "results.json").read_text())}
@@ -115,7 +115,7 @@ def test_nothing_measurable_exits_with_an_error(tmp_path: Path):
     models = tmp_path / "m"
     tiny_cnn(models / "a.onnx")
     prof = write_profile(tmp_path / "cuda.toml", name="cuda", runtimes='["onnxruntime-cuda"]', batches="[1]")
-    result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(models),
+    result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--export", str(models),
                                       "--out", str(tmp_path / "out"), *FAST_CLI])
     assert result.exit_code != 0
     assert "CUDAExecutionProvider" in str(result.exception) or "CUDAExecutionProvider" in result.output

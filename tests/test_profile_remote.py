@@ -74,7 +74,7 @@ def test_remote_profile_over_real_ssh(tmp_path: Path):
     py = _python_wrapper(tmp_path / "dir with space; touch INJECTED" / "py")
     prof = write_profile(tmp_path / "pi.toml", name="pi", runtimes='["onnxruntime"]')
     before = _agent_dirs()
-    res = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(models), "--out",
+    res = CliRunner().invoke(app, ["profile", "--target", str(prof), "--export", str(models), "--out",
                                    str(tmp_path / "out"), "--remote", "kdbench-test", "--ssh-config", SSH_CONFIG,
                                    "--remote-python", str(py), *FAST_CLI])
     assert res.exit_code == 0, res.output
@@ -96,7 +96,7 @@ def test_remote_without_the_runtime_says_so(tmp_path: Path):
     bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")  # -S: no site-packages, no onnxruntime
     bare.chmod(0o755)
     prof = write_profile(tmp_path / "pi.toml", name="pi", runtimes='["onnxruntime"]')
-    res = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(models), "--out",
+    res = CliRunner().invoke(app, ["profile", "--target", str(prof), "--export", str(models), "--out",
                                    str(tmp_path / "out"), "--remote", "kdbench-test", "--ssh-config", SSH_CONFIG,
                                    "--remote-python", str(bare), *FAST_CLI])
     assert res.exit_code != 0
@@ -195,7 +195,7 @@ def test_external_data_travels_and_tilde_expands_in_the_remote_python(tmp_path: 
     try:
         prof = write_profile(tmp_path / "pi.toml", name="pi", runtimes='["onnxruntime"]', batches="[1]")
         before = _agent_dirs()
-        res = CliRunner().invoke(app, ["profile", "--target", str(prof), "--models", str(models), "--out",
+        res = CliRunner().invoke(app, ["profile", "--target", str(prof), "--export", str(models), "--out",
                                        str(tmp_path / "out"), "--remote", "kdbench-test", "--ssh-config", SSH_CONFIG,
                                        "--remote-python", f"~/{rel}/py", *FAST_CLI])
         assert res.exit_code == 0, res.output

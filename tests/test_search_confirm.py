@@ -80,6 +80,8 @@ def test_confirm_trains_fresh_seeds_once_and_writes_statistics(tiny_study):
                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "trained 0, reused 4" in result.output
+    # the old spelling still works for a release, with one deprecation line
+    assert "--study-dir is deprecated and will be removed in the next release; use --study" in result.output
     assert {p: p.stat().st_mtime_ns for p in confirm.rglob("metrics.json")} == before
 
 

@@ -52,7 +52,7 @@ def test_a_priced_search_prints_its_pricing_line_once(partial):
 
 def test_confirm_refuses_an_unfinished_study_in_one_line(partial):
     study_dir, _ = partial
-    proc = _kdbench("search", "confirm", "--study-dir", str(study_dir), "--seeds", "2", "--device", "cpu")
+    proc = _kdbench("search", "confirm", "--study", str(study_dir), "--seeds", "2", "--device", "cpu")
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stdout + proc.stderr
     assert lines[0].startswith("error: study 'guard' is not finished") and "2 of its 3 trial(s) used" in lines[0]
@@ -80,7 +80,7 @@ def test_a_waiting_trial_or_a_missing_storage_is_unfinished(partial, tmp_path):
 
 def test_confirm_device_tpu_is_one_error_line(partial):
     study_dir, _ = partial
-    proc = _kdbench("search", "confirm", "--study-dir", str(study_dir), "--seeds", "2", "--device", "tpu")
+    proc = _kdbench("search", "confirm", "--study", str(study_dir), "--seeds", "2", "--device", "tpu")
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stdout + proc.stderr
     assert "tpu" in lines[0] and "Traceback" not in proc.stderr
@@ -94,7 +94,7 @@ def test_allow_unfinished_is_recorded_and_the_leaderboard_uses_only_a_matching_c
     from kdbench.leaderboard.collect import collect
 
     study_dir, _ = partial
-    args = ["search", "confirm", "--study-dir", str(study_dir), "--seeds", "2", "--device", "cpu"]
+    args = ["search", "confirm", "--study", str(study_dir), "--seeds", "2", "--device", "cpu"]
     result = CliRunner().invoke(app, [*args, "--allow-unfinished"])
     assert result.exit_code == 0, (result.output, result.exception)
     text = " ".join(result.output.split())

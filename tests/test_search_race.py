@@ -143,7 +143,7 @@ def test_bad_race_settings_are_one_line_before_any_work(seeds, study, expected, 
 
 
 def _confirm(study_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    return _run([sys.executable, "-c", "from kdbench.cli import main; main()", "search", "confirm", "--study-dir",
+    return _run([sys.executable, "-c", "from kdbench.cli import main; main()", "search", "confirm", "--study",
                  str(study_dir), "--device", "cpu", *extra])
 
 

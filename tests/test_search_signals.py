@@ -256,7 +256,7 @@ def test_a_lock_with_a_live_worker_is_left_and_its_worker_named(inputs, tmp_path
 
 
 def _confirm(study_dir: Path) -> list[str]:
-    return [sys.executable, "-c", "from kdbench.cli import main; main()", "search", "confirm", "--study-dir",
+    return [sys.executable, "-c", "from kdbench.cli import main; main()", "search", "confirm", "--study",
             str(study_dir), "--seeds", "2", "--device", "cpu"]
 
 

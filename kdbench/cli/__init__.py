@@ -16,7 +16,7 @@ import re
 import sys
 
 import typer
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from kdbench import __version__
 
@@ -32,12 +32,38 @@ class _PipelineOrder(TyperGroup):
 _option_type = TyperOption.display_type_rich
 
 
-def _flag_without_type(self: TyperOption, ctx) -> str | None:
-    """A flag takes no value: its help row shows no type (Typer 0.29 prints ``<bool>``)."""
-    return None if self.is_flag else _option_type(self, ctx)
+# Readable value names in --help: by the option's name where it says what the value is, else by its type
+# (Typer prints ``<path>``, ``<int range>``, ``<list[str]>``). An option's own ``metavar`` wins.
+_METAVAR_BY_NAME = {
+    "store": "DIR", "out": "DIR", "run_dir": "DIR", "export": "DIR", "profiles": "DIR", "run": "DIR",
+    "teacher": "FILE", "checkpoint": "FILE", "config": "SPACE", "target": "TARGET", "targets": "TARGET,...",
+    "storage": "URL", "device": "DEVICE", "study": "STUDY", "student": "MODEL", "model": "MODEL", "arch": "MODEL",
+    "method": "METHOD", "remote": "USER@HOST", "param": "KEY=VALUE",
+}
+_METAVAR_BY_TYPE = {"<int>": "N", "<int range>": "N", "<float>": "NUMBER", "<float range>": "NUMBER",
+                    "<str>": "TEXT", "<path>": "PATH", "<list[str]>": "TEXT"}
 
 
-TyperOption.display_type_rich = _flag_without_type  # type: ignore[method-assign]
+def _readable_metavar(self: TyperOption, ctx) -> str | None:
+    """A flag takes no value: its help row shows no type (Typer 0.29 prints ``<bool>``); a value shows a
+    readable name (DIR, FILE, N, ...)."""
+    if getattr(self, "is_flag", False):
+        return None
+    if self.metavar is not None:
+        return self.metavar
+    typed = _option_type(self, ctx)
+    return _METAVAR_BY_NAME.get(self.name or "", _METAVAR_BY_TYPE.get(typed or "", typed))
+
+
+def _argument_usage(self: TyperArgument) -> str:
+    """An argument in the usage line as the convention writes it (``STORE``, ``[STORE]``; Typer 0.29: ``{store}``)."""
+    name = self.metavar or (self.name or "").upper()
+    return (name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")
+
+
+TyperOption.display_type_rich = _readable_metavar  # type: ignore[method-assign]
+TyperArgument.display_type_rich = _readable_metavar  # type: ignore[method-assign]
+TyperArgument._usage_display_name = _argument_usage  # type: ignore[method-assign]
 
 app = typer.Typer(
     cls=_PipelineOrder,

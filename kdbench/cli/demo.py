@@ -10,9 +10,9 @@ from kdbench.cli.console import console
 
 
 def command(
-    out: Path = typer.Option(Path("kdbench-demo"), help="Working directory for the phantom data, store, teacher, study, exports and profiles."),
-    leaderboard: Path = typer.Option(None, help="Where to write the leaderboard (default: OUT/leaderboard)."),
-    size: str = typer.Option("default", help="default (about 15 minutes on 2 CPU cores: 890 s measured on an idle one) or tiny (a smoke run of every stage: scratch and vanilla KD only)."),
+    out: Path = typer.Option(Path("kdbench-demo"), "--out", "-o", help="Working directory for the phantom data, store, teacher, study, exports and profiles."),
+    leaderboard: Path = typer.Option(None, metavar="DIR", help="Where to write the leaderboard (default: OUT/leaderboard)."),
+    size: str = typer.Option("default", metavar="default|tiny", help="default (about 15 minutes on 2 CPU cores: 890 s measured on an idle one) or tiny (a smoke run of every stage: scratch and vanilla KD only)."),
 ) -> None:
     """Run everything on a synthetic echo phantom: synthesise the three dataset formats, prepare the
     frame store, train the VGG16 teacher, search 4 students x 4 methods (scratch, vanilla KD, DKD,

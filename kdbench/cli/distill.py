@@ -7,12 +7,12 @@ from pathlib import Path
 import typer
 
 from kdbench.cli.console import console, metrics_table, warn
-from kdbench.cli.options import complete_method
+from kdbench.cli.options import complete_method, complete_student
 
 
 def command(
     store: Path = typer.Option(..., help="Frame store written by `kdbench data prepare`."),
-    student: str = typer.Option("mobilenet_v3_small", help="Student architecture (see `kdbench models`)."),
+    student: str = typer.Option("mobilenet_v3_small", autocompletion=complete_student, help="Student architecture (see `kdbench models`)."),
     method: str = typer.Option("vanilla", autocompletion=complete_method, help="Distillation method: scratch, vanilla, conditional, ctkd, dkd, dist, wttm, nkd, logit_std."),
     teacher: Path = typer.Option(None, help="Teacher checkpoint (.pt) or ONNX file; needed by every method but scratch."),
     temperature: float = typer.Option(None, help="Distillation temperature T (method default when omitted)."),
@@ -23,13 +23,13 @@ def command(
     lr: float = typer.Option(1e-3, help="AdamW learning rate."),
     patience: int = typer.Option(5, help="Stop after this many epochs without a better validation accuracy."),
     seed: int = typer.Option(0, help="Random seed (runs are deterministic on CPU)."),
-    pretrained: bool = typer.Option(False, "--pretrained", help="Start the student from ImageNet weights (downloaded once; needs internet or a filled cache)."),
+    pretrained: bool = typer.Option(False, "--pretrained/--no-pretrained", help="Start the student from ImageNet weights (downloaded once; needs internet or a filled cache)."),
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, or cuda[:N]."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Run the teacher on every training batch instead of reading cached logits (slow; for comparison)."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Read the teacher's cached logits (--no-cache: run the teacher on every training batch; slow, for comparison)."),
     augment_versions: int = typer.Option(0, help="Echo augmentation with the teacher cache: K fixed augmented versions of each training frame, the teacher's logits cached for each (0 = off)."),
     augment_choice: str = typer.Option("cycle", help="Which version the student sees: cycle (epoch mod K) or random (seeded per frame and epoch)."),
     augment_seed: int = typer.Option(0, help="Seed that fixes the augmented versions' pixels (and their cache)."),
-    out: Path = typer.Option(..., help="Run directory: best.pt and metrics.json are written here."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory: best.pt and metrics.json are written here."),
 ) -> None:
     """Train one student with one distillation method; write the best checkpoint and its metrics."""
     from kdbench.checks import check_training_options, ensure_readable_file
@@ -68,7 +68,7 @@ def command(
         ensure_readable_file(teacher, "--teacher")
     _check_out(out, student)
     if teacher is not None:
-        if no_cache:
+        if not cache:
             teacher_model = live_teacher(teacher)
         else:
             teacher_logits = _teacher_logits(frames, teacher)

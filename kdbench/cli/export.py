@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from kdbench.cli.console import console
+from kdbench.cli.options import RUN_DIR_HELP, STUDY_HELP, deprecated_option, study_location, take_deprecated
 from kdbench.cli.tables import print_table
 
 
@@ -15,13 +16,15 @@ def command(
     store: Path = typer.Option(..., help="Frame store (from `kdbench data prepare`): calibration frames and the val/test splits every variant is scored on."),
     checkpoint: Path = typer.Option(None, help="Export one checkpoint (.pt); its run directory's metrics.json is used when beside it."),
     run: Path = typer.Option(None, help="Export one training run directory (best.pt + metrics.json)."),
-    study_dir: Path = typer.Option(None, "--study-dir", help="Export a study's best trials (best_trials.json, or the best configurations among its run directories)."),
-    top: int = typer.Option(3, help="With --study-dir and no best_trials.json: how many best configurations to export."),
+    study: str = typer.Option(None, "--study", help="Export a study's best configurations (its best trial per student and method, ranked on validation): " + STUDY_HELP),
+    run_dir: Path = typer.Option(Path("runs"), "--run-dir", help=RUN_DIR_HELP),
+    study_dir: str = deprecated_option("--study-dir", "--study DIR"),
+    top: int = typer.Option(3, help="With --study naming a plain folder of training runs (no study.json): how many of the best (on validation) to export."),
     teacher: Path = typer.Option(None, help="Teacher (.pt or .onnx) whose cached logits the pruning fine-tune distils from; default: the one in the run's metrics.json."),
-    out: Path = typer.Option(..., help="Export directory: <candidate>/<variant> files and manifest.json."),
+    out: Path = typer.Option(..., "--out", "-o", help="Export directory: <candidate>/<variant> files and manifest.json."),
     int8: str = typer.Option("ort,openvino", help="int8 backends, comma-separated: ort (ONNX Runtime QDQ), openvino (NNCF, OpenVINO IR); '' for none."),
     prune: str = typer.Option("", help="Structured pruning ratios of channels, comma-separated, e.g. 0.3,0.5; '' for none."),
-    fp16: bool = typer.Option(False, "--fp16", help="Also write an fp16 ONNX model (for GPU targets)."),
+    fp16: bool = typer.Option(False, "--fp16/--no-fp16", help="Also write an fp16 ONNX model (for GPU targets)."),
     finetune_epochs: int = typer.Option(2, help="Fine-tune epochs after pruning (same method and teacher logits as the candidate)."),
     finetune_batch_size: int = typer.Option(None, help="Fine-tune batch size; default: the candidate's training batch size."),
     calibration_frames: int = typer.Option(256, help="Training frames used to calibrate int8 quantisation."),
@@ -29,7 +32,7 @@ def command(
     parity_rtol: float = typer.Option(1e-3, help="Relative part: allowed = parity-tol + parity-rtol x the largest |logit|."),
     max_drop: float = typer.Option(0.10, help="A variant losing more validation accuracy than this vs fp32 (0.10 = 10 points) is marked failed."),
     opset: int = typer.Option(18, help="ONNX opset (17 or newer)."),
-    force: bool = typer.Option(False, help="Redo every variant, even those already in the manifest with the same inputs."),
+    force: bool = typer.Option(False, "--force/--no-force", help="Redo every variant, even those already in the manifest with the same inputs."),
 ) -> None:
     """Export candidates as ONNX fp32, int8 (ONNX Runtime, OpenVINO), fp16 and pruned variants, each scored in its runtime."""
     from rich.console import Console
@@ -46,7 +49,9 @@ def command(
     if opset < 17:
         raise ConfigError(f"--opset {opset}: expected 17 or newer")
     frames = FrameStore.open(store)
-    candidates = resolve_candidates(checkpoint, run, study_dir, top=top)
+    study = take_deprecated(study_dir, study, "--study-dir", "--study")
+    folder = None if study is None else Path(*study_location(study, run_dir))
+    candidates = resolve_candidates(checkpoint, run, folder, top=top)
     for cand in candidates:  # a damaged checkpoint is bad input, not a failed variant
         verify_checkpoint(cand.checkpoint)
     ensure_writable_dir(out, "--out", need_mb=20)

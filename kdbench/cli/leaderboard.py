@@ -8,17 +8,19 @@ from typing import List, Optional
 import typer
 
 from kdbench.cli.console import console
+from kdbench.cli.options import RUN_DIR_HELP, STUDY_HELP, study_folder
 from kdbench.cli.tables import print_table
 
 
 def command(
-    study: Path = typer.Option(..., "--study", help="Study directory written by `kdbench search` (RUN_DIR/<study>, with study.json)."),
+    study: str = typer.Option(..., "--study", help=STUDY_HELP),
+    run_dir: Path = typer.Option(Path("runs"), "--run-dir", help=RUN_DIR_HELP),
     export: Optional[Path] = typer.Option(None, "--export", help="Export directory written by `kdbench export` (with manifest.json). Without it: the study's best trial per student and method, accuracy only."),
     profiles: Optional[Path] = typer.Option(None, "--profiles", help="Profile directory written by `kdbench profile` (<target>/results.json). Without it: an accuracy-only board."),
     targets: Optional[str] = typer.Option(None, "--targets", help="Comma-separated targets to include, e.g. x86,rpi4 (default: every target under --profiles)."),
     out: Path = typer.Option(Path("leaderboard"), "--out", "-o", help="Output directory: README.md, leaderboard.csv and PNG plots."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the PNG plots (accuracy vs latency per target, accuracy per method)."),
-    include_unstable: bool = typer.Option(False, "--include-unstable", help="Let models whose measurement was flagged unstable be recommended (left out by default)."),
+    include_unstable: bool = typer.Option(False, "--include-unstable/--no-include-unstable", help="Let models whose measurement was flagged unstable be recommended (left out by default)."),
     margin: Optional[List[str]] = typer.Option(None, "--margin", metavar="DELTA|TARGET=DELTA", help="Equivalence margin of the decisions against the best, an accuracy difference (0.01 = 1 point): a model is 'equivalent' when the 95% interval of best minus it lies inside +-margin. Default: the study's [study] margin, else 0.01. Repeat as TARGET=DELTA for a target's own margin (--margin 0.01 --margin rpi4=0.02). Fix it before looking at the results."),
 ) -> None:
     """Rank every (student configuration x variant) per target on validation accuracy, latency and size; report test figures."""
@@ -30,7 +32,8 @@ def command(
     from kdbench.leaderboard.render import fmt_ci, fmt_num, margin_text, split_size_text
 
     names = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
-    parts = [f"kdbench leaderboard --study {study}"]
+    parts = [f"kdbench leaderboard --study {study}" + ("" if run_dir == Path("runs") or "/" in study else f" --run-dir {run_dir}")]
+    study = study_folder(study, run_dir)
     if export is not None:
         parts.append(f"--export {export}")
     if profiles is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from kdbench.cli.options import complete_student
+
 
 def command(
     size: int = typer.Option(112, "--size", min=8, help="Square input size in pixels used to count MACs."),
@@ -12,6 +14,7 @@ def command(
         None,
         "--model",
         "-m",
+        autocompletion=complete_student,
         help="Show only this model (repeatable); any torchvision or timm classifier name works too.",
     ),
 ) -> None:

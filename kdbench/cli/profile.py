@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from kdbench.cli.tables import print_table
-from kdbench.cli.options import complete_target
+from kdbench.cli.options import complete_target, deprecated_option, take_deprecated
 
 app = typer.Typer(
     help=(
@@ -27,10 +27,11 @@ def profile(
     target: Optional[str] = typer.Option(
         None, "--target", "-t", autocompletion=complete_target, help="Hardware profile: a name in hardware_profiles/ (x86, gpu, rpi4) or a path to a .toml file."
     ),
-    models: Path = typer.Option(
-        Path("export"), "--models", "-m",
-        help="Folder with the export manifest.json, or any folder of *.onnx / *.xml (+.bin) / *.pt2 files.",
+    export: Optional[Path] = typer.Option(
+        None, "--export", help="Export folder written by `kdbench export` (with manifest.json), or any folder of "
+        "*.onnx / *.xml (+.bin) / *.pt2 files. [default: export]",
     ),
+    models: Optional[Path] = deprecated_option("--models", "--export", "-m"),
     out: Path = typer.Option(Path("profiles"), "--out", "-o", help="Results folder: writes <out>/<target>/results.json."),
     remote: Optional[str] = typer.Option(
         None, "--remote", help="Measure on user@host (or an ssh Host alias) over ssh with your ssh config and keys."
@@ -40,7 +41,7 @@ def profile(
     ),
     ssh_config: Optional[Path] = typer.Option(None, "--ssh-config", help="ssh config file to use instead of ~/.ssh/config."),
     estimate: bool = typer.Option(
-        False, "--estimate", help="Do not measure: estimate latency from the model's layers with the target's calibration."
+        False, "--estimate/--measure", help="Do not measure: estimate latency from the model's layers with the target's calibration (--measure, the default: time the models)."
     ),
     calibration: Optional[str] = typer.Option(
         None, "--calibration", help="Calibration name or JSON path for --estimate (default: the profile's, preferring <out>/calibration/<name>.json)."
@@ -63,9 +64,10 @@ def profile(
         None, "--runtimes", help="Comma-separated runtimes instead of the profile's, e.g. openvino,openvino-bf16."
     ),
 ) -> None:
-    """Profile the models in --models on --target (see `kdbench profile --help`)."""
+    """Profile the models in --export on --target (see `kdbench profile --help`)."""
     if ctx.invoked_subcommand is not None:
         return
+    models = take_deprecated(models, export, "--models", "--export") or Path("export")
     if target is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(code=2)
@@ -167,7 +169,8 @@ def calibrate(
     results: Optional[Path] = typer.Option(
         None, "--results", "-r", help="Your measurements: a results.json from `kdbench profile`, or a CSV model,input,latency_ms[,threads,precision]."
     ),
-    models: Optional[Path] = typer.Option(None, "--models", "-m", help="Folder with the measured model files (to read their layers)."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Folder with the measured model files (to read their layers), e.g. the export folder."),
+    models: Optional[Path] = deprecated_option("--models", "--export", "-m"),
     out: Path = typer.Option(Path("profiles"), "--out", "-o", help="Writes <out>/calibration/<target>.json, which --estimate then prefers."),
     reference: bool = typer.Option(True, "--reference/--no-reference", help="Also fit on the published reference rows."),
     reference_csv: Optional[Path] = typer.Option(
@@ -183,6 +186,7 @@ def calibrate(
     from kdbench.profile.estimate import REFERENCE_CSV, find_calibration
     from kdbench.profile.hardware import load_profile
 
+    models = take_deprecated(models, export, "--models", "--export")
     console = Console()
     prof = load_profile(target)
     if "clock_ghz" not in prof.cpu or "fma_per_cycle" not in prof.cpu:

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from kdbench.cli.console import console, err_console, warn
-from kdbench.cli.options import complete_space
+from kdbench.cli.options import (RUN_DIR_HELP, STUDY_HELP, complete_space, deprecated_option, study_folder,
+                                 study_location, take_deprecated)
 from kdbench.cli.tables import print_table
 
 app = typer.Typer(
@@ -32,12 +33,12 @@ def search(
     store: Path = typer.Option(None, "--store", help="Frame store written by `kdbench data prepare`."),
     teacher: Path = typer.Option(None, "--teacher", help="Teacher checkpoint (.pt) or ONNX file (needed unless the space is scratch only)."),
     storage: str = typer.Option(None, "--storage", envvar="KDBENCH_STORAGE", help=_STORAGE_HELP),
-    study: str = typer.Option(None, "--study", help="Study name (default: study.name in the space file); rerun the same name to resume."),
+    study: str = typer.Option(None, "--study", help="The study: a name under --run-dir (default: study.name in the space file) or a folder (e.g. runs/demo); rerun the same study to resume."),
     n_trials: int = typer.Option(None, "--n-trials", help="Total trials over all students, split evenly (default: study.n_trials in the space file)."),
     workers: int = typer.Option(1, "--workers", help="Worker processes on this machine (each trains one trial at a time)."),
-    run_dir: Path = typer.Option(Path("runs"), "--run-dir", help="Where study directories are written (RUN_DIR/STUDY/...)."),
+    run_dir: Path = typer.Option(Path("runs"), "--run-dir", help=RUN_DIR_HELP),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, or cuda[:N]."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Call the teacher on every batch instead of reading cached logits (slow; for comparison)."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Read the teacher's cached logits (--no-cache: call the teacher on every batch; slow, for comparison)."),
     grace: float = typer.Option(120.0, "--grace", help="Seconds without a heartbeat before another machine's running trial is taken as abandoned."),
 ) -> None:
     """Run (or resume) a search; see the subcommands for status and statistics."""
@@ -53,8 +54,10 @@ def search(
     from kdbench.search.space import load_space
 
     space = load_space(config)
+    if study is not None:
+        run_dir, study = study_location(study, run_dir)
     req = SearchRequest(config=config, store=store, teacher=teacher, run_dir=run_dir, storage=storage, study=study,
-                        n_trials=n_trials, workers=workers, device=device, no_cache=no_cache, grace_s=grace)
+                        n_trials=n_trials, workers=workers, device=device, no_cache=not cache, grace_s=grace)
     quota = space.trials_per_student(n_trials)
 
     def announce() -> None:  # once every input is checked: bad input gets only its error line
@@ -150,27 +153,19 @@ def _print_report(study_dir: Path, storage: str | None, quota: dict[str, int] | 
     console.print(f"wrote {study_dir / 'summary.csv'} and {study_dir / 'statistics.json'}")
 
 
-def _study_dir(run_dir: Path, study: str) -> Path:
-    from kdbench.search.results import read_study_json
-
-    path = run_dir.resolve() / study
-    read_study_json(path)  # DataError when it is not a study
-    return path
-
-
 @app.command("status")
 def status(
-    study: str = typer.Option(..., "--study", help="Study name (a folder under --run-dir)."),
+    study: str = typer.Option(..., "--study", help=STUDY_HELP),
     storage: str = typer.Option(None, "--storage", envvar="KDBENCH_STORAGE", help=_STORAGE_HELP),
-    run_dir: Path = typer.Option(Path("runs"), "--run-dir", help="Where study directories are written."),
+    run_dir: Path = typer.Option(Path("runs"), "--run-dir", help=RUN_DIR_HELP),
 ) -> None:
     """Summarise a study: trials per state, best configuration so far per student, live workers."""
     from kdbench.search.runner import load_studies
     from kdbench.search.status import status_table, study_status
 
-    path = _study_dir(run_dir, study)
+    path = study_folder(study, run_dir)
     st = study_status(load_studies(path, storage), path)
-    print_table(status_table(st, f"study {study}"))
+    print_table(status_table(st, f"study {path.name}"))
     console.print(f"seeds trained {st['seeds_done']}, reused after a restart {st['seeds_reused']}")
     for w in st["workers"]:
         console.print(f"worker {w['worker']['host']}:{w['worker']['pid']}: {w.get('state')} {w.get('student', '')} "
@@ -184,9 +179,9 @@ def status(
 
 @app.command("stats")
 def stats(
-    study: str = typer.Option(..., "--study", help="Study name (a folder under --run-dir)."),
+    study: str = typer.Option(..., "--study", help=STUDY_HELP),
     storage: str = typer.Option(None, "--storage", envvar="KDBENCH_STORAGE", help=_STORAGE_HELP),
-    run_dir: Path = typer.Option(Path("runs"), "--run-dir", help="Where study directories are written."),
+    run_dir: Path = typer.Option(Path("runs"), "--run-dir", help=RUN_DIR_HELP),
     metric: str = typer.Option("test_accuracy", "--metric", help="test_accuracy (not used for selection) or val_accuracy."),
 ) -> None:
     """Recompute summary.csv and statistics.json of a study and print the paired comparisons."""
@@ -196,7 +191,7 @@ def stats(
 
     if metric not in ("test_accuracy", "val_accuracy"):
         raise ConfigError(f"--metric {metric!r}; expected test_accuracy or val_accuracy")
-    path = _study_dir(run_dir, study)
+    path = study_folder(study, run_dir)
     result = finish_study(path, storage)
     print_table(statistics_table(result, metric))
     for warning in result.get("warnings", []):
@@ -210,16 +205,16 @@ def stats(
 
 @app.command("confirm")
 def confirm(
-    study: str = typer.Option(None, "--study", help="Study name (a folder under --run-dir)."),
-    run_dir: Path = typer.Option(Path("runs"), "--run-dir", help="Where study directories are written."),
-    study_dir: Path = typer.Option(None, "--study-dir", help="The study directory itself (instead of --study/--run-dir)."),
+    study: str = typer.Option(None, "--study", help=STUDY_HELP),
+    run_dir: Path = typer.Option(Path("runs"), "--run-dir", help=RUN_DIR_HELP),
+    study_dir: str = deprecated_option("--study-dir", "--study DIR"),
     seeds: int = typer.Option(None, "--seeds", help="Fresh seeds (not used by the study) to retrain each choice on (default 5; with --max-seeds: the race's first seeds, default 3). A study that raced (study.seeds = {min, max}) is confirmed by the same race unless --seeds is given."),
     max_seeds: int = typer.Option(None, "--max-seeds", help="Race the choices on fresh seeds: start at --seeds, add a seed per look to the comparisons still undecided at the study's margin, up to this many (see docs/search.md, racing)."),
     store: Path = typer.Option(None, "--store", help="Frame store (default: the study's, from study.json)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, or cuda[:N]."),
     storage: str = typer.Option(None, "--storage", envvar="KDBENCH_STORAGE", help=_STORAGE_HELP),
     n_trials: int = typer.Option(None, "--n-trials", help="The budget the study must have used to count as finished (default: the --n-trials its last search ran with, recorded in study.json, else study.n_trials of the space)."),
-    allow_unfinished: bool = typer.Option(False, "--allow-unfinished", help="Confirm a study that is not finished (trials running or queued, a live worker, quotas not used): its choices so far, recorded as unfinished; the leaderboard does not use such a confirmation."),
+    allow_unfinished: bool = typer.Option(False, "--allow-unfinished/--no-allow-unfinished", help="Confirm a study that is not finished (trials running or queued, a live worker, quotas not used): its choices so far, recorded as unfinished; the leaderboard does not use such a confirmation."),
 ) -> None:
     """Retrain each student's chosen configuration and its scratch baseline on fresh seeds; compare them there.
 
@@ -230,9 +225,10 @@ def confirm(
     from kdbench.search.confirm import ConfirmRequest, run_confirm
     from kdbench.search.status import statistics_table
 
-    if (study is None) == (study_dir is None):
-        raise ConfigError("kdbench search confirm needs exactly one of --study NAME (with --run-dir) and --study-dir DIR")
-    path = _study_dir(run_dir, study) if study_dir is None else _study_dir(study_dir.parent, study_dir.name)
+    study = take_deprecated(study_dir, study, "--study-dir", "--study")
+    if study is None:
+        raise ConfigError("kdbench search confirm needs --study NAME (with --run-dir) or --study FOLDER")
+    path = study_folder(study, run_dir)
     out = _resumable(lambda: run_confirm(
         ConfirmRequest(study_dir=path, n_seeds=seeds, max_seeds=max_seeds, device=device, store=store, storage=storage, n_trials=n_trials,
                        allow_unfinished=allow_unfinished),

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from kdbench.cli.console import console, metrics_table
+from kdbench.cli.options import complete_student
 from kdbench.errors import ConfigError
 
 app = typer.Typer(help="Train the VGG16 teacher, or cache an existing teacher's logits on a frame store.",
@@ -16,8 +17,8 @@ app = typer.Typer(help="Train the VGG16 teacher, or cache an existing teacher's 
 @app.command("train")
 def train(
     store: Path = typer.Option(..., help="Frame store written by `kdbench data prepare`."),
-    out: Path = typer.Option(Path("teacher.pt"), help="Where to write the teacher checkpoint (metrics JSON goes beside it)."),
-    arch: str = typer.Option("vgg16", help="Teacher architecture (any registered model name)."),
+    out: Path = typer.Option(Path("teacher.pt"), "--out", "-o", metavar="FILE", help="Where to write the teacher checkpoint (metrics JSON goes beside it)."),
+    arch: str = typer.Option("vgg16", autocompletion=complete_student, help="Teacher architecture (any registered model name)."),
     epochs: int = typer.Option(20, help="Maximum epochs; early stopping on validation accuracy may end sooner."),
     batch_size: int = typer.Option(64, help="Training batch size."),
     lr: float = typer.Option(1e-4, help="AdamW learning rate (VGG16 without batch norm wants a small one)."),

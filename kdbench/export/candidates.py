@@ -225,9 +225,9 @@ def resolve_candidates(
     top: int = 3,
 ) -> list[Candidate]:
     """Candidates from exactly one of a checkpoint, a run directory or a study directory."""
-    given = [name for name, v in (("--checkpoint", checkpoint), ("--run", run), ("--study-dir", study_dir)) if v]
+    given = [name for name, v in (("--checkpoint", checkpoint), ("--run", run), ("--study", study_dir)) if v]
     if len(given) != 1:
-        raise ConfigError(f"give exactly one of --checkpoint, --run, --study-dir (got {', '.join(given) or 'none'})")
+        raise ConfigError(f"give exactly one of --checkpoint, --run, --study (got {', '.join(given) or 'none'})")
     if checkpoint:
         return [from_checkpoint(checkpoint)]
     if run:
