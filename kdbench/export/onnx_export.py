@@ -80,11 +80,6 @@ def _remove_with_data(path: Path) -> None:
             p.unlink()
 
 
-def parity_max_abs_diff(model: Any, onnx_path: str | Path, x: np.ndarray) -> float:
-    """Largest absolute difference between PyTorch and ONNX Runtime logits on the frames ``x``."""
-    return parity_stats(model, onnx_path, x)[0]
-
-
 def parity_stats(model: Any, onnx_path: str | Path, x: np.ndarray) -> tuple[float, float]:
     """(largest absolute PyTorch/ONNX Runtime logit difference, largest absolute PyTorch logit) on ``x``."""
     import torch
@@ -122,10 +117,3 @@ def model_files(path: str | Path) -> list[Path]:
     return [f for f in files if f.exists()]
 
 
-def onnx_param_count(path: str | Path) -> int:
-    """Number of weight elements stored in an ONNX file's initializers (constants of rank >= 1)."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
-    return int(sum(numpy_helper.to_array(t).size for t in model.graph.initializer if len(t.dims) >= 1))

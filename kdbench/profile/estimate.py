@@ -227,20 +227,6 @@ class MemoryModel:
         return cls(**d)
 
 
-def fit_memory(samples: list[tuple[GraphFeatures, float]], source: str) -> MemoryModel:
-    """Least squares in relative error of (k_w, k_a, c) on (features, measured model memory MB) pairs."""
-    import numpy as np
-    from scipy.optimize import nnls
-
-    a = np.array([[f.param_bytes / 1e6, f.peak_act_bytes / 1e6, 1.0] for f, _ in samples])
-    y = np.array([mb for _, mb in samples])
-    w = 1.0 / np.maximum(y, 1.0)
-    coef, _ = nnls(a * w[:, None], y * w)
-    pred = a @ coef
-    worst = float(np.max(np.maximum(pred / y, y / pred))) if len(y) else 1.5
-    return MemoryModel(float(coef[0]), float(coef[1]), float(coef[2]), round(100 * (worst - 1), 1), source)
-
-
 @dataclass
 class Calibration:
     """Fitted constants for one target, with where they came from and how well they predict."""

@@ -324,13 +324,6 @@ def records_from_runs(
     return out
 
 
-def records_from_agent(
-    result: dict[str, Any], entry: ModelEntry, profile: HardwareProfile, runtime: str, precision: str, method: str
-) -> list[dict[str, Any]]:
-    """Records from a single agent run (``records_from_runs`` with one run)."""
-    return records_from_runs([result], entry, profile, runtime, precision, method)
-
-
 def _key(rec: dict[str, Any]) -> tuple:
     """Identity of a record: a rerun replaces the record with the same key."""
     return tuple(rec.get(k) for k in _KEY_FIELDS)
