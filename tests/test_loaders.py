@@ -93,7 +93,7 @@ def test_loaders_read_the_phantom_written_by_synth(tmp_path):
 def test_missing_column_names_file_and_column(tmp_path):
     root = make_dynamic(tmp_path, [("0XAA", "TRAIN")], frames=2)
     _rewrite_header(root / "FileList.csv", "Split", "Partition")
-    with pytest.raises(DataError, match=r"FileList\.csv: missing column\(s\) 'Split'.*Partition"):
+    with pytest.raises(DataError, match=r"FileList\.csv line 1 \(header\): missing column\(s\) 'Split'.*Partition"):
         echonet_dynamic.load(root)
 
 
@@ -248,7 +248,7 @@ def test_prepare_flags_come_from_the_registry():
     from kdbench.cli import app
     from kdbench.data.sources import registered
 
-    res = CliRunner().invoke(app, ["data", "prepare", "--help"], terminal_width=200)
+    res = CliRunner().invoke(app, ["data", "prepare", "--help"], env={"COLUMNS": "200"})  # rich reads COLUMNS
     assert res.exit_code == 0
     for source in registered():
         assert source.flag in res.output and source.help.split(" (")[0] in res.output

@@ -209,7 +209,9 @@ def test_rewrites_its_own_output_but_refuses_foreign_folders(tmp_path: Path) -> 
                                         ({"difficulty": 1.5}, "difficulty"),
                                         ({"seed": -1}, "seed"),
                                         ({"holdout": 0.5}, "holdout"),
-                                        ({"holdout": 0.0}, "holdout")])
+                                        ({"holdout": 0.0}, "holdout"),
+                                        ({"unlabelled": -1}, "unlabelled"),
+                                        ({"manifest": -1}, "manifest")])
 def test_bad_arguments(tmp_path: Path, kwargs: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         synthesize(tmp_path, **kwargs)
@@ -243,3 +245,47 @@ def test_holdout_sets_each_sources_val_and_test_share(tmp_path: Path) -> None:
     _, rows = _rows(tmp_path / "EchoNet-LVH" / "MeasurementsList.csv")
     per_video = {r["HashedFileName"]: r["split"] for r in rows}  # the official file's split column
     assert sorted(per_video.values()).count("val") == 3 and sorted(per_video.values()).count("test") == 3
+
+
+def _own_fingerprint(root: Path) -> dict[str, object]:
+    """Bytes of every file under Own/ and Unlabelled/ (AVIs: their decoded frames)."""
+    out: dict[str, object] = {}
+    for sub in ("Own", "Unlabelled"):
+        for p in sorted((root / sub).rglob("*")):
+            if p.is_file():
+                out[str(p.relative_to(root))] = _decode(p)[0].tobytes() if p.suffix == ".avi" else p.read_bytes()
+    return out
+
+
+def test_own_archive_and_unlabelled_pool_are_deterministic_and_mixed(tmp_path: Path) -> None:
+    import pydicom
+
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        summary = synthesize(tmp_path / name, videos_per_view=1, seed=seed, frames=4, manifest=2, unlabelled=5)
+    fa, fb, fc = (_own_fingerprint(tmp_path / x) for x in "abc")
+    assert fa == fb and fa != fc and len(fa) > 20
+    own = tmp_path / "c" / "Own"
+    header, rows = _rows(own / "labels.csv")
+    assert header == ["path", "view", "split", "patient_id", "clip_id"]
+    assert all((own / r["path"]).is_file() for r in rows)
+    assert len(rows) == summary["sources"]["own"]["files"] and summary["sources"]["own"]["clips"] == 8
+    assert {r["view"] for r in rows} >= {"AP2", "AP4", "SUBCOSTAL", "A5C"}  # names the view map or prepare handle
+    patients = defaultdict(set)
+    for r in rows:
+        patients[r["patient_id"]].add(r["split"])
+    assert all(len(s) == 1 for s in patients.values())  # patient-level splits
+    dicoms = [pydicom.dcmread(p) for p in sorted((tmp_path / "c").rglob("*"))
+              if p.is_file() and (p.suffix == ".dcm" or p.suffix == "" and p.name.startswith("clip"))]
+    assert {d.PhotometricInterpretation for d in dicoms} == {"MONOCHROME2", "RGB", "YBR_FULL"}
+    assert {d.SOPClassUID for d in dicoms} == {"1.2.840.10008.5.1.4.1.1.3.1", "1.2.840.10008.5.1.4.1.1.6.1"}
+    assert all(d.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1" for d in dicoms)
+    pool = [p for p in (tmp_path / "c" / "Unlabelled").rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert {p.suffix for p in pool} == {".avi", ".png", ".dcm", ".txt"} and len(pool) == 5 + 1
+
+
+def test_cli_synth_writes_own_and_unlabelled(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["data", "synth", "--out", str(tmp_path), "--videos-per-view", "1",
+                                      "--frames", "4", "--manifest", "1", "--unlabelled", "2"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "Own" in result.output and "Unlabelled" in result.output and "2 files" in result.output
+    assert (tmp_path / "Own" / "labels.csv").is_file() and (tmp_path / "Own" / "view_map.csv").is_file()

@@ -14,20 +14,31 @@ app = typer.Typer(
 
 @app.command("synth")
 def synth(
-    out: Path = typer.Option(..., "--out", help="Folder to write EchoNet-Dynamic/, EchoNet-LVH/ and TMED2/ into."),
+    out: Path = typer.Option(..., "-o", "--out", metavar="DIR",
+                             help="Folder to write EchoNet-Dynamic/, EchoNet-LVH/ and TMED2/ (and Own/, Unlabelled/) into."),
     videos_per_view: int = typer.Option(
-        50, "--videos-per-view", min=1,
+        50, "--videos-per-view", min=1, metavar="N",
         help="Clips per view and source (a TMED-2 clip is one study's stills of that view)."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed writes the same data."),
-    frames: int = typer.Option(32, "--frames", min=2, help="Frames per video (TMED-2: max(4, frames//4) stills per view and study)."),
+    seed: int = typer.Option(0, "--seed", min=0, metavar="N", help="Random seed; the same seed writes the same data."),
+    frames: int = typer.Option(32, "--frames", min=2, metavar="N",
+                               help="Frames per video (TMED-2: max(4, frames//4) stills per view and study)."),
     difficulty: float = typer.Option(
-        0.5, "--difficulty", min=0.0, max=1.0,
+        0.5, "--difficulty", min=0.0, max=1.0, metavar="X",
         help="0..1: noise, probe-pose spread, A2C/A4C confusability and ambiguous-clip fraction."),
     holdout: float = typer.Option(
-        None, "--holdout", min=0.01, max=0.49,
+        None, "--holdout", min=0.01, max=0.49, metavar="FRACTION",
         help="Fraction of each source's clips (TMED-2: patients) put in validation, and the same in test "
-             "[default: each source's usual 10-15%]. Evaluation is cheap: a larger holdout gives tighter "
+             "(default: each source's usual 10-15%). Evaluation is cheap: a larger holdout gives tighter "
              "intervals without slowing training."),
+    manifest: int = typer.Option(
+        0, "--manifest", min=0, metavar="N",
+        help="Also write Own/: a labels.csv + view_map.csv with N clips per view as AVI, PNG/JPG stills and "
+             "DICOM (multi-frame, single-frame, grey, RGB, YBR), for `data prepare --manifest Own/labels.csv "
+             "--view-map Own/view_map.csv`."),
+    unlabelled: int = typer.Option(
+        0, "--unlabelled", min=0, metavar="N",
+        help="Also write Unlabelled/: N unlabelled files (AVI, PNG, DICOM) in study folders, for "
+             "`data prepare --unlabelled Unlabelled`."),
 ) -> None:
     """Write procedural echo phantom data in the EchoNet-Dynamic, EchoNet-LVH and TMED-2 formats."""
     import time
@@ -48,37 +59,46 @@ def synth(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        summary = synthesize(out, videos_per_view=videos_per_view, seed=seed, frames=frames,
-                             difficulty=difficulty, progress=progress, holdout=holdout)
+        summary = synthesize(out, videos_per_view=videos_per_view, seed=seed, frames=frames, difficulty=difficulty,
+                             progress=progress, holdout=holdout, unlabelled=unlabelled, manifest=manifest)
     elapsed = time.perf_counter() - start
 
     table = Table(title=f"Phantom data in {summary['root']} (seed {seed}, difficulty {difficulty:g})")
-    table.caption = "view columns count videos (EchoNet) or still images (TMED-2)"
+    table.caption = "view columns count videos (EchoNet), still images (TMED-2) or kept clips (Own)"
     table.add_column("source")
     table.add_column("folder")
     for view in ("A2C", "A4C", "PLAX", "PSAX"):
         table.add_column(view, justify="right")
     table.add_column("items", justify="right")
     for name, src in summary["sources"].items():
-        items = f"{src['videos']} videos" if "videos" in src else f"{src['images']} images"
+        unit = next(k for k in ("videos", "images", "files") if k in src)
         table.add_row(name, Path(src["path"]).name,
-                      *(str(src["views"].get(v, "")) for v in ("A2C", "A4C", "PLAX", "PSAX")), items)
+                      *(str(src.get("views", {}).get(v, "")) for v in ("A2C", "A4C", "PLAX", "PSAX")),
+                      f"{src[unit]} {unit}")
     print_table(table, console)
     console.print(f"written in {elapsed:.1f} s")
 
 
 def prepare(
-    out: Path = typer.Option(..., "--out", help="Frame store folder to write (frames.npy, index.csv, manifest.json)."),
-    size: int = typer.Option(112, "--size", min=16, help="Side of the square harmonised frames, in pixels."),
+    out: Path = typer.Option(..., "-o", "--out", metavar="DIR",
+                             help="Frame store folder to write (frames.npy, index.csv, manifest.json)."),
+    size: int = typer.Option(112, "--size", min=16, metavar="N", help="Side of the square harmonised frames, in pixels."),
     frames_per_video: int = typer.Option(
-        16, "--frames-per-video", min=1,
+        16, "--frames-per-video", min=1, metavar="N",
         help="Frames sampled evenly over each clip; shorter clips keep all their frames once."),
-    tmed_fold: int = typer.Option(0, "--tmed-fold", min=0, max=2, help="TMED-2 fold whose view_classifier_split is used."),
-    workers: int = typer.Option(2, "--workers", min=1, help="Decoding processes."),
+    tmed_fold: int = typer.Option(0, "--tmed-fold", min=0, max=2, metavar="N",
+                                  help="TMED-2 fold (0, 1 or 2) whose view_classifier_split is used."),
+    view_map: Path = typer.Option(
+        None, "--view-map", metavar="FILE",
+        help="CSV with columns name,view renaming the --manifest view names (any case) to A2C/A4C/PLAX/PSAX; "
+             "a name with an empty view is dropped and counted."),
+    workers: int = typer.Option(2, "--workers", min=1, metavar="N", help="Decoding processes."),
     strict: bool = typer.Option(
-        False, "--strict",
-        help="Stop on a corrupt/truncated video, an unreadable image or a listed-but-missing file instead of skipping it."),
-    force: bool = typer.Option(False, "--force", help="Rebuild from scratch even if the store is up to date."),
+        False, "--strict/--no-strict",
+        help="Stop on a corrupt/truncated video, an unreadable image or DICOM (or one compressed in a way pydicom "
+             "cannot decode here) or a listed-but-missing file, instead of skipping and counting it."),
+    force: bool = typer.Option(False, "--force/--no-force",
+                               help="Rebuild from scratch even if the store is up to date."),
     **folders: Path | None,
 ) -> None:
     """Build the harmonised frame store from any of the supported datasets (resumable; skips if up to date)."""
@@ -97,7 +117,7 @@ def prepare(
             bar.update(task, completed=done, total=total)
 
         result = prepare_store(sources, out, size=size, frames_per_video=frames_per_video, tmed_fold=tmed_fold,
-                               workers=workers, strict=strict, force=force, progress=progress)
+                               workers=workers, strict=strict, force=force, progress=progress, view_map=view_map)
     manifest = result.manifest
     if result.status == "up_to_date":
         console.print(f"{result.path} is up to date ({manifest['n_frames']} frames, store_hash "
@@ -110,8 +130,11 @@ def prepare(
     _print_store_table(console, manifest)
 
 
+_METAVAR = {"folder": "DIR", "file": "FILE"}  # what a source's flag takes (Source.takes)
+
+
 def _with_source_flags(func):
-    """Give ``func`` one ``--flag FOLDER`` option per registered source (kdbench/data/sources.py), first."""
+    """Give ``func`` one ``--flag DIR`` (or ``FILE``) option per registered source (kdbench/data/sources.py), first."""
     import inspect
 
     from kdbench.data.sources import registered
@@ -120,7 +143,8 @@ def _with_source_flags(func):
     fixed = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()
              if p.kind is not inspect.Parameter.VAR_KEYWORD]
     flags = [inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, annotation=Path,
-                               default=typer.Option(None, s.flag, help=s.help)) for s in registered()]
+                               default=typer.Option(None, s.flag, help=s.help, metavar=_METAVAR[s.takes]))
+             for s in registered()]
     func.__signature__ = signature.replace(parameters=[*flags, *fixed])
     return func
 
@@ -161,7 +185,7 @@ def _print_store_table(console, manifest: dict) -> None:
     from kdbench.cli.tables import print_table
     from kdbench.data.prepare import describe_counts
     from kdbench.data.sources import source_rank
-    from kdbench.data.views import SPLITS, VIEWS
+    from kdbench.data.views import SPLITS, UNLABELLED, VIEWS
 
     rows = describe_counts(manifest)
     sources = sorted({r[2] for r in rows}, key=source_rank)
@@ -184,8 +208,12 @@ def _print_store_table(console, manifest: dict) -> None:
     for split in SPLITS:
         per = [[cell.get((v, split, s), (0, 0)) for v in VIEWS] for s in sources]
         table.add_row("all", split, *(fmt(p) for p in per), fmt([x for p in per for x in p]), style="bold")
-    per = [[c for k, c in cell.items() if k[2] == s] for s in sources]
+    per = [[c for k, c in cell.items() if k[2] == s and k[1] != UNLABELLED] for s in sources]
     table.add_row("all", "all", *(fmt(p) for p in per), fmt([x for p in per for x in p]), style="bold")
+    pool = [cell.get(("", UNLABELLED, s), (0, 0)) for s in sources]
+    if any(k[1] == UNLABELLED for k in cell):  # frames without a label: never in train/val/test
+        table.add_section()
+        table.add_row("none", UNLABELLED, *(fmt([p]) for p in pool), fmt(pool))
     print_table(table, console)
     skipped = manifest.get("skipped", [])
     missing = manifest.get("missing", [])

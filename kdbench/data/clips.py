@@ -18,13 +18,13 @@ from kdbench.errors import DataError
 class Clip:
     """One video (or, for TMED-2, the images of one patient/study/view) headed for the store."""
 
-    source: str  # "echonet_dynamic" | "echonet_lvh" | "tmed2"
+    source: str  # a registered source name: "echonet_dynamic" | "echonet_lvh" | "tmed2" | "own" | "unlabelled"
     patient: str  # namespaced by source, e.g. "echonet_lvh:0X1A..."
     video: str  # namespaced by source
-    view: str  # one of VIEWS
-    split: str  # "train" | "val" | "test"
-    files: tuple[str, ...]  # one AVI, or the clip's PNG images in frame order
-    kind: str  # "video" | "images"
+    view: str  # one of VIEWS, or "" for an unlabelled clip
+    split: str  # "train" | "val" | "test" | "unlabelled"
+    files: tuple[str, ...]  # one file (any frames: AVI, DICOM, a still), or the clip's stills in frame order
+    kind: str  # "video" (one file, all its frames) | "images" (one still per file)
     csv: str  # the CSV the clip was listed in
     lines: tuple[int, ...] = field(default=())  # 1-based line numbers in that CSV (header = 1)
 
@@ -44,6 +44,7 @@ class LoadResult:
     dropped_labels: dict[str, int] = field(default_factory=dict)
     inputs: list[str] = field(default_factory=list)  # CSV files whose content defines the clips
     missing: list[dict] = field(default_factory=list)  # missing_entry() records, in CSV order
+    fingerprints: dict[str, str] = field(default_factory=dict)  # other inputs' hashes, e.g. a folder's listing
 
 
 def check_folder(root: Path, what: str, marker: str) -> Path:
@@ -66,14 +67,26 @@ def check_folder(root: Path, what: str, marker: str) -> Path:
     return root.resolve()
 
 
-def read_table(path: Path, required: tuple[str, ...], what: str) -> list[tuple[int, dict[str, str]]]:
-    """Read a CSV into (line number, row) pairs; DataError naming the file for missing columns."""
+def check_file(path: Path, what: str) -> Path:
+    """Resolve a CSV file given on the command line; DataError if it is missing or a folder."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{what} {path} does not exist; expected a CSV file")
+    if path.is_dir():
+        raise DataError(f"{what} {path} is a folder; expected a CSV file")
+    return path.resolve()
+
+
+def read_table(path: Path, required: tuple[str, ...], what: str,
+               optional: tuple[str, ...] = ()) -> list[tuple[int, dict[str, str]]]:
+    """Read a CSV into (line number, row) pairs of the required columns (and optional ones the header has)."""
     if not path.is_file():
         raise DataError(f"{what}: {path} not found")
     reader = csv.reader(io.StringIO(read_text_utf8(path, "CSV file"), newline=""))
     try:
         header = [h.strip() for h in next(reader)]
         pos = _column_positions(path, header, required)
+        pos.update({c: header.index(c) for c in optional if c in header})
         rows = []
         for line, values in enumerate(reader, start=2):
             if not values or all(not v.strip() for v in values):
@@ -96,8 +109,8 @@ def _column_positions(path: Path, header: list[str], required: tuple[str, ...]) 
     if missing:
         near = {c: h for c in missing for h in header if h.lower() == c.lower()}
         hint = "".join(f"; column '{h}' should be named '{c}'" for c, h in near.items())
-        raise DataError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}{hint}; found columns "
-                        f"{header}; expected {list(required)}")
+        raise DataError(f"{path} line 1 (header): missing column(s) {', '.join(repr(c) for c in missing)}{hint}; "
+                        f"found columns {header}; expected {list(required)}")
     return {c: header.index(c) for c in required}
 
 

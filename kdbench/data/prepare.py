@@ -7,9 +7,14 @@ decodes the clips that have no ``.json`` yet. When every clip is done the parts 
 A rerun whose config and input CSVs match the manifest does nothing; a changed config or ``force``
 rebuilds from scratch.
 
-Clips with fewer frames than ``frames_per_video`` keep every frame they have, once (no repeated
-frames); they are listed in the manifest under ``short_clips``. Unreadable, corrupt or truncated
-videos are skipped with a warning and listed under ``skipped`` (with ``strict`` they are an error).
+Every file goes through ``kdbench.data.media.read_frames`` (AVI and other videos with OpenCV, PNG/JPG
+stills with OpenCV, DICOM with pydicom) and then the same harmonisation. Clips with fewer frames
+than ``frames_per_video`` keep every frame they have, once (no repeated frames); those of two frames
+or more are listed in the manifest under ``short_clips``. Unreadable, corrupt or truncated videos,
+images and DICOM files (also DICOM compressed in a way pydicom cannot decode here) are skipped with a
+warning and listed under ``skipped`` (with ``strict`` they are an error). Unlabelled clips
+(``--unlabelled``) are stored after every labelled one, as split ``unlabelled`` with an empty view,
+counted under ``counts["unlabelled"]``.
 Videos and images a CSV lists but the folder lacks (a partial download) are skipped the same way and
 listed under ``missing`` (``strict``: an error); a rerun after they appear rebuilds the store.
 """
@@ -35,11 +40,12 @@ import numpy as np
 from kdbench import __version__
 from kdbench.checks import ensure_writable_dir, write_errors
 from kdbench.data.clips import Clip, LoadResult
-from kdbench.data.harmonise import HARMONISE_VERSION, harmonise_clip, sample_indices, to_grey
-from kdbench.data.sources import find_source, registered, source_rank
+from kdbench.data.harmonise import HARMONISE_VERSION, harmonise_clip, sample_indices
+from kdbench.data.media import read_frames, read_still
+from kdbench.data.sources import OWN, find_source, registered, source_rank
 from kdbench.data.splits import check_patient_splits
 from kdbench.data.store import integrity_record, store_hash_of
-from kdbench.data.views import SPLITS, VIEWS
+from kdbench.data.views import SPLITS, UNLABELLED, VIEWS
 from kdbench.errors import ConfigError, DataError
 from kdbench.manifest import config_hash, file_hash, read_json, write_json
 
@@ -63,14 +69,18 @@ class PrepareResult:
     reused: int  # clips taken from parts of an interrupted run
 
 
-def load_sources(sources: dict[str, str | Path], tmed_fold: int = 0) -> list[LoadResult]:
+def load_sources(sources: dict[str, str | Path], tmed_fold: int = 0,
+                 view_map: str | Path | None = None) -> list[LoadResult]:
     """Run the loader of each given source (registry order) and check that patients do not cross splits."""
     unknown = [s for s in sources if find_source(s) is None]
     if unknown:
         raise ConfigError(f"unknown source(s) {unknown}; expected some of {', '.join(s.name for s in registered())}")
     if not sources:
         raise ConfigError(f"no dataset given; pass at least one of {', '.join(s.flag for s in registered())}")
-    settings = {"tmed_fold": tmed_fold}
+    if view_map is not None and OWN not in sources:
+        raise ConfigError(f"--view-map {view_map} renames the views of a {find_source(OWN).flag} labels CSV; "
+                          f"pass {find_source(OWN).flag} as well, or leave --view-map out")
+    settings = {"tmed_fold": tmed_fold, "view_map": view_map}
     results = [source.load(sources[source.name], settings) for source in registered() if source.name in sources]
     check_patient_splits(c for r in results for c in r.clips)
     return results
@@ -99,64 +109,46 @@ def _quiet_opencv() -> None:
         pass
 
 
-def read_video(path: str) -> tuple[list[np.ndarray], str | None]:
-    """All frames of a video as grey arrays, and a reason string if it is unreadable or truncated."""
-    import cv2
-
-    cap = cv2.VideoCapture(path)
-    try:
-        if not cap.isOpened():
-            return [], "cannot be opened as a video (corrupt or not an AVI)"
-        header = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        frames = []
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(to_grey(frame))
-    finally:
-        cap.release()
-    if not frames:
-        return [], "no decodable frames (corrupt video)"
-    if header > 0 and len(frames) < header - 1:  # one frame of slack for off-by-one headers
-        return frames, f"truncated: decoded {len(frames)} of the {header} frames its header lists"
-    return frames, None
-
-
 def decode_clip(clip: Clip, size: int, frames_per_video: int) -> dict[str, Any]:
     """Decode, sample and harmonise one clip: {"frames": uint8 [n,S,S] | None, "meta": {...}}."""
-    import cv2
-
     meta: dict[str, Any] = {"video": clip.video, "source": clip.source, "problems": []}
-    if clip.kind == "video":
-        frames, reason = read_video(clip.files[0])
-        meta["available"] = len(frames)
-        if reason is not None:
-            meta.update(status="skipped", reason=reason, file=clip.files[0])
-            return {"frames": None, "meta": meta}
-        ids = sample_indices(len(frames), frames_per_video)
-        out = harmonise_clip([frames[i] for i in ids], size)
-    else:
-        ids_all = sample_indices(len(clip.files), frames_per_video)
-        images, ids = [], []
-        for i in ids_all:
-            img = cv2.imread(clip.files[i], cv2.IMREAD_UNCHANGED)
-            if img is None or img.size == 0:
-                meta["problems"].append({"file": clip.files[i], "reason": "unreadable image (corrupt PNG)"})
-                continue
-            images.append(to_grey(img))
-            ids.append(int(i))
-        meta["available"] = len(clip.files)
-        if not images:
-            meta.update(status="skipped", reason="no readable image", file=clip.files[0])
-            return {"frames": None, "meta": meta}
-        if len({im.shape for im in images}) == 1:
-            out = harmonise_clip(images, size)
-        else:  # stills of different sizes: harmonise one by one
-            out = np.concatenate([harmonise_clip([im], size) for im in images])
-        ids = np.asarray(ids, dtype=np.int64)
+    decode = _decode_video if clip.kind == "video" else _decode_images
+    out, ids = decode(clip, size, frames_per_video, meta)
+    if out is None:
+        return {"frames": None, "meta": meta}
     meta.update(status="ok", frame_ids=[int(i) for i in ids])
     return {"frames": out, "meta": meta}
+
+
+def _decode_video(clip: Clip, size: int, k: int, meta: dict) -> tuple[np.ndarray | None, np.ndarray]:
+    """One file with any number of frames (a video, a DICOM cine loop or a still): k of them, harmonised."""
+    frames, reason = read_frames(clip.files[0])
+    meta["available"] = len(frames)
+    if reason is not None:
+        meta.update(status="skipped", reason=reason, file=clip.files[0])
+        return None, np.zeros(0, np.int64)
+    ids = sample_indices(len(frames), k)
+    return harmonise_clip([frames[i] for i in ids], size), ids
+
+
+def _decode_images(clip: Clip, size: int, k: int, meta: dict) -> tuple[np.ndarray | None, np.ndarray]:
+    """Stills, one per file: k of the files, harmonised; unreadable ones are listed under the clip's problems."""
+    images, ids = [], []
+    for i in sample_indices(len(clip.files), k):
+        img, reason = read_still(clip.files[i])
+        if img is None:
+            meta["problems"].append({"file": clip.files[i], "reason": reason})
+            continue
+        images.append(img)
+        ids.append(int(i))
+    meta["available"] = len(clip.files)
+    if not images:
+        meta.update(status="skipped", reason="no readable image", file=clip.files[0])
+        return None, np.zeros(0, np.int64)
+    if len({im.shape for im in images}) == 1:
+        return harmonise_clip(images, size), np.asarray(ids, dtype=np.int64)
+    # stills of different sizes: harmonise one by one
+    return np.concatenate([harmonise_clip([im], size) for im in images]), np.asarray(ids, dtype=np.int64)
 
 
 def part_name(clip: Clip) -> str:
@@ -242,15 +234,29 @@ def _init_worker() -> None:
 # the store
 
 
-def store_config(sources: dict[str, str | Path], size: int, frames_per_video: int, tmed_fold: int) -> dict:
+def _clip_order(clip: Clip) -> tuple:
+    """Store order: labelled clips by source (registry order), split, video; unlabelled ones after them all."""
+    return (clip.split == UNLABELLED, source_rank(clip.source), clip.split, clip.video)
+
+
+def store_config(sources: dict[str, str | Path], size: int, frames_per_video: int, tmed_fold: int,
+                 view_map: str | Path | None = None) -> dict:
     """The config that defines a store's content (hashed into config_hash)."""
-    return {
+    config = {
         "size": int(size),
         "frames_per_video": int(frames_per_video),
         "tmed_fold": int(tmed_fold) if "tmed2" in sources else None,
-        "sources": {name: str(Path(p).expanduser().resolve()) for name, p in sorted(sources.items())},
+        "sources": {name: _absolute(p) for name, p in sorted(sources.items())},
         "harmonise_version": HARMONISE_VERSION,
     }
+    if OWN in sources:  # only then, so stores of the public datasets keep their config_hash
+        config["view_map"] = _absolute(view_map) if view_map is not None else None
+    return config
+
+
+def _absolute(path: str | Path) -> str:
+    """A path as the absolute string the manifest records."""
+    return str(Path(path).expanduser().resolve())
 
 
 def _is_current(out: Path, cfg_hash: str, inputs: dict[str, str], missing: list[dict]) -> dict | None:
@@ -269,16 +275,30 @@ def _is_current(out: Path, cfg_hash: str, inputs: dict[str, str], missing: list[
     return manifest
 
 
-def _empty_counts(sources: list[str]) -> dict[str, dict[str, dict[str, int]]]:
-    """{view: {split: {source: 0}}} for every view, split and given source."""
-    return {v: {s: {src: 0 for src in sources} for s in SPLITS} for v in VIEWS}
+def _empty_counts(clips: list[Clip]) -> dict[str, dict]:
+    """Zero counts: "frames"/"clips" {view: {split: {source}}} (labelled), "unlabelled" {"frames"/"clips": {source}}."""
+    labelled = sorted({c.source for c in clips if c.split != UNLABELLED}, key=source_rank)
+    pool = sorted({c.source for c in clips if c.split == UNLABELLED}, key=source_rank)
+    counts: dict[str, dict] = {key: {v: {s: dict.fromkeys(labelled, 0) for s in SPLITS} for v in VIEWS}
+                               for key in ("frames", "clips")}
+    counts[UNLABELLED] = {"frames": dict.fromkeys(pool, 0), "clips": dict.fromkeys(pool, 0)}
+    return counts
+
+
+def _add_count(counts: dict[str, dict], clip: Clip, n_frames: int) -> None:
+    """Count one stored clip and its frames in the cell of its view, split and source."""
+    if clip.split == UNLABELLED:
+        cells = [counts[UNLABELLED]["frames"], counts[UNLABELLED]["clips"]]
+    else:
+        cells = [counts["frames"][clip.view][clip.split], counts["clips"][clip.view][clip.split]]
+    cells[0][clip.source] += n_frames
+    cells[1][clip.source] += 1
 
 
 def _assemble(out: Path, clips: list[Clip], metas: dict[str, dict], size: int) -> tuple[int, dict, dict]:
     """Concatenate parts into frames.npy + index.csv (atomically); returns (N, counts, integrity)."""
     parts = out / "parts"
-    sources = sorted({c.source for c in clips}, key=source_rank)
-    frame_counts, clip_counts = _empty_counts(sources), _empty_counts(sources)
+    counts = _empty_counts(clips)
     ok = [c for c in clips if metas[c.video]["status"] == "ok"]
     n_total = sum(len(metas[c.video]["frame_ids"]) for c in ok)
     if n_total == 0:
@@ -302,13 +322,12 @@ def _assemble(out: Path, clips: list[Clip], metas: dict[str, dict], size: int) -
             for fid in ids:
                 writer.writerow((row, clip.source, clip.patient, clip.video, clip.view, clip.split, fid))
                 row += 1
-            frame_counts[clip.view][clip.split][clip.source] += len(ids)
-            clip_counts[clip.view][clip.split][clip.source] += 1
+            _add_count(counts, clip, len(ids))
     frames.flush()
     del frames
     os.replace(tmp_frames, out / "frames.npy")
     os.replace(tmp_index, out / "index.csv")
-    return n_total, {"frames": frame_counts, "clips": clip_counts}, integrity_record(out, n_total)
+    return n_total, counts, integrity_record(out, n_total)
 
 
 def prepare_store(
@@ -321,6 +340,7 @@ def prepare_store(
     strict: bool = False,
     force: bool = False,
     progress: ProgressFn | None = None,
+    view_map: str | Path | None = None,
 ) -> PrepareResult:
     """Build (or resume, or leave alone if current) the frame store at out from the given datasets."""
     start = time.perf_counter()
@@ -334,11 +354,12 @@ def prepare_store(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; expected a folder for the frame store")
 
-    results = load_sources(sources, tmed_fold)
-    clips = sorted((c for r in results for c in r.clips), key=lambda c: (source_rank(c.source), c.split, c.video))
-    config = store_config(sources, size, frames_per_video, tmed_fold)
+    results = load_sources(sources, tmed_fold, view_map)
+    clips = sorted((c for r in results for c in r.clips), key=_clip_order)
+    config = store_config(sources, size, frames_per_video, tmed_fold, view_map)
     cfg_hash = config_hash(config)
     inputs = {p: file_hash(p) for r in results for p in r.inputs}
+    inputs.update({key: value for r in results for key, value in r.fingerprints.items()})
     missing = [m for r in results for m in r.missing]
     if strict:
         check_missing(results)
@@ -410,7 +431,7 @@ def prepare_store(
             continue
         for problem in meta["problems"]:
             skipped.append({"source": clip.source, "video": clip.video, **problem})
-        if meta["available"] < frames_per_video:
+        if 1 < meta["available"] < frames_per_video:  # a one-frame clip is a still, not a short video
             short.append({"source": clip.source, "video": clip.video, "frames_available": meta["available"], "frames_used": len(meta["frame_ids"])})
     manifest = {
         "stage": "frame_store",
@@ -427,7 +448,8 @@ def prepare_store(
         "skipped": skipped,
         "missing": missing,
         "short_clips": short,
-        "short_clip_policy": "clips with fewer frames than frames_per_video keep all their frames, once each",
+        "short_clip_policy": "clips with fewer frames than frames_per_video keep all their frames, once each "
+                             "(listed from 2 frames up: a one-frame clip is a still)",
         "dropped_labels": {r.source: r.dropped_labels for r in results if r.dropped_labels},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -438,12 +460,14 @@ def prepare_store(
 
 
 def describe_counts(manifest: dict) -> list[tuple[str, str, str, int, int]]:
-    """Flatten a manifest's counts into (view, split, source, frames, clips) rows."""
+    """Flatten a manifest's counts into (view, split, source, frames, clips) rows; unlabelled ones have view ""."""
     frames, clips = manifest["counts"]["frames"], manifest["counts"]["clips"]
     rows = []
     for view in VIEWS:
         for split in SPLITS:
             for source, n in frames.get(view, {}).get(split, {}).items():
                 rows.append((view, split, source, int(n), int(clips[view][split][source])))
+    pool = manifest["counts"].get(UNLABELLED, {"frames": {}, "clips": {}})
+    rows += [("", UNLABELLED, source, int(n), int(pool["clips"][source])) for source, n in pool["frames"].items()]
     return rows
 

@@ -1,7 +1,9 @@
 """FrameStore: read access to a frame store written by ``kdbench data prepare``.
 
 ``frames.npy`` is opened as a read-only memmap, so opening is instant and many processes share the
-page cache; ``index.csv`` gives each row's label, split, source, patient and video.
+page cache; ``index.csv`` gives each row's label, split, source, patient and video. Rows of the ``unlabelled``
+split (``--unlabelled``) have an empty view and label -1 and come after every labelled row;
+``indices("train" | "val" | "test")`` never includes them.
 
 Integrity: ``data prepare`` records in the manifest's ``integrity`` the size of ``frames.npy``, the
 hashes of both files and a hash of a fixed sample of rows. ``open`` checks the size, the sample and
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdbench.data.views import SPLITS, VIEW_INDEX, VIEWS
+from kdbench.data.views import NO_LABEL, STORE_SPLITS, UNLABELLED, VIEW_INDEX, VIEWS
 from kdbench.errors import DataError
 from kdbench.manifest import config_hash, file_hash, read_json
 
@@ -34,7 +36,7 @@ class FrameStore:
     store_hash: str
     manifest: dict
     frames: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray  # int64 index into VIEWS; NO_LABEL (-1) on unlabelled rows
     splits: np.ndarray
     sources: np.ndarray
     patients: np.ndarray
@@ -89,13 +91,13 @@ class FrameStore:
         store.videos = columns["video"]
         store.splits = columns["split"]
         store.frame_ids = columns["frame"].astype(np.int64)
-        store.labels = np.array([VIEW_INDEX[v] for v in columns["view"]], dtype=np.int64)
+        store.labels = np.array([VIEW_INDEX.get(v, NO_LABEL) for v in columns["view"]], dtype=np.int64)
         return store
 
     def indices(self, split: str) -> np.ndarray:
-        """Sorted int64 row indices of one split."""
-        if split not in SPLITS:
-            raise DataError(f"split {split!r} does not exist; expected one of {', '.join(SPLITS)}")
+        """Sorted int64 row indices of one split ("unlabelled" gives the rows without a label)."""
+        if split not in STORE_SPLITS:
+            raise DataError(f"split {split!r} does not exist; expected one of {', '.join(STORE_SPLITS)}")
         return np.flatnonzero(self.splits == split).astype(np.int64)
 
     def __len__(self) -> int:
@@ -193,12 +195,15 @@ def _read_index(path: Path, n: int) -> dict[str, np.ndarray]:
     table = np.array(rows, dtype=str)
     if not np.array_equal(table[:, 0].astype(np.int64), np.arange(n)):
         raise DataError(f"{path}: column 'row' is not 0..{n - 1} in order")
-    bad = ~np.isin(table[:, 4], VIEWS)
+    bad = ~np.isin(table[:, 5], STORE_SPLITS)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path} line {i + 2}, column 'view': {str(table[i, 4])!r}, expected one of {', '.join(VIEWS)}")
-    bad = ~np.isin(table[:, 5], SPLITS)
+        raise DataError(f"{path} line {i + 2}, column 'split': {str(table[i, 5])!r}, expected one of "
+                        f"{', '.join(STORE_SPLITS)}")
+    unlabelled = table[:, 5] == UNLABELLED
+    bad = np.where(unlabelled, table[:, 4] != "", ~np.isin(table[:, 4], VIEWS))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path} line {i + 2}, column 'split': {str(table[i, 5])!r}, expected one of {', '.join(SPLITS)}")
+        expected = "empty (an unlabelled row)" if unlabelled[i] else f"one of {', '.join(VIEWS)}"
+        raise DataError(f"{path} line {i + 2}, column 'view': {str(table[i, 4])!r}, expected {expected}")
     return {c: table[:, j] for j, c in enumerate(INDEX_COLUMNS)}

@@ -4,8 +4,11 @@
 ``VolumeTracings.csv``), ``out/EchoNet-LVH/`` (PLAX videos at native sizes in ``Batch1..4``,
 ``MeasurementsList.csv``) and ``out/TMED2/`` (112x112 PNG stills of all four views,
 ``labels_per_image.csv`` and ``DEV479/TMED2_fold{0,1,2}_labeledpart.csv``), so that every test and
-the demo go through the same loaders as the real datasets. Output is deterministic for a seed:
-the CSVs are byte-identical and the decoded frames identical.
+the demo go through the same loaders as the real datasets. On request it also writes ``out/Own/``
+(a labels CSV + view map + files in mixed formats, for ``data prepare --manifest``) and
+``out/Unlabelled/`` (an unlabelled pool of AVI, PNG and DICOM files, for ``--unlabelled``); see
+``kdbench/data/synth_own.py``. Output is deterministic for a seed: the CSVs and DICOM files are
+byte-identical and the decoded frames identical.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from kdbench.errors import ConfigError, DataError
 DYNAMIC_DIR = "EchoNet-Dynamic"
 LVH_DIR = "EchoNet-LVH"
 TMED_DIR = "TMED2"
+OWN_DIR = "Own"
+UNLABELLED_DIR = "Unlabelled"
 MARKER = ".kdbench_synth"  # marks a folder as written by synthesize(), so it may be overwritten
 
 DYNAMIC_FILELIST_COLUMNS = ("FileName", "EF", "ESV", "EDV", "FrameHeight", "FrameWidth", "FPS",
@@ -43,7 +48,7 @@ DYNAMIC_FPS = 50.0
 TRACING_CHORDS = 20  # EchoNet-Dynamic traces a long axis plus 20 perpendicular chords per frame
 CM_PER_DEPTH = 16.0  # sector depth in cm, for LVH measurements
 
-_SOURCE_KEY = {"echonet_dynamic": 1, "echonet_lvh": 2, "tmed2": 3}
+_SOURCE_KEY = {"echonet_dynamic": 1, "echonet_lvh": 2, "tmed2": 3, "own": 4, "unlabelled": 5}
 
 
 def _rng(seed: int, source: str, index: int, *extra: int) -> np.random.Generator:
@@ -338,13 +343,50 @@ def _fractions(holdout: float | None, usual: float) -> tuple[float, float]:
 
 def synthesize(out: Path, videos_per_view: int = 50, seed: int = 0, frames: int = 32,
                difficulty: float = 0.5, progress: Callable[[int, int], None] | None = None,
-               holdout: float | None = None) -> dict:
+               holdout: float | None = None, unlabelled: int = 0, manifest: int = 0) -> dict:
     """Write phantom EchoNet-Dynamic, EchoNet-LVH and TMED-2 folders under ``out``; return a summary.
 
     ``holdout`` puts that fraction of each source's clips (TMED-2: patients) in validation and the
     same fraction in test (default: each source's usual share, 10-15%): evaluation is cheap, so a
-    demo can keep training small and still report on many clips.
+    demo can keep training small and still report on many clips. ``manifest`` > 0 also writes
+    ``Own/`` with that many clips per view (a labels CSV in mixed formats), ``unlabelled`` > 0
+    ``Unlabelled/`` with that many unlabelled files.
     """
+    _check_arguments(videos_per_view, frames, seed, difficulty, holdout, unlabelled, manifest)
+    out = Path(out)
+    dirs = {name: out / sub for name, sub in
+            (("echonet_dynamic", DYNAMIC_DIR), ("echonet_lvh", LVH_DIR), ("tmed2", TMED_DIR),
+             ("own", OWN_DIR), ("unlabelled", UNLABELLED_DIR))
+            if name not in ("own", "unlabelled") or {"own": manifest, "unlabelled": unlabelled}[name]}
+    for d in dirs.values():
+        _prepare_dir(d)
+    tick = _ticker(3 * videos_per_view + 4 * manifest + unlabelled, progress)
+    d = float(difficulty)
+    sources = {
+        "echonet_dynamic": _write_dynamic(dirs["echonet_dynamic"], videos_per_view, seed, frames, d, tick, holdout),
+        "echonet_lvh": _write_lvh(dirs["echonet_lvh"], videos_per_view, seed, frames, d, tick, holdout),
+        "tmed2": _write_tmed(dirs["tmed2"], videos_per_view, seed, frames, d, tick, holdout),
+    }
+    public = dict(sources)
+    if manifest or unlabelled:
+        from kdbench.data.synth_own import write_own, write_unlabelled
+
+        if manifest:
+            sources["own"] = write_own(dirs["own"], manifest, seed, frames, d, tick, holdout)
+        if unlabelled:
+            sources["unlabelled"] = write_unlabelled(dirs["unlabelled"], unlabelled, seed, frames, d, tick)
+    views: dict[str, int] = {}
+    for name, src in public.items():
+        for view, k in src["views"].items():
+            if view in ("A2C", "A4C", "PLAX", "PSAX"):
+                views[view] = views.get(view, 0) + (k if name != "tmed2" else videos_per_view)
+    return {"root": str(out), "seed": seed, "videos_per_view": videos_per_view, "frames": frames,
+            "difficulty": d, "holdout": holdout, "sources": sources, "clips_per_view": dict(sorted(views.items()))}
+
+
+def _check_arguments(videos_per_view: int, frames: int, seed: int, difficulty: float, holdout: float | None,
+                     unlabelled: int, manifest: int) -> None:
+    """ConfigError naming the first out-of-range argument of synthesize()."""
     if holdout is not None and not (isinstance(holdout, (int, float)) and 0.0 < holdout < 0.5):
         raise ConfigError(f"holdout = {holdout!r}; expected a fraction in (0, 0.5) (each of val and test)")
     if not isinstance(videos_per_view, int) or videos_per_view < 1:
@@ -355,12 +397,14 @@ def synthesize(out: Path, videos_per_view: int = 50, seed: int = 0, frames: int 
         raise ConfigError(f"seed = {seed!r}; expected a non-negative integer")
     if not 0.0 <= float(difficulty) <= 1.0:
         raise ConfigError(f"difficulty = {difficulty!r}; expected a number in [0, 1]")
-    out = Path(out)
-    dirs = {name: out / sub for name, sub in
-            (("echonet_dynamic", DYNAMIC_DIR), ("echonet_lvh", LVH_DIR), ("tmed2", TMED_DIR))}
-    for d in dirs.values():
-        _prepare_dir(d)
-    total, done = 3 * videos_per_view, 0
+    for name, value in (("unlabelled", unlabelled), ("manifest", manifest)):
+        if not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name} = {value!r}; expected an integer >= 0")
+
+
+def _ticker(total: int, progress: Callable[[int, int], None] | None) -> Callable[[], None]:
+    """A tick() that reports done/total to progress (reporting 0/total at once)."""
+    done = 0
 
     def tick() -> None:
         nonlocal done
@@ -370,16 +414,4 @@ def synthesize(out: Path, videos_per_view: int = 50, seed: int = 0, frames: int 
 
     if progress is not None:
         progress(0, total)
-    d = float(difficulty)
-    sources = {
-        "echonet_dynamic": _write_dynamic(dirs["echonet_dynamic"], videos_per_view, seed, frames, d, tick, holdout),
-        "echonet_lvh": _write_lvh(dirs["echonet_lvh"], videos_per_view, seed, frames, d, tick, holdout),
-        "tmed2": _write_tmed(dirs["tmed2"], videos_per_view, seed, frames, d, tick, holdout),
-    }
-    views: dict[str, int] = {}
-    for name, src in sources.items():
-        for view, k in src["views"].items():
-            if view in ("A2C", "A4C", "PLAX", "PSAX"):
-                views[view] = views.get(view, 0) + (k if name != "tmed2" else videos_per_view)
-    return {"root": str(out), "seed": seed, "videos_per_view": videos_per_view, "frames": frames,
-            "difficulty": d, "holdout": holdout, "sources": sources, "clips_per_view": dict(sorted(views.items()))}
+    return tick
