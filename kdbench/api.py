@@ -115,10 +115,14 @@ def build_leaderboard(study: str | Path, out: str | Path = "leaderboard", export
 
 
 def load_leaderboard(path: str | Path = "leaderboard") -> list[dict[str, Any]]:
-    """Rows of a leaderboard directory (leaderboard.json, else leaderboard.csv) or file, numbers as numbers.
+    """Rows of a leaderboard directory (leaderboard.json, else leaderboard.csv) or file, each column as its type.
 
+    From either file the same values: flags as bool, numbers as int/float or None (empty), text as str or None
+    (``kdbench.leaderboard.row.typed_row``; columns are documented in ``kdbench.leaderboard.columns.COLUMNS``).
     ``pandas.DataFrame(rows)`` turns them into a table.
     """
+    from kdbench.leaderboard.row import typed_row
+
     path = Path(path)
     if path.is_dir():
         path = path / "leaderboard.json" if (path / "leaderboard.json").is_file() else path / "leaderboard.csv"
@@ -129,21 +133,9 @@ def load_leaderboard(path: str | Path = "leaderboard") -> list[dict[str, Any]]:
         rows = data.get("rows") if isinstance(data, dict) else data
         if not isinstance(rows, list):
             raise DataError(f"{path}: expected a list of rows or {{\"rows\": [...]}}, got {type(data).__name__}")
-        return rows
+        return [typed_row(r) for r in rows]
     with path.open(newline="") as fh:
-        return [{k: _cell(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
-def _cell(text: str | None) -> Any:
-    """A CSV cell as int, float, None (empty) or text."""
-    if text is None or text == "":
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+        return [typed_row(row) for row in csv.DictReader(fh)]
 
 
 def create_model(name: str, num_classes: int = 4, pretrained: bool = False) -> Any:

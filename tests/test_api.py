@@ -90,6 +90,16 @@ def test_leaderboard_rows_match_its_csv(study, tmp_path):
     for got, text in zip(csv_rows, raw):
         for key, value in text.items():
             assert (got[key] is None) if value == "" else str(got[key]) == value or float(got[key]) == float(value)
+    # the same types from the CSV as from the JSON: flags bool (never empty), numbers float/int or None
+    for got, again in zip(csv_rows, rows):
+        assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in again.items()}
+    assert all(isinstance(r[k], bool) for r in rows for k in ("pareto", "recommended", "recommended_uncertain",
+                                                                "estimated", "unstable"))
+    assert sum(r["recommended"] for r in rows) == 1 and {t["pareto"] for t in raw} <= {"True", "False"}
+    # vanilla ran on its defaults (the space sets none): the row shows the settings it ran with
+    vanilla = next(r for r in rows if r["method"] == "vanilla")
+    assert (vanilla["temperature"], vanilla["alpha"]) == (4.0, 0.5)
+    assert vanilla["model"] == f"mobilenet_v3_small.vanilla_trial{vanilla['trial']}_checkpoint"
 
 
 @pytest.mark.slow

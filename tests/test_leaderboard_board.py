@@ -128,7 +128,7 @@ def write_study(root: Path) -> Path:
 
 
 def write_export(root: Path, study: Path) -> Path:
-    """EXPORT/manifest.json as `kdbench export --study-dir` leaves it."""
+    """EXPORT/manifest.json as `kdbench export --study` leaves it."""
     export = root / "export"
     candidates = []
     for cid, (student, number, seed) in CANDIDATES.items():
@@ -229,9 +229,9 @@ def test_pareto_flags_are_consistent_with_the_numbers(inputs):
             dominators = [o for o in ranked if dominates(point[id(o)], point[id(r)], senses)]
             if r.front == 1:
                 assert not dominators, (board.name, r.variant_id, r.runtime)
-                assert r.pareto == "yes"
+                assert r.pareto is True
             else:
-                assert r.pareto == "no"
+                assert r.pareto is False
                 assert any(o.front == r.front - 1 for o in dominators), (board.name, r.variant_id)
                 assert all(o.front < r.front for o in dominators)
         fronts = [r.front for r in ranked]
@@ -289,7 +289,7 @@ def test_ranking_and_recommendation_use_validation_not_test(inputs):
     _edit_variants(inputs["export"], best_on_test)
     x86 = _board(collect(inputs["study"], inputs["export"], inputs["profiles"]), "x86")
     row = _row(x86, "mnv3_scratch/fp32")
-    assert row.test_accuracy == 0.99 and row.front > 1 and row.recommended is None
+    assert row.test_accuracy == 0.99 and row.front > 1 and row.recommended is False
     assert (x86.recommended.variant_id, x86.recommended.runtime) == ("shuffle_kd/fp32", "openvino")
     # the same variant best on VALIDATION: now it leads the front and is recommended
     def best_on_val(v):
@@ -298,7 +298,9 @@ def test_ranking_and_recommendation_use_validation_not_test(inputs):
     _edit_variants(inputs["export"], best_on_val)
     x86 = _board(collect(inputs["study"], inputs["export"], inputs["profiles"]), "x86")
     assert x86.recommended.variant_id == "mnv3_scratch/fp32" and x86.recommended.front == 1
-    assert x86.recommended.recommended == "yes" and "validation accuracy 0.990 [0.950, 1.030]" in x86.recommendation
+    assert x86.recommended.recommended is True and x86.recommended.recommended_uncertain is False
+    assert "validation accuracy 0.990 [0.950, 1.000]" in x86.recommendation  # the interval cut to [0, 1]
+    assert sum(r.recommended for r in x86.rows) == 1
 
 
 def test_every_ranked_row_has_a_decision_against_the_best(inputs):
@@ -335,7 +337,7 @@ def test_constraints_are_evaluated_from_the_hardware_profiles(inputs):
         for r in board.rows:
             if r.fps is None:
                 assert r.verdict == "unknown"
-            elif r.measured == "measured":
+            elif not r.estimated:
                 ok = r.fps >= cons["min_fps"] and ("max_memory_mb" not in cons or r.model_memory_mb < cons["max_memory_mb"])
                 assert r.verdict == ("meets" if ok else "fails"), (board.name, r.variant_id, r.fps)
     rpi = _board(lb, "rpi4")
@@ -343,7 +345,7 @@ def test_constraints_are_evaluated_from_the_hardware_profiles(inputs):
     # an estimate carries its band: p50 12 ms +-35%, fps = 1000 / 12.6 ms
     assert (kd.latency_p50_low_ms, kd.latency_p50_high_ms) == pytest.approx((12.0 * 0.65, 12.0 * 1.35))
     assert (kd.fps_low, kd.fps_high) == pytest.approx((kd.fps / 1.35, kd.fps / 0.65))
-    assert kd.verdict == "meets" and kd.stable is None  # even its low end (58 fps) meets 30 fps
+    assert kd.verdict == "meets" and kd.estimated and not kd.unstable  # even its low end (58 fps) meets 30 fps
     assert _row(rpi, "shuffle_kd/fp32").verdict in ("fails", "uncertain")  # 23.8 fps, band 17.6-36.6
     # recommended: the most accurate on validation that meets them (0.825 fp32 beats 0.815 int8)
     assert rpi.recommended.variant_id == "mnv3_kd/fp32"
@@ -359,7 +361,7 @@ def test_unstable_measurements_are_left_out_unless_asked(inputs):
     write_json(path, records)
     x86 = _board(collect(inputs["study"], inputs["export"], inputs["profiles"]), "x86")
     assert x86.recommended.variant_id == "shuffle_kd/int8_openvino" and x86.left_out_unstable == 2
-    assert _row(x86, "shuffle_kd/fp32", "openvino").stable is False
+    assert _row(x86, "shuffle_kd/fp32", "openvino").unstable is True
     x86 = _board(collect(inputs["study"], inputs["export"], inputs["profiles"], include_unstable=True), "x86")
     assert x86.recommended.variant_id == "shuffle_kd/fp32" and x86.left_out_unstable == 0
     out = inputs["root"] / "lb"
@@ -382,12 +384,14 @@ def test_uncertain_models_are_recommended_only_with_a_flag():
     board = TargetBoard("t", objectives, {"min_fps": 30.0}, rows=rank_rows([row("a", 0.9, "uncertain"), row("b", 0.8, "meets"),
                                                                             row("c", 0.95, "fails")], objectives))
     recommend(board)
-    assert board.recommended.variant_id == "b" and board.recommended.recommended == "yes"
+    assert board.recommended.variant_id == "b" and (board.recommended.recommended, board.recommended.recommended_uncertain) == (
+        True, False)
     assert "1 more accurate model(s) are uncertain on the constraints (not recommended)" in board.recommendation
     only = TargetBoard("t", objectives, {"min_fps": 30.0}, rows=rank_rows([row("a", 0.9, "uncertain"), row("c", 0.95, "fails")],
                                                                            objectives))
     recommend(only)
-    assert only.recommended.variant_id == "a" and only.recommended.recommended == "uncertain"
+    assert only.recommended.variant_id == "a" and only.recommended.recommended and only.recommended.recommended_uncertain
+    assert [r.recommended for r in only.rows] == [r is only.recommended for r in only.rows]
     assert only.recommendation.startswith("UNCERTAIN: s / m / a") and "straddles" in only.recommendation
 
 
@@ -410,28 +414,38 @@ def test_kd_vs_scratch_prefers_confirmation_seeds(inputs):
     assert "on fresh confirmation seeds" in (out / README).read_text()
 
 
-def test_seed_means_resample_seeds_and_clips_from_saved_predictions(inputs, tiny_store):
-    from kdbench.metrics import clip_ids, relative_interval, seed_clip_interval
+def write_seed_predictions(study: Path, store) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """The study on ``store``, with per-frame predictions (and the teacher's) saved by every seed of
+    mobilenet_v3_small trial 1, as training saves them; (per split: seed hits [S, N] and clip ids; teacher test hits)."""
+    from kdbench.metrics import clip_ids
 
-    study = inputs["study"]
     info = json.loads((study / "study.json").read_text())
-    write_json(study / "study.json", {**info, "store": str(tiny_store.path)})
+    write_json(study / "study.json", {**info, "store": str(store.path)})
     rng = np.random.default_rng(0)
     trial_dir = study / "trials" / "mobilenet_v3_small" / "1"
     hits = {}
     for split in ("val", "test"):
-        rows = tiny_store.indices(split)
+        rows = store.indices(split)
         logits = [rng.normal(size=(len(rows), 4)).astype(np.float32) for _ in SEEDS]
         for seed, lg in zip(SEEDS, logits):
-            lg[np.arange(len(rows)), tiny_store.labels[rows]] += 1.0  # better than chance
-        hits[split] = (np.stack([lg.argmax(1) == tiny_store.labels[rows] for lg in logits]), clip_ids(tiny_store, rows))
+            lg[np.arange(len(rows)), store.labels[rows]] += 1.0  # better than chance
+        hits[split] = (np.stack([lg.argmax(1) == store.labels[rows] for lg in logits]), clip_ids(store, rows))
         teacher = rng.normal(size=(len(rows), 4)).astype(np.float32)
-        teacher[np.arange(len(rows)), tiny_store.labels[rows]] += 2.0  # the teacher is better
-        teacher_hits = teacher.argmax(1) == tiny_store.labels[rows]
+        teacher[np.arange(len(rows)), store.labels[rows]] += 2.0  # the teacher is better
+        teacher_hits = teacher.argmax(1) == store.labels[rows]
         for seed, lg in zip(SEEDS, logits):
             path = trial_dir / f"seed_{seed}" / "predictions.npz"
             old = dict(np.load(path)) if path.is_file() else {}
             np.savez(path, **old, **{f"{split}_logits": lg, f"{split}_rows": rows, f"{split}_teacher_logits": teacher})
+    return hits, teacher_hits
+
+
+def test_seed_means_resample_seeds_and_clips_from_saved_predictions(inputs, tiny_store):
+    from kdbench.metrics import relative_interval, seed_clip_interval
+
+    study = inputs["study"]
+    trial_dir = study / "trials" / "mobilenet_v3_small" / "1"
+    hits, teacher_hits = write_seed_predictions(study, tiny_store)
     lb = collect(study, inputs["export"], None)
     row = _row(lb.boards[0], "mnv3_kd/fp32")
     assert row.seed_interval == "seeds+clips"
@@ -493,23 +507,23 @@ def test_csv_and_json_hold_the_same_rows_with_the_documented_columns(inputs):
         assert list(j) == column_names()
         for name in column_names():
             value = j[name]
-            text = "" if value is None else ("yes" if value is True else "no" if value is False else
-                                              format(value, ".6g") if isinstance(value, float) else str(value))
+            text = "" if value is None else format(value, ".6g") if isinstance(value, float) else str(value)
             assert c[name] == text, (j["variant_id"], name)
     assert [t["target"] for t in doc["targets"]] == ["rpi4", "x86"]
-    assert doc["targets"][1]["recommended"] == {"variant_id": "shuffle_kd/fp32", "runtime": "openvino", "flag": "yes"}
+    assert doc["targets"][1]["recommended"] == {"variant_id": "shuffle_kd/fp32", "runtime": "openvino",
+                                                "model": "shufflenet_v2_x1_0.vanilla_trial1_fp32", "uncertain": False}
     readme = (out / README).read_text()
     for name in COLUMNS:
         assert f"`{name}`" in readme, name
     for r in rows:
-        if r["front"]:
-            assert r["pareto"] == ("yes" if r["front"] == "1" else "no")
+        assert r["pareto"] == str(r["front"] == "1")
         if r["target"] == "rpi4" and r["latency_p50_ms"]:
-            assert r["measured"] == "estimated" and r["error_band_pct"] == "35" and r["fps_low"]
+            assert r["estimated"] == "True" and r["error_band_pct"] == "35" and r["fps_low"]
         if r["target"] == "x86" and r["latency_p50_ms"]:
-            assert r["measured"] == "measured" and r["error_band_pct"] == "" and r["fps_low"] == ""
+            assert r["estimated"] == "False" and r["error_band_pct"] == "" and r["fps_low"] == ""
     no_result = [r for r in rows if r["target"] == "rpi4" and r["variant_id"].endswith("int8_openvino")]
-    assert {r["front"] for r in no_result} == {""} and all(r["note"] for r in no_result)
+    assert {r["front"] for r in no_result} == {""} and {r["pareto"] for r in no_result} == {"False"}
+    assert all(r["decision_note"].startswith("not ranked: ") and r["decision"] == "" for r in no_result)
 
 
 def _tables(markdown: str) -> list[list[list[str]]]:
@@ -690,3 +704,10 @@ def test_a_method_run_on_its_defaults_shows_its_t_and_alpha():
     assert config_columns({"method": "vanilla", "hparams": {"temperature": 2.0}}, None)["temperature"] == 2.0
     assert config_columns({"method": "scratch", "hparams": {}}, None)["temperature"] is None
     assert config_columns({"method": "ctkd", "hparams": {"temperature": None}}, None)["temperature"] is None
+    # the settings the search recorded win (trial.json method_settings: resolved when the trial ran)
+    recorded = {"method": "vanilla", "hparams": {}, "method_settings": {"temperature": 3.0, "alpha": 0.7}}
+    assert (config_columns(recorded, None)["temperature"], config_columns(recorded, None)["alpha"]) == (3.0, 0.7)
+    # an exported candidate outside the study: its own hparams over the method's defaults, not the defaults alone
+    assert (config_columns(None, "vanilla", {"temperature": 8.0})["temperature"],
+            config_columns(None, "vanilla", {"temperature": 8.0})["alpha"]) == (8.0, 0.5)
+    assert config_columns(None, "dkd", None)["alpha"] == 1.0 and config_columns(None, "wttm")["temperature"] is None

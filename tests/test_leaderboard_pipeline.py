@@ -86,7 +86,7 @@ def test_leaderboard_from_real_search_export_and_profile(tmp_path):
         assert r.test_clip_accuracy == v["metrics"]["test"]["clip_accuracy"] and r.test_ece == v["metrics"]["test"]["ece"]
         assert r.test_clips == v["metrics"]["test"]["n_clips"] < r.test_frames
         assert r.size_mb == v["size_mb"] and r.latency_p50_ms == rec["latency_ms"]["p50"]
-        assert r.measured == "estimated" and r.error_band_pct == rec["error_band"]["pct"]
+        assert r.estimated is True and r.error_band_pct == rec["error_band"]["pct"]
         assert r.n_seeds == 2 and r.trial == v["trial"] is not None and r.seed == v["seed"] and r.seed_test_low is not None
         assert r.seed_interval == "seeds+clips"  # every seed saved its predictions: seeds and clips resampled
         point = (r.val_accuracy, r.latency_p50_ms, r.size_mb)
@@ -98,6 +98,10 @@ def test_leaderboard_from_real_search_export_and_profile(tmp_path):
     assert sum(r.decision == "best" for r in ranked) == 1
     rows = list(csv.DictReader((tmp_path / "leaderboard" / CSV).open()))
     assert {r["variant_id"] for r in rows} == set(by_id)
+    assert all(r["estimated"] == "True" and r["pareto"] in ("True", "False") for r in rows)  # flags: real booleans
+    assert all((r["temperature"], r["alpha"]) == (("4", "0.5") if r["method"] == "vanilla" else ("", "")) for r in rows)
+    assert all(float(r["infer_samples_per_sec"]) * float(r["infer_step_time"]) / 1000 == pytest.approx(1, rel=1e-5)
+               for r in rows)
     readme = (tmp_path / "leaderboard" / README).read_text()
     assert "## Target `rpi4`" in readme
     n_test, n_clips = len(store.indices("test")), len({(s, v) for s, v in zip(store.sources[store.indices("test")],

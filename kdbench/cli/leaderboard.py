@@ -60,7 +60,7 @@ def command(
     for b in lb.boards:
         ranked = [r for r in b.rows if r.front is not None]
         rec = b.recommended
-        label = "-" if rec is None else ("UNCERTAIN: " if rec.recommended == "uncertain" else "") + row_label(rec)
+        label = "-" if rec is None else ("UNCERTAIN: " if rec.recommended_uncertain else "") + row_label(rec)
         table.add_row(b.name, str(len(b.rows)), str(sum(r.front == 1 for r in ranked)),
                       str(sum(r.verdict == "meets" for r in b.rows)) if b.constraints else "n/a",
                       " / ".join(str(sum(r.decision == v for r in ranked)) for v in ("best", "equivalent", "worse", "undecided")),

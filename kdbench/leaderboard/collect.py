@@ -26,7 +26,7 @@ from kdbench.errors import ConfigError, DataError
 from kdbench.export.record import VariantRecord
 from kdbench.profile.constraints import evaluate_constraints, load_constraints
 from kdbench.leaderboard.decisions import ValHits
-from kdbench.leaderboard.rank import rank_rows, recommend
+from kdbench.leaderboard.rank import not_ranked, rank_rows, recommend
 from kdbench.leaderboard.row import BoardRow
 from kdbench.leaderboard.seeds import SeedSummary, seed_metrics, summarise_trial
 from kdbench.manifest import read_json
@@ -199,12 +199,23 @@ def _hparam(hparams: dict[str, Any], key: str) -> Any:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def config_columns(trial: dict[str, Any] | None, method: str | None) -> dict[str, Any]:
-    """The student-configuration columns from a trial (or the method alone, outside a study)."""
+def method_settings(trial: dict[str, Any] | None, method: str | None, hparams: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
+    """The settings the method ran with: the trial's recorded ``method_settings``, else its (or, without a trial,
+    the exported candidate's) ``hparams`` over the method's defaults (kdbench.distill.registry.resolved_hparams)."""
     from kdbench.distill.registry import resolved_hparams  # defers torch
 
+    recorded = (trial or {}).get("method_settings")
+    if isinstance(recorded, dict):
+        return recorded
+    return resolved_hparams((trial or {}).get("method") or method, (trial or {}).get("hparams", hparams))
+
+
+def config_columns(trial: dict[str, Any] | None, method: str | None, hparams: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """The student-configuration columns from a trial (or, outside a study, the method and its candidate's hparams)."""
     method = (trial or {}).get("method") or method
-    hp = resolved_hparams(method, (trial or {}).get("hparams"))
+    hp = method_settings(trial, method, hparams)
     return {"method": method, "temperature": _hparam(hp, "temperature"),
             "alpha": _hparam(hp, "alpha"), "train_batch_size": ((trial or {}).get("train") or {}).get("batch_size"),
             "trial": (trial or {}).get("trial")}
@@ -284,14 +295,21 @@ def _precision(variant: VariantRecord) -> str:
     return next((p for p in _PRECISIONS if p in variant.variant), "fp32")
 
 
-def _variant_row(v: VariantRecord, trial: dict[str, Any] | None) -> BoardRow:
-    """The row of one exported variant: its own re-measured figures, its configuration and its trial's seed means."""
+def model_name(row: BoardRow) -> str:
+    """The model column, timm-style '<architecture>.<weights tag>': 'mobilenet_v3_small.vanilla_trial1_int8_ort'."""
+    trial = f"_trial{row.trial}" if row.trial is not None else ""
+    return f"{row.student}.{row.method}{trial}_{row.variant}"
+
+
+def _variant_row(v: VariantRecord, trial: dict[str, Any] | None, hparams: dict[str, Any] | None = None) -> BoardRow:
+    """The row of one exported variant: its own re-measured figures and its configuration (the trial's, else the
+    exported candidate's ``hparams``)."""
     metrics = v.metrics or {}
     return BoardRow(student=v.student, variant=v.variant, precision=_precision(v), runtime=v.runtime, seed=v.seed,
                     infer_img_size=v.input_size, size_mb=v.size_mb,
                     param_count=v.params / 1e6 if v.params is not None else None,
                     infer_gmacs=v.macs / 1e9 if v.macs is not None else None, variant_id=v.id,
-                    **config_columns(trial, v.method), **metric_columns(metrics.get("val") or {}, metrics.get("test") or {}))
+                    **config_columns(trial, v.method, hparams), **metric_columns(metrics.get("val") or {}, metrics.get("test") or {}))
 
 
 def variant_rows(variants: list[VariantRecord], candidates: dict[str, dict[str, Any]], trials: list[dict[str, Any]],
@@ -304,22 +322,23 @@ def variant_rows(variants: list[VariantRecord], candidates: dict[str, dict[str, 
         if v.status != "ok":
             left_out.append({"variant_id": v.id, "reason": v.reason or "failed"})
             continue
-        is_teacher = _is_teacher(v, candidates.get(v.candidate, {}), teacher)
+        cand = candidates.get(v.candidate, {})
+        is_teacher = _is_teacher(v, cand, teacher)
         trial = None if is_teacher or v.trial is None else by_key.get((str(v.student), v.trial))
-        row = _variant_row(v, trial)
+        row = _variant_row(v, trial, cand.get("hparams"))
         if trial is not None:
             row = row.replace(**seed_columns(summaries[(trial["student"], int(trial["trial"]))]))
         elif not is_teacher:
             unmatched.add(v.candidate)
         if row.val_accuracy is None:
-            row.note = "no validation accuracy in the export manifest: not ranked"
+            row.decision_note = not_ranked("no validation accuracy in the export manifest")
         if is_teacher:
             teacher_rows.append(row.replace(method="teacher"))
         else:
             rows.append(row)
     if unmatched:
         notes.append(f"exported candidate(s) {', '.join(sorted(unmatched))} name no completed trial of this study: "
-                     "their seed means, T, alpha and training batch size are left empty")
+                     "their seed means and training batch size are left empty (T and alpha: the candidate's hparams)")
     return rows, teacher_rows, left_out
 
 
@@ -330,8 +349,7 @@ def study_rows(best: list[dict[str, Any]], summaries: dict[tuple[str, int], Seed
         s = summaries[(t["student"], int(t["trial"]))]
         val = {"accuracy": s.means["val"], "accuracy_ci": s.intervals["val"]}
         test = {**s.test, "accuracy": s.means["test"], "accuracy_ci": s.intervals["test"]}
-        rows.append(BoardRow(student=t["student"], variant="checkpoint", precision="fp32",
-                             note="not exported: seed means of the trained checkpoints", **metric_columns(val, test),
+        rows.append(BoardRow(student=t["student"], variant="checkpoint", precision="fp32", **metric_columns(val, test),
                              **config_columns(t, None), **seed_columns(s)))
     return rows
 
@@ -369,15 +387,21 @@ def _bands(r: dict[str, Any], p50: float | None, fps: float | None) -> dict[str,
     return out
 
 
+def timm_speed(p50_ms: float | None, batch: int) -> dict[str, Any]:
+    """timm's speed columns of a median step time: infer_batch_size, infer_step_time (ms) and infer_samples_per_sec."""
+    rate = batch * 1000.0 / p50_ms if p50_ms else None
+    return {"infer_batch_size": batch, "infer_step_time": p50_ms, "infer_samples_per_sec": rate}
+
+
 def _profile_columns(r: dict[str, Any]) -> dict[str, Any]:
     """The hardware columns of one ok profile record."""
     lat = r.get("latency_ms") or {}
     measured = bool(r.get("measured", True))
     out = {"latency_p50_ms": lat.get("p50"), "latency_p90_ms": lat.get("p90"), "fps": r.get("fps"),
            "model_memory_mb": r.get("model_memory_mb", r.get("rss_increment_mb")), "peak_rss_mb": r.get("process_peak_rss_mb", r.get("peak_rss_mb")),
-           "measured": "measured" if measured else "estimated", "runtime_version": r.get("runtime_version"),
-           "threads": r.get("threads"), "infer_batch_size": r.get("batch", 1),
-           "stable": r.get("stable") if measured else None,
+           "estimated": not measured, "runtime_version": r.get("runtime_version"),
+           "threads": r.get("threads"), **timm_speed(lat.get("p50"), r.get("batch", 1)),
+           "unstable": measured and r.get("stable") is False,
            "frame_fps": r.get("frame_fps"), "error_band_pct": None if measured else (r.get("error_band") or {}).get("pct")}
     out.update(_bands(r, out["latency_p50_ms"], out["fps"]))
     return out
@@ -389,13 +413,14 @@ def join_profile(base: list[BoardRow], records: dict[str, list[dict[str, Any]]],
     for row in base:
         recs = records.get(str(row.variant_id), [])
         if not recs:
-            out.append(row.replace(target=target, note=row.note or f"no profile result on {target}"))
+            why = row.decision_note or not_ranked(f"no profile result on {target}")
+            out.append(row.replace(target=target, decision_note=why))
             continue
         for r in recs:
             new = row.replace(target=target, runtime=r.get("runtime") or row.runtime,
                               precision=r.get("precision") or row.precision)
             if r.get("status") != "ok":
-                out.append(new.replace(note=f"profiling failed: {r.get('error')}"))
+                out.append(new.replace(decision_note=not_ranked(f"profiling failed: {r.get('error')}")))
                 continue
             new = new.replace(**_profile_columns(r))
             if new.size_mb is None:
@@ -630,6 +655,7 @@ def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path |
     teacher_acc = teacher.get("accuracy")
     sig = kd_significance(stats)
     for row in base + teacher_base:
+        row.model = model_name(row)
         if teacher_acc and row.test_accuracy is not None:
             row.relative_accuracy = row.test_accuracy / teacher_acc
     for row in base:

@@ -100,7 +100,7 @@ def _draw_points(ax: Any, rows: list[BoardRow], x_col: str, colours: dict[str, A
         band = _x_band(r, x_col)
         ax.errorbar([x], [y], yerr=yerr, xerr=None if band is None else [[band[0]], [band[1]]], fmt="none",
                     ecolor=colour, elinewidth=0.8, alpha=0.6, capsize=2, zorder=2)
-        estimated = r.measured == "estimated"
+        estimated = r.estimated
         ax.scatter([x], [y], s=area(r.size_mb), marker=_marker(r), alpha=0.8, facecolors="none" if estimated else [colour],
                    edgecolors=[colour], linewidths=1.6 if estimated else 0.6, zorder=3)
         if r.front == 1:
@@ -129,7 +129,7 @@ def _legend_handles(ax: Any, rows: list[BoardRow], students: list[str], colours:
         labels.append(front + ",\nworse than the best, or undecided (dashed)")
     handles.append(Line2D([], [], marker="|", linestyle="", color="0.3", markersize=10))
     labels.append("95% interval of val accuracy")
-    if any(r.measured == "estimated" for r in rows):
+    if any(r.estimated for r in rows):
         handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="0.3"))
         labels.append("hollow: estimated, not measured\n(horizontal bar: latency band)")
     _legend_outside(ax, handles, labels)
@@ -188,7 +188,7 @@ def plot_tradeoff(board: TargetBoard, path: Path, teacher_accuracy: float | None
         rec = board.recommended
         if rec is not None and getattr(rec, x_col) is not None:
             ax.scatter([getattr(rec, x_col)], [rec.val_accuracy], marker="*", s=160, color="gold", edgecolors="black",
-                       linewidths=0.7, zorder=5, label="recommended" + (" (UNCERTAIN)" if rec.recommended == "uncertain" else ""))
+                       linewidths=0.7, zorder=5, label="recommended" + (" (UNCERTAIN)" if rec.recommended_uncertain else ""))
         ax.set_xscale("log")
         _plain_log_ticks(ax.xaxis)
         if x_col == "latency_p50_ms":

@@ -46,6 +46,11 @@ def hits_key(row: BoardRow) -> str:
 NO_PREDICTIONS = "no per-frame validation predictions were given for this row"
 
 
+def not_ranked(why: str) -> str:
+    """The decision_note of a row that cannot be ranked: 'not ranked: <why>'."""
+    return f"not ranked: {why}"
+
+
 def mark_decisions(ranked: list[BoardRow], predictions: dict[str, ValHits] | None = None,
                    margin: float = DEFAULT_MARGIN) -> BoardRow | None:
     """Set decision (best / equivalent / worse / undecided), its note and interval on every ranked row; the best row."""
@@ -73,16 +78,17 @@ def rank_rows(rows: list[BoardRow], objectives: list[tuple[str, str]], predictio
               margin: float = DEFAULT_MARGIN) -> list[BoardRow]:
     """Set front, pareto and decision on the rows that have every objective; return all rows, ranked first.
 
-    ``predictions``: validation hits by ``hits_key`` (missing: those rows are undecided, saying so)."""
+    A row not ranked keeps the reason it came with in its decision_note (``not_ranked``), else gets the missing
+    objectives. ``predictions``: validation hits by ``hits_key`` (missing: those rows are undecided, saying so)."""
     rankable = [r for r in rows if all(getattr(r, c) is not None for c, _ in objectives)]
     fronts = pareto_fronts([[getattr(r, c) for c, _ in objectives] for r in rankable], [s for _, s in objectives])
     for r, f in zip(rankable, fronts):
-        r.front, r.pareto = f, "yes" if f == 1 else "no"
+        r.front, r.pareto = f, f == 1
     for r in rows:
         if r.front is None:
             missing = [c for c, _ in objectives if getattr(r, c) is None]
-            r.pareto = None
-            r.note = r.note or f"not ranked: no {', '.join(missing)}"
+            r.pareto = False
+            r.decision_note = r.decision_note or not_ranked(f"no {', '.join(missing)}")
     mark_decisions(rankable, predictions, margin)
     return sorted(rows, key=sort_key)
 
@@ -141,7 +147,7 @@ def recommend(board: "TargetBoard", include_unstable: bool = False) -> None:
         return
     margin = getattr(board, "margin", DEFAULT_MARGIN)
     best_row = next((r for r in ranked if r.decision == "best"), None)
-    usable = [r for r in ranked if include_unstable or r.stable is not False]
+    usable = [r for r in ranked if include_unstable or not r.unstable]
     board.left_out_unstable = len(ranked) - len(usable)
     eligible = [r for r in usable if r.verdict in ELIGIBLE]
     uncertain = [r for r in usable if r.verdict == "uncertain"]
@@ -152,7 +158,7 @@ def recommend(board: "TargetBoard", include_unstable: bool = False) -> None:
     pool = eligible or uncertain
     keep = [r for r in pool if r.decision in KEEPS]
     chosen = min(keep, key=_speed_key) if keep else min(pool, key=_best_key)
-    chosen.recommended = "uncertain" if flagged else "yes"
+    chosen.recommended, chosen.recommended_uncertain = True, flagged
     board.recommended = chosen
     acc = f"{_acc(chosen)}, {selection_note(chosen)}"
     rule = f"margin δ = {fmt_margin(margin)}, paired on the same validation frames"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,11 @@ from kdbench.leaderboard.columns import COLUMNS, column_names
 from kdbench.profile.constraints import describe_constraints
 from kdbench.leaderboard.decisions import fmt_margin
 from kdbench.leaderboard.rank import row_label
-from kdbench.leaderboard.row import BoardRow
+from kdbench.leaderboard.row import BoardRow, number
 
 EST = "≈"  # prefix of an estimated figure in the Markdown
 BIASED = "†"  # suffix of a selection-biased validation figure (the best's and the recommended model's)
-JSON_FORMAT = 1
+JSON_FORMAT = 2  # 2: flags are booleans (recommended + recommended_uncertain, estimated, unstable), no 'note'; timm columns
 
 # The per-target tables of README.md: a main table that fits GitHub's content width (about 950 px) and, in a
 # collapsible block, every other figure of the same rows.
@@ -44,17 +43,15 @@ _DETAIL_RIGHT = {1, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:
-    """A number with fixed decimals, or '-' when absent or not finite."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{float(value):.{digits}f}"
+    """A number with fixed decimals, or '-' when absent, not finite or not a number."""
+    x = number(value)
+    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def fmt_p(value: Any) -> str:
-    """A p-value or probability: '<0.001' for tiny values, else three decimals."""
-    if value is None:
-        return "-"
-    return "<0.001" if float(value) < 0.001 else f"{float(value):.3f}"
+    """A p-value or probability: '<0.001' for tiny values, else three decimals ('-' when it is not a number)."""
+    x = number(value)
+    return "-" if x is None else "<0.001" if x < 0.001 else f"{x:.3f}"
 
 
 def fmt_ci(value: Any, low: Any, high: Any, n: Any = None, kind: str | None = None) -> str:
@@ -81,15 +78,20 @@ def _cell(text: Any) -> str:
 
 def _est(row: BoardRow, text: str) -> str:
     """Prefix a figure of an estimated row with the estimate sign."""
-    return f"{EST}{text}" if row.measured == "estimated" and text != "-" else text
+    return f"{EST}{text}" if row.estimated and text != "-" else text
+
+
+def _profiled(row: BoardRow) -> bool:
+    """Whether a profile result gave the row its speed figures."""
+    return row.latency_p50_ms is not None or row.fps is not None
 
 
 def _figures(row: BoardRow) -> str:
-    if row.measured == "estimated":
+    if row.estimated:
         return f"estimated ±{row.error_band_pct:g}%" if row.error_band_pct is not None else "estimated"
-    if row.measured and row.stable is False:
-        return "measured, UNSTABLE"
-    return row.measured or "-"
+    if not _profiled(row):
+        return "-"
+    return "measured, UNSTABLE" if row.unstable else "measured"
 
 
 def variant_label(row: BoardRow) -> str:
@@ -272,7 +274,7 @@ _VS_BEST = {"best": "best on validation", "equivalent": "equivalent to the best"
 
 def _why(r: BoardRow) -> str:
     """Why the recommended row won, in short (the rule of kdbench.leaderboard.rank.recommend)."""
-    if r.recommended == "uncertain":
+    if r.recommended_uncertain:
         return (f"no model surely meets the constraints and this one's estimate band straddles a limit "
                 f"({r.verdict_reasons or '-'}): measure it on the target before relying on it")
     meets = r.verdict == "meets"
@@ -288,7 +290,7 @@ def _speed(b: TargetBoard, r: BoardRow) -> str:
     if r.latency_p50_ms is None and r.fps is None:
         return ""
     text = (f"{_est(r, fmt_num(r.latency_p50_ms, 2))} ms p50 / {_est(r, fmt_num(r.fps, 1))} fps on {b.name}"
-            + (" (estimated)" if r.measured == "estimated" else ""))
+            + (" (estimated)" if r.estimated else ""))
     memory = r.model_memory_mb
     return text + (f", model memory {_est(r, fmt_num(memory, 1))} MB" if memory is not None else "")
 
@@ -299,7 +301,7 @@ def recommendation_sentence(b: TargetBoard) -> str:
     r = b.recommended
     if r is None:
         return f"- {where}: nothing to ship: {b.recommendation}."
-    flag = "UNCERTAIN: " if r.recommended == "uncertain" else ""
+    flag = "UNCERTAIN: " if r.recommended_uncertain else ""
     parts = [f"validation accuracy {val_cell(r)} ({_VS_BEST.get(r.decision, 'no decision')})",
              f"test accuracy {test_cell(r)}", _speed(b, r), f"size {fmt_num(r.size_mb, 2)} MB"]
     return f"- {where}: {flag}ship **{row_label(r)}**: {', '.join(p for p in parts if p)}; why: {_why(r)}."
@@ -345,7 +347,7 @@ def _teacher_tables(trows: list[BoardRow]) -> list[str]:
         [[r.target or "-", variant_label(r), test_cell(r),
           _est(r, fmt_num(r.latency_p50_ms, 2)), _est(r, fmt_num(r.fps, 1)), _est(r, fmt_num(r.model_memory_mb, 1)),
           fmt_num(r.size_mb, 2), fmt_num(r.param_count, 2), fmt_num(r.infer_gmacs, 3),
-          _figures(r) if r.measured else (r.note or "-"), _verdict(r)] for r in trows],
+          _figures(r) if _profiled(r) else (r.decision_note or "-"), _verdict(r)] for r in trows],
         {2, 3, 4, 5, 6, 7, 8})
     return [main, ""] + details_block("All figures for the teacher", [full])
 
@@ -422,7 +424,7 @@ def _board_tables(b: TargetBoard) -> list[str]:
     if unranked:
         lines += [f"### Not ranked ({len(unranked)})", "", "Missing a figure the ranking needs:", ""]
         lines += [markdown_table(["student", "method", "variant (precision, runtime)", "test acc", "why"],
-                                 [[str(r.student), str(r.method), variant_label(r), fmt_num(r.test_accuracy), r.note or "-"]
+                                 [[str(r.student), str(r.method), variant_label(r), fmt_num(r.test_accuracy), r.decision_note or "-"]
                                   for r in unranked], {3}), ""]
     return lines
 
@@ -540,7 +542,7 @@ def render_markdown(lb: Leaderboard, plots: dict[str, str], command: str = "") -
               "(one seed); the seed means are over the seeds of the fp32 training of the same configuration, so the two "
               f"can differ (quantisation, pruning, seed). {EST} marks an estimated latency, fps or memory figure. "
               "`leaderboard.csv` and `leaderboard.json` hold the same rows with these columns (empty cell / null = not "
-              "available):", ""]
+              "available; a flag is True or False, never empty; a number is never text):", ""]
     lines += [f"- `{name}`: {desc}" for name, desc in COLUMNS.items()]
     return "\n".join(lines) + "\n"
 
@@ -549,13 +551,10 @@ def render_markdown(lb: Leaderboard, plots: dict[str, str], command: str = "") -
 
 
 def _csv_value(value: Any) -> str:
+    """A cell of leaderboard.csv: '' for None, True/False for a flag (pandas reads dtype bool), 6 significant digits."""
     if value is None:
         return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return "" if not math.isfinite(value) else format(value, ".6g")
-    return str(value)
+    return format(value, ".6g") if isinstance(value, float) else str(value)
 
 
 def all_rows(lb: Leaderboard) -> list[BoardRow]:
@@ -574,10 +573,6 @@ def render_csv(lb: Leaderboard) -> str:
     return buf.getvalue()
 
 
-def _json_value(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
 def render_json(lb: Leaderboard) -> str:
     """leaderboard.json: the CSV's rows as objects, with each target's constraints and recommendation."""
     targets = [{"target": b.name, "constraints": b.constraints, "objectives": [list(o) for o in b.objectives],
@@ -585,15 +580,16 @@ def render_json(lb: Leaderboard) -> str:
                 "decisions": {v: sum(r.decision == v for r in b.rows) for v in ("best", "equivalent", "worse", "undecided")},
                 "recommendation": b.recommendation,
                 "recommended": None if b.recommended is None else {"variant_id": b.recommended.variant_id,
+                                                                   "model": b.recommended.model,
                                                                    "runtime": b.recommended.runtime,
-                                                                   "flag": b.recommended.recommended}}
+                                                                   "uncertain": b.recommended.recommended_uncertain}}
                for b in lb.boards]
     doc = {"format_version": JSON_FORMAT, "study": lb.study, "columns": column_names(), "targets": targets,
            "split_sizes": {k: {"frames": v[0], "clips": v[1]} for k, v in sorted(lb.split_sizes.items())},
            "margin": {"value": lb.margin, "source": lb.margin_source},
            "ece_noise_floor": None if not lb.ece_floor else {"test_frames": lb.ece_floor[0], "median": lb.ece_floor[1],
                                                              "p95": lb.ece_floor[2]},
-           "rows": [{k: _json_value(v) for k, v in r.to_dict().items()} for r in all_rows(lb)]}
+           "rows": [r.to_dict() for r in all_rows(lb)]}
     if lb.pareto:
         doc["pareto_front"] = lb.pareto
     return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n"

@@ -1,12 +1,20 @@
-"""A leaderboard row: one (configuration x variant x runtime) on one target, with one to_dict for CSV and JSON."""
+"""A leaderboard row: one (configuration x variant x runtime) on one target, with one to_dict for CSV and JSON.
+
+Every field holds its declared type whatever is assigned to it (``cell_value``): a flag is a bool, a number a
+finite int/float or None (text such as '-' or 'n/a' becomes None), text is text or None; an interval end is cut to
+its metric's range (``kdbench.leaderboard.columns.RANGES``). ``typed_row`` reads a row back from the files.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from kdbench.leaderboard.columns import column_names
+from kdbench.leaderboard.columns import RANGES, column_names
+
+_TRUE = ("true", "yes", "uncertain")  # 'yes' / 'uncertain': the flags of leaderboards written before format 2
 
 
 @dataclass
@@ -15,12 +23,14 @@ class BoardRow:
 
     target: str | None = None
     front: int | None = None
-    pareto: str | None = None
+    pareto: bool = False
     decision: str | None = None  # best | equivalent | worse | undecided (kdbench.leaderboard.decisions)
     decision_note: str | None = None
     decision_ci_low: float | None = None  # 95% interval of best minus this row (validation, paired)
     decision_ci_high: float | None = None
-    recommended: str | None = None
+    recommended: bool = False
+    recommended_uncertain: bool = False
+    model: str | None = None  # '<student>.<method>_trial<n>_<variant>' (kdbench.leaderboard.collect.model_name)
     student: str | None = None
     method: str | None = None
     temperature: float | None = None
@@ -35,6 +45,8 @@ class BoardRow:
     threads: int | None = None
     infer_img_size: int | None = None
     infer_batch_size: int | None = None
+    infer_samples_per_sec: float | None = None
+    infer_step_time: float | None = None
     val_accuracy: float | None = None
     val_accuracy_low: float | None = None
     val_accuracy_high: float | None = None
@@ -80,9 +92,9 @@ class BoardRow:
     size_mb: float | None = None
     param_count: float | None = None
     infer_gmacs: float | None = None
-    measured: str | None = None
+    estimated: bool = False
     error_band_pct: float | None = None
-    stable: bool | None = None
+    unstable: bool = False
     verdict: str | None = None
     verdict_reasons: str | None = None
     kd_vs_scratch_diff: float | None = None
@@ -90,7 +102,12 @@ class BoardRow:
     kd_vs_scratch_verdict: str | None = None
     kd_vs_scratch_source: str | None = None
     variant_id: str | None = None
-    note: str | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Assign ``value`` as the field's type (``cell_value``), cut to the column's range."""
+        if name in KINDS:
+            value = clip(cell_value(KINDS[name], value), RANGES.get(name))
+        super().__setattr__(name, value)
 
     def to_dict(self) -> dict[str, Any]:
         """The row as the CSV and JSON hold it: every column, in order."""
@@ -99,3 +116,59 @@ class BoardRow:
     def replace(self, **changes: Any) -> "BoardRow":
         """A copy with some columns changed."""
         return dataclasses.replace(self, **changes)
+
+
+KINDS: dict[str, str] = {f.name: str(f.type).split(" ")[0] for f in dataclasses.fields(BoardRow)}  # bool|int|float|str
+
+
+def number(value: Any) -> float | None:
+    """A finite float from a number or numeric text; None for anything else (None, '', '-', 'n/a', NaN, inf)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def cell_value(kind: str, value: Any) -> Any:
+    """``value`` as a column of ``kind`` holds it: bool (never None), int, float or str (None when absent)."""
+    if kind == "bool":
+        return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
+    if kind == "str":
+        return None if value is None or value == "" else str(value)
+    x = number(value)
+    return int(x) if kind == "int" and x is not None and x.is_integer() else x
+
+
+def clip(value: float | None, bounds: tuple[float, float] | None) -> float | None:
+    """``value`` cut to ``bounds`` (None: unbounded)."""
+    if value is None or bounds is None:
+        return value
+    return min(max(value, bounds[0]), bounds[1])
+
+
+def clip_interval(interval: tuple[Any, Any], bounds: tuple[float, float]) -> tuple[float | None, float | None]:
+    """Both ends of an interval as finite numbers cut to ``bounds``."""
+    low, high = interval
+    return clip(number(low), bounds), clip(number(high), bounds)
+
+
+def _guess(value: Any) -> Any:
+    """A cell of a column this version does not know: text as int, float, None (empty) or text; others as they are."""
+    if not isinstance(value, str):
+        return value
+    if value == "":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def typed_row(cells: dict[str, Any]) -> dict[str, Any]:
+    """A row read back from leaderboard.csv (text) or leaderboard.json: every known column as its type."""
+    return {k: cell_value(KINDS[k], v) if k in KINDS else _guess(v) for k, v in cells.items()}

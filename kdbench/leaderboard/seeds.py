@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from kdbench.errors import DataError
+from kdbench.leaderboard.columns import PROPORTION
+from kdbench.leaderboard.row import clip_interval
 from kdbench.manifest import read_json
 from kdbench.predictions import seed_hits, seed_logits, teacher_test_hits
 
@@ -75,15 +77,11 @@ def _relative(run_dir: Path, seeds: list[int], preds: tuple[list[np.ndarray], np
 
 
 def _interval(values: list[float], hits: tuple[np.ndarray, np.ndarray] | None) -> tuple[float | None, float | None]:
-    """The seed(+clip) interval of a mean accuracy."""
+    """The seed(+clip) interval of a mean accuracy, cut to [0, 1]."""
     from kdbench.metrics import seed_clip_interval
     from kdbench.search.statistics import mean_ci
 
-    if hits is not None:
-        low, high = seed_clip_interval(*hits)
-        return float(low), float(high)
-    low, high = mean_ci(values)
-    return low, high
+    return clip_interval(seed_clip_interval(*hits) if hits is not None else mean_ci(values), PROPORTION)
 
 
 def _test_means(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
@@ -136,9 +134,10 @@ def _val_hits(seeds: list[int], preds: Any, hits: tuple[np.ndarray, np.ndarray] 
 
 
 def _ece_interval(preds: tuple[list[np.ndarray], np.ndarray], store: Any) -> tuple[float, float] | None:
-    """Clip-bootstrap interval of the seed-mean test ECE (kdbench.leaderboard.calibration.ece_interval)."""
+    """Clip-bootstrap interval of the seed-mean test ECE (kdbench.leaderboard.calibration.ece_interval), cut to [0, 1]."""
     from kdbench.leaderboard.calibration import ece_interval
     from kdbench.metrics import clip_ids
 
     logits, rows = preds
-    return ece_interval(logits, store.labels[rows], np.asarray(clip_ids(store, rows)))
+    ci = ece_interval(logits, store.labels[rows], np.asarray(clip_ids(store, rows)))
+    return None if ci is None else clip_interval(ci, PROPORTION)

@@ -238,7 +238,7 @@ def _best_entry(best: dict[str, Any], objective: str) -> dict[str, Any]:
     seeds = best["seeds"]
     seed_dirs = {int(s): str(Path(best["run_dir"]) / f"seed_{s}") for s in seeds}
     best_seed = max(seeds, key=lambda s: seeds[s][objective])
-    low, high = mean_ci([seeds[s][objective] for s in seeds])
+    low, high = mean_ci([seeds[s][objective] for s in seeds], bounds=(0.0, 1.0))  # an accuracy or F1
     entry = {"student": best["student"], "method": best["method"], "hparams": best["hparams"],
              "train": best["train"], "trial": best["trial"], "config_id": best["config_id"],
              "seed_dirs": seed_dirs, "best_seed_dir": seed_dirs[int(best_seed)],
