@@ -32,6 +32,7 @@ from kdbench.data.resized import resized_store
 from kdbench.data.store import FrameStore
 from kdbench.data.views import VIEWS
 from kdbench.distill.base import DistillMethod
+from kdbench.distill.feed import TeacherFeed
 from kdbench.errors import ConfigError
 from kdbench.manifest import write_json
 from kdbench.metrics import classification_metrics, clip_ids
@@ -381,7 +382,7 @@ def fit(
     ``teacher_logits`` ([N, 4], indexed by store row) is the cached teacher; ``teacher_model`` is
     the naive alternative that runs the teacher on every batch (on the augmented frames, when
     augmenting). With ``config.augment_versions`` = K > 0 a cached teacher is ``augmented_logits``
-    ([K, N, 4] of ``kdbench.data.augment.load_or_build_augmented_logits`` with the config's seed
+    ([K, N, 4] of ``kdbench.distill.augmented_cache.load_or_build_augmented_logits`` with the config's seed
     and strengths), looked up as ``[k, row]``; ``teacher_logits`` then only gives the evaluation's
     teacher figures. ``epoch_callback(epoch, record)`` may raise (for example optuna.TrialPruned)
     to stop the run; the exception propagates.
@@ -446,8 +447,8 @@ def _check_teacher(method: DistillMethod, store: FrameStore, config: TrainConfig
     expected = (k, len(store), len(VIEWS))
     if augmented_logits is None:
         raise ConfigError(f"train augment_versions={k} with method {method.name!r}: the teacher must see the augmented "
-                          "frames; pass the augmented teacher logits [K, N, 4] (kdbench.data.augment."
-                          "load_or_build_augmented_logits) or a live teacher, not only the plain cache")
+                          "frames; pass the augmented teacher logits [K, N, 4] (kdbench.distill.feed.TeacherFeed) or a "
+                          "live teacher, not only the plain cache")
     if tuple(augmented_logits.shape) != expected:
         raise ConfigError(f"augmented teacher logits have shape {tuple(augmented_logits.shape)}; expected {list(expected)} "
                           f"(augment_versions, store frames, classes)")
@@ -558,39 +559,19 @@ def train_student(
     pretrained: bool = False,
     meta: dict[str, Any] | None = None,
     augmented_logits: np.ndarray | None = None,
+    teacher: TeacherFeed | None = None,
 ) -> RunResult:
-    """Build the student and the method by name and fit them: the unit a search trial repeats per seed."""
+    """Build the student and the method by name and fit them: the unit a search trial repeats per seed.
+
+    ``teacher`` (a ``kdbench.distill.feed.TeacherFeed``) gives the teacher's logits the way every command reads
+    them; ``teacher_logits``/``teacher_model``/``augmented_logits`` are ``fit``'s own (lower-level) arguments."""
     from kdbench.distill.registry import create_method
     from kdbench.models import create_model
 
     seed_everything(config.seed)  # the same seed gives the same initial weights
     model = create_model(student, num_classes=len(VIEWS), pretrained=pretrained)
     method = create_method(method_name, **hparams)
-    return fit(model, method, store, config, teacher_logits=teacher_logits, teacher_model=teacher_model, out_dir=out_dir, progress=progress,
-               epoch_callback=epoch_callback, checkpoint_meta={"arch": student, "student": student, **(meta or {})},
-               augmented_logits=augmented_logits)
-
-
-def augmented_logits_for(store: FrameStore, teacher_path: str | Path | None, config: TrainConfig,
-                         memo: dict | None = None, progress: Callable[[int, int], None] | None = None,
-                         method: str | None = None) -> np.ndarray | None:
-    """The [K, N, 4] teacher logits a run with ``config``'s augmentation looks up (None: augmentation off, no teacher, or ``method`` needs none).
-
-    Built once per store, teacher, K, seed and strengths (``load_or_build_augmented_logits`` caches
-    them under ``STORE/teacher_cache/aug-*``); ``memo`` (a dict the caller keeps) also saves the reload.
-    """
-    from kdbench.distill.registry import METHODS
-
-    if not config.augment_versions or teacher_path is None or (method is not None and not METHODS[method].needs_teacher):
-        return None
-    from kdbench.data.augment import load_or_build_augmented_logits
-
-    key = (store.store_hash, str(teacher_path), config.augment_versions, config.augment_seed, tuple(sorted(config.augment.to_dict().items())))
-    if memo is not None and key in memo:
-        return memo[key]
-    device = config.resolved_device()
-    logits = load_or_build_augmented_logits(store, teacher_path, config.augment_versions, seed=config.augment_seed,
-                                            config=config.augment, device=str(device), progress=progress)
-    if memo is not None:
-        memo[key] = logits
-    return logits
+    given = ({"teacher_logits": teacher_logits, "teacher_model": teacher_model, "augmented_logits": augmented_logits}
+             if teacher is None else teacher.for_run(method_name, store, config))
+    return fit(model, method, store, config, out_dir=out_dir, progress=progress, epoch_callback=epoch_callback,
+               checkpoint_meta={"arch": student, "student": student, **(meta or {})}, **given)

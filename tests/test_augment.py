@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from kdbench.data.augment import (AugmentConfig, AugmentedLoader, augment_batch, augment_frame,
-                                  augmented_teacher_logits, load_or_build_augmented_logits, teacher_lookup)
+from kdbench.data.augment import AugmentConfig, AugmentedLoader, augment_batch, augment_frame, teacher_lookup
+from kdbench.distill.augmented_cache import augmented_teacher_logits, load_or_build_augmented_logits
 from kdbench.data.harmonise import sector_mask
 from kdbench.data.loader import StoreLoader
 from kdbench.errors import ConfigError

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from kdbench.errors import ConfigError
@@ -37,11 +36,13 @@ method = ["scratch", "vanilla"]
 
 
 def test_search_trains_every_trial_with_the_spaces_augmentation(phantom_32px, tmp_path):
-    from kdbench.data.augment import AugmentConfig, augmented_cache_key
+    from kdbench.data.augment import AugmentConfig
+    from kdbench.distill.augmented_cache import augmented_cache_key
+    from kdbench.distill.feed import TeacherFeed
     from kdbench.data.store import FrameStore
     from kdbench.search.runner import SearchRequest, run_search
     from kdbench.search.trial_config import TrialConfig
-    from kdbench.train import augmented_logits_for, train_student
+    from kdbench.train import train_student
 
     store_path, teacher = phantom_32px
     (tmp_path / "aug.toml").write_text(SPACE)
@@ -65,8 +66,7 @@ def test_search_trains_every_trial_with_the_spaces_augmentation(phantom_32px, tm
     config = TrialConfig.from_dict(body)
     seed_cfg = config.seed_config(0, "cpu")
     rerun = train_student(store, STUDENT, "vanilla", config.hparams, seed_cfg, out_dir=tmp_path / "rerun", progress=False,
-                          augmented_logits=augmented_logits_for(store, teacher, seed_cfg),
-                          teacher_logits=np.zeros((len(store), 4), np.float32))
+                          teacher=TeacherFeed.open(store, teacher))
     first = json.loads((tdir / "seed_0" / "metrics.json").read_text())
     assert rerun.history and [h["train_loss"] for h in rerun.history] == [h["train_loss"] for h in first["history"]]
     assert rerun.metrics["val"]["accuracy"] == first["metrics"]["val"]["accuracy"]

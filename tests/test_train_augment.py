@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from kdbench.data.augment import AugmentConfig, AugmentedLoader, augment_batch, load_or_build_augmented_logits
+from kdbench.data.augment import AugmentConfig, AugmentedLoader, augment_batch
+from kdbench.distill.augmented_cache import load_or_build_augmented_logits
+from kdbench.distill.feed import TeacherFeed
 from kdbench.data.loader import StoreLoader
 from kdbench.data.store import FrameStore
 from kdbench.distill.vanilla import Vanilla
 from kdbench.errors import ConfigError
-from kdbench.train import TrainConfig, augmented_logits_for, fit, seed_everything, train_student
+from kdbench.train import TrainConfig, fit, seed_everything, train_student
 
 K = 2
 CPU = dict(device="cpu", batch_size=8, lr=1e-3)
@@ -144,10 +146,14 @@ def test_run_records_its_augmentation_and_reruns_identically(store_teacher, aug,
     store, teacher = store_teacher
     cfg = TrainConfig(epochs=2, augment_versions=K, augment_choice="random", augment_seed=0, seed=3,
                       augment=AugmentConfig(speckle=0.1), max_batches_per_epoch=2, **CPU)
-    memo: dict = {}
-    logits = augmented_logits_for(store, teacher, cfg, memo)
-    assert logits.shape == (K, len(store), 4) and augmented_logits_for(store, teacher, cfg, memo) is logits
-    assert augmented_logits_for(store, teacher, cfg, memo, method="scratch") is None  # no teacher, nothing built
+    feed = TeacherFeed.open(store, teacher)
+    logits = feed.augmented_logits(store, cfg)
+    assert logits.shape == (K, len(store), 4) and feed.augmented_logits(store, cfg) is logits  # built once
+    scratch = feed.for_run("scratch", store, cfg)  # no teacher to train with; the plain logits for its evaluation
+    assert scratch["augmented_logits"] is None and scratch["teacher_logits"] is feed.logits
+    assert feed.for_run("vanilla", store, cfg)["augmented_logits"] is logits
+    live = TeacherFeed.open(store, teacher, cache=False)  # a live teacher sees the augmented frames itself
+    assert live.logits is None and live.model is not None and live.for_run("vanilla", store, cfg)["augmented_logits"] is None
     for name in ("a", "b"):
         train_student(store, "mobilenet_v3_small", "vanilla", {}, cfg, augmented_logits=logits, out_dir=tmp_path / name,
                       progress=False)

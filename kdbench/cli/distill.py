@@ -37,7 +37,6 @@ def command(
     from kdbench.data.store import FrameStore
     from kdbench.distill.registry import create_method
     from kdbench.errors import ConfigError
-    from kdbench.teacher import live_teacher
     from kdbench.train import TrainConfig, train_student
 
     hparams = parse_key_values(param, "--param")
@@ -61,20 +60,15 @@ def command(
     frames = FrameStore.open(store)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device,
                          augment_versions=augment_versions, augment_choice=augment_choice, augment_seed=augment_seed)
-    teacher_logits = teacher_model = augmented = None
     if needs_teacher and teacher is None:
         raise ConfigError(f"method {method!r} distils from a teacher: pass --teacher PATH (.pt or .onnx)")
     if teacher is not None:
         ensure_readable_file(teacher, "--teacher")
     _check_out(out, student)
-    if teacher is not None:
-        if not cache:
-            teacher_model = live_teacher(teacher)
-        else:
-            teacher_logits = _teacher_logits(frames, teacher)
-            augmented = _augmented_logits(frames, teacher, config) if needs_teacher else None
-    result = train_student(frames, student, method, hparams, config, teacher_logits=teacher_logits,
-                           teacher_model=teacher_model, out_dir=out, pretrained=pretrained, augmented_logits=augmented,
+    feed = _open_teacher(frames, teacher, cache) if teacher is not None else None
+    if feed is not None and needs_teacher and config.augment_versions:  # built here under a bar, then reused
+        _with_bar("augmented teacher logits", None, lambda update: feed.augmented_logits(frames, config, update))
+    result = train_student(frames, student, method, hparams, config, out_dir=out, pretrained=pretrained, teacher=feed,
                            meta={"teacher": str(teacher) if teacher else None, "pretrained": pretrained})
     if result.status != "ok":
         console.print(f"[bold yellow]run stopped:[/] {result.status}: {result.message}")
@@ -94,26 +88,19 @@ def _check_out(out: Path, student: str) -> None:
     ensure_writable_dir(out, "--out", need_mb=2 * estimate_checkpoint_mb(student) + 1)
 
 
-def _augmented_logits(frames, teacher: Path, config):
-    """The augmented teacher logits [K, N, 4] of config's augmentation (None when off), built on first use."""
+def _with_bar(title: str, total: int | None, work):
+    """``work(update)`` under a transient progress bar; ``update(done, total)`` moves it."""
     from rich.progress import Progress
 
-    from kdbench.train import augmented_logits_for
-
-    if not config.augment_versions:
-        return None
     with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("augmented teacher logits", total=None)
-        return augmented_logits_for(frames, teacher, config,
-                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+        task = bar.add_task(title, total=total)
+        return work(lambda done, n: bar.update(task, completed=done, total=n))
 
 
-def _teacher_logits(frames, teacher: Path):
-    """Cached teacher logits, built on first use."""
-    from rich.progress import Progress
+def _open_teacher(frames, teacher: Path, cache: bool):
+    """The teacher as this run reads it: cached logits (built on first use, with a bar) or the live model."""
+    from kdbench.distill.feed import TeacherFeed
 
-    from kdbench.distill.cache import load_or_build_teacher_logits
-
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("teacher logits", total=len(frames))
-        return load_or_build_teacher_logits(frames, teacher, progress=lambda done, total: bar.update(task, completed=done))
+    if not cache:
+        return TeacherFeed.open(frames, teacher, cache=False)
+    return _with_bar("teacher logits", len(frames), lambda update: TeacherFeed.open(frames, teacher, progress=update))

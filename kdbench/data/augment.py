@@ -4,7 +4,7 @@ Caching the teacher's logits makes a KD trial cost what a scratch trial costs, b
 must see the frame the student sees. So augmentation here is a pure function of
 ``(frame row, version k, seed)``: version k of a frame is the same array whenever and wherever it
 is made, the teacher runs once over the K versions of the training frames
-(``augmented_teacher_logits`` -> ``[K, N, 4]``), and the student sees version ``epoch mod K`` (or a
+(``kdbench.distill.augmented_cache.augmented_teacher_logits`` -> ``[K, N, 4]``), and the student sees version ``epoch mod K`` (or a
 seeded random version) of each frame, looking its teacher logits up as ``logits[k, row]``.
 
 The augmentations suit harmonised echo frames (apex at the top centre, one fixed fan mask):
@@ -22,14 +22,11 @@ the usual probe convention, and a classifier should not learn that it is.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -38,14 +35,12 @@ import torch
 from kdbench.data.harmonise import sector_mask
 from kdbench.data.loader import StoreLoader
 from kdbench.data.store import FrameStore
-from kdbench.data.views import VIEWS
 from kdbench.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 AUGMENT_VERSION = 1  # bump when the pixels a (row, k, seed, config) gives change: old caches then miss
 CHOICES = ("cycle", "random")
-TeacherFn = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -161,31 +156,6 @@ def versions_beyond_epochs(versions: int, choices: list[str], epochs: int, versi
             f"{epochs} of its {versions} versions, yet the teacher runs {versions} passes; at most {epochs} would do")
 
 
-def augmented_teacher_logits(
-    store: FrameStore, teacher: TeacherFn, versions: int, seed: int = 0, config: AugmentConfig | None = None,
-    split: str | None = "train", batch_size: int = 256, progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
-    """Teacher logits float32 [K, N, 4] of the K augmented versions of the split's frames (NaN elsewhere)."""
-    versions = check_versions(versions)
-    config = config or AugmentConfig()
-    rows = store.indices(split) if split is not None else np.arange(len(store), dtype=np.int64)
-    out = np.full((versions, len(store), len(VIEWS)), np.nan, np.float32)
-    done, total = 0, versions * len(rows)
-    for k in range(versions):
-        for start in range(0, len(rows), batch_size):
-            idx = rows[start : start + batch_size]
-            x = augment_batch(store.frames[idx], idx, np.full(len(idx), k), seed, config)
-            out[k, idx] = teacher(x)
-            done += len(idx)
-            if progress is not None:
-                progress(done, total)
-    bad = ~np.isfinite(out[:, rows]).all(axis=2)
-    if bad.any():
-        k, i = np.argwhere(bad)[0]
-        raise ValueError(f"the teacher produced non-finite logits for store row {int(rows[i])}, augmented version {int(k)}")
-    return out
-
-
 class AugmentedLoader:
     """Iterate (x float32 [B,1,S,S], y int64 [B], idx int64 [B], k int64 [B]) over augmented frames.
 
@@ -240,87 +210,3 @@ def teacher_lookup(augmented_logits: np.ndarray, idx: Any, k: Any) -> np.ndarray
     """The cached teacher logits [B, 4] of a batch: ``augmented_logits[k, idx]`` (k, idx: [B])."""
     idx, k = np.asarray(idx), np.asarray(k)
     return augmented_logits[k, idx]
-
-
-# ---- the on-disk cache ----------------------------------------------------------------------------
-
-
-def augmented_cache_key(store: FrameStore, teacher_path: str | Path, versions: int, seed: int,
-                        config: AugmentConfig, split: str | None) -> tuple[str, dict]:
-    """Key and identity of an augmented cache entry: the plain cache's identity plus the augmentation's."""
-    from kdbench.distill.cache import cache_key
-    from kdbench.manifest import config_hash
-
-    _, identity = cache_key(Path(teacher_path), store)
-    identity = {**identity, "augment": config.to_dict(), "augment_version": AUGMENT_VERSION,
-                "versions": check_versions(versions), "augment_seed": int(seed), "split": split}
-    return "aug-" + config_hash(identity), identity
-
-
-def load_or_build_augmented_logits(
-    store: FrameStore, teacher_path: str | Path, versions: int, seed: int = 0, config: AugmentConfig | None = None,
-    split: str | None = "train", batch_size: int = 256, device: str = "cpu",
-    progress: Callable[[int, int], None] | None = None, rebuild: bool = False,
-) -> np.ndarray:
-    """Cached augmented teacher logits [K, N, 4] under ``STORE/teacher_cache/aug-<key>.npy``; built when missing or stale.
-
-    Processes building the same entry at once (search workers) take turns under a file lock: the
-    first builds it, the others then find it and load it.
-    """
-    from kdbench.distill.cache import cache_paths
-    from kdbench.manifest import file_hash, write_json
-
-    config = config or AugmentConfig()
-    key, identity = augmented_cache_key(store, teacher_path, versions, seed, config, split)
-    npy, meta_path = cache_paths(store, key)
-    identity = {**identity, "shape": [int(versions), len(store), len(VIEWS)]}
-    hit = None if rebuild else _cached(npy, meta_path, identity)
-    if hit is not None:
-        return hit
-    npy.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(npy):
-        hit = None if rebuild else _cached(npy, meta_path, identity)  # another process may have built it meanwhile
-        if hit is not None:
-            return hit
-        if npy.exists():
-            log.warning("augmented teacher-logit cache %s is stale or corrupt: rebuilding", npy)
-        from kdbench.teacher import load_teacher
-
-        logits = augmented_teacher_logits(store, load_teacher(teacher_path, device), versions, seed, config, split,
-                                          batch_size, progress)
-        tmp = npy.with_name(f"{npy.name}.{os.getpid()}.tmp.npy")
-        np.save(tmp, logits)
-        os.replace(tmp, npy)
-        write_json(meta_path, {**identity, "teacher_path": str(Path(teacher_path).resolve()), "file_hash": file_hash(npy)})
-    return logits
-
-
-def _cached(npy: Path, meta_path: Path, identity: dict[str, Any]) -> np.ndarray | None:
-    """The entry's array when its record matches ``identity`` and the file's hash, else None."""
-    from kdbench.manifest import file_hash, read_json
-
-    if not (npy.exists() and meta_path.exists()):
-        return None
-    try:
-        meta = read_json(meta_path)
-    except ValueError:
-        return None
-    if all(meta.get(k) == v for k, v in identity.items()) and meta.get("file_hash") == file_hash(npy):
-        return np.load(npy)
-    return None
-
-
-@contextlib.contextmanager
-def _build_lock(npy: Path) -> Iterator[None]:
-    """An exclusive lock on ``<entry>.lock`` for the duration (a no-op where fcntl is missing, e.g. Windows)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    with open(npy.with_name(npy.name + ".lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)

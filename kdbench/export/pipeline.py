@@ -26,6 +26,7 @@ import numpy as np
 
 from kdbench import __version__
 from kdbench.data.store import FrameStore
+from kdbench.distill.feed import TeacherFeed, needs_teacher
 from kdbench.errors import ConfigError, DataError
 from kdbench.export.candidates import Candidate
 from kdbench.export.evaluate import (evaluate_file, evaluate_runner, frames_as_input, load_runner,
@@ -233,9 +234,7 @@ class Exporter:
             raise ConfigError(f"teacher {path} does not exist (from {'--teacher' if self.teacher else cand.source + '/metrics.json'})")
         key = str(path.resolve())
         if key not in self._teacher_cache:
-            from kdbench.distill.cache import load_or_build_teacher_logits
-
-            self._teacher_cache[key] = load_or_build_teacher_logits(self.store, path)
+            self._teacher_cache[key] = TeacherFeed.open(self.store, path).logits
         return self._teacher_cache[key]
 
     # ---------------------------------------------------------------- running
@@ -466,7 +465,7 @@ class Exporter:
             details["finetune_method"] = method
             if not ctx.cand.method:
                 details["finetune_note"] = "candidate has no metrics.json method; fine-tuned with plain cross-entropy"
-            teacher_logits = self._teacher_logits(ctx.cand) if method != "scratch" else None
+            teacher_logits = self._teacher_logits(ctx.cand) if needs_teacher(method) else None
             details["finetune"] = finetune(
                 pruned, method, ctx.cand.hparams if ctx.cand.method else {}, ctx.store,
                 self.options.finetune_epochs, teacher_logits, ctx.cand.config, self.options.finetune_batch_size)

@@ -165,8 +165,7 @@ class _Trainer:
     def __init__(self, info: dict[str, Any], req: ConfirmRequest) -> None:
         self.info, self.req = info, req
         self.store: Any = None
-        self.teacher_logits: Any = None
-        self.augmented: dict = {}  # augmented teacher logits per augmentation (train.augmented_logits_for)
+        self.teacher: Any = None  # TeacherFeed of study.json's teacher, opened on first use
 
     def seed_config(self, trial: dict[str, Any], seed: int) -> Any:
         """The TrainConfig of one fresh seed: the epoch is kept on the study's objective, as in the search."""
@@ -187,25 +186,22 @@ class _Trainer:
 
     def __call__(self, trial: dict[str, Any], seed: int, sdir: Path) -> None:
         from kdbench.data.store import FrameStore
-        from kdbench.distill.registry import METHODS
+        from kdbench.distill.feed import TeacherFeed, needs_teacher
         from kdbench.search.trial_config import TrialConfig
-        from kdbench.train import augmented_logits_for, train_student
+        from kdbench.train import train_student
 
         if self.store is None:
             self.store = FrameStore.open(self.req.store or self.info["store"])
-        if METHODS[trial["method"]].needs_teacher and self.teacher_logits is None:
-            if not self.info.get("teacher"):
-                raise ConfigError(f"{trial['method']} needs a teacher but study.json names none")
-            from kdbench.distill.cache import load_or_build_teacher_logits
-
-            self.teacher_logits = load_or_build_teacher_logits(self.store, self.info["teacher"])
+        if needs_teacher(trial["method"]) and not self.info.get("teacher"):
+            raise ConfigError(f"{trial['method']} needs a teacher but study.json names none")
+        if self.teacher is None and self.info.get("teacher"):  # scratch too: its teacher figures pair with KD's
+            self.teacher = TeacherFeed.open(self.store, self.info["teacher"])
         config = TrialConfig.from_dict(trial)
         meta = {"study": self.info.get("study"), "trial": trial["trial"], "seed": seed, "confirm": True,
                 "teacher": self.info.get("teacher")}
         cfg = self.seed_config(trial, seed)
-        augmented = augmented_logits_for(self.store, self.info.get("teacher"), cfg, self.augmented, method=config.method)
-        train_student(self.store, config.student, config.method, config.hparams, cfg, teacher_logits=self.teacher_logits,
-                      out_dir=sdir, progress=False, meta=meta, augmented_logits=augmented)
+        train_student(self.store, config.student, config.method, config.hparams, cfg, teacher=self.teacher,
+                      out_dir=sdir, progress=False, meta=meta)
 
 
 def check_finished(req: ConfirmRequest, info: dict[str, Any]) -> list[str]:

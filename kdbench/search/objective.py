@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from kdbench.distill.feed import TeacherFeed
 from kdbench.manifest import write_json
 from kdbench.search.hardware_aware import TRIAL_JSON_ATTRS, budget_used, objective_values
 from kdbench.search.liveness import (DUPLICATE_ATTR, FINAL_ATTR, INTERRUPTED_ATTR, SLOT_ATTR, WORKER_ATTR, Heartbeat,
@@ -45,14 +46,12 @@ class SearchContext:
     study_dir: Path
     store: Any  # FrameStore
     teacher_path: str | None = None
-    teacher_logits: Any = None  # np.ndarray [N, 4] or None
-    teacher_model: Callable | None = None  # live teacher (no cache), for comparisons
+    teacher: TeacherFeed | None = None  # the study's teacher as every run reads it (None: no teacher)
     device: str = "auto"
     heartbeat: Heartbeat | None = None
     on_event: Callable[..., None] | None = None
     quota: dict[str, int] = field(default_factory=dict)  # trials per student (the budget a new trial checks)
     extra_meta: dict[str, Any] = field(default_factory=dict)
-    augmented: dict = field(default_factory=dict)  # augmented teacher logits [K, N, 4], built once (train.augmented_logits_for)
     study_id: str | None = None  # study.json's study_id, recorded in every trial.json (readers skip other studies')
 
 
@@ -358,13 +357,11 @@ def _train_seed(ctx: SearchContext, trial: Any, number: int, config: Any, seed: 
     """Train one seed of a trial (reporting epochs to the pruner on the first seed); its metrics.json."""
     import optuna
 
-    from kdbench.train import augmented_logits_for, train_student
+    from kdbench.train import train_student
 
     space = ctx.space
     cfg = seed_train_config(ctx, config, seed)
     key = cfg.select_on
-    augmented = (augmented_logits_for(ctx.store, ctx.teacher_path, cfg, ctx.augmented, method=config.method)
-                 if ctx.teacher_logits is not None else None)  # a live teacher sees the augmented frames itself
 
     def on_epoch(epoch: int, record: dict[str, Any]) -> None:
         emit(epoch=epoch + 1, val=record.get(key))
@@ -374,9 +371,7 @@ def _train_seed(ctx: SearchContext, trial: Any, number: int, config: Any, seed: 
                 raise optuna.TrialPruned(f"first seed below the median of earlier trials at epoch {epoch + 1}")
 
     meta = {"study": space.name, "trial": number, "seed": seed, "teacher": ctx.teacher_path, **ctx.extra_meta}
-    train_student(ctx.store, config.student, config.method, config.hparams, cfg,
-                  teacher_logits=ctx.teacher_logits, augmented_logits=augmented,
-                  teacher_model=ctx.teacher_model if ctx.teacher_logits is None else None, out_dir=sdir,
+    train_student(ctx.store, config.student, config.method, config.hparams, cfg, teacher=ctx.teacher, out_dir=sdir,
                   progress=False, epoch_callback=on_epoch, meta=meta, pretrained=space.pretrained)
     return json.loads((sdir / "metrics.json").read_text())
 
@@ -400,8 +395,11 @@ def _write_trial_json(ctx: SearchContext, trial: Any, config: Any, results: dict
     """
     tdir = trial_dir(ctx.study_dir, config.student, trial.number)
     first = trial.storage.get_trial(trial._trial_id).system_attrs.get("failed_trial", trial.number)
+    from kdbench.distill.registry import resolved_hparams
+
     body: dict[str, Any] = {"trial": trial.number, "first_trial": first, "study_id": ctx.study_id,
-                            **config.to_dict(), "state": state,
+                            **config.to_dict(), "method_settings": resolved_hparams(config.method, config.hparams),
+                            "state": state,
                             "reason": reason, "seeds": results, "study_seeds": ctx.space.seeds}
     body.update({k: v for k, v in seed_means(results).items() if k != "n_seeds"})
     body.update({k: trial.user_attrs[k] for k in TRIAL_JSON_ATTRS if k in trial.user_attrs})  # family, price

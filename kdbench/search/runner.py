@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from kdbench.distill.feed import TeacherFeed
 from kdbench.errors import ConfigError, KdbenchError
 from kdbench.manifest import config_hash, file_hash, write_json
 from kdbench.search.baselines import add_waiting, queue_matched_baselines
@@ -173,10 +174,8 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
         clean_leftovers(study_dir, req.storage)
     else:
         note_held_lock(study_dir, req.storage, live)
-    if req.teacher is not None and not req.no_cache:
-        from kdbench.distill.cache import load_or_build_teacher_logits
-
-        load_or_build_teacher_logits(store, req.teacher, progress=progress)
+    if req.teacher is not None and not req.no_cache:  # built once here, before the workers open it
+        TeacherFeed.open(store, req.teacher, progress=progress)
     storage = open_storage(req.storage, study_dir)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     for student in space.students:
@@ -387,17 +386,10 @@ def worker_setup(study_dir: Path, device: str, no_cache: bool, threads: int | No
         torch.set_num_threads(threads)
     from kdbench.data.store import FrameStore
 
-    fields: dict[str, Any] = {"store": FrameStore.open(info["store"]), "teacher_logits": None, "teacher_model": None}
-    if info.get("teacher"):
-        if no_cache:
-            from kdbench.teacher import live_teacher
-
-            fields["teacher_model"] = live_teacher(info["teacher"], "cpu" if device == "auto" else device)
-        else:
-            from kdbench.distill.cache import load_or_build_teacher_logits
-
-            fields["teacher_logits"] = load_or_build_teacher_logits(fields["store"], info["teacher"])
-    return study_space(study_dir), info, fields
+    store = FrameStore.open(info["store"])
+    teacher = (TeacherFeed.open(store, info["teacher"], cache=not no_cache, device="cpu" if device == "auto" else device)
+               if info.get("teacher") else None)
+    return study_space(study_dir), info, {"store": store, "teacher": teacher}
 
 
 RACE_LOCK = "race.lock"

@@ -188,8 +188,9 @@ def main() -> None:
     os.environ.setdefault("KDBENCH_FAST_PATH", "nchw")  # the same plain format in both arms, no probe
     import torch
 
-    from kdbench.data.augment import AugmentConfig, augmented_cache_key, load_or_build_augmented_logits
+    from kdbench.data.augment import AugmentConfig
     from kdbench.data.store import FrameStore
+    from kdbench.distill.augmented_cache import augmented_cache_key, load_or_build_augmented_logits
     from kdbench.distill.cache import load_or_build_teacher_logits
     from kdbench.models import create_model
     from kdbench.models.checkpoint import save_checkpoint
