@@ -596,7 +596,7 @@ def test_readme_tables_are_well_formed_and_estimates_labelled(inputs):
     verdicts = [r[col["verdict"]] for r in rpi_all]  # with their reasons, the main table's without
     assert "fails: memory 60.0 MB >= 50 MB" in verdicts and any(v.startswith("uncertain: fps ") for v in verdicts)
     assert {r[main["verdict"]] for r in rpi_main} == {"meets", "fails", "uncertain"}
-    assert re.search(r"0\.800 \[0\.\d{3}, 0\.\d{3}\] \(n=3, seeds\)", text)  # the per-method table
+    assert re.search(r"\| 0\.800<br>\(0\.\d{3}–0\.\d{3}\) \| 3 \|", text)  # the per-method table: seed mean, 3 seeds
     # what to ship comes first: one sentence per target, then the method, collapsed, then the targets
     assert text.index("**What to ship, per target**") < text.index("<summary>How to read this page</summary>") \
         < text.index("## Target `rpi4`")

@@ -123,7 +123,9 @@ def test_main_tables_fit_githubs_content_width(board_inputs):
     assert len(teacher) == 1
     if board_inputs["case"] == "paired decisions":  # x86 ships the faster int8 copy of its best
         assert "(equivalent to the best)" in readme.split("\n- **x86**")[1].split("\n")[0]
-    for t in main + teacher:
+    methods = [t for t in tables if t["section"] in ("Accuracy per method", "Distillation vs scratch, per architecture")]
+    assert len(methods) == 2, [t["section"] for t in tables]
+    for t in main + teacher + methods:
         assert t["client"] <= WIDTH and t["scroll"] <= WIDTH, t  # no scrolling sideways
         # the model cell is two lines by design (<br>); no row wraps further (padding 12 px + 1 px border)
         assert max(t["rowHeights"]) <= 2 * LINE_PX + 13 + 1, t

@@ -456,6 +456,12 @@ def _pareto_lines(lb: Leaderboard) -> list[str]:
     return lines + [""]
 
 
+def _seeds_cell(m: Any) -> str:
+    """'5' seeds, and how the interval was formed when not over seeds alone ('5<br>+clips')."""
+    kind = str(m.interval_kind or "")
+    return f"{m.n}<br>+clips" if "clip" in kind else str(m.n)
+
+
 def _method_lines(lb: Leaderboard, plots: dict[str, str]) -> list[str]:
     lines = ['<a id="accuracy-per-method"></a>', "", "## Accuracy per method", "",
              "The best configuration of each method per student (chosen on its seed-mean validation figure), its test "
@@ -465,14 +471,17 @@ def _method_lines(lb: Leaderboard, plots: dict[str, str]) -> list[str]:
     fam = lb.families  # a study that searched families: rows grouped under their family (widths together)
     results = sorted(lb.method_results, key=lambda m: fam.get(m.student, m.student)) if fam else lb.method_results
     lines.append(markdown_table(
-        ["family"] * bool(fam) + ["student", "method", "trial", "val acc seed mean", "test acc seed mean [95% CI] (n)",
-                                  "test clip acc", "test ECE [95% CI]", "per-seed test acc"],
+        ["family"] * bool(fam) + ["student<br>method · trial", "val acc<br>seed mean", "test acc seed mean<br>(95% CI)",
+                                  "seeds", "test clip<br>acc", "test ECE<br>(95% CI)"],
         [[fam.get(m.student, m.student)] * bool(fam) + [
-          m.student, m.method, str(m.trial), fmt_num(m.means["val"]),
-          fmt_ci(m.means["test"], *m.intervals["test"], m.n, m.interval_kind), fmt_num(m.test.get("clip_accuracy")),
-          fmt_ci(m.test.get("ece"), *m.test["ece_ci"]) if m.test.get("ece_ci") else fmt_num(m.test.get("ece")),
-          ", ".join(f"{s}: {fmt_num(a)}" for s, a in zip(m.seeds, m.accuracies["test"]))]
-         for m in results], {i + bool(fam) for i in (2, 3, 5, 6)}))
+          f"{m.student}<br>{m.method} · {m.trial}", fmt_num(m.means["val"]),
+          _two_lines(fmt_iv(m.means["test"], *m.intervals["test"])), _seeds_cell(m), fmt_num(m.test.get("clip_accuracy")),
+          _two_lines(fmt_iv(m.test.get("ece"), *m.test["ece_ci"]) if m.test.get("ece_ci") else fmt_num(m.test.get("ece")))]
+         for m in results], {i + bool(fam) for i in (1, 2, 3, 4, 5)}))
+    lines += [""] + details_block("Per-seed test accuracy", [markdown_table(
+        ["student", "method", "trial", "per-seed test acc (seed: acc)"],
+        [[m.student, m.method, str(m.trial), ", ".join(f"{s}: {fmt_num(a)}" for s, a in zip(m.seeds, m.accuracies["test"]))]
+         for m in results], {2})])
     lines.append("")
     if lb.comparisons:
         where = ("on fresh confirmation seeds (`kdbench search confirm`): the configurations were chosen on other runs"
@@ -482,17 +491,16 @@ def _method_lines(lb: Leaderboard, plots: dict[str, str]) -> list[str]:
         lines += ["### Distillation vs scratch, per architecture", "",
                   f"Paired over seeds on **test** accuracy, {where}. A - B is the mean difference with its 95% interval "
                   "(engine paired_interval: over seeds and test clips from every prediction; seed t: over per-seed "
-                  "accuracies), p the two-sided paired test, Holm p corrected over every comparison of the study; "
-                  "the verdict is at the study's margin.", ""]
+                  "accuracies), p the two-sided paired test, Holm p corrected over every comparison of the study "
+                  "(* significant: Holm p < 0.05); the verdict is at the study's margin.", ""]
         lines.append(markdown_table(
-            ["student", "comparison", "A - B [95% CI]", "p", "Holm p", "significant (Holm p < 0.05)", "seeds", "engine",
-             "verdict"],
-            [[c.get("student", "-"), c.get("comparison", "-"),
-              f"{fmt_num(c.get('diff'))} [{fmt_num(c.get('ci_low'))}, {fmt_num(c.get('ci_high'))}]",
-              fmt_p(c.get("p_value")), fmt_p(c.get("p_holm")),
-              "yes" if c.get("significant") else "no", str(len(c.get("seeds") or [])), c.get("engine") or "-",
+            ["student<br>comparison", "A − B<br>(95% CI)", "p", "Holm p", "seeds", "engine", "verdict"],
+            [[f"{c.get('student', '-')}<br>{c.get('comparison', '-')}",
+              _two_lines(fmt_iv(c.get("diff"), c.get("ci_low"), c.get("ci_high"))),
+              fmt_p(c.get("p_value")), fmt_p(c.get("p_holm")) + (" *" if c.get("significant") else ""),
+              str(len(c.get("seeds") or [])), str(c.get("engine") or "-").replace(" x ", "×"),
               c.get("verdict") or "-"] for c in lb.comparisons],
-            {2, 3, 4, 6}))
+            {1, 2, 3, 4}))
         lines.append("")
     return lines
 
