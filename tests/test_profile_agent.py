@@ -202,3 +202,11 @@ def test_agent_runs_a_pytorch_exported_program(tmp_path: Path):
     res, code = run_agent("--model", str(tmp_path / "net.pt2"), "--runtime", "pytorch", "--precision", "fp16",
                           "--input-size", "24", *FAST)
     assert code == 3 and res["kind"] == "bad_precision"
+
+
+@pytest.mark.parametrize("size", [32, 64, 112, 224])
+def test_the_agents_fan_mask_is_the_harmonisations(size: int) -> None:
+    """The agent runs on a target without kdbench, so it carries its own copy of the mask's constants: tied here."""
+    from kdbench.data.harmonise import sector_mask
+
+    assert np.array_equal(np.asarray(agent.fan_mask(size)) > 0, sector_mask(size) > 0)
