@@ -151,7 +151,8 @@ def external_data_files(path: Path) -> list[str]:
 
 
 def _precision_of(name: str) -> str:
-    """Guess a variant's precision from its variant name or file name."""
+    """Guess a precision from a variant or file name: for loose model files and manifests written before records
+    carried ``precision``."""
     low = name.lower()
     if "int8" in low or "qdq" in low or "quant" in low:
         return "int8"
@@ -192,7 +193,7 @@ def discover_models(models_dir: str | Path) -> list[ModelEntry]:
                 ModelEntry(
                     variant_id=str(v["id"]),
                     path=path,
-                    precision=_precision_of(str(v.get("variant", v["file"]))),
+                    precision=str(v.get("precision") or _precision_of(str(v.get("variant", v["file"])))),  # the record's own
                     input_size=v.get("input_size"),
                     runtime_hint=v.get("runtime"),
                     meta={k: v[k] for k in ("candidate", "student", "method", "variant") if k in v},
