@@ -141,7 +141,7 @@ def test_price_is_the_estimators_record_cached_and_judged_by_the_shared_evaluato
 
 @pytest.mark.slow
 def test_rpi4_aware_search_skips_infeasible_sizes_and_trains_the_rest_at_their_size(search_inputs, prices, tmp_path):
-    from kdbench.search.hardware_aware import pricing_line
+    from kdbench.search.hardware_aware import price_of, pricing_line
     from kdbench.search.objective import read_seed_log
     from kdbench.search.results import read_study_json
     from kdbench.search.runner import SearchRequest, load_studies, run_search
@@ -185,7 +185,8 @@ input_size = [16, 32]
     started = {e["trial"] for e in read_seed_log(study_dir) if e["event"] == "start"}
     for t in trials:
         size = t.params["input_size"]
-        assert t.user_attrs["family"] == "tiny" and t.user_attrs["price"]["input_size"] == size
+        assert t.user_attrs["family"] == "tiny" and price_of(t)["input_size"] == size and t.user_attrs["price_input_size"] == size
+        assert not [k for k, v in t.user_attrs.items() if len(json.dumps(v)) > 200], "optuna-dashboard: flat attributes"
         assert t.constraints == t.user_attrs["constraint"]  # given to Optuna: its TPE sampler learns the feasible region
         if size == 32:  # priced infeasible: pruned before any seed trained
             assert t.state.name == "PRUNED" and t.user_attrs["infeasible"].endswith("not trained")

@@ -29,7 +29,7 @@ from kdbench.profile.constraints import evaluate_constraints
 
 PRECISIONS = ("fp32", "int8")
 PRICE_ATTR, CONSTRAINT_ATTR, INFEASIBLE_ATTR = "price", "constraint", "infeasible"
-TRIAL_JSON_ATTRS = ("family", "input_size", PRICE_ATTR, INFEASIBLE_ATTR)  # copied into trial.json (files-only readers)
+TRIAL_JSON_ATTRS = ("family", "input_size", INFEASIBLE_ATTR)  # copied into trial.json (files-only readers), with the price
 PRICING_DIR = "pricing"
 CALIBRATION_FRAMES = 32
 LATENCY_OBJECTIVE = "latency_p50"  # "latency_p50@<target>": the priced batch-1 p50 (ms), minimised
@@ -325,7 +325,8 @@ def price_trial(ctx: Any, trial: Any, arch: str, input_size: int | None) -> Pric
     space = ctx.space
     size = int(input_size or ctx.store.size)
     price = pricer_for(ctx.study_dir, space.target, space.precision, ctx.store).price(arch, size)
-    trial.set_user_attr(PRICE_ATTR, price.to_dict())
+    for key, value in price_attrs(price).items():  # flat scalars: optuna-dashboard shows each in its own row
+        trial.set_user_attr(key, value)
     trial.set_user_attr(CONSTRAINT_ATTR, price.constraint)
     if hasattr(trial, "set_constraint"):  # Optuna >= 5; before, the sampler's constraints_func reads the user attribute
         have = getattr(trial, "constraints", None) or {}  # a retried trial inherits its predecessor's: setting them again only warns
@@ -359,6 +360,23 @@ def constraint_values(trial: Any) -> list[float]:
     return list((trial.user_attrs.get(CONSTRAINT_ATTR) or {"none": 0.0}).values())
 
 
+def price_attrs(price: Price) -> dict[str, Any]:
+    """The trial's flat ``price_<field>`` user attributes (reasons joined by '; '; the constraint is its own attribute)."""
+    return {f"{PRICE_ATTR}_{k}": "; ".join(v) if isinstance(v, list) else v
+            for k, v in price.to_dict().items() if k != "constraint"}
+
+
+def price_of(trial: Any) -> dict[str, Any] | None:
+    """The trial's price record (``Price.to_dict``'s form) from its flat attributes, or the ``price`` dict an older
+    study stored; None when the trial was not priced."""
+    attrs, head = trial.user_attrs, f"{PRICE_ATTR}_"
+    flat = {k[len(head):]: v for k, v in attrs.items() if k.startswith(head)}
+    if not flat:
+        return attrs.get(PRICE_ATTR)
+    reasons = flat.get("reasons") or ""
+    return {**flat, "reasons": reasons.split("; ") if reasons else [], "constraint": attrs.get(CONSTRAINT_ATTR, {})}
+
+
 def pricing_summary(trials: list[Any]) -> dict[str, Any]:
     """How many trials were priced, skipped as infeasible (saved from training), the pricing time and, to
     compare it with, the median wall time of one training seed."""
@@ -366,11 +384,11 @@ def pricing_summary(trials: list[Any]) -> dict[str, Any]:
 
     from kdbench.search.seed_attrs import seed_results_of
 
-    priced = [t for t in trials if PRICE_ATTR in t.user_attrs]
-    fresh = [t.user_attrs[PRICE_ATTR] for t in priced if not t.user_attrs[PRICE_ATTR].get("cached")]
+    prices = [p for p in (price_of(t) for t in trials) if p is not None]
+    fresh = [p for p in prices if not p.get("cached")]
     seed_s = [s["wall_time_s"] for t in trials if "same_as_trial" not in t.user_attrs
               for s in seed_results_of(t).values() if s.get("wall_time_s")]
-    return {"priced": len(priced), "infeasible": sum(INFEASIBLE_ATTR in t.user_attrs for t in priced),
+    return {"priced": len(prices), "infeasible": sum(INFEASIBLE_ATTR in t.user_attrs and price_of(t) is not None for t in trials),
             "exports": len(fresh), "export_s": sum(p["export_s"] for p in fresh),
             "estimate_s": sum(p["estimate_s"] for p in fresh), "seeds_trained": len(seed_s),
             "median_seed_s": statistics.median(seed_s) if seed_s else None}

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from kdbench.distill.feed import TeacherFeed
 from kdbench.manifest import write_json
-from kdbench.search.hardware_aware import TRIAL_JSON_ATTRS, budget_used, objective_values
+from kdbench.search.hardware_aware import TRIAL_JSON_ATTRS, budget_used, objective_values, price_of
 from kdbench.search.liveness import (DUPLICATE_ATTR, FINAL_ATTR, INTERRUPTED_ATTR, SLOT_ATTR, WORKER_ATTR, Heartbeat,
                                      queue_retry, retried_numbers, superseded)
 from kdbench.search.seed_attrs import METRICS, seed_attrs, seed_results_of
@@ -402,7 +402,9 @@ def _write_trial_json(ctx: SearchContext, trial: Any, config: Any, results: dict
                             "state": state,
                             "reason": reason, "seeds": results, "study_seeds": ctx.space.seeds}
     body.update({k: v for k, v in seed_means(results).items() if k != "n_seeds"})
-    body.update({k: trial.user_attrs[k] for k in TRIAL_JSON_ATTRS if k in trial.user_attrs})  # family, price
+    body.update({k: trial.user_attrs[k] for k in TRIAL_JSON_ATTRS if k in trial.user_attrs})  # family, input size
+    if (price := price_of(trial)) is not None:
+        body["price"] = price
     write_json(tdir / "trial.json", body)
 
 
