@@ -10,6 +10,11 @@ compilation) of training and evaluation is the fastest measured for this model, 
 batch (``kdbench.fastpath``). A non-finite loss ends the run with status ``"non_finite_loss"``,
 non-finite weights after an epoch with ``"non_finite"``; neither raises, and no checkpoint with
 non-finite weights is written.
+
+``TrainConfig.unlabelled`` > 0 adds that share of the store's unlabelled frames to every training
+epoch of a method with a teacher (``unlabelled_share``): the teacher labels them, and on them only
+the distillation term applies (``kdbench.distill.base``). Scratch has no teacher and trains on the
+labelled frames only. The run records how many frames of each kind it saw (``frames_seen``).
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ from torch import nn
 from kdbench import fastpath
 from kdbench.data.augment import CHOICES as AUGMENT_CHOICES
 from kdbench.data.augment import AugmentConfig, AugmentedLoader, settings_from_dict, teacher_lookup
-from kdbench.data.loader import StoreLoader
+from kdbench.data.loader import StoreLoader, check_share, unlabelled_pool
 from kdbench.data.resized import resized_store
 from kdbench.data.store import FrameStore
-from kdbench.data.views import VIEWS
+from kdbench.data.views import NO_LABEL, VIEWS
 from kdbench.distill.base import DistillMethod
 from kdbench.distill.feed import TeacherFeed
 from kdbench.errors import ConfigError
@@ -74,8 +79,13 @@ class TrainConfig:
     augment_choice: str = "cycle"
     augment_seed: int = 0  # fixes the versions' pixels (and the augmented cache's key); not the training seed
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # strengths; a dict is read with from_dict
+    # Share of the store's unlabelled frames added to every training epoch of a method with a teacher, which labels
+    # them: 0 = off, 1 = all of them every epoch, else round(share x pool) drawn per epoch from the seed
+    # (kdbench.data.loader). Scratch ignores it (``unlabelled_share``). Records without it read as 0.
+    unlabelled: float = 0.0
 
     def __post_init__(self) -> None:
+        self.unlabelled = check_share(self.unlabelled, "train unlabelled")
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig.from_dict(self.augment)
         if not isinstance(self.augment, AugmentConfig):
@@ -128,10 +138,19 @@ class RunResult:
     message: str = ""
     checkpoint: str | None = None
     fast_path: dict[str, Any] = field(default_factory=dict)  # {"train": FormatChoice, "eval": FormatChoice} as dicts
+    # training frames seen over every epoch (each epoch's own count is in its history record)
+    frames_seen: dict[str, int] = field(default_factory=lambda: {"labelled": 0, "unlabelled": 0})
+    unlabelled_share: float = 0.0  # the share of the unlabelled pool the run trained on (0 for scratch: no teacher)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form of the result."""
         return asdict(self)
+
+
+def unlabelled_share(method: DistillMethod, config: TrainConfig) -> float:
+    """The share of the store's unlabelled frames a run of ``method`` trains on: ``config.unlabelled`` for a method
+    with a teacher (which labels them), 0 for one without (scratch cannot use them)."""
+    return config.unlabelled if method.needs_teacher else 0.0
 
 
 def seed_everything(seed: int) -> None:
@@ -218,6 +237,7 @@ class _Epoch:
 
     terms: dict[str, float] = field(default_factory=dict)  # loss terms summed over images
     images: int = 0
+    unlabelled: int = 0  # of which unlabelled frames (label NO_LABEL)
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # process CPU time (all threads): with wall time, shows contention on a busy host
     status: str = "ok"
@@ -247,14 +267,18 @@ def _choose_formats(model: nn.Module, store: FrameStore, config: TrainConfig, de
     return train, evaluation
 
 
-def _train_loaders(store: FrameStore, config: TrainConfig) -> tuple[StoreLoader | AugmentedLoader, StoreLoader]:
-    """The training loader (augmented when ``augment_versions`` > 0) and the plain one precise BN reads."""
+def _train_loaders(store: FrameStore, config: TrainConfig,
+                   share: float = 0.0) -> tuple[StoreLoader | AugmentedLoader, StoreLoader]:
+    """The training loader (augmented when ``augment_versions`` > 0, with ``share`` of the unlabelled frames) and
+    the plain one precise BN reads (labelled training frames only)."""
     plain = StoreLoader(store, "train", config.batch_size, shuffle=True, seed=config.seed, drop_last=False)
-    if not config.augment_versions:
-        return plain, plain
-    return AugmentedLoader(store, "train", config.batch_size, versions=config.augment_versions, seed=config.seed,
-                           config=config.augment, shuffle=True, choice=config.augment_choice,
-                           augment_seed=config.augment_seed), plain
+    if config.augment_versions:
+        return AugmentedLoader(store, "train", config.batch_size, versions=config.augment_versions, seed=config.seed,
+                               config=config.augment, shuffle=True, choice=config.augment_choice,
+                               augment_seed=config.augment_seed, unlabelled=share), plain
+    if share:
+        return StoreLoader(store, "train", config.batch_size, shuffle=True, seed=config.seed, unlabelled=share), plain
+    return plain, plain
 
 
 def _setup(model: nn.Module, method: DistillMethod, store: FrameStore, config: TrainConfig, arch: str,
@@ -266,7 +290,7 @@ def _setup(model: nn.Module, method: DistillMethod, store: FrameStore, config: T
     method.to(device)
     if isinstance(teacher_model, nn.Module):
         teacher_model.to(device).eval()
-    loader, bn_loader = _train_loaders(store, config)
+    loader, bn_loader = _train_loaders(store, config, unlabelled_share(method, config))
     n_batches = len(loader) if config.max_batches_per_epoch is None else min(len(loader), config.max_batches_per_epoch)
     train_format, eval_format = _choose_formats(model, store, config, device, arch, n_batches)
     fastpath.to_format(model, train_format.format)
@@ -302,6 +326,7 @@ def _train_epoch(loop: _Loop, epoch: int, on_batch: Callable[[], None] | None = 
             break
         _step(loop, loss)
         out.images += len(y)
+        out.unlabelled += int((batch[1] == NO_LABEL).sum())  # the CPU labels: no device sync
         for k, v in terms.items():
             out.terms[k] = out.terms.get(k, 0.0) + float(v.detach()) * len(y)
         if on_batch is not None:
@@ -345,8 +370,14 @@ def _validate(loop: _Loop, epoch: int, trained: _Epoch) -> dict[str, Any]:
         "val_accuracy": val["accuracy"],
         "val_macro_f1": val["macro_f1"],
         "val_clip_accuracy": val.get("clip_accuracy"),
+        "frames_seen": _frames_seen(trained),
         **{f"method_{k}": v for k, v in loop.method.epoch_log().items()},
     }
+
+
+def _frames_seen(trained: _Epoch) -> dict[str, int]:
+    """An epoch's training frames: labelled and unlabelled."""
+    return {"labelled": trained.images - trained.unlabelled, "unlabelled": trained.unlabelled}
 
 
 def _evaluate_best(loop: _Loop, best_state: dict[str, torch.Tensor]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -377,7 +408,8 @@ def fit(
     checkpoint_meta: dict[str, Any] | None = None,
     augmented_logits: np.ndarray | None = None,
 ) -> RunResult:
-    """Train ``model`` with ``method`` on the store's train split; keep the epoch best on ``config.select_on``.
+    """Train ``model`` with ``method`` on the store's train split (plus ``unlabelled_share(method, config)`` of its
+    unlabelled frames, whose teacher logits the same cache holds); keep the epoch best on ``config.select_on``.
 
     ``teacher_logits`` ([N, 4], indexed by store row) is the cached teacher; ``teacher_model`` is
     the naive alternative that runs the teacher on every batch (on the augmented frames, when
@@ -388,13 +420,15 @@ def fit(
     to stop the run; the exception propagates.
     """
     _check_teacher(method, store, config, teacher_logits, teacher_model, augmented_logits)
+    _check_unlabelled(method, store, config, augmented_logits)
     start = time.perf_counter()
     seed_everything(config.seed)
     store = resized_store(store, config.input_size)  # cached teacher logits stay those of the full-size frames
     meta = checkpoint_meta or {}
     loop = _setup(model, method, store, config, meta.get("arch") or getattr(model, "arch", type(model).__name__),
                   teacher_logits, teacher_model, augmented_logits)
-    result = RunResult(status="ok", metrics={}, fast_path={"train": loop.train_format.to_dict(), "eval": loop.eval_format.to_dict()})
+    result = RunResult(status="ok", metrics={}, fast_path={"train": loop.train_format.to_dict(), "eval": loop.eval_format.to_dict()},
+                       unlabelled_share=unlabelled_share(method, config))
     best_score, best_state, images, train_time = -1.0, None, 0, 0.0
     bar = _progress() if progress else None
     with bar if bar is not None else contextlib.nullcontext():
@@ -404,6 +438,7 @@ def fit(
             advance = (lambda e=epoch: bar.update(task, advance=1, description=f"epoch {e + 1}/{config.epochs}")) if bar else None
             trained = _train_epoch(loop, epoch, advance)
             images, train_time = images + trained.images, train_time + trained.seconds
+            result.frames_seen = {k: n + result.frames_seen[k] for k, n in _frames_seen(trained).items()}
             result.train_cpu_s += trained.cpu_seconds
             result.status, result.message = trained.status, trained.message
             bad = non_finite_weights(model) if trained.status == "ok" else None
@@ -452,6 +487,19 @@ def _check_teacher(method: DistillMethod, store: FrameStore, config: TrainConfig
     if tuple(augmented_logits.shape) != expected:
         raise ConfigError(f"augmented teacher logits have shape {tuple(augmented_logits.shape)}; expected {list(expected)} "
                           f"(augment_versions, store frames, classes)")
+
+
+def _check_unlabelled(method: DistillMethod, store: FrameStore, config: TrainConfig,
+                      augmented_logits: np.ndarray | None) -> None:
+    """``config.unlabelled`` > 0 needs a store with unlabelled frames (any method), and an augmented cache that covers
+    them when the run distils on them (``kdbench.distill.feed.augmented_split``)."""
+    pool = unlabelled_pool(store, config.unlabelled)
+    if not unlabelled_share(method, config) or augmented_logits is None or not config.augment_versions:
+        return
+    if not np.isfinite(augmented_logits[:, pool]).all():
+        raise ConfigError(f"train unlabelled={config.unlabelled:g} with augment_versions={config.augment_versions}: the "
+                          "augmented teacher logits do not cover the store's unlabelled frames; build them with "
+                          "split='train+unlabelled' (kdbench.distill.feed.TeacherFeed does)")
 
 
 def _console_callback(bar: Any, config: TrainConfig) -> EpochCallback:

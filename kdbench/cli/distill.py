@@ -29,6 +29,7 @@ def command(
     augment_versions: int = typer.Option(0, help="Echo augmentation with the teacher cache: K fixed augmented versions of each training frame, the teacher's logits cached for each (0 = off)."),
     augment_choice: str = typer.Option("cycle", help="Which version the student sees: cycle (epoch mod K) or random (seeded per frame and epoch)."),
     augment_seed: int = typer.Option(0, help="Seed that fixes the augmented versions' pixels (and their cache)."),
+    unlabelled: float = typer.Option(0.0, "--unlabelled", metavar="FRACTION", help="Share of the store's unlabelled frames (`data prepare --unlabelled`) added to each training epoch, labelled by the teacher: on them only the distillation term applies (0 = off, 1 = all of them every epoch, 0.5 = half of them, drawn per epoch from the seed). Scratch has no teacher and ignores it."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory: best.pt and metrics.json are written here."),
 ) -> None:
     """Train one student with one distillation method; write the best checkpoint and its metrics."""
@@ -45,6 +46,9 @@ def command(
     if alpha is not None:
         hparams["alpha"] = alpha
     check_training_options(lr=lr, epochs=epochs, batch_size=batch_size, patience=patience, device=device)
+    from kdbench.data.loader import check_share, unlabelled_pool
+
+    check_share(unlabelled, "--unlabelled")
     from kdbench.data.augment import CHOICES, versions_beyond_epochs
 
     if augment_choice in CHOICES and isinstance(epochs, int):  # K > --epochs: never seen (cycle) or barely (random)
@@ -58,8 +62,13 @@ def command(
 
         ensure_pretrained_weights(student)  # offline: one clear error now, not after the teacher pass
     frames = FrameStore.open(store)
+    unlabelled_pool(frames, unlabelled)  # a ConfigError naming the store when it has none to add
+    if unlabelled and not needs_teacher:
+        warn(f"--unlabelled {unlabelled:g} ignored: method {method!r} has no teacher to label them; training on the "
+             "labelled frames only")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device,
-                         augment_versions=augment_versions, augment_choice=augment_choice, augment_seed=augment_seed)
+                         augment_versions=augment_versions, augment_choice=augment_choice, augment_seed=augment_seed,
+                         unlabelled=unlabelled)
     if needs_teacher and teacher is None:
         raise ConfigError(f"method {method!r} distils from a teacher: pass --teacher PATH (.pt or .onnx)")
     if teacher is not None:

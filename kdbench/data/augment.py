@@ -159,7 +159,7 @@ def versions_beyond_epochs(versions: int, choices: list[str], epochs: int, versi
 class AugmentedLoader:
     """Iterate (x float32 [B,1,S,S], y int64 [B], idx int64 [B], k int64 [B]) over augmented frames.
 
-    Same batches and shuffle as ``StoreLoader`` (same seed and epoch give the same rows); each
+    Same batches and shuffle as ``StoreLoader`` (same seed, epoch and unlabelled share give the same rows); each
     frame comes as augmented version ``k``: ``epoch mod versions`` (``choice="cycle"``) or a
     version drawn per frame and epoch from the seed (``choice="random"``). Teacher logits for the
     batch are ``augmented_logits[k, idx]`` (see ``teacher_lookup``).
@@ -167,11 +167,13 @@ class AugmentedLoader:
 
     def __init__(self, store: FrameStore, split: str | None, batch_size: int, versions: int, seed: int = 0,
                  config: AugmentConfig | None = None, shuffle: bool = True, drop_last: bool = False,
-                 choice: str = "cycle", augment_seed: int | None = None) -> None:
-        """``seed`` orders the batches; ``augment_seed`` (default: 0) fixes the versions and must match the cache's."""
+                 choice: str = "cycle", augment_seed: int | None = None, unlabelled: float = 0.0) -> None:
+        """``seed`` orders the batches; ``augment_seed`` (default: 0) fixes the versions and must match the cache's;
+        ``unlabelled`` adds that share of the unlabelled rows to every epoch, as ``StoreLoader`` does."""
         if choice not in CHOICES:
             raise ConfigError(f"augmentation choice={choice!r}; expected one of {list(CHOICES)}")
-        self.order_loader = StoreLoader(store, split, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        self.order_loader = StoreLoader(store, split, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                                        unlabelled=unlabelled)
         self.store, self.versions, self.choice = store, check_versions(versions), choice
         self.config = config or AugmentConfig()
         self.seed, self.augment_seed = int(seed), int(0 if augment_seed is None else augment_seed)

@@ -2,6 +2,8 @@
 
 The versions themselves are ``kdbench.data.augment`` (pure pixels); the teacher's logits of them are cached here,
 beside the plain cache (``kdbench.distill.cache``), so the data package never reaches for a teacher.
+An entry covers the rows of one split or of splits joined by ``+``: ``"train"``, or ``"train+unlabelled"`` for a
+run that adds the store's unlabelled frames (``TrainConfig.unlabelled``); the split is part of the key.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def augmented_teacher_logits(
     """Teacher logits float32 [K, N, 4] of the K augmented versions of the split's frames (NaN elsewhere)."""
     versions = check_versions(versions)
     config = config or AugmentConfig()
-    rows = store.indices(split) if split is not None else np.arange(len(store), dtype=np.int64)
+    rows = split_rows(store, split)
     out = np.full((versions, len(store), len(VIEWS)), np.nan, np.float32)
     done, total = 0, versions * len(rows)
     for k in range(versions):
@@ -50,6 +52,12 @@ def augmented_teacher_logits(
         raise ValueError(f"the teacher produced non-finite logits for store row {int(rows[i])}, augmented version {int(k)}")
     return out
 
+
+def split_rows(store: FrameStore, split: str | None) -> np.ndarray:
+    """Sorted store rows of a split, of splits joined by '+' (``"train+unlabelled"``), or of every row (None)."""
+    if split is None:
+        return np.arange(len(store), dtype=np.int64)
+    return np.sort(np.concatenate([store.indices(name) for name in split.split("+")]))
 
 
 def augmented_cache_key(store: FrameStore, teacher_path: str | Path, versions: int, seed: int,

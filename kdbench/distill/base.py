@@ -13,6 +13,19 @@ a switch on every logit method: a method that takes ``standardize`` (default Fal
 logits through ``distill_logits`` before its distillation term, which z-scores each sample's
 student and teacher logits when the switch is on. Cross-entropy on the labels always uses the raw
 student logits. ``logit_std`` is vanilla KD with the switch on.
+
+Unlabelled rows (``TrainConfig.unlabelled``): a row whose target is ``NO_LABEL`` (-1) is a frame
+nobody labelled, which the teacher labels. The rule, the same for every method: the label term
+(cross-entropy on the labels, ``label_ce`` / ``label_mean``) is averaged over the batch's labelled
+rows only (0 when it has none); the distillation term is averaged over every row, as before. So a
+batch of L labelled and U unlabelled rows gives, for vanilla KD,
+
+    loss = (1 - alpha) * (1/L) sum_{labelled} CE  +  alpha * T^2 * (1/(L+U)) sum_{all} KL
+
+and a batch without unlabelled rows gives exactly (bit for bit) the loss it gave before. A
+distillation term that itself needs a class (DKD's target/non-target split, NKD's target term,
+conditional KD's "teacher right?" test) takes ``distill_targets``: the label where there is one,
+the teacher's argmax on unlabelled rows.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdbench.data.views import NO_LABEL
 from kdbench.errors import ConfigError
 
 
@@ -172,3 +186,25 @@ def kd_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
             temperature: float | torch.Tensor) -> torch.Tensor:
     """Hinton's distillation term ``T^2 * KL(p_t(T) || p_s(T))`` averaged over the batch."""
     return kl_per_sample(student_logits, teacher_logits, temperature).mean() * temperature**2
+
+
+def distill_targets(targets: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """The class a distillation term works with: the label, or the teacher's argmax on unlabelled (``NO_LABEL``) rows."""
+    return torch.where(targets == NO_LABEL, teacher_logits.argmax(dim=1), targets)
+
+
+def label_mean(per_row: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """A per-row label term averaged over the labelled rows: ``per_row.mean()`` when every row has a label,
+    0 (in the graph) when none has."""
+    labelled = targets != NO_LABEL
+    if bool(labelled.all()):
+        return per_row.mean()
+    return per_row[labelled].mean() if bool(labelled.any()) else per_row.sum() * 0.0
+
+
+def label_ce(student_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on the labels averaged over the labelled rows (``NO_LABEL`` rows take no part); a batch whose
+    every row has a label gets ``F.cross_entropy(student_logits, targets)`` itself, bit for bit."""
+    if bool((targets != NO_LABEL).all()):
+        return F.cross_entropy(student_logits, targets)
+    return label_mean(F.cross_entropy(student_logits, targets, ignore_index=NO_LABEL, reduction="none"), targets)

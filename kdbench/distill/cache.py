@@ -1,8 +1,9 @@
 """The teacher-logit cache: the teacher runs once over the store, every trial reuses its logits.
 
 A cache entry lives in ``STORE/teacher_cache/<key>.npy`` (float32 ``[N, 4]``, one row per store
-frame) with ``<key>.json`` beside it. The key hashes the teacher file's bytes, the store's hash and
-the preprocessing, so a different teacher or store never hits an old entry. On load the JSON is
+frame, the unlabelled ones included: a run with ``TrainConfig.unlabelled`` distils on them) with
+``<key>.json`` beside it. The key hashes the teacher file's bytes, the store's hash and the
+preprocessing, so a different teacher or store never hits an old entry. On load the JSON is
 checked against the current teacher, store and the array itself (shape and file hash); anything
 that does not match is reported as stale and rebuilt, never used.
 

@@ -14,6 +14,15 @@ correction); at T = 1 the two terms are on the same footing, as in the paper.
 Both terms are divided by the full batch size, so ``kd + ce`` is the per-sample mean.
 With ``standardize=true`` the soft term compares z-scored logits (Sun et al. 2024, see ``base``);
 whether the teacher is right does not change (z-scoring keeps the argmax).
+
+Unlabelled rows (label -1): "is the teacher right?" needs a label, so on them the target is the
+teacher's argmax (``distill_targets``): c_i = 1, they always get the soft term. Following the rule of
+``kdbench.distill.base``, the soft term is divided by the full batch size and the hard term by the
+number of labelled rows L (= B on a labelled batch, so the formula above is unchanged):
+
+    loss = (1/B) * sum_i c_i * T^2 * KL_i  +  (1/L) * sum_{i labelled} (1 - c_i) * CE_i
+
+``teacher_correct`` (the epoch log) counts labelled rows only.
 """
 
 from __future__ import annotations
@@ -21,7 +30,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdbench.distill.base import DistillMethod, check_bool, check_number, kl_per_sample
+from kdbench.data.views import NO_LABEL
+from kdbench.distill.base import DistillMethod, check_bool, check_number, distill_targets, kl_per_sample, label_mean
 
 
 class Conditional(DistillMethod):
@@ -42,18 +52,24 @@ class Conditional(DistillMethod):
                 targets: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
         """``{"kd": soft term over teacher-correct samples, "ce": hard term over the rest}``."""
         teacher = self.check_inputs(student_logits, teacher_logits, targets)
-        correct = (teacher.argmax(dim=1) == targets).to(student_logits.dtype)
+        classes = distill_targets(targets, teacher)  # the teacher's argmax on unlabelled rows: always "right"
+        correct = (teacher.argmax(dim=1) == classes).to(student_logits.dtype)
         kl = kl_per_sample(*self.distill_logits(student_logits, teacher), self.temperature)
-        ce = F.cross_entropy(student_logits, targets, reduction="none")
+        ce = F.cross_entropy(student_logits, classes, reduction="none")
         if self.training:
-            if epoch != self._epoch:
-                self._epoch, self._seen, self._correct = epoch, 0, 0
-            self._seen += int(targets.numel())
-            self._correct += int(correct.sum().item())
+            self._count(epoch, targets, correct)
         return {
             "kd": (correct * kl).mean() * self.temperature**2,
-            "ce": ((1.0 - correct) * ce).mean(),
+            "ce": label_mean((1.0 - correct) * ce, targets),
         }
+
+    def _count(self, epoch: int, targets: torch.Tensor, correct: torch.Tensor) -> None:
+        """Add a training batch's labelled rows to the epoch's teacher-accuracy count."""
+        if epoch != self._epoch:
+            self._epoch, self._seen, self._correct = epoch, 0, 0
+        labelled = targets != NO_LABEL
+        self._seen += int(labelled.sum().item())
+        self._correct += int(correct[labelled].sum().item())
 
     def epoch_log(self) -> dict[str, float]:
         """Fraction of the current epoch's training samples on which the teacher was right."""

@@ -32,6 +32,8 @@ weight decay), where the lambda scaling of the reversed gradient is not normalis
 every logit method (``DistillMethod.distill_logits``; Sun et al., CVPR 2024, report CTKD with logit
 standardisation among their results); the learned T then divides the z-scores, and the label
 cross-entropy keeps the raw logits.
+
+Unlabelled rows (label -1) get only the KL term, as in vanilla KD (``kdbench.distill.base``).
 """
 
 from __future__ import annotations
@@ -40,10 +42,9 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from kdbench.distill.base import DistillMethod, check_bool, check_choice, check_int, check_number, kd_term
+from kdbench.distill.base import DistillMethod, check_bool, check_choice, check_int, check_number, kd_term, label_ce
 from kdbench.errors import ConfigError
 
 SCHEDULES = ("cosine", "linear")
@@ -129,7 +130,7 @@ class CTKD(DistillMethod):
         temp = self.current_temperature(self._lambda)
         return {
             "kd": self.alpha * kd_term(*self.distill_logits(student_logits, teacher), temp),
-            "ce": (1.0 - self.alpha) * F.cross_entropy(student_logits, targets),
+            "ce": (1.0 - self.alpha) * label_ce(student_logits, targets),
         }
 
     def epoch_log(self) -> dict[str, float]:

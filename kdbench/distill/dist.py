@@ -13,6 +13,8 @@ authors' ``pearson_correlation``. Defaults are the official code's (hunto/image_
 ``lib/models/losses/dist_kd.py`` and its ``KDLoss``: method ``dist`` = DIST(beta=1, gamma=1, tau=1),
 with the cross-entropy kept at weight 1 beside it); ``dist_t<tau>`` there selects another tau.
 The intra-class term needs a batch of at least 2 samples (a batch of 1 contributes 1, no gradient).
+Unlabelled rows (label -1) take part in both relation terms (they need no label) and not in the CE
+(``kdbench.distill.base``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdbench.distill.base import DistillMethod, check_ce_and_standardize, check_number
+from kdbench.distill.base import DistillMethod, check_ce_and_standardize, check_number, label_ce
 
 _EPS = 1e-8
 
@@ -62,6 +64,6 @@ class DIST(DistillMethod):
         teacher = self.check_inputs(student_logits, teacher_logits, targets)
         inter, intra = dist_terms(*self.distill_logits(student_logits, teacher), self.temperature)
         return {
-            "ce": self.ce_weight * F.cross_entropy(student_logits, targets),
+            "ce": self.ce_weight * label_ce(student_logits, targets),
             "kd": self.temperature**2 * (self.beta * inter + self.gamma * intra),
         }

@@ -15,6 +15,10 @@ ramps in linearly over the first ``warmup`` epochs. These are the formulas of md
 target with -1000. Defaults follow mdistiller's CIFAR settings (alpha 1, beta 8, T 4, CE weight 1)
 except the warm-up: 5 epochs for kdbench's 20-epoch runs instead of 20 of 240. With
 ``standardize=true`` TCKD and NCKD compare z-scored logits (Sun et al. 2024 report DKD with it).
+
+Unlabelled rows (label -1): the target/non-target split needs a class, so on them g is the
+teacher's argmax (``distill_targets``); they get TCKD and NCKD but no CE, which is averaged over
+the labelled rows (``kdbench.distill.base``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdbench.distill.base import DistillMethod, check_ce_and_standardize, check_int, check_number
+from kdbench.distill.base import (DistillMethod, check_ce_and_standardize, check_int, check_number, distill_targets,
+                                  label_ce)
 
 
 def _kl_rows(log_p_t: torch.Tensor, log_p_s: torch.Tensor) -> torch.Tensor:
@@ -78,8 +83,9 @@ class DKD(DistillMethod):
         """``{"ce": ce_weight * CE, "kd": warm-up * (alpha * TCKD + beta * NCKD)}``."""
         teacher = self.check_inputs(student_logits, teacher_logits, targets)
         self.check_classes(student_logits, 3, "NCKD")
-        tckd, nckd = dkd_terms(*self.distill_logits(student_logits, teacher), targets, self.temperature)
+        classes = distill_targets(targets, teacher)  # the teacher's argmax on unlabelled rows
+        tckd, nckd = dkd_terms(*self.distill_logits(student_logits, teacher), classes, self.temperature)
         return {
-            "ce": self.ce_weight * F.cross_entropy(student_logits, targets),
+            "ce": self.ce_weight * label_ce(student_logits, targets),
             "kd": self.warmup_factor(epoch) * (self.alpha * tckd + self.beta * nckd),
         }

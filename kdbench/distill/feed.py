@@ -5,7 +5,8 @@ A run that distils reads its teacher one of two ways:
 - **cached** (the default): the teacher's logits of every store frame, ``[N, 4]``
   (``kdbench.distill.cache``), and, when the run augments, the logits of the K fixed augmented
   versions, ``[K, N, 4]`` (``kdbench.distill.augmented_cache``), built once per store, teacher and
-  augmentation and shared by every seed and trial of the process;
+  augmentation and shared by every seed and trial of the process (a run that adds unlabelled frames,
+  ``TrainConfig.unlabelled`` > 0, reads an augmented entry covering them too: ``augmented_split``);
 - **live** (``cache=False``, for comparison): the teacher runs on every training batch, on the very
   frames the student sees (augmented or not), and evaluation has no teacher figures.
 
@@ -25,6 +26,12 @@ import numpy as np
 from kdbench.data.store import FrameStore
 
 Progress = Callable[[int, int], None]
+
+
+def augmented_split(config: Any) -> str:
+    """The rows a run's augmented teacher cache must cover: the training split, plus the unlabelled pool when
+    ``config.unlabelled`` > 0 (a method with a teacher then trains on them)."""
+    return "train+unlabelled" if config.unlabelled else "train"
 
 
 def needs_teacher(method: str) -> bool:
@@ -56,18 +63,20 @@ class TeacherFeed:
         return cls(Path(path), logits=load_or_build_teacher_logits(store, path, progress=progress))
 
     def augmented_logits(self, store: FrameStore, config: Any, progress: Progress | None = None) -> np.ndarray | None:
-        """The [K, N, 4] logits of ``config``'s augmentation (None: augmentation off, or a live teacher, which sees
-        the augmented frames itself); built or loaded once per augmentation."""
+        """The [K, N, 4] logits of ``config``'s augmentation over ``augmented_split(config)``'s rows (None:
+        augmentation off, or a live teacher, which sees the augmented frames itself); built or loaded once per
+        augmentation."""
         if not config.augment_versions or self.logits is None:
             return None
         from kdbench.distill.augmented_cache import load_or_build_augmented_logits
 
+        split = augmented_split(config)
         key = (store.store_hash, config.augment_versions, config.augment_seed,
-               tuple(sorted(config.augment.to_dict().items())))
+               tuple(sorted(config.augment.to_dict().items())), split)
         if key not in self.augmented:
             self.augmented[key] = load_or_build_augmented_logits(
                 store, self.path, config.augment_versions, seed=config.augment_seed, config=config.augment,
-                device=str(config.resolved_device()), progress=progress)
+                split=split, device=str(config.resolved_device()), progress=progress)
         return self.augmented[key]
 
     def for_run(self, method: str, store: FrameStore, config: Any, progress: Progress | None = None) -> dict[str, Any]:

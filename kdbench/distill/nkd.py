@@ -13,6 +13,11 @@ n(z) = softmax(z[c != g] / T):
 These are the formulas of the official ``NKDLoss`` (yzd-v/cls_KD, ``mmcls/models/dis_losses/nkd.py``),
 which the distiller adds to the student's own cross-entropy. Defaults are its defaults and the
 ImageNet ResNet-50 -> MobileNetV1 config (``res50_distill_mv1_img.py``): T = 1, gamma = 1.5.
+
+Unlabelled rows (label -1): the target and non-target parts need a class, so on them g is the
+teacher's argmax (``distill_targets``); the target part then weighs the student's log-probability of
+the teacher's class by the teacher's confidence in it. They get no CE, which is averaged over the
+labelled rows (``kdbench.distill.base``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdbench.distill.base import DistillMethod, check_ce_and_standardize, check_number
+from kdbench.distill.base import DistillMethod, check_ce_and_standardize, check_number, distill_targets, label_ce
 
 
 def nkd_terms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
@@ -55,8 +60,9 @@ class NKD(DistillMethod):
         """``{"ce": ce_weight * CE, "kd": target + gamma * T^2 * non_target}``."""
         teacher = self.check_inputs(student_logits, teacher_logits, targets)
         self.check_classes(student_logits, 3, "its non-target term")
-        target, non_target = nkd_terms(*self.distill_logits(student_logits, teacher), targets, self.temperature)
+        classes = distill_targets(targets, teacher)  # the teacher's argmax on unlabelled rows
+        target, non_target = nkd_terms(*self.distill_logits(student_logits, teacher), classes, self.temperature)
         return {
-            "ce": self.ce_weight * F.cross_entropy(student_logits, targets),
+            "ce": self.ce_weight * label_ce(student_logits, targets),
             "kd": target + self.gamma * self.temperature**2 * non_target,
         }

@@ -1,11 +1,14 @@
-"""``scratch``: no teacher, cross-entropy on the labels only (the baseline every method must beat)."""
+"""``scratch``: no teacher, cross-entropy on the labels only (the baseline every method must beat).
+
+With nobody to label them, scratch cannot use unlabelled frames: ``kdbench.train`` never gives it any
+(``TrainConfig.unlabelled`` is recorded but unused); a row labelled -1 would take no part in its CE.
+"""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from kdbench.distill.base import DistillMethod
+from kdbench.distill.base import DistillMethod, label_ce
 
 
 class Scratch(DistillMethod):
@@ -21,4 +24,4 @@ class Scratch(DistillMethod):
                 targets: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
         """``{"ce": mean cross-entropy}``; ``teacher_logits`` is ignored."""
         self.check_inputs(student_logits, None, targets)
-        return {"ce": F.cross_entropy(student_logits, targets)}
+        return {"ce": label_ce(student_logits, targets)}

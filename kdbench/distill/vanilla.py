@@ -6,14 +6,16 @@ with ``p(T) = softmax(z / T)`` and the KL averaged over the batch ("batchmean").
 keeps the soft term's gradients on the scale of the hard term's as T changes. With
 ``standardize=True`` both logit vectors are z-scored per sample first (Sun et al. 2024, see
 ``logit_std``).
+
+Unlabelled rows (label -1) get only the distillation term: CE is averaged over the labelled rows,
+the KL over every row (``kdbench.distill.base``); the KL needs no label.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from kdbench.distill.base import DistillMethod, check_bool, check_number, kd_term
+from kdbench.distill.base import DistillMethod, check_bool, check_number, kd_term, label_ce
 
 
 class Vanilla(DistillMethod):
@@ -34,5 +36,5 @@ class Vanilla(DistillMethod):
         teacher = self.check_inputs(student_logits, teacher_logits, targets)
         return {
             "kd": self.alpha * kd_term(*self.distill_logits(student_logits, teacher), self.temperature),
-            "ce": (1.0 - self.alpha) * F.cross_entropy(student_logits, targets),
+            "ce": (1.0 - self.alpha) * label_ce(student_logits, targets),
         }

@@ -14,7 +14,8 @@ the official code's (zkxufo/TTM, ``distiller_zoo/wttm.py``: ``loss = mean(norm *
 teacher-student pair in the paper; the defaults here, gamma = 0.2 with beta = 4, are the only WTTM
 setting the official README shows (``--distill crd --add wttm --ttm_l 0.2 -a 4``, where WTTM is
 added to CRD), so treat them as a starting point to search around. With 4 classes U_gamma is at
-most 4^(1 - gamma) ~ 3.03.
+most 4^(1 - gamma) ~ 3.03. The matching term needs no label: unlabelled rows (label -1) take part in it
+and not in the CE (``kdbench.distill.base``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdbench.distill.base import DistillMethod, check_ce_and_standardize, check_number
+from kdbench.distill.base import DistillMethod, check_ce_and_standardize, check_number, label_ce
 
 
 def wttm_per_sample(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -55,6 +56,6 @@ class WTTM(DistillMethod):
         teacher = self.check_inputs(student_logits, teacher_logits, targets)
         per_sample = wttm_per_sample(*self.distill_logits(student_logits, teacher), self.gamma)
         return {
-            "ce": self.ce_weight * F.cross_entropy(student_logits, targets),
+            "ce": self.ce_weight * label_ce(student_logits, targets),
             "kd": self.beta * per_sample.mean(),
         }

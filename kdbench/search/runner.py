@@ -36,7 +36,7 @@ from kdbench.search.liveness import (DEFAULT_GRACE_S, SLOT_ATTR, Heartbeat, live
                                      retried_numbers, superseded)
 from kdbench.search.pins import Pins, current_pins
 from kdbench.search.results import check_study_identity, read_study_json, storage_rows, write_statistics, write_summary
-from kdbench.search.space import SearchSpace, grid_id, load_space, parse_space
+from kdbench.search.space import SearchSpace, check_unlabelled, grid_id, load_space, parse_space
 from kdbench.search.storage import (check_same_storage, claim_optuna_study, journal_file, open_storage, redact,
                                     storage_id, storage_kind)
 
@@ -140,6 +140,7 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
         ensure_device(req.device)
     store = FrameStore.open(req.store)
     check_input_sizes(space, store, str(req.config))
+    check_unlabelled(space, store, str(req.config))
     if space.needs_teacher() and req.teacher is None:
         raise ConfigError(f"{req.config}: methods {space.method_names} include distillation: pass --teacher PATH (.pt or .onnx)")
     if req.teacher is not None and not Path(req.teacher).is_file():

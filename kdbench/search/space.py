@@ -75,8 +75,11 @@ TRAIN_KEYS: dict[str, tuple[type, float]] = {
     "augment_choice": (str, 0),  # cycle (version epoch mod K) | random (seeded)
     "augment_seed": (int, 0),  # fixes the versions' pixels
     "augment": (dict, 0),  # [train.augment]: strengths (rotate_deg, shift, gain, contrast, attenuation, speckle, flip)
+    # share of the store's unlabelled frames added to each epoch of a method with a teacher, in [0, 1]; 0 = off
+    "unlabelled": (float, 0),
 }
 AUGMENT_KEYS = ("augment_versions", "augment_choice", "augment_seed", "augment")
+CONFIG_CHECKED = ("augment_choice", "augment", "unlabelled")  # keys whose values TrainConfig itself checks
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 20, "patience": 5, "batch_size": 256, "lr": 1e-3,
                                   "weight_decay": 1e-4, "max_batches_per_epoch": 0}
 DEFAULT_SEEDS = 5
@@ -404,6 +407,18 @@ def _check_augment_epochs(space: SearchSpace, where: str) -> None:
         space.warnings.append(f"{where}: {warning}")
 
 
+def check_unlabelled(space: SearchSpace, store: Any, where: str) -> None:
+    """A space whose trials may add unlabelled frames (``unlabelled`` > 0) needs a store that has some: a ConfigError
+    naming the file and the store before any work (``kdbench.data.loader.unlabelled_pool``'s rule)."""
+    from kdbench.data.loader import unlabelled_pool
+
+    values = space.shared["unlabelled"].probe_values() if "unlabelled" in space.shared else [space.train.get("unlabelled", 0.0)]
+    try:
+        unlabelled_pool(store, max(float(v) for v in values))
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
 def _check_method_values(space: SearchSpace, where: str) -> None:
     """Build each method at the probe values of its dims, so bad values fail at load time."""
     from kdbench.distill.registry import create_method
@@ -522,7 +537,7 @@ def _seeds(value: Any, where: str) -> list[int]:
 def _train_value(key: str, value: Any, where: str) -> Any:
     """A training setting checked against its type and minimum."""
     typ, low = TRAIN_KEYS[key]
-    if typ in (str, dict):  # augment_choice, [train.augment]: TrainConfig's own checks
+    if key in CONFIG_CHECKED:  # TrainConfig's own checks (the one rule for each)
         from kdbench.train import TrainConfig
 
         try:

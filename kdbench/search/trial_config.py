@@ -36,6 +36,8 @@ class TrialConfig:
         out["max_batches_per_epoch"] = out["max_batches_per_epoch"] or 0
         if out.get("input_size") is None:  # the store's size: not part of the configuration's id
             out.pop("input_size", None)
+        if not out["unlabelled"]:  # no unlabelled frames: not part of the id (older ids unchanged)
+            out.pop("unlabelled")
         if not out["augment_versions"]:  # no augmentation: its settings are not part of the id (older ids unchanged)
             for key in AUGMENT_KEYS:
                 out.pop(key)
