@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from kdbench.errors import DataError
+from kdbench.layout import seed_dir
 
 
 def save_predictions(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -28,7 +29,7 @@ def seed_logits(run_dir: Path, seeds: list[int], split: str, store: Any) -> tupl
     """(per-seed logits, store rows) of a split from every seed's predictions.npz; None when one is missing or they differ."""
     logits, rows0 = [], None
     for s in seeds:
-        path = Path(run_dir) / f"seed_{s}" / "predictions.npz"
+        path = seed_dir(run_dir, s) / "predictions.npz"
         if not path.is_file():
             return None
         with np.load(path) as doc:
@@ -48,7 +49,7 @@ def seed_logits(run_dir: Path, seeds: list[int], split: str, store: Any) -> tupl
 def teacher_test_hits(run_dir: Path, seeds: list[int], rows: np.ndarray, store: Any) -> np.ndarray | None:
     """The teacher's hits [N] on the test rows, from a seed's predictions.npz (None when not saved)."""
     for s in seeds:
-        path = Path(run_dir) / f"seed_{s}" / "predictions.npz"
+        path = seed_dir(run_dir, s) / "predictions.npz"
         with np.load(path) as doc:
             if "test_teacher_logits" in doc and len(doc["test_teacher_logits"]) == len(rows):
                 return np.asarray(doc["test_teacher_logits"]).argmax(axis=1) == store.labels[rows]

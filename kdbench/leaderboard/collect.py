@@ -24,12 +24,13 @@ import numpy as np
 
 from kdbench.errors import ConfigError, DataError
 from kdbench.export.record import VariantRecord
-from kdbench.profile.constraints import evaluate_constraints, load_constraints
+from kdbench.layout import trial_dir
 from kdbench.leaderboard.decisions import ValHits
 from kdbench.leaderboard.rank import not_ranked, rank_rows, recommend
 from kdbench.leaderboard.row import BoardRow
 from kdbench.leaderboard.seeds import SeedSummary, seed_metrics, summarise_trial
 from kdbench.manifest import read_json
+from kdbench.profile.constraints import evaluate_constraints, load_constraints
 from kdbench.search.space import DEFAULT_MARGIN, check_margin
 from kdbench.search.statistics import best_trial
 
@@ -445,7 +446,7 @@ def _split_sizes(rows: list[BoardRow], summaries: list[SeedSummary], study_dir: 
     val = None
     for s in summaries:
         for seed in s.seeds:
-            m = seed_metrics(study_dir / "trials" / s.student / str(s.trial), seed)
+            m = seed_metrics(trial_dir(study_dir, s.student, s.trial), seed)
             test = test or ((m.get("test") or {}).get("n"), (m.get("test") or {}).get("n_clips"))
             val = ((m.get("val") or {}).get("n"), (m.get("val") or {}).get("n_clips"))
             break

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from kdbench.errors import DataError
+from kdbench.layout import seed_dir
 from kdbench.leaderboard.columns import PROPORTION
 from kdbench.leaderboard.row import clip_interval
 from kdbench.manifest import read_json
@@ -52,7 +53,7 @@ def _mean(values: list[Any]) -> float | None:
 
 def seed_metrics(run_dir: Path, seed: int | str) -> dict[str, Any]:
     """metrics.metrics ({'val': ..., 'test': ...}) of one seed run ({} when its metrics.json is missing)."""
-    path = Path(run_dir) / f"seed_{seed}" / "metrics.json"
+    path = seed_dir(run_dir, seed) / "metrics.json"
     if not path.is_file():
         return {}
     try:

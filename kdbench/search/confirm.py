@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kdbench.errors import ConfigError, DataError
+from kdbench.layout import seed_dir
 from kdbench.manifest import write_json
 
 CONFIRM_DIR = "confirm"
@@ -361,7 +362,7 @@ class _SeedRuns:
         self.warnings: list[str] = []
 
     def folder(self, trial: dict[str, Any], seed: int) -> Path:
-        return config_dir(self.study_dir, trial) / f"seed_{seed}"
+        return seed_dir(config_dir(self.study_dir, trial), seed)
 
     def summary(self, trial: dict[str, Any], seed: int) -> dict[str, Any]:
         """The seed's figures (seed_summary), training it first when it is not on disk."""

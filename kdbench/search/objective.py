@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from kdbench import layout
 from kdbench.distill.feed import TeacherFeed
 from kdbench.manifest import write_json
 from kdbench.search.hardware_aware import TRIAL_JSON_ATTRS, budget_used, objective_values, price_of
@@ -57,7 +58,7 @@ class SearchContext:
 
 def trial_dir(study_dir: Path, student: str, number: int) -> Path:
     """The directory of one trial's seed runs."""
-    return Path(study_dir) / "trials" / student / str(number)
+    return layout.trial_dir(study_dir, student, number)
 
 
 def log_seed_event(study_dir: Path, **event: Any) -> None:
@@ -305,7 +306,7 @@ def _run_seeds(ctx: SearchContext, trial: Any, config: Any, tdir: Path, results:
 
     space, student, n = ctx.space, config.student, len(ctx.space.seeds)
     for i, seed in enumerate(space.seeds):
-        done = ensure_seed(ctx, trial, trial.number, config, seed, i, n, tdir / f"seed_{seed}", emit)
+        done = ensure_seed(ctx, trial, trial.number, config, seed, i, n, layout.seed_dir(tdir, seed), emit)
         summary = seed_summary(done)
         results[str(seed)] = summary
         for key, value in seed_attrs(seed, summary).items():
@@ -415,4 +416,4 @@ def _prune_checkpoints(space: SearchSpace, tdir: Path, results: dict[str, dict[s
     best = max(results, key=lambda s: results[s][space.objective])
     for seed in results:
         if seed != best:
-            (tdir / f"seed_{seed}" / "best.pt").unlink(missing_ok=True)
+            (layout.seed_dir(tdir, seed) / "best.pt").unlink(missing_ok=True)

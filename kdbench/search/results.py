@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kdbench.errors import ConfigError, DataError
+from kdbench.layout import seed_dir
 from kdbench.manifest import read_json, write_json
 
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
@@ -123,7 +124,7 @@ def usable_trials(study_dir: Path, rows: list[dict[str, Any]]) -> tuple[list[dic
             write_json(Path(t["run_dir"]) / "trial.json", {k: v for k, v in t.items() if k != "run_dir"})
         if row["state"] != "complete":
             continue
-        missing = [s for s in seeds if s not in t.get("seeds", {}) or not (Path(t["run_dir"]) / f"seed_{s}" / "metrics.json").is_file()]
+        missing = [s for s in seeds if s not in t.get("seeds", {}) or not (seed_dir(t["run_dir"], s) / "metrics.json").is_file()]
         if missing:
             warnings.append(f"{t['student']} trial {t['trial']}: complete in the storage but seed(s) {missing} have no "
                             f"metrics.json under {t['run_dir']}; left out of the statistics")
@@ -236,7 +237,7 @@ def _best_entry(best: dict[str, Any], objective: str) -> dict[str, Any]:
     from kdbench.search.statistics import mean_ci
 
     seeds = best["seeds"]
-    seed_dirs = {int(s): str(Path(best["run_dir"]) / f"seed_{s}") for s in seeds}
+    seed_dirs = {int(s): str(seed_dir(best["run_dir"], s)) for s in seeds}
     best_seed = max(seeds, key=lambda s: seeds[s][objective])
     low, high = mean_ci([seeds[s][objective] for s in seeds], bounds=(0.0, 1.0))  # an accuracy or F1
     entry = {"student": best["student"], "method": best["method"], "hparams": best["hparams"],

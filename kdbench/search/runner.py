@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from kdbench.distill.feed import TeacherFeed
 from kdbench.errors import ConfigError, KdbenchError
+from kdbench.layout import seed_runs
 from kdbench.manifest import config_hash, file_hash, write_json
 from kdbench.search.baselines import add_waiting, queue_matched_baselines
 from kdbench.search.hardware_aware import budget_used, check_input_sizes
@@ -183,7 +184,7 @@ def prepare_study(req: SearchRequest, progress: Callable[[int, int], None] | Non
         study = optuna.create_study(study_name=optuna_study_name(name, student), storage=storage,
                                     directions=study_directions(space), load_if_exists=True)
         claim_optuna_study(study, read_study_json(study_dir)["study_id"], study_dir,
-                           any((study_dir / "trials" / student).glob("*/seed_*")))
+                           any(seed_runs(study_dir, student)))
         if study.user_attrs.get("kdbench_study_dir") != str(study_dir):
             study.set_user_attr("kdbench_study_dir", str(study_dir))
         queue_planned(study, space, quota[student])  # before any worker starts: workers find every cell queued

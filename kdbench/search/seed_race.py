@@ -33,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kdbench.errors import DataError
+from kdbench.layout import seed_dir
 from kdbench.manifest import write_json
 from kdbench.search.baselines import best_kd_and_baseline
 from kdbench.search.objective import SearchContext, ensure_seed, seed_means, seed_summary
@@ -168,7 +169,7 @@ def race_study(ctx: SearchContext, emit: Callable[..., None] | None = None) -> d
         write_json(path, record)
 
     def run(trial: dict[str, Any], index: int) -> Path:
-        sdir = Path(trial["run_dir"]) / f"seed_{index}"
+        sdir = seed_dir(trial["run_dir"], index)
         done = ensure_seed(ctx, None, trial["trial"], TrialConfig.from_dict(trial), index, index, settings.max_seeds,
                            sdir, emit)
         _record_seed(trial, index, seed_summary(done))
