@@ -43,3 +43,22 @@ def test_one_line_per_finished_seed_with_an_eta_from_this_commands_pace(tmp_path
 
 def test_durations_read_like_a_person_writes_them():
     assert [fmt_duration(s) for s in (0, 42, 61, 3599, 3600, 7322)] == ["0s", "42s", "1m01s", "59m59s", "1h00m", "2h02m"]
+
+
+def test_a_trial_that_ends_early_gets_a_line_and_leaves_the_plan(tmp_path):
+    log = tmp_path / "seed_log.jsonl"
+    now = [0.0]
+    progress = SeedProgress(tmp_path, planned=9, clock=lambda: now[0])  # 3 trials x 3 seeds
+    now[0] = 20.0
+    _append(log, event="done", student="s", trial=0, seed=0, status="ok", method="scratch", val=0.5)
+    _append(log, event="trial_end", student="s", trial=1, method="dkd", state="pruned", seeds_done=0, n_seeds=3,
+            note="first seed below the median of earlier trials at epoch 2")
+    _append(log, event="trial_end", student="s", trial=2, method="vanilla", state="reused", seeds_done=0, n_seeds=3,
+            note="same configuration as trial 0")
+    first, pruned, reused = progress.poll()
+    assert first.endswith("(1/9 seed runs, 20s, ETA 2m40s)"), first  # before the trials ended: 8 left at 20 s
+    assert re.fullmatch(r"\d\d:\d\d:\d\d s trial 1 \(dkd\): pruned after 0 seed\(s\): first seed below the median of "
+                        r"earlier trials at epoch 2 \(1/6 seed runs, 20s, ETA 1m40s\)", pruned), pruned
+    assert reused.endswith("trial 2 (vanilla): reused: same configuration as trial 0 (1/3 seed runs, 20s, ETA 40s)"), reused
+    resumed = SeedProgress(tmp_path, planned=9, clock=lambda: now[0])  # a restart reads the ended trials back
+    assert resumed.poll() == [] and resumed.where().startswith("1/3 seed runs")

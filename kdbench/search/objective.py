@@ -71,6 +71,15 @@ def log_seed_event(study_dir: Path, **event: Any) -> None:
         os.close(fd)
 
 
+def _log_trial_end(ctx: SearchContext, number: int, config: Any, state: str, note: str, seeds_done: int) -> None:
+    """A trial that ends before training its seeds (pruned, failed, a reused twin) in the seed log: the progress lines
+    say so, and the seeds it will not train leave the ETA's plan."""
+    if config is None:  # stopped before it had a configuration (e.g. infeasible before pricing): nothing planned ran
+        return
+    log_seed_event(ctx.study_dir, event="trial_end", student=config.student, trial=number, method=config.method,
+                   state=state, note=note, seeds_done=seeds_done, n_seeds=len(ctx.space.seeds))
+
+
 def read_seed_log(study_dir: Path) -> list[dict[str, Any]]:
     """Every event of the seed log."""
     path = Path(study_dir) / SEED_LOG
@@ -224,6 +233,7 @@ def make_objective(ctx: SearchContext, student: str) -> Callable[[Any], float]:
             twin = same_configuration(trial.study, frozen, config.config_id)
             if twin is not None:  # a sampler proposing a finished configuration again: its results, not training
                 _hardware_attrs(ctx, trial, config)
+                _log_trial_end(ctx, trial.number, config, "reused", f"same configuration as trial {twin.number}", 0)
                 return _reuse_results(trial, config, twin)  # its value(s): the twin was priced the same
             tdir = _start_trial(ctx, trial, frozen, config)
             price = _hardware_attrs(ctx, trial, config)
@@ -236,10 +246,12 @@ def make_objective(ctx: SearchContext, student: str) -> Callable[[Any], float]:
             return objective_values(space, value, price)  # + the priced latency in multi-objective mode
         except optuna.TrialPruned as err:
             _write_trial_json(ctx, trial, config, results, "pruned", str(err))
+            _log_trial_end(ctx, trial.number, config, "pruned", str(err), len(results))
             raise
         except TrialFailed as err:
             trial.set_user_attr(FINAL_ATTR, str(err))
             _write_trial_json(ctx, trial, config, results, "failed", str(err))
+            _log_trial_end(ctx, trial.number, config, "failed", str(err), len(results))
             raise
         except BaseException as err:
             _stop_and_requeue(trial, ctx, config, results, describe_stop(err))
