@@ -22,7 +22,7 @@ from kdbench.export.record import VariantRecord
 from kdbench.leaderboard.build import CSV, JSON, METHODS_PNG, README, build_leaderboard
 from kdbench.leaderboard.collect import collect
 from kdbench.leaderboard.columns import COLUMNS, column_names
-from kdbench.leaderboard.pareto import dominates
+from kdbench.pareto import dominates
 from kdbench.manifest import write_json
 
 SEEDS = [0, 1, 2]

@@ -8,7 +8,7 @@ import pytest
 
 from kdbench.errors import ConfigError
 from kdbench.profile.constraints import describe_constraints, evaluate_constraints
-from kdbench.leaderboard.pareto import dominates, front_staircase, pareto_fronts
+from kdbench.pareto import dominates, front_staircase, pareto_fronts
 
 ACC_LAT_SIZE = ["max", "min", "min"]
 

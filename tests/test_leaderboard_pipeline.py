@@ -43,7 +43,7 @@ def test_leaderboard_from_real_search_export_and_profile(tmp_path):
     from kdbench.export.candidates import from_study_dir
     from kdbench.export.pipeline import ExportOptions, export_candidates
     from kdbench.leaderboard.build import CSV, README, build_leaderboard
-    from kdbench.leaderboard.pareto import dominates
+    from kdbench.pareto import dominates
     from kdbench.models import create_model
     from kdbench.models.checkpoint import save_checkpoint
     from kdbench.profile.estimate import estimate_records, find_calibration

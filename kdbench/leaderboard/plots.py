@@ -13,7 +13,7 @@ from typing import Any
 from kdbench.leaderboard.collect import NO_TARGET, Leaderboard, TargetBoard
 from kdbench.leaderboard.row import BoardRow
 from kdbench.profile.constraints import describe_constraints
-from kdbench.leaderboard.pareto import front_staircase, pareto_fronts
+from kdbench.pareto import front_staircase, pareto_fronts
 
 FIGSIZE = (10.0, 5.6)
 DPI = 110

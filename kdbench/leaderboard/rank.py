@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kdbench.leaderboard.decisions import ValHits, compare, fmt_margin
-from kdbench.leaderboard.pareto import pareto_fronts
+from kdbench.pareto import pareto_fronts
 from kdbench.leaderboard.row import BoardRow
 from kdbench.search.space import DEFAULT_MARGIN
 

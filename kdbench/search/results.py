@@ -14,6 +14,7 @@ from typing import Any
 from kdbench.errors import ConfigError, DataError
 from kdbench.layout import seed_dir
 from kdbench.manifest import read_json, write_json
+from kdbench.pareto import pareto_fronts
 
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 SUMMARY_COLUMNS = ("student", "trial", "state", "method", "config_id", "hparams", "train", "n_seeds",
@@ -193,12 +194,8 @@ def pareto_front(trials: list[dict[str, Any]], objective: str) -> list[dict[str,
     """Trials no other trial dominates on (mean ``objective`` up, priced latency down), as Optuna's best_trials,
     fastest first; trials without a price are left out."""
     pts = [t for t in trials if trial_latency(t) is not None]
-
-    def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
-        av, al, bv, bl = a[f"mean_{objective}"], trial_latency(a), b[f"mean_{objective}"], trial_latency(b)
-        return av >= bv and al <= bl and (av > bv or al < bl)
-
-    front = [t for t in pts if not any(dominates(o, t) for o in pts if o is not t)]
+    fronts = pareto_fronts([(t[f"mean_{objective}"], trial_latency(t)) for t in pts], ("max", "min"))
+    front = [t for t, k in zip(pts, fronts) if k == 1]
     return sorted(front, key=lambda t: (trial_latency(t), -t[f"mean_{objective}"], t["student"], t["trial"]))
 
 

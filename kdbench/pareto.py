@@ -1,4 +1,5 @@
-"""Non-dominated sorting (Pareto fronts) over objectives that are maximised or minimised.
+"""Non-dominated sorting (Pareto fronts) over objectives that are maximised or minimised: the one implementation
+(the leaderboard's fronts per target, the search's multi-objective front).
 
 A point dominates another when it is at least as good in every objective and strictly better in
 one. Front 1 holds the points nobody dominates; front k the points dominated only by points of
