@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kdbench.demo import SIZES, STUDENTS, run_demo
+from kdbench.cli.demo_plan import SIZES, STUDENTS, run_demo
 
 pytestmark = pytest.mark.slow
 DEMO_LOG = "kdbench-demo.log"  # .ci/run: `kdbench demo --size tiny --out DIR > DIR/kdbench-demo.log 2>&1`

@@ -9,7 +9,7 @@ import numpy as np
 from kdbench.data.prepare import prepare_store
 from kdbench.data.store import FrameStore
 from kdbench.data.synth import synthesize
-from kdbench.demo import SIZES, demo_commands
+from kdbench.cli.demo_plan import SIZES, demo_commands
 from kdbench.metrics import clip_ids
 
 

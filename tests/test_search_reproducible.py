@@ -194,7 +194,7 @@ def _demo_figures(out: Path) -> dict:
 
 
 def _run_demo_steps(out: Path, env: dict) -> None:
-    from kdbench.demo import SIZES, STUDENTS, demo_commands
+    from kdbench.cli.demo_plan import SIZES, STUDENTS, demo_commands
 
     steps = demo_commands(out, SIZES["tiny"], out / "leaderboard", STUDENTS, list(SIZES["tiny"].methods))
     assert [argv[0] for argv in steps[:len(DEMO_STEPS)]] == list(DEMO_STEPS)

@@ -22,7 +22,7 @@ def command(
     import logging
     import time
 
-    from kdbench.demo import run_demo
+    from kdbench.cli.demo_plan import run_demo
 
     start = time.perf_counter()
     log = logging.getLogger("kdbench.demo")

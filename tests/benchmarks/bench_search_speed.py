@@ -1,7 +1,7 @@
 """Benchmark: the search's trials per hour on the demo's space, before issue 16 (every run in NCHW,
 ``KDBENCH_FAST_PATH=nchw``) and after (``auto``: the measured, cached format per student).
 
-The space is the demo's own (``kdbench.demo.search_space_toml`` with ``SIZES["default"]``'s epochs,
+The space is the demo's own (``kdbench.cli.demo_plan.search_space_toml`` with ``SIZES["default"]``'s epochs,
 batch and image size, read at run time), on a reduced grid (``--students`` x ``--methods`` x
 ``--seeds``), over a phantom store like the demo's (``kdbench data synth`` + ``data prepare`` at the
 demo's size) and a small stand-in teacher (``--teacher-arch``, 1 epoch, cached logits: its quality
@@ -112,7 +112,7 @@ def _report(runs: dict[str, list[dict]], warm: dict) -> None:
 
 def main() -> None:
     """Build the phantom and the space, warm the format cache, time the arms interleaved, print the table."""
-    from kdbench.demo import SIZES, STUDENTS, search_space_toml
+    from kdbench.cli.demo_plan import SIZES, STUDENTS, search_space_toml
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--students", default=",".join(STUDENTS), help="students of the reduced grid")
