@@ -70,6 +70,7 @@ def test_agent_measures_onnxruntime_model(tmp_path: Path):
     assert b4["input_shape"] == [4, 1, 32, 32] and b4["throughput"] > 0
     assert res["runtime_baseline_rss_mb"] > 0 and res["process_peak_rss_mb"] >= res["runtime_baseline_rss_mb"]
     assert res["host"]["hostname"] and res["rule"]["min_queries"] == 30
+    assert res["process"]["mode"] == "fresh" and res["process"]["pid"] > 0 and res["agent_version"] == agent.AGENT_VERSION
     cond = res["conditions"]["before"]
     assert len(cond["load_avg"]) == 3 and cond["cpu_mhz"] and "throttled" in cond and "temperature_c" in cond
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from kdbench.cli import app
 from kdbench.errors import DataError
+from kdbench.profile.local import use_fork_server
 from kdbench.profile.results import discover_models
 
 from profile_fixtures import FAST_CLI, tiny_cnn, write_profile
@@ -17,7 +18,7 @@ from profile_fixtures import FAST_CLI, tiny_cnn, write_profile
 REQUIRED = ("variant_id", "target", "runtime", "runtime_version", "threads", "precision", "batch", "input_size",
             "measured", "method", "host", "latency_ms", "fps", "throughput", "model_memory_mb", "process_peak_rss_mb",
             "file_size_mb", "conditions", "runs", "p50_runs_ms", "p50_spread_pct", "stable", "inference_precision",
-            "input_source", "preprocess_ms", "frame_fps")
+            "input_source", "preprocess_ms", "frame_fps", "process")
 
 
 def export_mobilenet(path: Path, size: int = 64) -> None:
@@ -53,6 +54,7 @@ def test_profile_local_measures_every_model_and_runtime(tmp_path: Path):
         assert all(k in r for k in REQUIRED), set(REQUIRED) - set(r)
         assert r["status"] == "ok" and r["measured"] is True and r["method"] == "local" and r["threads"] == 1
         assert r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"]
+        assert r["process"] == ("fork-server" if use_fork_server() else "fresh")  # each run its own process either way
     by = {(r["variant_id"], r["runtime"], r["batch"]): r for r in records}
     mn = by[("mnv3s", "onnxruntime", 1)]
     assert mn["input_size"] == 64 and mn["fps"] == pytest.approx(1000 / mn["latency_ms"]["p50"], rel=1e-4)

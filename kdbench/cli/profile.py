@@ -63,6 +63,12 @@ def profile(
     runtimes: Optional[str] = typer.Option(
         None, "--runtimes", help="Comma-separated runtimes instead of the profile's, e.g. openvino,openvino-bf16."
     ),
+    fresh: Optional[bool] = typer.Option(
+        None, "--fresh-interpreters/--fork-server",
+        help="How each local run's process is made: a new Python interpreter per run, or a child forked from one "
+        "server per runtime that imported it once (the default on Linux and macOS, unless KDBENCH_PROFILE_FRESH=1). "
+        "--remote always starts fresh interpreters.",
+    ),
 ) -> None:
     """Profile the models in --export on --target (see `kdbench profile --help`)."""
     if ctx.invoked_subcommand is not None:
@@ -154,7 +160,7 @@ def profile(
                            python=remote_python or prof.remote_python, rule=rule, on_records=on_records, on_step=on_step,
                            inputs=inputs)
             else:
-                run_local(entries, prof, rule=rule, on_records=on_records, on_step=on_step, inputs=inputs)
+                run_local(entries, prof, rule=rule, on_records=on_records, on_step=on_step, inputs=inputs, fresh=fresh)
         finally:
             progress.stop()
             if writer.new:

@@ -7,6 +7,18 @@ runs in a fresh local subprocess and is copied to a remote target (a Raspberry P
 
     python agent.py --model m.onnx --runtime onnxruntime --threads 4 --batch 1 --batch 4
     python agent.py --check --runtime openvino          # is the runtime there? which version?
+    python agent.py --serve --runtime onnxruntime       # fork server: one JSON request per stdin line
+
+Fork server (``--serve``, Linux and macOS): the server imports numpy and the runtime once, then for
+each request line ``{"id", "args": [the arguments above], "timeout_s"}`` forks a child that runs
+exactly what a fresh process runs (``run_argv``), writes its JSON result through a pipe and leaves
+with ``os._exit``; the server answers one JSON line per request (``request_id`` added). The child's
+stdout and stderr go to a scratch file, so nothing the runtime prints reaches the protocol. A
+child killed by a signal (a segfault, the out-of-memory killer) or exiting without a result is one
+``{"ok": false, "kind": "died"}`` answer naming the signal; one still running at ``timeout_s`` is
+killed (``"kind": "timeout"``); the server carries on either way and ends when stdin closes.
+Every result says how its process was made: ``"process": {"mode": "fresh"|"fork-server", "pid"}``
+(+ ``server_pid`` and ``fork_rss_mb``, the child's RSS when it started).
 
 Measurement rule (single-stream, as MLPerf's single-stream scenario and onnxruntime_perf_test /
 OpenVINO benchmark_app in latency mode do it: one query in flight, the next issued when the
@@ -31,7 +43,11 @@ trivial one-op model (a 4x4 Relu; its session stays open), then the resident set
 /proc/self/clear_refs. ``model_memory_mb`` = peak while loading the model and serving batch 1 -
 that baseline: the model's weights, its activation arena and its session, not the runtime itself.
 ``process_peak_rss_mb`` is the process's peak RSS (runtime included). Without a peak reset (old
-kernels) ``model_memory_mb`` is None rather than a figure that includes the import.
+kernels) ``model_memory_mb`` is None rather than a figure that includes the import. In a fork
+server's child the same steps run in the child (the one-op model, the baseline, the reset), so
+``model_memory_mb`` keeps its meaning; the child's RSS, though, holds only the pages it mapped
+itself, so ``runtime_baseline_rss_mb`` and ``process_peak_rss_mb`` leave out library pages that
+only the server touched (about 10-15 MB for onnxruntime and OpenVINO).
 
 Conditions recorded before and after timing: load average, CPU frequency, and on a Raspberry Pi the
 SoC temperature and ``vcgencmd get_throttled``. ``--raw-frame HxWxC`` also times the numpy-only
@@ -55,7 +71,7 @@ import time
 import traceback
 from types import ModuleType
 
-AGENT_VERSION = "2"
+AGENT_VERSION = "3"
 # The runtimes this agent can run: model formats each reads, its device and, for OpenVINO, the
 # inference precision set explicitly (INFERENCE_PRECISION_HINT; f32 unless the name asks otherwise).
 RUNTIME_TABLE: dict[str, dict] = {
@@ -643,7 +659,18 @@ def load_frames(path: str | None) -> tuple[object, str]:
 
 
 def host_info() -> dict:
-    """Who ran the measurement."""
+    """Who ran the measurement (worked out once per process: a fork server's children inherit it)."""
+    global _HOST_INFO
+    if _HOST_INFO is None:
+        _HOST_INFO = _read_host_info()
+    return dict(_HOST_INFO)
+
+
+_HOST_INFO: dict | None = None
+
+
+def _read_host_info() -> dict:
+    """Host name, machine, system, processor, CPUs, Python."""
     return {
         "hostname": socket.gethostname(),
         "machine": platform.machine(),
@@ -777,6 +804,201 @@ def check(args: argparse.Namespace) -> dict:
     }
 
 
+# ----------------------------------------------------------------------------- fork server
+
+SERVE_GRACE_S = 5.0  # a child that closed its pipe gets this long to exit before it is killed
+_CHANNEL_FD: int | None = None  # the server's protocol output; a child closes its copy
+
+
+def runtime_module(runtime: str) -> str:
+    """The Python package a runtime imports."""
+    if runtime.startswith("onnxruntime"):
+        return "onnxruntime"
+    return "openvino" if runtime.startswith("openvino") else "torch"
+
+
+def preload(runtime: str) -> dict:
+    """Import numpy, the runtime's package and what a measurement imports, once, before any fork."""
+    import base64  # noqa: F401 - the children's trivial model
+    import shutil  # noqa: F401 - conditions()
+    import subprocess  # noqa: F401 - conditions()
+    import tempfile  # noqa: F401 - OpenVINO's trivial model
+
+    import numpy  # noqa: F401
+
+    host_info()
+    try:
+        _import_runtime(runtime_module(runtime))
+        error = None
+    except AgentError as err:  # each child then reports it, as a fresh process would
+        error = str(err)
+    return {"runtime_module": runtime_module(runtime), "import_error": error}
+
+
+def serve(runtime: str) -> int:
+    """Fork server: read one JSON request per stdin line, answer one JSON result per stdout line.
+
+    A request is ``{"id": ..., "args": [agent arguments], "timeout_s": 600}``; each one is measured in
+    a child forked for it (``fork_measure``). Runs until stdin closes."""
+    if not hasattr(os, "fork"):
+        sys.stdout.write(json.dumps({"ready": False, "error": "os.fork is not available here"}) + "\n")
+        return 3
+    global _CHANNEL_FD
+    channel = os.fdopen(os.dup(1), "w")  # the protocol; stray prints of the runtime go to stderr
+    _CHANNEL_FD = channel.fileno()
+    os.dup2(2, 1)
+    info = preload(runtime)
+    import warnings
+
+    # Python >= 3.12 warns on forking with native threads alive: here the idle pools of numpy's BLAS and of the
+    # runtime's import. A child that hung on one would be killed at its timeout; the tests check children measure.
+    warnings.filterwarnings("ignore", message=".*multi-threaded.*fork", category=DeprecationWarning)
+    _send(channel, {"ready": True, "pid": os.getpid(), "runtime": runtime, **info})
+    for line in iter(sys.stdin.readline, ""):
+        if line.strip():
+            _send(channel, handle_request(line))
+    return 0
+
+
+def _send(channel, obj: dict) -> None:
+    """One JSON line on the protocol channel."""
+    channel.write(json.dumps(obj, default=float) + "\n")
+    channel.flush()
+
+
+def handle_request(line: str) -> dict:
+    """Parse one request line and measure it in a forked child."""
+    try:
+        req = json.loads(line)
+        argv = [str(a) for a in req["args"]]
+        timeout_s = float(req.get("timeout_s", 600.0))
+    except (ValueError, KeyError, TypeError) as err:
+        return {"ok": False, "kind": "usage", "error": f"bad request {line.strip()[:200]!r}: {err}"}
+    result = fork_measure(argv, timeout_s, req.get("test_signal"))
+    result["request_id"] = req.get("id")
+    return result
+
+
+def fork_measure(argv: list[str], timeout_s: float, test_signal: int | None = None) -> dict:
+    """One measurement in a forked child: its result, or why it has none (a signal, an exit, the timeout).
+
+    ``test_signal`` (tests only) makes the child send itself that signal before measuring."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as log:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            _child(argv, write_fd, log.fileno(), test_signal)
+        os.close(write_fd)
+        data, finished = _read_all(read_fd, time.monotonic() + timeout_s)
+        os.close(read_fd)
+        status = _reap(pid, time.monotonic() + (SERVE_GRACE_S if finished else 0.0))
+        result = _child_result(data, status, finished, timeout_s, log)
+    result.setdefault("process", {"mode": "fork-server", "pid": pid, "server_pid": os.getpid()})
+    return result
+
+
+def _child(argv: list[str], write_fd: int, log_fd: int, test_signal: int | None) -> None:
+    """In the forked child: measure, write the result to the pipe, leave with os._exit (never returns)."""
+    code = 70
+    try:
+        fork_rss = rss_mb()  # before anything of this measurement: what the child shares with the server
+        _detach_from_protocol(log_fd)
+        if test_signal:
+            os.kill(os.getpid(), int(test_signal))
+        out, code = run_argv(argv)
+        out["process"] = {"mode": "fork-server", "pid": os.getpid(), "server_pid": os.getppid(), "fork_rss_mb": fork_rss}
+        data = (json.dumps(out, default=float) + "\n").encode()
+        while data:
+            data = data[os.write(write_fd, data):]
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _detach_from_protocol(log_fd: int) -> None:
+    """In a child: stdin from /dev/null, stdout and stderr to the log, no copy of the server's output channel
+    (a child outliving a dead server must not keep its client waiting)."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    if _CHANNEL_FD is not None:
+        os.close(_CHANNEL_FD)
+
+
+def _read_all(fd: int, deadline: float) -> tuple[bytes, bool]:
+    """Everything written to a pipe until its end (True) or the deadline (False)."""
+    import select
+
+    chunks = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return b"".join(chunks), False
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+
+
+def _reap(pid: int, deadline: float) -> int:
+    """Wait for a child until the deadline, then kill it; its wait status."""
+    import signal
+
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.005)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return os.waitpid(pid, 0)[1]
+
+
+def _child_result(data: bytes, status: int, finished: bool, timeout_s: float, log) -> dict:
+    """The child's JSON result, or an error dict saying how it ended instead."""
+    if not finished:
+        return {"ok": False, "kind": "timeout", "error": f"agent did not finish within {timeout_s:.0f} s"}
+    for line in reversed(data.decode(errors="replace").strip().splitlines()):
+        try:
+            return json.loads(line)
+        except ValueError:
+            break
+    return {"ok": False, "kind": "died", "error": f"agent {_how_it_ended(status)} without a result: {_tail(log)}"}
+
+
+def _how_it_ended(status: int) -> str:
+    """'was killed by SIGSEGV' or 'exited with status N' from a wait status."""
+    import signal
+
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        oom = " (the out-of-memory killer sends SIGKILL)" if sig == signal.SIGKILL else ""
+        return f"process was killed by {name}{oom}"
+    return f"exited with status {os.WEXITSTATUS(status) if os.WIFEXITED(status) else status}"
+
+
+def _tail(log) -> str:
+    """The last line the child wrote to its stdout/stderr, or '(no stderr)'."""
+    log.seek(0, os.SEEK_END)
+    log.seek(max(0, log.tell() - 4096))
+    lines = log.read().decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else "(no stderr)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The agent's command line."""
     p = argparse.ArgumentParser(description="kdbench measurement agent (prints one JSON line)")
@@ -798,38 +1020,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", default=None, help="saved frame sample (.npy, uint8 [N, S, S]) used as input")
     p.add_argument("--raw-frame", default=None, help="HxW[xC] of the source's raw frames: also time preprocessing")
     p.add_argument("--pid-file", default=None, help="write this process's id here (lets a caller stop it)")
+    p.add_argument("--serve", action="store_true",
+                   help="fork server: import the runtime once, then measure each request line (JSON) in a forked child")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the agent; print exactly one JSON line; exit 0 (ok) or 3 (error)."""
+def run_argv(argv: list[str]) -> tuple[dict, int]:
+    """One measurement (or ``--check``) from agent arguments: the JSON-able result and the exit status (0 or 3)."""
     args = build_parser().parse_args(argv)
     if args.batch is None:
         args.batch = [1]
-    if args.pid_file:
-        with open(args.pid_file, "w") as fh:
-            fh.write(str(os.getpid()))
     try:
         if args.check:
-            out = check(args)
-        else:
-            if not args.model:
-                raise AgentError("usage", "--model is required unless --check")
-            out = measure(args)
-        code = 0
+            return check(args), 0
+        if not args.model:
+            raise AgentError("usage", "--model is required unless --check")
+        return measure(args), 0
     except AgentError as err:
-        out = {"ok": False, "kind": err.kind, "error": str(err), "runtime": args.runtime, "host": host_info()}
-        code = 3
+        return {"ok": False, "kind": err.kind, "error": str(err), "runtime": args.runtime, "host": host_info()}, 3
     except Exception as err:  # noqa: BLE001 - report, never a bare traceback on a remote
-        out = {
+        return {
             "ok": False,
             "kind": "crash",
             "error": f"{type(err).__name__}: {err}",
             "traceback": traceback.format_exc(limit=5),
             "runtime": args.runtime,
             "host": host_info(),
-        }
-        code = 3
+        }, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the agent; print exactly one JSON line; exit 0 (ok) or 3 (error). ``--serve``: the fork server."""
+    args = build_parser().parse_args(argv)
+    if args.serve:
+        return serve(args.runtime)
+    if args.pid_file:
+        with open(args.pid_file, "w") as fh:
+            fh.write(str(os.getpid()))
+    out, code = run_argv(sys.argv[1:] if argv is None else argv)
+    out["process"] = {"mode": "fresh", "pid": os.getpid()}
     sys.stdout.write(json.dumps(out, default=float) + "\n")
     sys.stdout.flush()
     return code

@@ -1,14 +1,27 @@
-"""Local measurement: every model x runtime in ``runs`` (3) fresh Python subprocesses running the agent.
+"""Local measurement: every model x runtime in ``runs`` (3) fresh processes running the agent.
 
 The record is the median of the runs' p50s with their spread (``results.records_from_runs``): one
 process can land on a bad core placement, a busy neighbour or a cold cache, and a single run cannot
-show it."""
+show it.
+
+Each run is a process of its own, made one of two ways (``Measurer``):
+
+- fork server (default on Linux and macOS, CPU runtimes): one ``agent.py --serve`` per runtime imports
+  numpy and the runtime once; every run is a child forked from it (``ForkServer``), so a run pays no
+  interpreter start or runtime import. Its memory is its own (see the agent's docstring).
+- fresh interpreters (``fresh=True``, ``KDBENCH_PROFILE_FRESH=1``, no ``os.fork``, GPU runtimes):
+  ``python agent.py ...`` per run, as the remote path always does.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import selectors
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +45,7 @@ class MeasureRule:
     max_time_s: float = 30.0
     p90_rel_ci: float = 0.02
     floor_queries: int = 10
-    runs: int = 3  # fresh processes per model x runtime x precision
+    runs: int = 3  # processes (fresh or forked) per model x runtime x precision
 
     def args(self) -> list[str]:
         """The rule as agent command-line arguments."""
@@ -94,6 +107,168 @@ def _run_agent(cmd: list[str], timeout_s: float) -> dict[str, Any]:
     return result
 
 
+FRESH_ENV = "KDBENCH_PROFILE_FRESH"
+SERVER_START_S = 120.0  # for the server to import its runtime and say it is ready
+SERVER_GRACE_S = 30.0  # beyond a request's timeout (the server kills the child at the timeout itself)
+
+
+def fork_available() -> bool:
+    """True where the agent can fork measurement children (Linux, macOS)."""
+    return hasattr(os, "fork") and sys.platform.startswith(("linux", "darwin"))
+
+
+def use_fork_server(fresh: bool | None = None) -> bool:
+    """Fork server unless ``fresh`` (None: the environment's ``KDBENCH_PROFILE_FRESH``) asks otherwise."""
+    if fresh is None:
+        fresh = os.environ.get(FRESH_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return not fresh and fork_available()
+
+
+def forkable(runtime: str) -> bool:
+    """CPU runtimes only: a GPU context does not survive a fork, and some drivers start with the import."""
+    from kdbench.profile.agent import RUNTIME_TABLE
+
+    return RUNTIME_TABLE.get(runtime, {}).get("device", "").lower() == "cpu"
+
+
+class ForkServer:
+    """Client of one ``agent.py --serve`` process (one runtime): a JSON request line in, a result line out.
+
+    Started on the first request, and again after it died or when the environment changed (the
+    children inherit the server's, as fresh processes inherit kdbench's); its process group is
+    killed on ``close``."""
+
+    def __init__(self, python: str, runtime: str) -> None:
+        self.python, self.runtime = python, runtime
+        self.proc: subprocess.Popen | None = None
+        self.env: dict[str, str] = {}
+        self.log: Any = None
+        self.buf = b""
+        self.requests = 0
+
+    def measure(self, args: list[str], timeout_s: float, test_signal: int | None = None) -> dict[str, Any]:
+        """One measurement in a fresh child of the server; its JSON or an error dict."""
+        if self.proc is None or self.proc.poll() is not None or self.env != dict(os.environ):
+            started = self.start()
+            if started is not None:
+                return started
+        self.requests += 1
+        request = {"id": self.requests, "args": args, "timeout_s": timeout_s, "test_signal": test_signal}
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # a dead server: reported below
+        return self._read(timeout_s + SERVER_GRACE_S) or self._died("stopped answering")
+
+    def start(self) -> dict[str, Any] | None:
+        """Start the server and wait for its ready line; None when ready, else an error dict."""
+        self.close()
+        self.env, self.log, self.buf = dict(os.environ), tempfile.TemporaryFile(), b""
+        try:
+            self.proc = subprocess.Popen([self.python, str(AGENT_PATH), "--serve", "--runtime", self.runtime],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=self.env,
+                                         start_new_session=True)
+        except OSError as err:
+            return self._died(f"could not start ({err})")
+        hello = self._read(SERVER_START_S)
+        return None if hello and hello.get("ready") else self._died(f"did not start ({hello})" if hello else "did not start")
+
+    def _read(self, timeout_s: float) -> dict[str, Any] | None:
+        """The server's next JSON line, or None at its end or the timeout."""
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            deadline = time.monotonic() + timeout_s
+            while b"\n" not in self.buf:
+                left = deadline - time.monotonic()
+                chunk = os.read(fd, 65536) if left > 0 and sel.select(left) else b""
+                if not chunk:
+                    return None
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError:
+            return None  # not the protocol: treated as a server that stopped answering
+
+    def _died(self, what: str) -> dict[str, Any]:
+        """Stop the server; an error dict with what it said last."""
+        tail = "(no stderr)"
+        if self.log is not None:
+            self.log.seek(0)
+            tail = (self.log.read().decode(errors="replace").strip().splitlines() or [tail])[-1]
+        self.close(kill=True)
+        return {"ok": False, "kind": "died", "error": f"fork server for {self.runtime} {what}: {tail}"}
+
+    def close(self, kill: bool = False) -> None:
+        """End the server (closing its input ends it; ``kill`` or a server that lingers: its process group)."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                _close_quietly(self.proc.stdin)
+                try:
+                    self.proc.wait(timeout=0 if kill else 5)
+                except subprocess.TimeoutExpired:
+                    _kill_group(self.proc)
+            _close_quietly(self.proc.stdout)
+            _close_quietly(self.proc.stdin)
+            self.proc = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+
+def _close_quietly(stream: Any) -> None:
+    """Close a pipe; a broken one is already closed enough."""
+    try:
+        if stream is not None:
+            stream.close()
+    except OSError:
+        pass
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL a server started in its own session, with its children, and reap it."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+class Measurer:
+    """Runs one measurement the configured way: a fork server per runtime, or a fresh interpreter."""
+
+    def __init__(self, python: str | None = None, fresh: bool | None = None) -> None:
+        self.python = python or sys.executable
+        self.fork = use_fork_server(fresh)
+        self.servers: dict[str, ForkServer] = {}
+
+    def __call__(self, runtime: str, args: list[str], timeout_s: float) -> dict[str, Any]:
+        """The agent's result for one run (``args`` as ``agent_args`` builds them)."""
+        if not (self.fork and forkable(runtime)):
+            return _run_agent([self.python, str(AGENT_PATH), *args], timeout_s)
+        result = self.servers.setdefault(runtime, ForkServer(self.python, runtime)).measure(args, timeout_s)
+        if not result.get("ok") and not result.get("host"):
+            result["host"] = local_host()
+        return result
+
+    def close(self) -> None:
+        """Stop every server."""
+        for server in self.servers.values():
+            server.close()
+        self.servers.clear()
+
+    def __enter__(self) -> "Measurer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def run_local(
     entries: list[ModelEntry],
     profile: HardwareProfile,
@@ -103,31 +278,38 @@ def run_local(
     on_step: Callable[[str], None] | None = None,
     timeout_s: float = 600.0,
     inputs: AgentInputs | None = None,
+    fresh: bool | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure every model with every applicable runtime of the profile on this machine, ``rule.runs`` times each."""
+    """Measure every model with every applicable runtime of the profile on this machine, ``rule.runs`` times each.
+
+    ``fresh``: True runs each in a new interpreter, False through a fork server, None as ``KDBENCH_PROFILE_FRESH``
+    says (fork server unless set)."""
     rule = rule or MeasureRule()
-    python = python or sys.executable
-    out: list[dict[str, Any]] = []
-    for entry in entries:
-        runtimes = runtimes_for(entry, profile)
-        if not runtimes:
-            recs = [failed_record(entry, profile, "-", entry.precision, "local",
-                                  f"no runtime of profile {profile.name} {list(profile.runtimes)} reads {entry.fmt} files",
-                                  local_host())]
-            out.extend(recs)
-            if on_records:
-                on_records(recs)
-            continue
-        for runtime in runtimes:
-            for precision in precisions_for(entry, runtime, profile):
-                if on_step:
-                    on_step(f"{entry.variant_id} / {runtime} / {precision}")
-                cmd = [python, str(AGENT_PATH)] + agent_args(
-                    str(entry.path), runtime, profile, precision, entry.input_size, rule, inputs
-                )
-                results = [_run_agent(cmd, timeout_s) for _ in range(max(1, rule.runs))]
-                recs = records_from_runs(results, entry, profile, runtime, precision, "local")
+    with Measurer(python, fresh) as measurer:
+        out: list[dict[str, Any]] = []
+        for entry in entries:
+            for recs in _entry_records(entry, profile, rule, measurer, on_step, timeout_s, inputs):
                 out.extend(recs)
                 if on_records:
                     on_records(recs)
-    return out
+        return out
+
+
+def _entry_records(
+    entry: ModelEntry, profile: HardwareProfile, rule: MeasureRule, measurer: Measurer,
+    on_step: Callable[[str], None] | None, timeout_s: float, inputs: AgentInputs | None,
+):
+    """Yield one model's records, runtime x precision by runtime x precision: ``rule.runs`` runs each."""
+    runtimes = runtimes_for(entry, profile)
+    if not runtimes:
+        yield [failed_record(
+            entry, profile, "-", entry.precision, "local",
+            f"no runtime of profile {profile.name} {list(profile.runtimes)} reads {entry.fmt} files", local_host())]
+        return
+    for runtime in runtimes:
+        for precision in precisions_for(entry, runtime, profile):
+            if on_step:
+                on_step(f"{entry.variant_id} / {runtime} / {precision}")
+            args = agent_args(str(entry.path), runtime, profile, precision, entry.input_size, rule, inputs)
+            results = [measurer(runtime, args, timeout_s) for _ in range(max(1, rule.runs))]
+            yield records_from_runs(results, entry, profile, runtime, precision, "local")

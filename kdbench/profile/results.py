@@ -5,8 +5,9 @@ figures alike; ``to_dict`` is the results.json form (field list in docs/ARCHITEC
 one definition everywhere: ``model_memory_mb`` is the peak RSS increment over the same runtime
 running a trivial one-op model (measured by the agent, or estimated from the graph);
 ``process_peak_rss_mb`` is the whole process's peak. Measured records are the median over
-``runs`` fresh processes (``p50_runs_ms``, ``p50_spread_pct``); ``stable`` is False when any run
-missed its confidence target or the runs' p50 spread exceeds ``MAX_SPREAD_PCT``.
+``runs`` processes (``p50_runs_ms``, ``p50_spread_pct``), each fresh or forked from a fork server
+(``process``); ``stable`` is False when any run missed its confidence target or the runs' p50
+spread exceeds ``MAX_SPREAD_PCT``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ _KEY_FIELDS = ("variant_id", "runtime", "precision", "batch", "method")
 MAX_SPREAD_PCT = 10.0  # runs whose p50s differ by more than this (max - min, % of median) are unstable
 MEMORY_DEFINITION = ("model_memory_mb: peak RSS increment over the same runtime running a trivial one-op model "
                      "(weights, activation arena, session); process_peak_rss_mb: the process's peak RSS")
+FORK_SERVER_MEMORY_NOTE = ("; runs forked from a fork server that had imported the runtime: model_memory_mb is the "
+                           "same increment (over the child's RSS after the one-op model), but process_peak_rss_mb and "
+                           "runtime_baseline_rss_mb count only pages the child mapped (runtime library pages only the "
+                           "server touched are shared and not counted: some 10-15 MB below a fresh process)")
 
 
 @dataclass
@@ -70,6 +75,7 @@ class ProfileRecord:
     process_peak_rss_mb: float | None = None
     runtime_baseline_rss_mb: float | None = None
     memory_definition: str = MEMORY_DEFINITION
+    process: str | None = None  # how each run's process was made: "fork-server" | "fresh" (None: estimated)
     file_size_mb: float | None = None
     preprocess_ms: float | None = None
     frame_fps: float | None = None
@@ -317,6 +323,9 @@ def records_from_runs(
         rec.file_size_mb = round(head.get("file_size_mb", entry.size_mb()), 4)
         rec.conditions = [r.get("conditions") or {} for r in ok]
         rec.runtime_baseline_rss_mb = head.get("runtime_baseline_rss_mb")
+        rec.process = (head.get("process") or {}).get("mode")
+        if rec.process == "fork-server":
+            rec.memory_definition = MEMORY_DEFINITION + FORK_SERVER_MEMORY_NOTE
         if len(ok) < len(results):
             rec.notes.append(f"{len(results) - len(ok)} of {len(results)} runs failed: {next(r for r in results if not r.get('ok')).get('error')}")
         rec = _batch_record(ok, b["batch"], rec)
