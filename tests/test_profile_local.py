@@ -172,3 +172,17 @@ def test_profile_record_round_trips_and_rejects_unknown_keys():
     assert ProfileRecord.from_dict(d) == rec and d["memory_definition"].startswith("model_memory_mb:")
     with pytest.raises(DataError, match="rss_increment_mb"):
         ProfileRecord.from_dict({**d, "rss_increment_mb": 3.0})
+
+
+def test_preprocessing_is_timed_once_per_input_size_in_a_command() -> None:
+    from kdbench.profile.local import AgentInputs, SharedPreprocess
+
+    shared = SharedPreprocess(AgentInputs(frames="f.npy", raw_frame="768x1024x3"))
+    assert shared.inputs_for(64).raw_frame == "768x1024x3"  # nothing timed yet at 64 px: this run times it
+    timed = shared.fill({"input_size": 64, "preprocess": {"p50_ms": 1.5, "raw_shape": [768, 1024, 3]}})
+    assert timed["preprocess"] == {"p50_ms": 1.5, "raw_shape": [768, 1024, 3]}
+    later = shared.inputs_for(64)
+    assert later.raw_frame is None and later.frames == "f.npy"  # the model is still fed the same frames
+    assert shared.fill({"input_size": 64})["preprocess"] == {"p50_ms": 1.5, "raw_shape": [768, 1024, 3], "shared": True}
+    assert shared.inputs_for(112).raw_frame == "768x1024x3"  # another size is timed on its own
+    assert SharedPreprocess(None).inputs_for(64) is None

@@ -123,7 +123,7 @@ COLUMNS: dict[str, str] = {
     "fps_low": "low end of the fps band (an estimate's error band, or a measurement's spread over its runs); the "
                "verdict is 'uncertain' when the band straddles the fps limit",
     "fps_high": "high end of that band",
-    "frame_fps": "frames per second of the whole frame path on the target: preprocessing of a raw frame + the model",
+    "frame_fps": "frames per second of the whole frame path on the target: preprocessing of a raw frame (numpy; timed once per input size in a profile command) + the model",
     "model_memory_mb": "the model's own memory, MB: weights and activation arena, the peak RSS increment over the "
                        "same runtime running a trivial model (the figure the memory constraint checks)",
     "model_memory_mb_low": "low end of the model memory band (an estimate's, or the spread over runs)",
