@@ -51,8 +51,18 @@ def test_completion_completes_values_of_spaces_targets_and_methods(words: str, e
     assert done.returncode == 0 and set(done.stdout.split()) == expected, done.stdout + done.stderr
 
 
-def test_progress_lines_go_to_stderr_and_quiet_drops_them() -> None:
-    normal, quiet = run(*MODELS), run("--quiet", *MODELS)
+@pytest.fixture(scope="module")
+def models_runs() -> dict[tuple[str, ...], subprocess.CompletedProcess]:
+    """`kdbench models -m mobilenet_v3_small` with each logging flag before and after the subcommand (6 processes,
+    shared by the tests below: each one imports torch and builds the model)."""
+    ways = [(), ("--quiet",), ("-v",)]
+    runs = {w: run(*w, *MODELS) for w in ways}
+    runs.update({("after",) + w: run(*MODELS, *w) for w in (("-q",), ("--quiet",), ("-v",))})
+    return runs
+
+
+def test_progress_lines_go_to_stderr_and_quiet_drops_them(models_runs) -> None:
+    normal, quiet = models_runs[()], models_runs[("--quiet",)]
     assert normal.returncode == quiet.returncode == 0
     assert normal.stderr.splitlines() == ["building mobilenet_v3_small (1/1)"]
     assert quiet.stderr == ""
@@ -61,16 +71,18 @@ def test_progress_lines_go_to_stderr_and_quiet_drops_them() -> None:
 
 
 @pytest.mark.parametrize("flag", ["-q", "--quiet"])
-def test_quiet_after_the_subcommand_works_like_before_it(flag: str) -> None:
-    before, after = run(flag, *MODELS), run(*MODELS, flag)
+def test_quiet_after_the_subcommand_works_like_before_it(models_runs, flag: str) -> None:
+    before, after = models_runs[("--quiet",)], models_runs[("after", flag)]
     assert before.returncode == after.returncode == 0
     assert after.stderr == before.stderr == ""
     assert after.stdout == before.stdout
-    assert run(*MODELS, "-v").stderr.splitlines()[1].endswith("building mobilenet_v3_small (1/1)")
+    verbose_after = models_runs[("after", "-v")].stderr.splitlines()
+    assert [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in verbose_after[1:2]] == \
+        ["kdbench.models INFO: building mobilenet_v3_small (1/1)"]
 
 
-def test_verbose_adds_timed_debug_lines_naming_their_module() -> None:
-    done = run("-v", *MODELS)
+def test_verbose_adds_timed_debug_lines_naming_their_module(models_runs) -> None:
+    done = models_runs[("-v",)]
     assert done.returncode == 0
     lines = done.stderr.splitlines()
     assert re.fullmatch(rf"\d\d:\d\d:\d\d kdbench DEBUG: kdbench {re.escape(__version__)}, Python .*", lines[0])
