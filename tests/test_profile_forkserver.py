@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from kdbench.cli import app
 from kdbench.profile.hardware import load_profile
-from kdbench.profile.local import (AGENT_PATH, FRESH_ENV, ForkServer, MeasureRule, Measurer, agent_args, forkable,
+from kdbench.profile.local import (AGENT_PATH, FORK_ENV, ForkServer, MeasureRule, Measurer, agent_args, forkable,
                                    run_local, use_fork_server)
 from kdbench.profile.results import discover_models
 
@@ -149,7 +149,7 @@ def test_a_changed_environment_gets_a_new_server(tiny: Path, server, monkeypatch
     assert before["process"]["server_pid"] != after["process"]["server_pid"]  # children inherit the new environment
 
 
-def test_the_switch_picks_fresh_interpreters(tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_fresh_interpreters_by_default_and_the_switches_pick_the_fork_server(tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     prof = write_profile(tmp_path / "box.toml", name="box", batches="[1]")
 
     def process(*flags: str) -> str:
@@ -159,13 +159,13 @@ def test_the_switch_picks_fresh_interpreters(tiny: Path, tmp_path: Path, monkeyp
         (rec,) = json.loads((tmp_path / "out" / "box" / "results.json").read_text())
         return rec["process"]
 
-    monkeypatch.delenv(FRESH_ENV, raising=False)
-    assert process() == "fork-server" and process("--fresh-interpreters") == "fresh"
-    monkeypatch.setenv(FRESH_ENV, "1")
-    assert not use_fork_server() and use_fork_server(False)
+    monkeypatch.delenv(FORK_ENV, raising=False)
+    assert process() == "fresh" and process("--fork-server") == "fork-server"  # fresh interpreters by default
+    monkeypatch.setenv(FORK_ENV, "1")
+    assert use_fork_server() and not use_fork_server(True)
     assert forkable("onnxruntime") and forkable("openvino-bf16") and not forkable("openvino-gpu")
     assert not forkable("onnxruntime-cuda") and not forkable("pytorch-cuda")  # GPU runtimes: fresh interpreters
-    assert process() == "fresh" and process("--fork-server") == "fork-server"
+    assert process() == "fork-server" and process("--fresh-interpreters") == "fresh"
 
 
 def test_a_bad_request_line_is_answered_and_the_server_carries_on(tiny: Path):

@@ -66,8 +66,8 @@ def profile(
     fresh: Optional[bool] = typer.Option(
         None, "--fresh-interpreters/--fork-server",
         help="How each local run's process is made: a new Python interpreter per run, or a child forked from one "
-        "server per runtime that imported it once (the default on Linux and macOS, unless KDBENCH_PROFILE_FRESH=1). "
-        "--remote always starts fresh interpreters.",
+        "server per runtime that imported it once (Linux and macOS; also KDBENCH_PROFILE_FORK=1). Fresh interpreters "
+        "are the default: forked runs spread more between runs in the demo. --remote always starts fresh interpreters.",
     ),
 ) -> None:
     """Profile the models in --export on --target (see `kdbench profile --help`)."""

@@ -6,11 +6,13 @@ show it.
 
 Each run is a process of its own, made one of two ways (``Measurer``):
 
-- fork server (default on Linux and macOS, CPU runtimes): one ``agent.py --serve`` per runtime imports
-  numpy and the runtime once; every run is a child forked from it (``ForkServer``), so a run pays no
-  interpreter start or runtime import. Its memory is its own (see the agent's docstring).
-- fresh interpreters (``fresh=True``, ``KDBENCH_PROFILE_FRESH=1``, no ``os.fork``, GPU runtimes):
-  ``python agent.py ...`` per run, as the remote path always does.
+- fresh interpreters (the default; always without ``os.fork``, for GPU runtimes and over ssh):
+  ``python agent.py ...`` per run.
+- fork server (opt-in: ``fresh=False``, ``--fork-server``, ``KDBENCH_PROFILE_FORK=1``; CPU runtimes on Linux and
+  macOS): one ``agent.py --serve`` per runtime imports numpy and the runtime once; every run is a child forked from
+  it (``ForkServer``), so a run pays no interpreter start or runtime import. Its memory is its own (see the agent's
+  docstring). Not the default: in the demo (2 cores, load 1.8) it flagged 19 of 20 x86 models unstable (p50
+  spread over the 3 runs) where fresh interpreters flag 13, and it saved only 1.1-1.24x of the profiling time.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def _run_agent(cmd: list[str], timeout_s: float) -> dict[str, Any]:
     return result
 
 
-FRESH_ENV = "KDBENCH_PROFILE_FRESH"
+FORK_ENV = "KDBENCH_PROFILE_FORK"
 SERVER_START_S = 120.0  # for the server to import its runtime and say it is ready
 SERVER_GRACE_S = 30.0  # beyond a request's timeout (the server kills the child at the timeout itself)
 
@@ -118,9 +120,10 @@ def fork_available() -> bool:
 
 
 def use_fork_server(fresh: bool | None = None) -> bool:
-    """Fork server unless ``fresh`` (None: the environment's ``KDBENCH_PROFILE_FRESH``) asks otherwise."""
+    """Fresh interpreters unless ``fresh`` is False (None: the environment's ``KDBENCH_PROFILE_FORK=1`` asks for the
+    fork server)."""
     if fresh is None:
-        fresh = os.environ.get(FRESH_ENV, "").strip().lower() not in ("", "0", "false", "no")
+        fresh = os.environ.get(FORK_ENV, "").strip().lower() in ("", "0", "false", "no")
     return not fresh and fork_available()
 
 
@@ -282,8 +285,8 @@ def run_local(
 ) -> list[dict[str, Any]]:
     """Measure every model with every applicable runtime of the profile on this machine, ``rule.runs`` times each.
 
-    ``fresh``: True runs each in a new interpreter, False through a fork server, None as ``KDBENCH_PROFILE_FRESH``
-    says (fork server unless set)."""
+    ``fresh``: True runs each in a new interpreter, False through a fork server, None as ``KDBENCH_PROFILE_FORK``
+    says (fresh interpreters unless set)."""
     rule = rule or MeasureRule()
     with Measurer(python, fresh) as measurer:
         out: list[dict[str, Any]] = []
