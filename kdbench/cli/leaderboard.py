@@ -33,7 +33,8 @@ def command(
 
     names = [t.strip() for t in targets.split(",") if t.strip()] if targets else None
     parts = [f"kdbench leaderboard --study {study}" + ("" if run_dir == Path("runs") or "/" in study else f" --run-dir {run_dir}")]
-    study = study_folder(study, run_dir)
+    found = study_folder(study, run_dir)  # checked; the page names it as the user did when given as a folder
+    study = Path(study) if "/" in study else found
     if export is not None:
         parts.append(f"--export {export}")
     if profiles is not None:
