@@ -163,7 +163,8 @@ def _seed_accounting(study_dir: Path) -> dict:
     done, starts, reused = Counter(), Counter(), Counter()
     for e in _seed_events(study_dir):
         key = (config[e["trial"]], e["seed"])
-        {"done": done, "start": starts, "reused": reused}[e["event"]][key] += 1
+        if e["event"] in ("done", "start", "reused"):  # seed events (a trial_end has no seed)
+            {"done": done, "start": starts, "reused": reused}[e["event"]][key] += 1
     final = {(t.user_attrs["config_id"], int(s)) for t in trials if t.state.name == "COMPLETE"
              for s in seed_results_of(t)}
     return {"retrained": sum(n - 1 for n in done.values() if n > 1),

@@ -76,8 +76,8 @@ def _log_trial_end(ctx: SearchContext, number: int, config: Any, state: str, not
     say so, and the seeds it will not train leave the ETA's plan."""
     if config is None:  # stopped before it had a configuration (e.g. infeasible before pricing): nothing planned ran
         return
-    log_seed_event(ctx.study_dir, event="trial_end", student=config.student, trial=number, method=config.method,
-                   state=state, note=note, seeds_done=seeds_done, n_seeds=len(ctx.space.seeds))
+    log_seed_event(ctx.study_dir, event="trial_end", student=config.student, trial=number, seed=None,
+                   method=config.method, state=state, note=note, seeds_done=seeds_done, n_seeds=len(ctx.space.seeds))
 
 
 def read_seed_log(study_dir: Path) -> list[dict[str, Any]]:
