@@ -16,8 +16,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("StudyResult", "run_search", "load_study", "best_trials", "read_trials", "build_leaderboard",
-        "load_leaderboard", "create_model", "model_info", "configure_logging")
+_API = ("StudyResult", "run_search", "load_study", "best_trials", "read_trials", "export_variants", "profile_models",
+        "build_leaderboard", "load_leaderboard", "create_model", "model_info", "configure_logging")
 __all__ = ["__version__", *_API]
 
 

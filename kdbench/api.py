@@ -1,4 +1,5 @@
-"""The public Python API: run a search, read its trials and statistics, build and read a leaderboard.
+"""The public Python API: run a search, read its trials and statistics, export and profile students, build and read
+a leaderboard.
 
 Everything here is also reachable as ``kdbench.<name>`` (imported on first use, so ``import kdbench``
 stays instant). Results are the same files the command line writes, read back as plain dicts::
@@ -19,8 +20,8 @@ from typing import Any
 
 from kdbench.errors import DataError
 
-__all__ = ["StudyResult", "run_search", "load_study", "best_trials", "read_trials", "build_leaderboard",
-           "load_leaderboard", "create_model", "model_info", "configure_logging"]
+__all__ = ["StudyResult", "run_search", "load_study", "best_trials", "read_trials", "export_variants", "profile_models",
+           "build_leaderboard", "load_leaderboard", "create_model", "model_info", "configure_logging"]
 
 
 @dataclass
@@ -92,6 +93,34 @@ def read_trials(study_dir: str | Path) -> list[dict[str, Any]]:
     from kdbench.search.results import read_trials as _read
 
     return _read(Path(study_dir))
+
+
+def export_variants(store: str | Path, out: str | Path = "export", *, checkpoint: str | Path | None = None,
+                    run: str | Path | None = None, study: str | Path | None = None, top: int = 3,
+                    teacher: str | Path | None = None, force: bool = False, options: Any = None,
+                    on_plan: Any = None, on_start: Any = None, on_done: Any = None, **settings: Any) -> Any:
+    """Export like ``kdbench export``: the candidates of one of ``checkpoint``, ``run`` (a run folder) or ``study`` (a
+    study folder) as every planned variant into ``out``; returns the ``kdbench.export_manifest.ExportManifest``.
+
+    ``options`` is a ``kdbench.export.pipeline.ExportOptions``, else one is made of ``settings`` (``int8=("ort",)``,
+    ``prune=(0.3,)``, ``fp16=True``, ...); ``on_plan(candidates, variant names)``, ``on_start(candidate id, variant)``
+    and ``on_done(record dict)`` report progress."""
+    from kdbench.export.pipeline import ExportOptions
+    from kdbench.export.pipeline import export_variants as _export
+
+    return _export(store, out, checkpoint=checkpoint, run=run, study=study, top=top,
+                   options=options or ExportOptions(**settings), teacher=teacher, force=force, on_plan=on_plan,
+                   on_start=on_start, on_done=on_done)
+
+
+def profile_models(target: str, export: str | Path = "export", out: str | Path = "profiles", **options: Any) -> Any:
+    """Profile like ``kdbench profile``: the models of ``export`` measured on (or, ``estimate=True``, estimated for)
+    ``target``, merged into ``<out>/<target>/results.json``; returns a ``kdbench.profile.stage.ProfileRun`` (its new
+    records, path, method). ``options``: those of ``kdbench.profile.stage.profile_models`` (``remote``, ``threads``,
+    ``runtimes``, ``rule``, ``frames``, progress callbacks ...); ConfigError when nothing could be measured."""
+    from kdbench.profile.stage import profile_models as _profile
+
+    return _profile(target, export, out, **options)
 
 
 def build_leaderboard(study: str | Path, out: str | Path = "leaderboard", export: str | Path | None = None,

@@ -81,8 +81,8 @@ def test_pruning_removes_channels_but_keeps_the_classifier() -> None:
 def test_exporter_falls_back_to_torchscript_and_says_why(tmp_path) -> None:
     import torch
 
-    from kdbench.export.evaluate import ort_runner
-    from kdbench.export.onnx_export import export_onnx
+    from kdbench.convert.runtimes import ort_runner
+    from kdbench.convert.onnx_export import export_onnx
 
     class DataDependent(torch.nn.Module):
         """A branch on a tensor value: torch.export refuses it, the tracer records one path."""
@@ -107,7 +107,7 @@ def test_exporter_falls_back_to_torchscript_and_says_why(tmp_path) -> None:
 
 
 def test_variant_record_round_trips_and_names_bad_keys() -> None:
-    from kdbench.export.record import VariantRecord
+    from kdbench.export_manifest import VariantRecord
 
     rec = VariantRecord(id="c/fp32", candidate="c", variant="fp32", status="ok", student="ghostnet_100", trial=7, seed=2,
                         metrics={"val": {"accuracy": 0.5}}, files=["c/fp32.onnx"])

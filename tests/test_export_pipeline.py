@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kdbench.convert.runtimes import frames_as_input, ort_runner
 from kdbench.export.candidates import resolve_candidates
-from kdbench.export.evaluate import evaluate_file, frames_as_input, ort_runner
+from kdbench.export.evaluate import evaluate_file
 from kdbench.export.pipeline import ExportOptions, Exporter, export_candidates
-from kdbench.export.record import VariantRecord
+from kdbench.export_manifest import VariantRecord
 from kdbench.manifest import read_json
 from kdbench.metrics import classification_metrics
 
@@ -246,3 +247,29 @@ def test_pruned_fine_tune_uses_the_candidates_method_and_cached_teacher_logits(t
     key, _ = cache_key(run / "teacher.pt", tiny_store)
     assert cache_paths(tiny_store, key)[0].is_file()  # the fine-tune distilled from cached logits
     assert rec["params"] < 0.5 * _by_variant(manifest)["fp32"]["params"]
+
+
+def test_a_new_variant_is_one_module_and_one_registry_entry(tiny_store, tiny_run, tmp_path, monkeypatch) -> None:
+    """A toy variant (the fp32 file with its logits doubled: an Add node's worth of work) registered like the real
+    ones is planned, built, scored in its runtime and recorded; nothing else in the pipeline knows about it."""
+    import onnx
+
+    from kdbench.export import variants
+    from kdbench.export.variants import Variant
+
+    def build(ex, ctx, rec) -> None:
+        model = onnx.load(str(ex.need_fp32(ctx)))
+        graph = model.graph
+        graph.node[-1].output[0] = "half"
+        graph.node.append(onnx.helper.make_node("Add", ["half", "half"], [graph.output[0].name]))
+        path = ctx.dir / "toy.onnx"
+        onnx.save(model, str(path))
+        ex.finish(ctx, rec, path)
+
+    toy = Variant("toy", "onnxruntime", "fp32", build, lambda options: ["toy"])
+    monkeypatch.setattr(variants, "VARIANTS", (*variants.VARIANTS, toy))
+    manifest = export_candidates(resolve_candidates(run=tiny_run), tiny_store, tmp_path, ExportOptions(int8=()))
+    recs = _by_variant(manifest)
+    assert list(recs) == ["fp32", "toy"] and recs["toy"]["status"] == "ok", recs["toy"]["reason"]
+    assert recs["toy"]["metrics"]["val"]["accuracy"] == recs["fp32"]["metrics"]["val"]["accuracy"]  # argmax kept
+    assert recs["toy"]["accuracy_drop"] == 0 and (tmp_path / recs["toy"]["predictions"]).is_file()

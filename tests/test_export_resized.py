@@ -65,7 +65,7 @@ def test_the_onnx_input_is_the_trained_size_and_its_logits_match_pytorch_on_resi
 
 def test_metrics_come_from_resized_frames_and_profile_reads_the_size_from_the_record(exported, tiny_store):
     from kdbench.export.evaluate import evaluate_file
-    from kdbench.export.record import VariantRecord
+    from kdbench.export_manifest import VariantRecord
     from kdbench.profile.results import discover_models
 
     out, manifest = exported

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kdbench.errors import ConfigError, DataError
-from kdbench.export.record import VariantRecord
+from kdbench.export_manifest import VariantRecord
 from kdbench.leaderboard.build import CSV, JSON, METHODS_PNG, README, build_leaderboard
 from kdbench.leaderboard.collect import collect
 from kdbench.leaderboard.columns import COLUMNS, column_names

@@ -325,7 +325,7 @@ def test_seed_mean_rows_are_paired_on_the_same_seeds_from_each_seeds_predictions
 def test_export_saves_per_frame_predictions_the_leaderboard_reads_back(tiny_store, tiny_run, tmp_path):
     from kdbench.export.candidates import resolve_candidates
     from kdbench.export.pipeline import ExportOptions, export_candidates
-    from kdbench.export.record import VariantRecord
+    from kdbench.export_manifest import VariantRecord
     from kdbench.leaderboard.collect import _load_variant_predictions
 
     manifest = export_candidates(resolve_candidates(run=tiny_run), tiny_store, tmp_path, ExportOptions(int8=()))

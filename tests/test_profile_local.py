@@ -96,11 +96,11 @@ def test_export_manifest_drives_discovery_and_a_broken_model_fails_alone(tmp_pat
     tiny_cnn(exp / "cand0" / "fp32.onnx", size=32)
     (exp / "cand0" / "int8_ort.onnx").write_bytes(b"garbage")
     (exp / "manifest.json").write_text(json.dumps({"stage": "export", "variants": [
-        {"id": "cand0-fp32", "variant": "fp32", "runtime": "onnxruntime", "file": "cand0/fp32.onnx", "input_size": 32,
+        {"id": "cand0-fp32", "candidate": "cand0", "variant": "fp32", "runtime": "onnxruntime", "file": "cand0/fp32.onnx", "input_size": 32,
          "status": "ok"},
-        {"id": "cand0-int8", "variant": "int8_ort", "runtime": "onnxruntime", "file": "cand0/int8_ort.onnx",
+        {"id": "cand0-int8", "candidate": "cand0", "variant": "int8_ort", "runtime": "onnxruntime", "file": "cand0/int8_ort.onnx",
          "input_size": 32, "status": "ok"},
-        {"id": "cand0-pruned", "variant": "pruned30", "file": "cand0/none.onnx", "status": "failed", "reason": "x"},
+        {"id": "cand0-pruned", "candidate": "cand0", "variant": "pruned30", "file": "cand0/none.onnx", "status": "failed", "reason": "x"},
     ]}))
     prof = write_profile(tmp_path / "box.toml", batches="[1]")
     result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--export", str(exp),
@@ -133,7 +133,8 @@ def test_discover_models_errors(tmp_path: Path):
         discover_models(tmp_path / "empty")
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "manifest.json").write_text(json.dumps({"variants": [{"id": "a", "file": "missing.onnx"}]}))
+    (bad / "manifest.json").write_text(json.dumps({"variants": [{"id": "a", "candidate": "a", "variant": "fp32",
+                                                                      "status": "ok", "file": "missing.onnx"}]}))
     with pytest.raises(DataError, match=r"variants\[0\]\.file"):
         discover_models(bad)
 

@@ -28,7 +28,7 @@ def _fresh(args: list[str]) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("student", DEMO_STUDENTS)
 def test_estimated_model_memory_is_within_1_5x_of_the_measurement(tmp_path: Path, student: str):
-    from kdbench.export.onnx_export import export_onnx
+    from kdbench.convert.onnx_export import export_onnx
     from kdbench.models.registry import create_model
 
     cal = Calibration.load(CALIBRATION_DIR / "rpi4.json")

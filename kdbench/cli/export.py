@@ -38,53 +38,44 @@ def command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from kdbench.checks import ensure_writable_dir
-    from kdbench.models.checkpoint import verify_checkpoint
-    from kdbench.data.store import FrameStore
-    from kdbench.errors import ConfigError
-    from kdbench.export.candidates import resolve_candidates
-    from kdbench.export.pipeline import ExportOptions, export_candidates
+    from kdbench.api import export_variants
+    from kdbench.export.pipeline import ExportOptions
     from kdbench.export.prune import parse_ratios
 
-    if opset < 17:
-        raise ConfigError(f"--opset {opset}: expected 17 or newer")
-    frames = FrameStore.open(store)
-    study = take_deprecated(study_dir, study, "--study-dir", "--study")
-    folder = None if study is None else Path(*study_location(study, run_dir))
-    candidates = resolve_candidates(checkpoint, run, folder, top=top)
-    for cand in candidates:  # a damaged checkpoint is bad input, not a failed variant
-        verify_checkpoint(cand.checkpoint)
-    ensure_writable_dir(out, "--out", need_mb=20)
     options = ExportOptions(
         int8=tuple(b.strip() for b in int8.split(",") if b.strip()), prune=tuple(parse_ratios(prune)), fp16=fp16,
         finetune_epochs=finetune_epochs, finetune_batch_size=finetune_batch_size,
         calibration_frames=calibration_frames, parity_tol=parity_tol, parity_rtol=parity_rtol, max_drop=max_drop, opset=opset,
     )
-    plan = options.variants()
-    console.print(f"exporting {len(candidates)} candidate(s) x {len(plan)} variant(s) ({', '.join(plan)}) "
-                  f"into {out}", highlight=False)
+    study = take_deprecated(study_dir, study, "--study-dir", "--study")
+    folder = None if study is None else Path(*study_location(study, run_dir))
     # Own console: NNCF draws its own rich progress bar on the default console while we run.
-    bar_console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=bar_console) as bar:
-        task = bar.add_task("export", total=len(candidates) * len(plan))
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task("export", total=None)
+        ids: set[str] = set()
 
-        def on_start(cid: str, variant: str) -> None:
-            bar.update(task, description=f"{cid}/{variant}")
+        def on_plan(candidates: list[Any], plan: list[str]) -> None:
+            ids.update(f"{c.id}/{v}" for c in candidates for v in plan)
+            console.print(f"exporting {len(candidates)} candidate(s) x {len(plan)} variant(s) ({', '.join(plan)}) "
+                          f"into {out}", highlight=False)
+            bar.update(task, total=len(candidates) * len(plan))
 
-        def on_done(rec: dict[str, Any]) -> None:
-            bar.advance(task)
+        manifest = export_variants(store, out, checkpoint=checkpoint, run=run, study=folder, top=top, options=options,
+                                   teacher=teacher, force=force, on_plan=on_plan,
+                                   on_start=lambda cid, variant: bar.update(task, description=f"{cid}/{variant}"),
+                                   on_done=lambda rec: bar.advance(task))
+    _report([r for r in manifest.variants if r.id in ids], out)
 
-        manifest = export_candidates(candidates, frames, out, options, teacher=teacher, force=force,
-                                     on_start=on_start, on_done=on_done)
-    ids = {f"{c.id}/{v}" for c in candidates for v in plan}
-    records = [r for r in manifest["variants"] if r["id"] in ids]
+
+def _report(records: list[Any], out: Path) -> None:
+    """Print this run's variant records, their failures and the totals; exit 1 when every one failed."""
     print_table(variants_table(records))
     for r in records:
-        if r["status"] != "ok":
-            console.print(f"[red]{r['id']}[/]: {r['reason']}", highlight=False)
-    n_failed = sum(r["status"] != "ok" for r in records)
-    n_resumed = sum(bool(r.get("resumed")) for r in records)
+        if r.status != "ok":
+            console.print(f"[red]{r.id}[/]: {r.reason}", highlight=False)
+    n_failed = sum(r.status != "ok" for r in records)
+    n_resumed = sum(bool(r.resumed) for r in records)
     console.print(f"{len(records) - n_failed} ok, {n_failed} failed, {n_resumed} resumed from an earlier export",
                   highlight=False)
     console.print(f"wrote {Path(out) / 'manifest.json'}")
@@ -93,8 +84,9 @@ def command(
         raise typer.Exit(1)
 
 
-def variants_table(records: list[dict[str, Any]]):
-    """A rich table of exported variants: status, accuracies, size, params, MACs, parity."""
+def variants_table(records: list[Any]):
+    """A rich table of exported variants (kdbench.export_manifest.VariantRecord): status, accuracies, size, params,
+    MACs, parity."""
     from rich.table import Table
 
     table = Table(title="exported variants")
@@ -102,18 +94,19 @@ def variants_table(records: list[dict[str, Any]]):
     for col in ("status", "val acc", "test acc", "size MB", "params", "MACs", "max abs diff"):
         table.add_column(col, justify="left" if col == "status" else "right")
     for r in records:
-        m = r.get("metrics") or {}
-        status = "[green]ok[/]" if r["status"] == "ok" else "[red]failed[/]"
-        if r.get("resumed"):
-            status += " (resumed)"
+        m = r.metrics or {}
+        status = ("[green]ok[/]" if r.status == "ok" else "[red]failed[/]") + (" (resumed)" if r.resumed else "")
         table.add_row(
-            r["id"], status, _pct((m.get("val") or {}).get("accuracy")), _pct((m.get("test") or {}).get("accuracy")),
-            "-" if r.get("size_mb") is None else f"{r['size_mb']:.2f}",
-            "-" if r.get("params") is None else f"{r['params'] / 1e6:.2f}M",
-            "-" if r.get("macs") is None else f"{r['macs'] / 1e6:.1f}M",
-            "-" if r.get("max_abs_diff") is None else f"{r['max_abs_diff']:.1e}",
+            r.id, status, _pct((m.get("val") or {}).get("accuracy")), _pct((m.get("test") or {}).get("accuracy")),
+            _fmt(r.size_mb, "{:.2f}"), _fmt(r.params and r.params / 1e6, "{:.2f}M"), _fmt(r.macs and r.macs / 1e6, "{:.1f}M"),
+            _fmt(r.max_abs_diff, "{:.1e}"),
         )
     return table
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    """A number in ``spec``, or '-'."""
+    return "-" if value is None else spec.format(value)
 
 
 def _pct(value: float | None) -> str:

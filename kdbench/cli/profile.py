@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -77,96 +77,48 @@ def profile(
     if target is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(code=2)
-    import dataclasses
-
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from kdbench.checks import ensure_writable_dir
-    from kdbench.errors import ConfigError
-    from kdbench.profile.hardware import load_profile
-    from kdbench.profile.local import MeasureRule, run_local
-    from kdbench.profile.results import ResultsWriter, discover_models, precisions_for, render_table, require_ok, runtimes_for
+    from kdbench.api import profile_models
+    from kdbench.profile.local import MeasureRule
+    from kdbench.profile.results import render_table
 
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)
-    prof = load_profile(target)
-    if threads is not None:
-        if threads < 0:
-            raise ConfigError(f"--threads {threads}: expected >= 0")
-        prof = dataclasses.replace(prof, threads=threads)
-    if runtimes:
-        from kdbench.profile.hardware import RUNTIMES
-
-        chosen = tuple(r.strip() for r in runtimes.split(",") if r.strip())
-        bad = [r for r in chosen if r not in RUNTIMES]
-        if bad or not chosen:
-            raise ConfigError(f"--runtimes {runtimes!r}: unknown {bad}; expected some of {list(RUNTIMES)}")
-        prof = dataclasses.replace(prof, runtimes=chosen)
-    if runs < 1:
-        raise ConfigError(f"--runs {runs}: expected >= 1")
-    if estimate and remote:
-        raise ConfigError("--estimate and --remote exclude each other: estimate for an absent target, or measure on it")
-    entries = discover_models(models)
-    for e in entries:
-        if e.input_size is None and input_size is not None:
-            e.input_size = input_size
     rule = MeasureRule(warmup_s=warmup, min_queries=min_queries, min_time_s=min_time, max_time_s=max_time, p90_rel_ci=p90_ci,
                        runs=runs)
-    method = "estimated" if estimate else ("remote" if remote else "local")
-    ensure_writable_dir(Path(out) / prof.name, "--out")  # before any measurement, not after
-    writer = ResultsWriter(out, prof, {"method": method, "models": str(models), "rule": dataclasses.asdict(rule)})
+    done: list[dict] = []
+    shown: list[bool] = []
 
-    if estimate:
-        from kdbench.profile.estimate import estimate_records, find_calibration
+    def show(run: Any) -> None:
+        print_table(render_table(run.records, run.title), console)
+        for line in run.notes:
+            console.print(line)
+        console.print(f"wrote {run.path}")
+        shown.append(True)
 
-        cal_name = calibration or prof.calibration
-        if not cal_name:
-            raise ConfigError(f"hardware profile {prof.path}: no [estimate] calibration; pass --calibration NAME|PATH")
-        cal = find_calibration(cal_name, out)
-        records = estimate_records(entries, prof, cal)
-        writer.add(records)
-        print_table(render_table(records, f"{prof.name}: ESTIMATED (not measured), calibration {cal.path}"), console)
-        bands = ", ".join(f"{p} ±{b:.0f}%" for p, b in cal.error_band_pct.items())
-        console.print(f"[yellow]estimated[/]: every figure is a model prediction, expected error {bands} ({cal.source})")
-        console.print(f"wrote {writer.path}")
-        require_ok(records, f"estimate for {prof.name}")
-        return
-
-    from kdbench.profile.inputs import frame_sample
-    from kdbench.profile.local import AgentInputs
-
-    sample, sample_note = frame_sample(frames, models, writer.path.parent)
-    console.print(f"inputs: {sample_note}")
-    inputs = AgentInputs(str(sample) if sample else None, raw_frame)
-    steps = sum(len(precisions_for(e, rt, prof)) for e in entries for rt in runtimes_for(e, prof)) or len(entries)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as progress:
-        task = progress.add_task("profiling", total=steps)
-
-        def on_step(desc: str) -> None:
-            progress.update(task, description=desc)
+        task = progress.add_task("profiling", total=None)
 
         def on_records(recs: list) -> None:
-            writer.add(recs)
+            done.extend(recs)
             progress.advance(task)
 
         try:
-            if remote:
-                from kdbench.profile.remote import SshTarget, run_remote
-
-                run_remote(entries, prof, SshTarget(remote, str(ssh_config) if ssh_config else None),
-                           python=remote_python or prof.remote_python, rule=rule, on_records=on_records, on_step=on_step,
-                           inputs=inputs)
-            else:
-                run_local(entries, prof, rule=rule, on_records=on_records, on_step=on_step, inputs=inputs, fresh=fresh)
+            profile_models(target, models, out, remote=remote, remote_python=remote_python, ssh_config=ssh_config,
+                           estimate=estimate, calibration=calibration, input_size=input_size, threads=threads,
+                           runtimes=runtimes, rule=rule, frames=frames, raw_frame=raw_frame, fresh=fresh,
+                           on_inputs=lambda note: console.print(f"inputs: {note}"),
+                           on_plan=lambda steps: progress.update(task, total=steps),
+                           on_step=lambda desc: progress.update(task, description=desc), on_records=on_records,
+                           on_done=lambda run: (progress.stop(), show(run)))
         finally:
             progress.stop()
-            if writer.new:
-                print_table(render_table(writer.new, f"{prof.name}: measured ({method})"), console)
-                console.print(f"wrote {writer.path}")
-    require_ok(writer.new, f"profile {prof.name} ({method})")
+            if done and not shown:  # stopped part-way: what was measured is written and shown
+                print_table(render_table(done, f"{target}: measured before the stop"), console)
 
 
 @app.command("calibrate")

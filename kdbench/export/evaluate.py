@@ -1,70 +1,17 @@
-"""Run an exported model file in its runtime (ONNX Runtime or OpenVINO) over a store split.
-
-Only numpy and the runtime are needed here, so the same code scores a variant on any machine that
-can run it. Frames become model input exactly as in training: uint8 / 255 as float32 ``[B, 1, S, S]``.
-"""
+"""Score an exported model file in its runtime (kdbench.convert.runtimes) over a store split."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from kdbench.convert.runtimes import Runner, frames_as_input, load_runner
 from kdbench.data.store import FrameStore
 from kdbench.errors import ConfigError
 from kdbench.metrics import classification_metrics, clip_ids
 from kdbench.predictions import save_predictions
-
-Runner = Callable[[np.ndarray], np.ndarray]
-RUNTIMES = ("onnxruntime", "openvino")
-
-
-def frames_as_input(store: FrameStore, rows: np.ndarray) -> np.ndarray:
-    """Store rows as model input: float32 ``[B, 1, S, S]`` in ``[0, 1]``."""
-    return (np.asarray(store.frames[rows], dtype=np.float32) / 255.0)[:, None]
-
-
-def ort_runner(path: str | Path, threads: int | None = None) -> Runner:
-    """A logits function backed by an ONNX Runtime CPU session on ``path``."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    out_type = session.get_outputs()[0].type
-
-    def run(x: np.ndarray) -> np.ndarray:
-        feed = x.astype(np.float16) if session.get_inputs()[0].type == "tensor(float16)" else x
-        out = session.run(None, {name: feed})[0]
-        return out.astype(np.float32) if out_type != "tensor(float)" else out
-
-    return run
-
-
-def openvino_runner(path: str | Path, device: str = "CPU") -> Runner:
-    """A logits function backed by an OpenVINO compiled model (IR .xml or .onnx) on ``device``."""
-    import openvino as ov
-
-    compiled = ov.Core().compile_model(str(path), device)
-    request = compiled.create_infer_request()
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return np.asarray(request.infer([x])[compiled.output(0)], dtype=np.float32)
-
-    return run
-
-
-def load_runner(path: str | Path, runtime: str) -> Runner:
-    """The logits function for a variant file in its runtime (``onnxruntime`` or ``openvino``)."""
-    if runtime == "onnxruntime":
-        return ort_runner(path)
-    if runtime == "openvino":
-        return openvino_runner(path)
-    raise ConfigError(f"runtime {runtime!r} is not supported; expected one of {', '.join(RUNTIMES)}")
 
 
 def predict_split(run: Runner, store: FrameStore, split: str, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:

@@ -1,8 +1,8 @@
 """Export every variant of every candidate, each re-evaluated in its own runtime, into EXPORT/.
 
-Variants: ``fp32`` (ONNX, parity-checked against PyTorch), ``int8_ort`` (ONNX Runtime static QDQ,
-per-channel and per-tensor tried, the better kept), ``int8_openvino`` (NNCF, OpenVINO IR), ``fp16``
-(for GPU targets) and ``prunedNN`` (torch-pruning at a channel ratio, briefly fine-tuned with the
+Variants (one module each in kdbench.export.variants, one registry): ``fp32`` (ONNX, parity-checked against
+PyTorch), ``int8_ort`` (ONNX Runtime static QDQ, per-channel and per-tensor tried, the better kept),
+``int8_openvino`` (NNCF, OpenVINO IR), ``fp16`` (for GPU targets) and ``prunedNN`` (torch-pruning at a channel ratio, briefly fine-tuned with the
 candidate's distillation method, exported like fp32). One variant failing (an exporter error, a
 parity miss, a quantisation that collapses accuracy) is recorded with its reason and never stops the
 others. ``EXPORT/manifest.json`` is rewritten after every variant; a rerun skips variants whose
@@ -15,31 +15,29 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from kdbench import __version__
+from kdbench.convert.onnx_export import files_size_mb, model_files
+from kdbench.convert.runtimes import frames_as_input
 from kdbench.data.store import FrameStore
-from kdbench.distill.feed import TeacherFeed, needs_teacher
+from kdbench.distill.feed import TeacherFeed
 from kdbench.errors import ConfigError, DataError
 from kdbench.export.candidates import Candidate
-from kdbench.export.evaluate import (evaluate_file, evaluate_runner, frames_as_input, load_runner,
-                                     save_variant_predictions)
-from kdbench.export.onnx_export import files_size_mb, model_files
-from kdbench.export.prune import variant_name
-from kdbench.export.record import VariantRecord
+from kdbench.export.evaluate import evaluate_file, save_variant_predictions
+from kdbench.export.variants import VARIANTS, Context, VariantFailed, planned, variant_of
+from kdbench.export_manifest import MANIFEST, ExportManifest, VariantRecord
 from kdbench.manifest import config_hash, file_hash, read_json, write_json
 
 log = logging.getLogger(__name__)
 
-INT8_BACKENDS = ("ort", "openvino")
-MANIFEST = "manifest.json"
+INT8_BACKENDS = tuple(v.kind.removeprefix("int8_") for v in VARIANTS if v.kind.startswith("int8_"))  # ort, openvino
 
 
 @dataclass
@@ -68,51 +66,20 @@ class ExportOptions:
             raise ConfigError(f"max_drop {self.max_drop} is not a fraction in [0, 1] (0.10 = 10 accuracy points)")
         if self.finetune_epochs < 0:
             raise ConfigError(f"--finetune-epochs {self.finetune_epochs}: expected 0 or more")
+        if self.opset < 17:
+            raise ConfigError(f"--opset {self.opset}: expected 17 or newer")
 
     def variants(self) -> list[str]:
-        """Variant names in export order."""
-        names = ["fp32"] + [f"int8_{b}" for b in INT8_BACKENDS if b in self.int8]
-        if self.fp16:
-            names.append("fp16")
-        return names + [variant_name(r) for r in self.prune]
+        """Variant names in export order (the registry's, kdbench.export.variants)."""
+        return planned(self)
 
 
-@dataclass
-class _Context:
-    """Per-candidate state shared by its variants (the loaded model, the fp32 result)."""
-
-    cand: Candidate
-    dir: Path
-    ckpt_hash: str
-    model: Any = None
-    input_size: int | None = None
-    store: Any = None  # the frame store at the trained input size (kdbench.data.resized), as training saw it
-    arch: str | None = None
-    fp32: VariantRecord | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-class VariantFailed(Exception):
-    """A variant could not be produced or did not pass its checks; the message is the recorded reason."""
-
-
-def _record(ctx: _Context, variant: str, runtime: str, precision: str) -> VariantRecord:
+def _record(ctx: Context, variant: str, runtime: str, precision: str) -> VariantRecord:
     """An empty (failed until proven ok) record for a variant of a candidate."""
     cand = ctx.cand
     return VariantRecord(id=f"{cand.id}/{variant}", candidate=cand.id, variant=variant, runtime=runtime,
                          precision=precision, student=cand.student or ctx.arch, method=cand.method, trial=cand.trial,
                          seed=cand.seed, input_size=ctx.input_size)
-
-
-def _variant_runtime(variant: str) -> tuple[str, str]:
-    """(runtime, precision) of a variant name."""
-    if variant == "int8_openvino":
-        return "openvino", "int8"
-    if variant == "int8_ort":
-        return "onnxruntime", "int8"
-    if variant == "fp16":
-        return "onnxruntime", "fp16"
-    return "onnxruntime", "fp32"
 
 
 class Exporter:
@@ -126,58 +93,49 @@ class Exporter:
         self.teacher = Path(teacher) if teacher else None
         self.force = force
         self.out.mkdir(parents=True, exist_ok=True)
-        self.previous = self._load_previous()
+        previous = self._load_previous()
+        self.previous = {rec.id: rec for rec in previous.variants}
         self.records: dict[str, VariantRecord] = dict(self.previous)
-        self.candidates: dict[str, dict[str, Any]] = {}
+        self.candidates: dict[str, dict[str, Any]] = {c["id"]: c for c in previous.candidates if "id" in c}
         self._calib: dict[int, np.ndarray] = {}
         self._teacher_cache: dict[str, np.ndarray] = {}
-        prev_manifest = self.out / MANIFEST
-        if prev_manifest.is_file():
-            try:
-                self.candidates = {c["id"]: c for c in read_json(prev_manifest).get("candidates", [])}
-            except (ValueError, AttributeError, KeyError, TypeError):
-                self.candidates = {}
 
     # ---------------------------------------------------------------- manifest
-    def _load_previous(self) -> dict[str, VariantRecord]:
-        """Variant records of an earlier export into the same directory, by id (unreadable ones are redone)."""
+    def _load_previous(self) -> ExportManifest:
+        """The manifest of an earlier export into the same directory (an unreadable one, or variant, is redone)."""
         path = self.out / MANIFEST
         if not path.is_file():
-            return {}
+            return ExportManifest()
         try:
             doc = read_json(path)
         except ValueError as err:
             log.warning("ignoring unreadable %s (%s): every variant will be redone", path, err)
-            return {}
-        if not isinstance(doc, dict) or doc.get("stage") != "export":
+            return ExportManifest()
+        if not isinstance(doc, dict) or doc.get("stage") != "export":  # never overwrite another stage's folder
             raise ConfigError(f"{path} is not an export manifest (stage {doc.get('stage') if isinstance(doc, dict) else None!r}); choose another --out")
-        out: dict[str, VariantRecord] = {}
-        for i, entry in enumerate(doc.get("variants", [])):
-            try:
-                rec = VariantRecord.from_dict(entry, f"{path}: variants[{i}]")
-            except (DataError, TypeError) as err:
-                log.warning("%s: redoing it", err)
-                continue
-            out[rec.id] = rec
-        return out
+        try:
+            return ExportManifest.from_dict(doc, str(path), on_bad=lambda err: log.warning("%s: redoing it", err))
+        except DataError as err:
+            raise ConfigError(f"{err}; choose another --out") from None
 
     def manifest(self) -> dict[str, Any]:
         """The export manifest as it stands."""
+        return self.export_manifest().to_dict()
+
+    def export_manifest(self) -> ExportManifest:
+        """The export manifest as it stands, as its record."""
         config = json.loads(json.dumps(asdict(self.options)))  # tuples -> lists, as in the file
-        return {
-            "stage": "export", "format_version": 1, "kdbench_version": __version__,
-            "store": str(self.store.path), "store_hash": self.store.store_hash,
-            "teacher": str(self.teacher) if self.teacher else None,
-            "config": config, "config_hash": config_hash(config),
-            "candidates": list(self.candidates.values()),
-            "variants": [r.to_dict() for r in self.records.values()],
-        }
+        return ExportManifest(
+            variants=list(self.records.values()), candidates=list(self.candidates.values()),
+            store=str(self.store.path), store_hash=self.store.store_hash,
+            teacher=str(self.teacher) if self.teacher else None, config=config, config_hash=config_hash(config),
+            kdbench_version=__version__)
 
     def _save(self) -> None:
         write_json(self.out / MANIFEST, self.manifest())
 
     # ---------------------------------------------------------------- inputs
-    def _inputs_hash(self, ctx: _Context, variant: str) -> str:
+    def _inputs_hash(self, ctx: Context, variant: str) -> str:
         """Hash of everything a variant's result depends on; equal hash = nothing to redo."""
         o = self.options
         inputs: dict[str, Any] = {"checkpoint": ctx.ckpt_hash, "store": self.store.store_hash, "variant": variant,
@@ -203,11 +161,11 @@ class Exporter:
         return all((self.out / f).is_file() for f in rec.files) and bool(rec.predictions) \
             and (self.out / str(rec.predictions)).is_file()
 
-    def _calibration(self, ctx: _Context) -> np.ndarray:
+    def calibration(self, ctx: Context) -> np.ndarray:
         """int8 calibration frames at the candidate's trained input size (resized as in training), per size."""
         size = int(ctx.store.size)
         if size not in self._calib:
-            from kdbench.export.ort_int8 import calibration_frames
+            from kdbench.convert.ort_int8 import calibration_frames
 
             self._calib[size] = calibration_frames(ctx.store, self.options.calibration_frames, self.options.seed)
         return self._calib[size]
@@ -225,7 +183,7 @@ class Exporter:
                 return beside
         return path
 
-    def _teacher_logits(self, cand: Candidate) -> np.ndarray | None:
+    def teacher_logits(self, cand: Candidate) -> np.ndarray | None:
         """Cached teacher logits for the pruning fine-tune (None when no teacher is known)."""
         path = self._teacher_path(cand)
         if path is None:
@@ -243,7 +201,7 @@ class Exporter:
             on_done: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Export every planned variant of every candidate; returns the manifest."""
         for cand in candidates:
-            ctx = _Context(cand=cand, dir=self.out / cand.id, ckpt_hash=file_hash(cand.checkpoint))
+            ctx = Context(cand=cand, dir=self.out / cand.id, ckpt_hash=file_hash(cand.checkpoint))
             ctx.dir.mkdir(parents=True, exist_ok=True)
             self.candidates[cand.id] = cand.describe()
             for variant in self.options.variants():
@@ -259,7 +217,7 @@ class Exporter:
         self._save()
         return self.manifest()
 
-    def _one(self, ctx: _Context, variant: str) -> VariantRecord:
+    def _one(self, ctx: Context, variant: str) -> VariantRecord:
         """Produce, check and evaluate one variant; any failure becomes a failed record with its reason."""
         inputs_hash = self._inputs_hash(ctx, variant)
         vid = f"{ctx.cand.id}/{variant}"
@@ -268,23 +226,13 @@ class Exporter:
             cand = ctx.cand  # provenance comes from the candidate, even for a record of an older manifest
             return dataclasses.replace(previous, resumed=True, student=cand.student or previous.student,
                                        method=cand.method, trial=cand.trial, seed=cand.seed)
-        runtime, precision = _variant_runtime(variant)
+        kind = variant_of(variant, self.options)
         start = time.perf_counter()
-        rec = _record(ctx, variant, runtime, precision)
+        rec = _record(ctx, variant, kind.runtime, kind.precision)
         try:
             self._load_model(ctx)
             rec.student, rec.input_size = ctx.cand.student or ctx.arch, ctx.input_size
-            if variant == "fp32":
-                self._fp32(ctx, rec)
-            elif variant == "int8_ort":
-                self._int8_ort(ctx, rec)
-            elif variant == "int8_openvino":
-                self._int8_openvino(ctx, rec)
-            elif variant == "fp16":
-                self._fp16(ctx, rec)
-            else:
-                ratio = next(r for r in self.options.prune if variant_name(r) == variant)
-                self._pruned(ctx, rec, ratio)
+            kind.build(self, ctx, rec)
             if variant != "fp32":
                 self._check_drop(ctx, rec)
             rec.status = "ok" if rec.reason is None else "failed"
@@ -303,7 +251,7 @@ class Exporter:
         rec.resumed = False
         return rec
 
-    def _load_model(self, ctx: _Context) -> None:
+    def _load_model(self, ctx: Context) -> None:
         """Load the candidate's checkpoint once; its frames are the store's resized to the trained input size."""
         if ctx.model is not None:
             return
@@ -323,7 +271,7 @@ class Exporter:
         ctx.info = model_info(ctx.model, ctx.input_size)
 
     # ---------------------------------------------------------------- variants
-    def _finish(self, ctx: _Context, rec: VariantRecord, path: Path, metrics: dict[str, Any] | None = None,
+    def finish(self, ctx: Context, rec: VariantRecord, path: Path, metrics: dict[str, Any] | None = None,
                 logits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         """Fill file, size and (unless given, with their ``logits``) metrics of a variant file by running it in its
         runtime; save its per-frame val/test predictions beside it (``predictions-<variant>.npz``)."""
@@ -340,9 +288,9 @@ class Exporter:
             saved = save_variant_predictions(ctx.dir / f"predictions-{rec.variant}.npz", ctx.store, logits)
             rec.predictions = str(saved.relative_to(self.out))
 
-    def _export_checked(self, ctx: _Context, model: Any, path: Path, rec: VariantRecord) -> None:
+    def export_checked(self, ctx: Context, model: Any, path: Path, rec: VariantRecord) -> None:
         """Export a torch model to ONNX fp32 at ``path`` and enforce logit parity on real frames."""
-        from kdbench.export.onnx_export import export_onnx, parity_stats
+        from kdbench.convert.onnx_export import export_onnx, parity_stats
 
         info = export_onnx(model, path, rec.input_size, self.options.opset)
         rec.details.update(exporter=info["exporter"], opset=info["opset"])
@@ -360,13 +308,7 @@ class Exporter:
                              f"real frames exceeds the allowed {allowed:.3g} ({self.options.parity_tol:g} + "
                              f"{self.options.parity_rtol:g} x max |logit| {scale:.3g})")
 
-    def _fp32(self, ctx: _Context, rec: VariantRecord) -> None:
-        path = ctx.dir / "fp32.onnx"
-        rec.params, rec.macs = ctx.info["params"], ctx.info["macs"]
-        self._export_checked(ctx, ctx.model, path, rec)
-        self._finish(ctx, rec, path)
-
-    def _need_fp32(self, ctx: _Context) -> Path:
+    def need_fp32(self, ctx: Context) -> Path:
         """The candidate's fp32 ONNX file; a failed fp32 export fails the variants built from it."""
         fp32 = ctx.fp32
         if fp32 is None or fp32.status != "ok":
@@ -374,106 +316,7 @@ class Exporter:
             raise VariantFailed(f"needs the fp32 ONNX model, which failed: {reason}")
         return self.out / str(fp32.file)
 
-    def _int8_ort(self, ctx: _Context, rec: VariantRecord) -> None:
-        from kdbench.export.ort_int8 import preprocess, quantize_ort
-
-        src = self._need_fp32(ctx)
-        rec.params, rec.macs = ctx.info["params"], ctx.info["macs"]
-        frames = self._calibration(ctx)
-        pre = ctx.dir / "fp32.preprocessed.onnx"
-        details = rec.details
-        details.update(format="QDQ", activation_type="QInt8", weight_type="QInt8", calibration="MinMax",
-                       calibration_frames=int(len(frames)))
-        try:
-            quant_input = preprocess(src, pre)
-            details["preprocessed"] = True
-        except Exception as err:  # quantise the plain model rather than nothing; say so
-            quant_input = src
-            details.update(preprocessed=False, preprocess_error=f"{type(err).__name__}: {err}"[:500])
-        tried: dict[str, dict[str, Any]] = {}
-        results: dict[str, tuple[Path, dict[str, Any], dict[str, Any]]] = {}
-        for label, per_channel in (("per_channel", True), ("per_tensor", False)):
-            path = ctx.dir / f"int8_ort.{label}.onnx"
-            try:
-                quantize_ort(quant_input, path, frames, per_channel=per_channel)
-                kept: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-                val = evaluate_runner(load_runner(path, "onnxruntime"), ctx.store, ("val",), self.options.eval_batch_size,
-                                      kept)
-                tried[label] = {"val_accuracy": val["val"]["accuracy"], "error": None}
-                results[label] = (path, val, kept)
-            except Exception as err:
-                tried[label] = {"val_accuracy": None, "error": f"{type(err).__name__}: {err}"[:500]}
-                path.unlink(missing_ok=True)
-        pre.unlink(missing_ok=True)
-        details["tried"] = tried
-        if not results:
-            raise VariantFailed("ORT static quantisation failed both per-channel ("
-                                f"{tried['per_channel']['error']}) and per-tensor ({tried['per_tensor']['error']})")
-        chosen = max(results, key=lambda k: (results[k][1]["val"]["accuracy"], k == "per_channel"))
-        details["chosen"] = chosen
-        final = ctx.dir / "int8_ort.onnx"
-        shutil.move(str(results[chosen][0]), final)
-        for label, (path, _, _) in results.items():
-            if label != chosen:
-                path.unlink(missing_ok=True)
-        test_logits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        test = evaluate_file(final, "onnxruntime", ctx.store, ("test",), self.options.eval_batch_size, test_logits)
-        self._finish(ctx, rec, final, {**results[chosen][1], **test}, {**results[chosen][2], **test_logits})
-
-    def _int8_openvino(self, ctx: _Context, rec: VariantRecord) -> None:
-        from kdbench.export.openvino_int8 import quantize_openvino
-
-        src = self._need_fp32(ctx)
-        rec.params, rec.macs = ctx.info["params"], ctx.info["macs"]
-        frames = self._calibration(ctx)
-        import nncf
-        import openvino
-
-        rec.details.update(tool="nncf.quantize", nncf_version=nncf.__version__,
-                              openvino_version=openvino.__version__, device="CPU", calibration_frames=int(len(frames)))
-        path = quantize_openvino(src, ctx.dir / "int8_openvino.xml", frames)
-        self._finish(ctx, rec, path)
-
-    def _fp16(self, ctx: _Context, rec: VariantRecord) -> None:
-        from kdbench.export.fp16 import convert_fp16
-
-        src = self._need_fp32(ctx)
-        rec.params, rec.macs = ctx.info["params"], ctx.info["macs"]
-        try:
-            path = convert_fp16(src, ctx.dir / "fp16.onnx")
-        except ImportError as err:
-            raise VariantFailed(f"fp16 skipped: {err}") from None
-        rec.details.update(converter="onnxruntime.transformers.float16", keep_io_types=True,
-                              evaluated_on="onnxruntime CPUExecutionProvider")
-        self._finish(ctx, rec, path)
-
-    def _pruned(self, ctx: _Context, rec: VariantRecord, ratio: float) -> None:
-        from kdbench.export.prune import PruningUnsupported, finetune, prune_model
-        from kdbench.models import model_info
-
-        try:
-            pruned = prune_model(ctx.model, ratio, rec.input_size)
-        except PruningUnsupported as err:
-            raise VariantFailed(str(err)) from None
-        info = model_info(pruned, rec.input_size)
-        rec.params, rec.macs = info["params"], info["macs"]
-        details = rec.details
-        details.update(ratio=ratio, importance="magnitude-L2", tool="torch_pruning.MetaPruner",
-                       params_before=ctx.info["params"], macs_before=ctx.info["macs"])
-        if self.options.finetune_epochs > 0:
-            method = ctx.cand.method or "scratch"
-            details["finetune_method"] = method
-            if not ctx.cand.method:
-                details["finetune_note"] = "candidate has no metrics.json method; fine-tuned with plain cross-entropy"
-            teacher_logits = self._teacher_logits(ctx.cand) if needs_teacher(method) else None
-            details["finetune"] = finetune(
-                pruned, method, ctx.cand.hparams if ctx.cand.method else {}, ctx.store,
-                self.options.finetune_epochs, teacher_logits, ctx.cand.config, self.options.finetune_batch_size)
-        path = ctx.dir / f"{rec.variant}.onnx"
-        self._export_checked(ctx, pruned, path, rec)
-        self._finish(ctx, rec, path)
-
-    def _check_drop(self, ctx: _Context, rec: VariantRecord) -> None:
+    def _check_drop(self, ctx: Context, rec: VariantRecord) -> None:
         """Mark a variant failed when its validation accuracy fell more than ``max_drop`` below fp32's."""
         fp32 = ctx.fp32
         if not fp32 or fp32.status != "ok" or "val" not in rec.metrics:
@@ -491,3 +334,29 @@ def export_candidates(candidates: list[Candidate], store: FrameStore, out: str |
                       on_done: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Export all variants of all candidates into ``out``; returns the manifest (also in out/manifest.json)."""
     return Exporter(store, out, options, teacher, force).run(candidates, on_start, on_done)
+
+
+def export_variants(store: str | Path, out: str | Path, *, checkpoint: str | Path | None = None,
+                    run: str | Path | None = None, study: str | Path | None = None, top: int = 3,
+                    options: ExportOptions | None = None, teacher: str | Path | None = None, force: bool = False,
+                    on_plan: Callable[[list[Candidate], list[str]], None] | None = None,
+                    on_start: Callable[[str, str], None] | None = None,
+                    on_done: Callable[[dict[str, Any]], None] | None = None) -> ExportManifest:
+    """``kdbench export`` as a library call: the candidates of exactly one of a checkpoint, a run folder or a study
+    folder, checked, then every planned variant of each into ``out``; returns the manifest (also in out/manifest.json).
+    ``on_plan(candidates, variant names)`` is called before any work."""
+    from kdbench.checks import ensure_writable_dir
+    from kdbench.export.candidates import resolve_candidates
+    from kdbench.models.checkpoint import verify_checkpoint
+
+    options = options or ExportOptions()
+    frames = FrameStore.open(store)
+    candidates = resolve_candidates(checkpoint, run, study, top=top)
+    for cand in candidates:  # a damaged checkpoint is bad input, not a failed variant
+        verify_checkpoint(cand.checkpoint)
+    ensure_writable_dir(out, "--out", need_mb=20)
+    if on_plan:
+        on_plan(candidates, options.variants())
+    exporter = Exporter(frames, out, options, teacher, force)
+    exporter.run(candidates, on_start, on_done)
+    return exporter.export_manifest()

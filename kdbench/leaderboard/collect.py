@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from kdbench.errors import ConfigError, DataError
-from kdbench.export.record import VariantRecord
+from kdbench.export_manifest import MANIFEST, ExportManifest, VariantRecord
 from kdbench.layout import trial_dir
 from kdbench.leaderboard.decisions import ValHits
 from kdbench.leaderboard.rank import not_ranked, rank_rows, recommend
@@ -31,6 +31,7 @@ from kdbench.leaderboard.row import BoardRow
 from kdbench.leaderboard.seeds import SeedSummary, seed_metrics, summarise_trial
 from kdbench.manifest import read_json
 from kdbench.profile.constraints import evaluate_constraints, load_constraints
+from kdbench.profile.results import ProfileRecord, load_results
 from kdbench.search.space import DEFAULT_MARGIN, check_margin
 from kdbench.search.statistics import best_trial
 
@@ -127,15 +128,12 @@ def read_statistics(study_dir: Path, notes: list[str] | None = None) -> tuple[di
     return None, ""
 
 
-def read_export(export_dir: Path) -> list[VariantRecord]:
-    """The variant records of an export manifest."""
-    path = Path(export_dir) / "manifest.json"
+def read_export(export_dir: Path) -> ExportManifest:
+    """The export manifest (its variant records and candidates)."""
+    path = Path(export_dir) / MANIFEST
     if not path.is_file():
         raise DataError(f"--export {export_dir}: {path} does not exist; expected the directory written by `kdbench export`")
-    doc = _read_json_file(path, "the export manifest")
-    if not isinstance(doc, dict) or not isinstance(doc.get("variants"), list):
-        raise DataError(f"{path}: key 'variants' missing or not a list; expected the export manifest of `kdbench export`")
-    return [VariantRecord.from_dict(v, f"{path}: variants[{i}]") for i, v in enumerate(doc["variants"])]
+    return ExportManifest.read(export_dir)
 
 
 def available_targets(profile_dir: Path) -> list[str]:
@@ -143,20 +141,14 @@ def available_targets(profile_dir: Path) -> list[str]:
     return sorted(p.parent.name for p in Path(profile_dir).glob("*/results.json"))
 
 
-def read_profile(profile_dir: Path, target: str) -> list[dict[str, Any]]:
-    """The records of ``<profile_dir>/<target>/results.json``."""
-    from kdbench.profile.results import load_results
-
+def read_profile(profile_dir: Path, target: str) -> list[ProfileRecord]:
+    """The records of ``<profile_dir>/<target>/results.json`` (older records read as today's)."""
     path = Path(profile_dir) / target / "results.json"
     if not path.is_file():
         have = available_targets(profile_dir)
         raise DataError(f"--targets {target}: {path} does not exist; profile results exist for {have or 'no target'} "
                         f"(run `kdbench profile --target {target} --out {profile_dir}`)")
-    records = load_results(path)
-    for i, r in enumerate(records):
-        if "variant_id" not in r:
-            raise DataError(f"{path}: record {i} has no key 'variant_id'")
-    return records
+    return load_results(path)
 
 
 def open_study_store(info: dict[str, Any], notes: list[str]) -> Any:
@@ -355,31 +347,31 @@ def study_rows(best: list[dict[str, Any]], summaries: dict[tuple[str, int], Seed
     return rows
 
 
-def _pick_records(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def _pick_records(records: list[ProfileRecord]) -> dict[str, list[ProfileRecord]]:
     """Batch-1 records per variant id, one per (runtime, precision), a measurement preferred to an estimate."""
-    chosen: dict[tuple[str, str, str], dict[str, Any]] = {}
+    chosen: dict[tuple[str, str, str], ProfileRecord] = {}
     for r in records:
-        if r.get("batch", 1) != 1:
+        if r.batch != 1:
             continue
-        key = (str(r["variant_id"]), str(r.get("runtime")), str(r.get("precision")))
+        key = (str(r.variant_id), str(r.runtime), str(r.precision))
         old = chosen.get(key)
-        rank = (r.get("status") == "ok", bool(r.get("measured", True)))
-        if old is None or rank > (old.get("status") == "ok", bool(old.get("measured", True))):
+        if old is None or (r.status == "ok", bool(r.measured)) > (old.status == "ok", bool(old.measured)):
             chosen[key] = r
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, list[ProfileRecord]] = {}
     for key in sorted(chosen):
         out.setdefault(key[0], []).append(chosen[key])
     return out
 
 
-def _bands(r: dict[str, Any], p50: float | None, fps: float | None) -> dict[str, Any]:
+def _bands(r: ProfileRecord, p50: float | None, fps: float | None) -> dict[str, Any]:
     """Latency, fps and memory bands: the record's own (a measurement's run spread, an estimate's band), else an
     estimate's ± error band applied to p50 and fps."""
-    runs = [float(v) for v in r.get("p50_runs_ms") or [] if v is not None]
+    runs = [float(v) for v in r.p50_runs_ms or [] if v is not None]
     out = {"latency_p50_low_ms": min(runs) if runs else None, "latency_p50_high_ms": max(runs) if runs else None,
-           **{k: r.get(k) for k in ("fps_low", "fps_high", "model_memory_mb_low", "model_memory_mb_high")}}
-    pct = (r.get("error_band") or {}).get("pct")
-    if not r.get("measured", True) and pct is not None and 0 <= float(pct) < 100:
+           "fps_low": r.fps_low, "fps_high": r.fps_high, "model_memory_mb_low": r.model_memory_mb_low,
+           "model_memory_mb_high": r.model_memory_mb_high}
+    pct = (r.error_band or {}).get("pct")
+    if not r.measured and pct is not None and 0 <= float(pct) < 100:
         f = float(pct) / 100.0
         if out["latency_p50_low_ms"] is None and p50 is not None:
             out.update(latency_p50_low_ms=p50 * (1 - f), latency_p50_high_ms=p50 * (1 + f))
@@ -394,21 +386,21 @@ def timm_speed(p50_ms: float | None, batch: int) -> dict[str, Any]:
     return {"infer_batch_size": batch, "infer_step_time": p50_ms, "infer_samples_per_sec": rate}
 
 
-def _profile_columns(r: dict[str, Any]) -> dict[str, Any]:
+def _profile_columns(r: ProfileRecord) -> dict[str, Any]:
     """The hardware columns of one ok profile record."""
-    lat = r.get("latency_ms") or {}
-    measured = bool(r.get("measured", True))
-    out = {"latency_p50_ms": lat.get("p50"), "latency_p90_ms": lat.get("p90"), "fps": r.get("fps"),
-           "model_memory_mb": r.get("model_memory_mb", r.get("rss_increment_mb")), "peak_rss_mb": r.get("process_peak_rss_mb", r.get("peak_rss_mb")),
-           "estimated": not measured, "runtime_version": r.get("runtime_version"),
-           "threads": r.get("threads"), **timm_speed(lat.get("p50"), r.get("batch", 1)),
-           "unstable": measured and r.get("stable") is False,
-           "frame_fps": r.get("frame_fps"), "error_band_pct": None if measured else (r.get("error_band") or {}).get("pct")}
+    lat = r.latency_ms or {}
+    measured = bool(r.measured)
+    out = {"latency_p50_ms": lat.get("p50"), "latency_p90_ms": lat.get("p90"), "fps": r.fps,
+           "model_memory_mb": r.model_memory_mb, "peak_rss_mb": r.process_peak_rss_mb,
+           "estimated": not measured, "runtime_version": r.runtime_version,
+           "threads": r.threads, **timm_speed(lat.get("p50"), r.batch),
+           "unstable": measured and r.stable is False,
+           "frame_fps": r.frame_fps, "error_band_pct": None if measured else (r.error_band or {}).get("pct")}
     out.update(_bands(r, out["latency_p50_ms"], out["fps"]))
     return out
 
 
-def join_profile(base: list[BoardRow], records: dict[str, list[dict[str, Any]]], target: str) -> list[BoardRow]:
+def join_profile(base: list[BoardRow], records: dict[str, list[ProfileRecord]], target: str) -> list[BoardRow]:
     """One row per (variant, runtime) measured on ``target``; a variant without a usable record stays, unranked."""
     out = []
     for row in base:
@@ -418,14 +410,13 @@ def join_profile(base: list[BoardRow], records: dict[str, list[dict[str, Any]]],
             out.append(row.replace(target=target, decision_note=why))
             continue
         for r in recs:
-            new = row.replace(target=target, runtime=r.get("runtime") or row.runtime,
-                              precision=r.get("precision") or row.precision)
-            if r.get("status") != "ok":
-                out.append(new.replace(decision_note=not_ranked(f"profiling failed: {r.get('error')}")))
+            new = row.replace(target=target, runtime=r.runtime or row.runtime, precision=r.precision or row.precision)
+            if r.status != "ok":
+                out.append(new.replace(decision_note=not_ranked(f"profiling failed: {r.error}")))
                 continue
             new = new.replace(**_profile_columns(r))
             if new.size_mb is None:
-                new.size_mb = r.get("file_size_mb")
+                new.size_mb = r.file_size_mb
             out.append(new)
     return out
 
@@ -532,11 +523,6 @@ def pareto_section(study_dir: Path, info: dict[str, Any], summaries: dict[tuple[
     return {"target": objectives[1].partition("@")[2], "objectives": objectives, "rows": rows}
 
 
-def _read_candidates(export_dir: Path) -> dict[str, dict[str, Any]]:
-    doc = _read_json_file(Path(export_dir) / "manifest.json", "the export manifest")
-    return {c.get("id"): c for c in doc.get("candidates", []) if isinstance(c, dict)}
-
-
 def study_margin(info: dict[str, Any], margin: float | None = None) -> tuple[float, str]:
     """The equivalence margin and where it comes from: ``--margin``, else the study's ``[study] margin``, else 0.01."""
     if margin is not None:
@@ -635,9 +621,9 @@ def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path |
     left_out: list[dict[str, Any]] = []
     teacher_base: list[BoardRow] = []
     if export_dir is not None:
-        variants = read_export(export_dir)
-        base, teacher_base, left_out = variant_rows(variants, _read_candidates(export_dir), complete, summaries,
-                                                    teacher, notes)
+        manifest = read_export(export_dir)
+        variants, candidates = manifest.variants, {c.get("id"): c for c in manifest.candidates}
+        base, teacher_base, left_out = variant_rows(variants, candidates, complete, summaries, teacher, notes)
         if not base:
             raise DataError(f"{Path(export_dir) / 'manifest.json'}: no student variant with status 'ok' "
                             f"({len(left_out)} failed); nothing to rank")

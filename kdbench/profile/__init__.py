@@ -6,5 +6,9 @@
 - ``local`` / ``remote``: run the agent per model here or over ssh and collect its JSON;
 - ``features`` / ``estimate`` / ``calibrate``: the per-kernel-class latency model for absent targets,
   its constants (``calibration/<target>.json``) and their fitting with leave-one-out errors;
-- ``results``: model discovery, result records, ``<out>/<target>/results.json`` and the table.
+- ``results``: model discovery, result records (``ProfileRecord``; ``load_results`` is results.json's one reader), the
+  writer and the table;
+- ``stage``: ``profile_models``, a whole ``kdbench profile`` run as a library call (``kdbench.profile_models``).
+
+Runtimes are the registry ``kdbench.convert.runtimes.RUNTIMES``; the agent keeps a copy (tests/test_runtime_registry.py).
 """

@@ -28,7 +28,6 @@ from kdbench.profile.estimate import (
     OBS_SIGMA_LOG,
     PARAMS,
     PROXY_SIGMA_LOG,
-    Calibration,
     Row,
     error_band_pct,
     error_summary,
@@ -38,7 +37,7 @@ from kdbench.profile.estimate import (
     predict_ms,
 )
 from kdbench.profile.features import GraphFeatures, graph_features
-from kdbench.profile.results import ModelEntry, discover_models, load_results
+from kdbench.profile.results import ModelEntry, ProfileRecord, discover_models, load_results
 
 REFERENCE_COLUMNS = ("model", "input", "framework", "threads", "clock_ghz", "precision", "latency_ms", "stat", "source")
 MEASURED_FRAMEWORKS = ("onnxruntime", "openvino")
@@ -110,6 +109,22 @@ def _entry_lookup(models_dir: str | Path | None) -> dict[str, ModelEntry]:
     return out
 
 
+def _measured_row(results: Path, i: int, r: ProfileRecord, entries: dict[str, ModelEntry],
+                  models_dir: str | Path | None, threads: int) -> Row:
+    """The fitting row of one measured results.json record (its model file read for the layers)."""
+    vid = str(r.variant_id)
+    entry = entries.get(vid) or entries.get(str(r.file))
+    if entry is None:
+        raise DataError(f"{results}: record {i}: variant_id {vid!r} has no model file under --models "
+                        f"{models_dir} (needed to read its layers)")
+    lat = (r.latency_ms or {}).get("mean") or (r.latency_ms or {}).get("p50")
+    if not lat or lat <= 0:
+        raise DataError(f"{results}: record {i}: latency_ms missing or not positive")
+    f = graph_features(entry.path, r.input_size or entry.input_size)
+    return Row(f"{vid}@{f.input_size}/{r.runtime}", f, float(lat), int(r.threads or threads), f.precision, vid,
+               f"{results} ({r.runtime})")
+
+
 def user_rows(results: str | Path, models_dir: str | Path | None, target: str, threads: int) -> list[Row]:
     """Fitting rows from the user's measurements (results.json or CSV)."""
     results = Path(results)
@@ -118,23 +133,8 @@ def user_rows(results: str | Path, models_dir: str | Path | None, target: str, t
     entries = _entry_lookup(models_dir)
     rows: list[Row] = []
     if results.suffix == ".json":
-        recs = load_results(results)
-        for i, r in enumerate(recs):
-            if not r.get("measured") or r.get("status") != "ok" or r.get("batch") != 1:
-                continue
-            if r.get("target") != target:
-                continue
-            vid = str(r.get("variant_id"))
-            entry = entries.get(vid) or entries.get(str(r.get("file")))
-            if entry is None:
-                raise DataError(f"{results}: record {i}: variant_id {vid!r} has no model file under --models "
-                                f"{models_dir} (needed to read its layers)")
-            lat = (r.get("latency_ms") or {}).get("mean") or (r.get("latency_ms") or {}).get("p50")
-            if not lat or lat <= 0:
-                raise DataError(f"{results}: record {i}: latency_ms missing or not positive")
-            f = graph_features(entry.path, r.get("input_size") or entry.input_size)
-            rows.append(Row(f"{vid}@{f.input_size}/{r.get('runtime')}", f, float(lat), int(r.get("threads") or threads),
-                            f.precision, vid, f"{results} ({r.get('runtime')})"))
+        rows = [_measured_row(results, i, r, entries, models_dir, threads) for i, r in enumerate(load_results(results))
+                if r.measured and r.status == "ok" and r.batch == 1 and r.target == target]
         if not rows:
             raise DataError(f"{results}: no measured, ok, batch-1 records for target {target!r}")
         return rows

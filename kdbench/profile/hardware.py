@@ -44,17 +44,17 @@ from pathlib import Path
 from typing import Any
 
 from kdbench.checks import read_text_utf8
+from kdbench.convert.runtimes import RUNTIMES as RUNTIME_REGISTRY
 from kdbench.errors import ConfigError
-from kdbench.profile.agent import RUNTIME_TABLE
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-# The runtimes are the agent's own table (formats, device, OpenVINO inference precision):
-# onnxruntime[-cuda], openvino (f32), openvino-bf16, openvino-fp16, openvino-gpu, pytorch[-cuda].
-RUNTIMES: tuple[str, ...] = tuple(RUNTIME_TABLE)
+# The runtimes are the one registry's (kdbench.convert.runtimes: formats, device, OpenVINO inference precision; the
+# agent keeps a copy): onnxruntime[-cuda], openvino (f32), openvino-bf16, openvino-fp16, openvino-gpu, pytorch[-cuda].
+RUNTIMES: tuple[str, ...] = tuple(RUNTIME_REGISTRY)
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kdbench.errors import DataError
-from kdbench.manifest import read_json
+from kdbench.export_manifest import MANIFEST, ExportManifest
 
 SAMPLE_FRAMES = 16
 DEFAULT_RAW_FRAME = "768x1024x3"  # EchoNet-LVH's native BGR frames: the largest source resolution
@@ -21,12 +21,11 @@ DEFAULT_RAW_FRAME = "768x1024x3"  # EchoNet-LVH's native BGR frames: the largest
 
 def _store_from_manifest(models_dir: Path) -> Path | None:
     """The store path recorded in an export manifest, if it still exists."""
-    manifest = models_dir / "manifest.json"
-    if not manifest.is_file():
+    if not (models_dir / MANIFEST).is_file():
         return None
     try:
-        store = read_json(manifest).get("store")
-    except (ValueError, AttributeError):
+        store = ExportManifest.read(models_dir).store
+    except DataError:  # discovering the models says what is wrong with it
         return None
     return Path(store) if store and Path(store).is_dir() else None
 

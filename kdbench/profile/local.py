@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kdbench.convert.runtimes import RUNTIMES
 from kdbench.profile.hardware import HardwareProfile
 from kdbench.profile.results import ModelEntry, failed_record, local_host, precisions_for, records_from_runs, runtimes_for
 
@@ -129,9 +130,7 @@ def use_fork_server(fresh: bool | None = None) -> bool:
 
 def forkable(runtime: str) -> bool:
     """CPU runtimes only: a GPU context does not survive a fork, and some drivers start with the import."""
-    from kdbench.profile.agent import RUNTIME_TABLE
-
-    return RUNTIME_TABLE.get(runtime, {}).get("device", "").lower() == "cpu"
+    return runtime in RUNTIMES and RUNTIMES[runtime].device.lower() == "cpu"
 
 
 class ForkServer:

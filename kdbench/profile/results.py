@@ -17,15 +17,23 @@ import platform
 import socket
 import statistics
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from kdbench.convert.runtimes import RUNTIMES
 from kdbench.errors import ConfigError, DataError
+from kdbench.export_manifest import MANIFEST, ExportManifest, VariantRecord, precision_of_name
 from kdbench.manifest import read_json, write_json
 from kdbench.profile.constraints import evaluate_constraints
 from kdbench.profile.hardware import HardwareProfile
 
+RECORD_VERSION = 2  # 1 (no format_version): before the one memory definition; read through LEGACY_KEYS
+LEGACY_KEYS = {"rss_increment_mb": "model_memory_mb", "peak_rss_mb": "process_peak_rss_mb",
+               "baseline_rss_mb": "runtime_baseline_rss_mb"}  # version 1's names of today's fields
+LEGACY_MEMORY_DEFINITION = ("model_memory_mb (version 1's rss_increment_mb): peak RSS increment over the process after "
+                            "importing the runtime, before loading the model (no trivial-model baseline); "
+                            "process_peak_rss_mb: the process's peak RSS")
 MODEL_SUFFIXES = (".onnx", ".xml", ".pt2")
 _KEY_FIELDS = ("variant_id", "runtime", "precision", "batch", "method")
 MAX_SPREAD_PCT = 10.0  # runs whose p50s differ by more than this (max - min, % of median) are unstable
@@ -89,19 +97,46 @@ class ProfileRecord:
     notes: list[str] = field(default_factory=list)
     timestamp: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     meta: dict[str, Any] = field(default_factory=dict)
+    format_version: int = RECORD_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON)."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ProfileRecord":
-        """Inverse of ``to_dict``; DataError naming an unknown key."""
+    def from_dict(cls, d: dict[str, Any], where: str = "profile record") -> "ProfileRecord":
+        """Inverse of ``to_dict``, reading version 1 records too (``upgrade_record``); DataError naming ``where`` and
+        the key that does not fit."""
+        if not isinstance(d, dict):
+            raise DataError(f"{where} is {type(d).__name__}; expected an object")
+        d = upgrade_record(d, where)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise DataError(f"profile record {d.get('variant_id')!r}: unknown key(s) {unknown}; expected {sorted(known)}")
+            raise DataError(f"{where} {d.get('variant_id')!r}: unknown key(s) {unknown}; expected {sorted(known)}")
+        missing = [f.name for f in fields(cls) if f.name not in d and f.default is MISSING
+                   and f.default_factory is MISSING]
+        if missing:
+            raise DataError(f"{where} has no key {missing[0]!r}")
         return cls(**d)
+
+
+def upgrade_record(d: dict[str, Any], where: str = "profile record") -> dict[str, Any]:
+    """A results.json record in today's keys: a version 1 record (no ``format_version``) has its memory figures under
+    ``LEGACY_KEYS`` (today's key wins when both are there), keys no field holds now moved to ``meta["legacy"]`` and,
+    without a ``memory_definition``, the one its agent measured."""
+    version = d.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= RECORD_VERSION:
+        raise DataError(f"{where}: format_version {version!r}; this kdbench reads 1 to {RECORD_VERSION}")
+    if version == RECORD_VERSION:
+        return d
+    out = {LEGACY_KEYS.get(k, k): v for k, v in d.items() if k not in LEGACY_KEYS or LEGACY_KEYS[k] not in d}
+    known = {f.name for f in fields(ProfileRecord)}
+    legacy = {k: out.pop(k) for k in sorted(set(out) - known)}
+    if legacy:
+        out["meta"] = {**(out.get("meta") or {}), "legacy": legacy}
+    out.setdefault("memory_definition", LEGACY_MEMORY_DEFINITION)  # records since have it: it states what was measured
+    return {**out, "format_version": RECORD_VERSION}
 
 
 @dataclass
@@ -156,69 +191,40 @@ def external_data_files(path: Path) -> list[str]:
     return locations
 
 
-def _precision_of(name: str) -> str:
-    """Guess a precision from a variant or file name: for loose model files and manifests written before records
-    carried ``precision``."""
-    low = name.lower()
-    if "int8" in low or "qdq" in low or "quant" in low:
-        return "int8"
-    if "fp16" in low or "half" in low:
-        return "fp16"
-    return "fp32"
-
-
 def discover_models(models_dir: str | Path) -> list[ModelEntry]:
     """Models in a folder: the export manifest's ok variants when present, else every model file."""
     root = Path(models_dir)
     if not root.is_dir():
         raise DataError(f"models folder {root}: not found or not a folder")
-    manifest = root / "manifest.json"
-    entries: list[ModelEntry] = []
-    if manifest.is_file():
-        try:
-            data = read_json(manifest)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{manifest}: not valid JSON: {err}") from None
-        variants = data.get("variants") if isinstance(data, dict) else None
-        if not isinstance(variants, list):
-            raise DataError(f"{manifest}: key 'variants' missing or not a list (expected the export manifest)")
-        for i, v in enumerate(variants):
-            if not isinstance(v, dict):
-                raise DataError(f"{manifest}: variants[{i}] is {type(v).__name__}; expected an object")
-            if v.get("status", "ok") != "ok":
-                continue
-            for key in ("id", "file"):
-                if key not in v:
-                    raise DataError(f"{manifest}: variants[{i}] has no key {key!r}")
-            path = root / v["file"]
-            if path.suffix not in MODEL_SUFFIXES:
-                raise DataError(f"{manifest}: variants[{i}].file = {v['file']!r}; expected one of {MODEL_SUFFIXES}")
-            if not path.is_file():
-                raise DataError(f"{manifest}: variants[{i}].file = {v['file']!r} does not exist under {root}")
-            entries.append(
-                ModelEntry(
-                    variant_id=str(v["id"]),
-                    path=path,
-                    precision=str(v.get("precision") or _precision_of(str(v.get("variant", v["file"])))),  # the record's own
-                    input_size=v.get("input_size"),
-                    runtime_hint=v.get("runtime"),
-                    meta={k: v[k] for k in ("candidate", "student", "method", "variant") if k in v},
-                )
-            )
+    if (root / MANIFEST).is_file():
+        entries = [_manifest_entry(root, i, v) for i, v in enumerate(ExportManifest.read(root).variants) if v.status == "ok"]
     else:
-        for path in sorted(p for p in root.rglob("*") if p.suffix in MODEL_SUFFIXES and p.is_file()):
-            rel = path.relative_to(root).with_suffix("")
-            entries.append(ModelEntry(variant_id=rel.as_posix(), path=path, precision=_precision_of(path.name)))
+        entries = [ModelEntry(variant_id=path.relative_to(root).with_suffix("").as_posix(), path=path,
+                              precision=precision_of_name(path.name))
+                   for path in sorted(p for p in root.rglob("*") if p.suffix in MODEL_SUFFIXES and p.is_file())]
     if not entries:
         raise DataError(f"models folder {root}: no model files ({', '.join(MODEL_SUFFIXES)}) and no ok variants")
     return entries
 
 
+def _manifest_entry(root: Path, i: int, v: VariantRecord) -> ModelEntry:
+    """The model of an ok variant of the export manifest; DataError when its file is not there."""
+    where = f"{root / MANIFEST}: variants[{i}]"
+    if not v.file:
+        raise DataError(f"{where} has no key 'file'")
+    path = root / v.file
+    if path.suffix not in MODEL_SUFFIXES:
+        raise DataError(f"{where}.file = {v.file!r}; expected one of {MODEL_SUFFIXES}")
+    if not path.is_file():
+        raise DataError(f"{where}.file = {v.file!r} does not exist under {root}")
+    meta = {k: getattr(v, k) for k in ("candidate", "student", "method", "variant")}
+    return ModelEntry(variant_id=str(v.id), path=path, precision=v.precision, input_size=v.input_size,
+                      runtime_hint=v.runtime, meta=meta)
+
+
 def runtimes_for(entry: ModelEntry, profile: HardwareProfile) -> list[str]:
     """The profile's runtimes that can read this model's format."""
-    from kdbench.profile.agent import RUNTIME_TABLE
-
-    return [rt for rt in profile.runtimes if entry.fmt in RUNTIME_TABLE[rt]["formats"]]
+    return [rt for rt in profile.runtimes if entry.fmt in RUNTIMES[rt].formats]
 
 
 def precisions_for(entry: ModelEntry, runtime: str, profile: HardwareProfile) -> list[str]:
@@ -344,8 +350,9 @@ def results_path(out_dir: str | Path, target: str) -> Path:
     return Path(out_dir) / target / "results.json"
 
 
-def load_results(path: str | Path) -> list[dict[str, Any]]:
-    """Read a results.json (a list of records); DataError when it is not one."""
+def load_results(path: str | Path) -> list[ProfileRecord]:
+    """The records of a results.json (none when the file is absent), older ones included; DataError naming the file
+    and record when it is not a list of records."""
     path = Path(path)
     if not path.is_file():
         return []
@@ -353,9 +360,9 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
         data = read_json(path)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON: {err}") from None
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+    if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of result records")
-    return data
+    return [ProfileRecord.from_dict(r, f"{path}: record {i}") for i, r in enumerate(data)]
 
 
 class ResultsWriter:
@@ -364,7 +371,7 @@ class ResultsWriter:
     def __init__(self, out_dir: str | Path, profile: HardwareProfile, extra_manifest: dict[str, Any] | None = None) -> None:
         self.path = results_path(out_dir, profile.name)
         self.profile = profile
-        self.records = load_results(self.path)
+        self.records = [r.to_dict() for r in load_results(self.path)]
         self.new: list[dict[str, Any]] = []
         self.extra = extra_manifest or {}
 

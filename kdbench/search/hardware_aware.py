@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from kdbench.convert.onnx_export import graph_export
 from kdbench.errors import ConfigError
 from kdbench.manifest import read_json, write_json
 from kdbench.profile.constraints import evaluate_constraints
@@ -151,25 +152,6 @@ def constraint_of(row: dict[str, Any], constraints: dict[str, float]) -> dict[st
     return out
 
 
-def graph_export(arch: str, path: Path, size: int) -> Path:
-    """ONNX graph of an untrained ``arch`` at batch 1 and ``size`` px (TorchScript exporter: ~10x faster than dynamo)."""
-    import warnings
-
-    import torch
-
-    from kdbench.export.onnx_export import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME
-    from kdbench.models import create_model
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.onnx")
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(create_model(arch).eval(), (torch.rand(1, 1, size, size),), str(tmp), dynamo=False,
-                          opset_version=DEFAULT_OPSET, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
-    tmp.replace(path)
-    return path
-
-
 def is_local(profile: Any) -> bool:
     """True when the target is this machine: a CPU profile without a calibration, of this host's architecture
     (its trials are then measured here, not estimated)."""
@@ -243,7 +225,7 @@ class Pricer:
     def _quantize(self, fp32: Path, out: Path, size: int) -> None:
         """QDQ int8 of the fp32 export, calibrated on store frames at ``size``."""
         from kdbench.data.resized import resized_store
-        from kdbench.export.ort_int8 import calibration_frames, preprocess, quantize_ort
+        from kdbench.convert.ort_int8 import calibration_frames, preprocess, quantize_ort
 
         if self.store is None:
             raise ConfigError("study.precision = 'int8' needs the frame store to calibrate the quantisation")

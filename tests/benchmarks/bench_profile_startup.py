@@ -44,7 +44,7 @@ def build_models(root: Path, quick: bool) -> Path:
     if not quick:
         tiny_cnn(root / "cnn64_w16.onnx", size=64, width=16)
         tiny_cnn(root / "cnn32_5mb.onnx", size=32, big_weight_mb=5)
-        from kdbench.export.onnx_export import export_onnx
+        from kdbench.convert.onnx_export import export_onnx
         from kdbench.models.registry import create_model
 
         export_onnx(create_model("mobilenet_v3_small", num_classes=4).eval(), root / "mnv3s_32.onnx", 32)

@@ -25,7 +25,7 @@ STUDENTS = ("mobilenet_v3_small", "mobilenet_v3_large", "shufflenet_v2_x1_0", "g
 
 def export(out: Path, size: int) -> None:
     """The four students as ONNX files in ``out``."""
-    from kdbench.export.onnx_export import export_onnx
+    from kdbench.convert.onnx_export import export_onnx
     from kdbench.models.registry import create_model
 
     out.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,8 @@ import numpy as np
 
 from kdbench.data.store import FrameStore
 from kdbench.errors import DataError
-from kdbench.export.evaluate import frames_as_input
-from kdbench.export.onnx_export import INPUT_NAME
+from kdbench.convert.onnx_export import INPUT_NAME
+from kdbench.convert.runtimes import frames_as_input
 
 
 def calibration_frames(store: FrameStore, n: int = 256, seed: int = 0) -> np.ndarray:
