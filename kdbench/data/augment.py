@@ -23,9 +23,9 @@ the usual probe convention, and a classifier should not learn that it is.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import cv2
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 AUGMENT_VERSION = 1  # bump when the pixels a (row, k, seed, config) gives change: old caches then miss
 CHOICES = ("cycle", "random")
+_CHUNK = 16  # frames whose pixel arithmetic is done together (a few MB: the chunk's arrays stay in cache)
+_UNIT_LEVELS = np.divide(np.arange(256, dtype=np.uint8), np.float32(255.0), dtype=np.float32)  # uint8 level / 255
 
 
 @dataclass(frozen=True)
@@ -125,13 +127,122 @@ def augment_frame(frame: np.ndarray, row: int, version: int, seed: int, config: 
     return np.clip(img, 0.0, 1.0, out=img)
 
 
-def augment_batch(frames: np.ndarray, rows: np.ndarray, versions: np.ndarray, seed: int,
-                  config: AugmentConfig) -> np.ndarray:
-    """Augmented float32 [B, 1, S, S] in [0, 1] for uint8 frames [B, S, S] of store ``rows``."""
+def augment_batch_reference(frames: np.ndarray, rows: np.ndarray, versions: np.ndarray, seed: int,
+                            config: AugmentConfig) -> np.ndarray:
+    """``augment_batch`` one frame at a time through ``augment_frame``: what the batch code is tested against."""
     out = np.empty((len(frames), 1, *frames.shape[1:]), np.float32)
     for i, (frame, row, k) in enumerate(zip(frames, rows, versions)):
         out[i, 0] = augment_frame(frame, int(row), int(k), seed, config)
     return out
+
+
+@dataclass
+class BatchDraws:
+    """A batch's augmentation before the pixel arithmetic: the posed uint8 frames and each frame's random draws."""
+
+    moved: np.ndarray  # uint8 [B, S, S]: each frame after its rotation, shift (and flip), as augment_frame's warp
+    u: np.ndarray  # float64 [B, 7]: each frame's uniform draws (see augment_frame)
+    noise: np.ndarray | None  # float32 [B, S, S]: each frame's speckle draw, upsampled (None: speckle off)
+
+
+def batch_draws(frames: np.ndarray, rows: np.ndarray, versions: np.ndarray, seed: int,
+                config: AugmentConfig, upsample: bool = True) -> BatchDraws:
+    """Each frame's draws from its own ``frame_rng`` and its warp (per frame: the exact streams and OpenCV's warp);
+    ``upsample=False`` leaves the speckle at half resolution (for ``finish_batch_torch``)."""
+    n, size = len(frames), frames.shape[-1]
+    half = max(1, size // 2)
+    moved = np.empty((n, size, size), np.uint8)
+    u = np.empty((n, 7), np.float64)
+    side = size if upsample else half
+    noise = np.empty((n, side, side), np.float32) if config.speckle > 0 else None
+    for i in range(n):
+        rng = frame_rng(int(rows[i]), int(versions[i]), seed)
+        u[i] = rng.uniform(-1.0, 1.0, size=7)
+        if noise is not None and upsample:  # OpenCV's resize per frame: frames passed as channels round differently
+            cv2.resize(rng.standard_normal((half, half), dtype=np.float32), (size, size), dst=noise[i],
+                       interpolation=cv2.INTER_LINEAR)
+        elif noise is not None:
+            noise[i] = rng.standard_normal((half, half), dtype=np.float32)
+        cv2.warpAffine(np.ascontiguousarray(frames[i]), _pose_matrix(u[i], size, config), (size, size),
+                       dst=moved[i], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return BatchDraws(moved, u, noise)
+
+
+def _pose_matrix(u: np.ndarray, size: int, config: AugmentConfig) -> np.ndarray:
+    """The 2x3 warp of one frame's probe pose (rotation about the apex, shift, optional flip), as augment_frame's."""
+    matrix = cv2.getRotationMatrix2D((size / 2.0 - 0.5, -0.5), float(u[0] * config.rotate_deg), 1.0)
+    matrix[:, 2] += (u[1] * config.shift * size, u[2] * config.shift * size)
+    if config.flip and u[6] > 0:
+        matrix = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0]]) @ np.vstack([matrix, [0.0, 0.0, 1.0]])
+    return matrix
+
+
+def augment_batch(frames: np.ndarray, rows: np.ndarray, versions: np.ndarray, seed: int,
+                  config: AugmentConfig) -> np.ndarray:
+    """Augmented float32 [B, 1, S, S] in [0, 1] for uint8 frames [B, S, S] of store ``rows``: the same values as
+    ``augment_frame`` frame by frame (tested bit for bit), the pixel arithmetic done on chunks of the batch small
+    enough to stay in the CPU's cache."""
+    if frames.dtype != np.uint8:  # frames read through a resized store (float32 in [0, 255]): the per-frame code
+        return augment_batch_reference(frames, rows, versions, seed, config)
+    out = np.empty((len(frames), 1, *frames.shape[1:]), np.float32)
+    for start in range(0, len(frames), _CHUNK):
+        part = slice(start, start + _CHUNK)
+        finish_batch(batch_draws(frames[part], rows[part], versions[part], seed, config), config, out=out[part, 0])
+    return out
+
+
+def finish_batch(draws: BatchDraws, config: AugmentConfig, out: np.ndarray | None = None) -> np.ndarray:
+    """The pixel arithmetic of augment_frame on a batch of draws (numpy, float32, same operations): [B, S, S]."""
+    n, size = draws.moved.shape[0], draws.moved.shape[-1]
+    img = np.empty((n, size, size), np.float32) if out is None else out
+    exponents = np.exp(draws.u[:, 3] * config.contrast).astype(np.float32)
+    # contrast: a uint8 pixel has 256 values, so a frame's gamma curve is a 256-entry table (the same powf calls)
+    tables = _UNIT_LEVELS[None, :] ** exponents[:, None]
+    for i in range(n):
+        cv2.LUT(draws.moved[i], tables[i], dst=img[i])
+    shading = np.multiply((-draws.u[:, 5] * config.attenuation).astype(np.float32)[:, None, None], _depth_map(size))
+    np.exp(shading, out=shading)
+    shading *= (1.0 + draws.u[:, 4] * config.gain).astype(np.float32)[:, None, None]
+    img *= shading
+    if draws.noise is not None:
+        speckle = draws.noise
+        speckle *= np.float32(config.speckle)
+        speckle += np.float32(1.0)
+        img *= np.maximum(speckle, np.float32(0.0), out=speckle)
+    img *= _float_mask(size)
+    return np.clip(img, 0.0, 1.0, out=img)
+
+
+def finish_batch_torch(moved: torch.Tensor, u: torch.Tensor, noise: torch.Tensor | None,
+                       config: AugmentConfig) -> torch.Tensor:
+    """``finish_batch`` in torch, on the tensors' device (a GPU): uint8 ``moved`` [B, S, S], float64 ``u`` [B, 7],
+    half-resolution float32 ``noise`` [B, S/2, S/2] (``batch_draws(..., upsample=False)``) -> float32 [B, 1, S, S].
+    The same operations; exp, pow and the bilinear upsampling round as the device's kernels do, so values may differ
+    from ``augment_batch``'s by float32 rounding (a few 1e-7 on [0, 1], tested), far below one grey level (1/255)
+    and below fp16's resolution, in which a GPU step reads them."""
+    size, device = moved.shape[-1], moved.device
+    if moved.dtype != torch.uint8:
+        raise TypeError(f"finish_batch_torch takes uint8 posed frames, got {moved.dtype}")
+    exponents = torch.exp(u[:, 3] * config.contrast).to(torch.float32)
+    tables = torch.tensor(_UNIT_LEVELS, device=device)[None, :] ** exponents[:, None]
+    img = torch.gather(tables, 1, moved.reshape(len(moved), -1).long()).reshape(moved.shape)
+    depth = torch.tensor(_depth_map(size), device=device)
+    slopes = (-u[:, 5] * config.attenuation).to(torch.float32)[:, None, None]
+    img *= torch.exp(slopes * depth) * (1.0 + u[:, 4] * config.gain).to(torch.float32)[:, None, None]
+    if noise is not None:
+        speckle = torch.nn.functional.interpolate(noise[:, None], size=(size, size), mode="bilinear",
+                                                  align_corners=False)[:, 0]
+        img *= (speckle * config.speckle + 1.0).clamp_(min=0.0)
+    img *= torch.tensor(_float_mask(size), device=device)
+    return img.clamp_(0.0, 1.0)[:, None]
+
+
+@lru_cache(maxsize=8)
+def _float_mask(size: int) -> np.ndarray:
+    """The sector mask as float32 0/1 (multiplying by it equals multiplying by the uint8 mask)."""
+    mask = sector_mask(size).astype(np.float32)
+    mask.setflags(write=False)
+    return mask
 
 
 def check_versions(versions: int) -> int:
@@ -197,15 +308,49 @@ class AugmentedLoader:
 
     def __iter__(self) -> Iterator[tuple[Any, Any, Any, Any]]:
         """Yield the augmented batches of the current epoch."""
+        return (job() for job in self.batch_jobs())
+
+    def batch_jobs(self) -> Iterator[Callable[[], tuple[Any, Any, Any, Any]]]:
+        """The current epoch's batches as functions that make them, in order (threads may run them at once:
+        ``kdbench.data.prefetch``); calling each gives ``__iter__``'s batch."""
+        return self._jobs(self._batch)
+
+    def draw_jobs(self) -> Iterator[Callable[[], tuple[Any, Any, Any, Any]]]:
+        """``batch_jobs`` stopping before the pixel arithmetic: each gives ((moved uint8, u, half-size noise | None),
+        y, idx, k) for ``finish_drawn`` on a device (a GPU: the CPU draws and warps, the GPU does the rest)."""
+        return self._jobs(self._drawn)
+
+    def _jobs(self, make: Callable[[np.ndarray, np.ndarray], Any]) -> Iterator[Callable[[], Any]]:
+        """``make(rows, versions)`` for each batch of the epoch, in order (rows sorted within a batch)."""
         order = self.order_loader.order()
         ks = self.epoch_versions(order)
         size = self.order_loader.batch_size
         for b in range(len(self)):
             pick = np.argsort(order[b * size : (b + 1) * size], kind="stable") + b * size
-            idx, k = order[pick], ks[pick]
-            x = augment_batch(self.store.frames[idx], idx, k, self.augment_seed, self.config)
-            yield (torch.from_numpy(x), torch.from_numpy(self.store.labels[idx]), torch.from_numpy(idx),
-                   torch.from_numpy(k))
+            yield partial(make, order[pick], ks[pick])
+
+    def _drawn(self, idx: np.ndarray, k: np.ndarray) -> tuple[Any, Any, Any, Any]:
+        """One batch's draws (see ``draw_jobs``); frames that are not uint8 (a resized store) come finished."""
+        frames = self.store.frames[idx]
+        if frames.dtype != np.uint8:
+            return self._batch(idx, k)
+        d = batch_draws(frames, idx, k, self.augment_seed, self.config, upsample=False)
+        noise = None if d.noise is None else torch.from_numpy(d.noise)
+        drawn = (torch.from_numpy(d.moved), torch.from_numpy(d.u), noise)
+        return drawn, torch.from_numpy(self.store.labels[idx]), torch.from_numpy(idx), torch.from_numpy(k)
+
+    def finish_drawn(self, batch: tuple[Any, Any, Any, Any]) -> tuple[Any, Any, Any, Any]:
+        """A ``draw_jobs`` batch (its draws on the device) as the (x, y, idx, k) batch: ``finish_batch_torch``."""
+        if not isinstance(batch[0], tuple):  # already finished on the CPU (see _drawn)
+            return batch
+        (moved, u, noise), *rest = batch
+        return (finish_batch_torch(moved, u, noise, self.config), *rest)
+
+    def _batch(self, idx: np.ndarray, k: np.ndarray) -> tuple[Any, Any, Any, Any]:
+        """One batch of store rows ``idx`` as versions ``k``."""
+        x = augment_batch(self.store.frames[idx], idx, k, self.augment_seed, self.config)
+        return (torch.from_numpy(x), torch.from_numpy(self.store.labels[idx]), torch.from_numpy(idx),
+                torch.from_numpy(k))
 
 
 def teacher_lookup(augmented_logits: np.ndarray, idx: Any, k: Any) -> np.ndarray:

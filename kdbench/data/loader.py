@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from kdbench.data.resized import ResizedFrames
 from kdbench.data.store import FrameStore
 from kdbench.data.views import UNLABELLED
 from kdbench.errors import ConfigError
@@ -107,14 +108,28 @@ class StoreLoader:
         n = len(self.rows) + self.n_unlabelled
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
+    def batch_rows(self) -> Iterator[np.ndarray]:
+        """The sorted store rows of each batch of the current epoch."""
+        order = self.order()
+        for b in range(len(self)):
+            yield np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Yield the batches of the current epoch."""
-        order = self.order()
         frames, labels = self.store.frames, self.store.labels
-        for b in range(len(self)):
-            idx = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
+        for idx in self.batch_rows():
             # uint8 -> float32 / 255 in numpy, then shared with torch without a copy. The same
             # result as torch's .float().div_(255) bit for bit, but torch's intra-op thread pool
             # made this ~20x slower on a busy 2-core machine (thread hand-off > the work itself).
             x = torch.from_numpy(np.divide(frames[idx][:, None], _255, dtype=np.float32))
+            yield x, torch.from_numpy(labels[idx]), torch.from_numpy(idx)
+
+    def raw_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The batches of ``__iter__`` before the resize (through a resized store) and the division by 255: uint8
+        frames [B, S0, S0] as stored, so they travel to a GPU at a quarter of the bytes and are resized to
+        ``store.size`` and divided there (``kdbench.data.prefetch.to_device``)."""
+        frames, labels = self.store.frames, self.store.labels
+        frames = frames.base if isinstance(frames, ResizedFrames) else frames  # the store's own uint8 frames
+        for idx in self.batch_rows():
+            x = torch.from_numpy(np.ascontiguousarray(frames[idx]))
             yield x, torch.from_numpy(labels[idx]), torch.from_numpy(idx)

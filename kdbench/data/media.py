@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdbench.data.harmonise import to_grey
+from kdbench.data.harmonise import sample_indices, to_grey
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -94,3 +94,48 @@ def read_video(path: str) -> tuple[list[np.ndarray], str | None]:
     if header > 0 and len(frames) < header - 1:  # one frame of slack for off-by-one headers
         return frames, f"truncated: decoded {len(frames)} of the {header} frames its header lists"
     return frames, None
+
+
+def sample_video(path: str, k: int) -> tuple[list[np.ndarray], np.ndarray, int, str | None]:
+    """The ``k`` frames of a video that ``sample_indices`` picks, as grey arrays, decoding only those (the others are
+    grabbed, not converted) and holding only those: (frames, their indices, frames available, reason | None).
+    The same frames, count and reasons as ``read_video`` followed by sampling; a header that miscounts the frames
+    costs a second pass, never more memory."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        cap.release()
+        return [], np.zeros(0, np.int64), 0, "cannot be opened as a video (corrupt or not an AVI)"
+    header = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    kept, n = _grab_frames(cap, set(sample_indices(header, k).tolist()) if header > 0 else set())
+    if not n:
+        return [], np.zeros(0, np.int64), 0, "no decodable frames (corrupt video)"
+    ids = sample_indices(n, k)
+    missing = {int(i) for i in ids} - set(kept)
+    if missing:  # the header's count was wrong: fetch the frames the true count picks
+        again = cv2.VideoCapture(path)
+        kept.update(_grab_frames(again, missing)[0])
+    frames = [kept[int(i)] for i in ids if int(i) in kept]
+    if len(frames) < len(ids):
+        return [], np.zeros(0, np.int64), n, "no decodable frames (corrupt video)"
+    if header > 0 and n < header - 1:  # one frame of slack for off-by-one headers
+        return frames, ids, n, f"truncated: decoded {n} of the {header} frames its header lists"
+    return frames, ids, n, None
+
+
+def _grab_frames(cap, wanted: set[int]) -> tuple[dict[int, np.ndarray], int]:
+    """Walk an opened capture to its end (then release it): the grey frames at ``wanted`` indices, and the count."""
+    kept: dict[int, np.ndarray] = {}
+    n = 0
+    try:
+        while cap.grab():
+            if n in wanted:
+                ok, frame = cap.retrieve()
+                if not ok:
+                    break
+                kept[n] = to_grey(frame)
+            n += 1
+    finally:
+        cap.release()
+    return kept, n

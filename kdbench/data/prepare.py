@@ -41,7 +41,7 @@ from kdbench import __version__
 from kdbench.checks import ensure_writable_dir, write_errors
 from kdbench.data.clips import Clip, LoadResult
 from kdbench.data.harmonise import HARMONISE_VERSION, harmonise_clip, sample_indices
-from kdbench.data.media import read_frames, read_still
+from kdbench.data.media import media_kind, read_frames, read_still, sample_video
 from kdbench.data.sources import OWN, find_source, registered, source_rank
 from kdbench.data.splits import check_patient_splits
 from kdbench.data.store import integrity_record, store_hash_of
@@ -122,13 +122,17 @@ def decode_clip(clip: Clip, size: int, frames_per_video: int) -> dict[str, Any]:
 
 def _decode_video(clip: Clip, size: int, k: int, meta: dict) -> tuple[np.ndarray | None, np.ndarray]:
     """One file with any number of frames (a video, a DICOM cine loop or a still): k of them, harmonised."""
-    frames, reason = read_frames(clip.files[0])
-    meta["available"] = len(frames)
+    if media_kind(clip.files[0]) == "video":  # only the k frames kept are decoded and held
+        frames, ids, meta["available"], reason = sample_video(clip.files[0], k)
+    else:
+        frames, reason = read_frames(clip.files[0])
+        meta["available"] = len(frames)
+        ids = sample_indices(len(frames), k)
+        frames = [frames[i] for i in ids]
     if reason is not None:
         meta.update(status="skipped", reason=reason, file=clip.files[0])
         return None, np.zeros(0, np.int64)
-    ids = sample_indices(len(frames), k)
-    return harmonise_clip([frames[i] for i in ids], size), ids
+    return harmonise_clip(frames, size), ids
 
 
 def _decode_images(clip: Clip, size: int, k: int, meta: dict) -> tuple[np.ndarray | None, np.ndarray]:
@@ -305,9 +309,12 @@ def _assemble(out: Path, clips: list[Clip], metas: dict[str, dict], size: int) -
         raise DataError(f"no frames could be decoded from any of the {len(clips)} clips; see the skipped list")
     tmp_frames = out / "frames.tmp.npy"
     tmp_index = out / "index.csv.tmp"
-    frames = np.lib.format.open_memmap(tmp_frames, mode="w+", dtype=np.uint8, shape=(n_total, size, size))
     row = 0
-    with open(tmp_index, "w", newline="") as fh:
+    # frames.npy is written as a stream (header, then each part's bytes), not through a memmap whose dirty pages
+    # would count as this process's memory up to the store's size; the bytes are np.save's
+    with open(tmp_frames, "wb") as frames, open(tmp_index, "w", newline="") as fh:
+        np.lib.format.write_array_header_1_0(frames, {"descr": "|u1", "fortran_order": False,
+                                                      "shape": (n_total, size, size)})
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(INDEX_COLUMNS)
         for clip in ok:
@@ -318,13 +325,11 @@ def _assemble(out: Path, clips: list[Clip], metas: dict[str, dict], size: int) -
                     f"part {parts / part_name(clip)}.npy of {clip.video} has shape {part.shape}, expected "
                     f"{(len(ids), size, size)}; rerun with --force"
                 )
-            frames[row : row + len(ids)] = part
+            frames.write(np.ascontiguousarray(part, dtype=np.uint8).data)
             for fid in ids:
                 writer.writerow((row, clip.source, clip.patient, clip.video, clip.view, clip.split, fid))
                 row += 1
             _add_count(counts, clip, len(ids))
-    frames.flush()
-    del frames
     os.replace(tmp_frames, out / "frames.npy")
     os.replace(tmp_index, out / "index.csv")
     return n_total, counts, integrity_record(out, n_total)

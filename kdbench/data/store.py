@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from array import array
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,10 +40,10 @@ class FrameStore:
     manifest: dict
     frames: np.ndarray
     labels: np.ndarray  # int64 index into VIEWS; NO_LABEL (-1) on unlabelled rows
-    splits: np.ndarray
-    sources: np.ndarray
-    patients: np.ndarray
-    videos: np.ndarray
+    splits: CodedColumn  # text columns: int32 codes into tables of distinct values, read like str arrays
+    sources: CodedColumn
+    patients: CodedColumn
+    videos: CodedColumn
     frame_ids: np.ndarray
 
     @classmethod
@@ -90,8 +93,9 @@ class FrameStore:
         store.patients = columns["patient"]
         store.videos = columns["video"]
         store.splits = columns["split"]
-        store.frame_ids = columns["frame"].astype(np.int64)
-        store.labels = np.array([VIEW_INDEX.get(v, NO_LABEL) for v in columns["view"]], dtype=np.int64)
+        store.frame_ids = columns["frame"]
+        view = columns["view"]
+        store.labels = np.array([VIEW_INDEX.get(v, NO_LABEL) for v in view.table.tolist()], dtype=np.int64)[view.codes]
         return store
 
     def indices(self, split: str) -> np.ndarray:
@@ -180,30 +184,136 @@ def frames_stat(store: FrameStore) -> dict:
     return out
 
 
-def _read_index(path: Path, n: int) -> dict[str, np.ndarray]:
-    """Read index.csv into column arrays, checking its header, row numbering and view names."""
+class CodedColumn:
+    """A text column of the index held as int32 codes into a small table of its distinct values.
+
+    It reads like the numpy string array it replaces: ``col[i]`` is a str, ``col[rows]`` / ``col[a:b]`` a str array
+    of just those rows, ``col == "train"`` a bool array (compared on the codes), ``np.asarray(col)`` every row
+    decoded, iteration and ``len`` as an array's. At 350k rows it takes a few MB where the string array took
+    hundreds."""
+
+    __slots__ = ("codes", "table")
+
+    def __init__(self, codes: np.ndarray, table: np.ndarray) -> None:
+        self.codes, self.table = codes, table
+
+    @classmethod
+    def encode(cls, values: Any) -> CodedColumn:
+        """The coded form of a sequence of strings."""
+        table, codes = np.unique(np.asarray(values, dtype=str), return_inverse=True)
+        return cls(codes.astype(np.int32).reshape(-1), table)
+
+    shape = property(lambda self: self.codes.shape)
+    ndim = property(lambda self: 1)
+    size = property(lambda self: len(self.codes))
+    dtype = property(lambda self: self.table.dtype)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, CodedColumn):
+            raise TypeError("index a column with row numbers or a mask, not another column")
+        picked = self.codes[key]
+        return str(self.table[picked]) if np.ndim(picked) == 0 else self.table[picked]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table[self.codes].tolist())
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        decoded = self.table[self.codes]
+        return decoded if dtype is None else decoded.astype(dtype)
+
+    def _compare(self, other: Any, equal: bool) -> Any:
+        if not isinstance(other, str):
+            return np.asarray(self) == other if equal else np.asarray(self) != other
+        hit = np.flatnonzero(self.table == other)
+        found = np.isin(self.codes, hit) if len(hit) else np.zeros(len(self.codes), bool)
+        return found if equal else ~found
+
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._compare(other, True)
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return self._compare(other, False)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def astype(self, dtype: Any) -> np.ndarray:
+        """Every row decoded, as ``dtype``."""
+        return np.asarray(self).astype(dtype)
+
+    def tolist(self) -> list[str]:
+        """Every row as a Python str."""
+        return self.table[self.codes].tolist()
+
+    def __repr__(self) -> str:
+        return f"CodedColumn({len(self)} rows, {len(self.table)} distinct)"
+
+
+_CODED = ("source", "patient", "video", "view", "split")
+
+
+def _read_index(path: Path, n: int) -> dict[str, Any]:
+    """Read index.csv into columns (text ones coded, ``CodedColumn``), checking its header, fields, row numbering
+    and view names; rows are read in a stream, so no copy of the file's text is held."""
+    maps: dict[str, dict[str, int]] = {c: {} for c in _CODED}
+    codes = {c: array("i") for c in _CODED}
+    frames = array("q")
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
         header = tuple(next(reader, ()))
         if header != INDEX_COLUMNS:
             raise DataError(f"{path}: header {list(header)}, expected {list(INDEX_COLUMNS)}")
-        rows = list(reader)
-    if len(rows) != n:
-        raise DataError(f"{path} has {len(rows)} rows but manifest.json says n_frames={n}; rerun prepare --force")
-    if n == 0:
-        return {c: np.zeros(0, dtype=object if c != "frame" else np.int64) for c in INDEX_COLUMNS}
-    table = np.array(rows, dtype=str)
-    if not np.array_equal(table[:, 0].astype(np.int64), np.arange(n)):
-        raise DataError(f"{path}: column 'row' is not 0..{n - 1} in order")
-    bad = ~np.isin(table[:, 5], STORE_SPLITS)
+        for i, fields in enumerate(reader):
+            frame = fields[6] if len(fields) == len(INDEX_COLUMNS) else ""
+            if not frame or fields[0] != str(i) or not (frame.isascii() and frame.isdigit()):
+                raise _bad_line(path, i, fields)
+            for c, value in zip(_CODED, fields[1:6]):
+                known = maps[c]
+                codes[c].append(known.setdefault(value, len(known)))
+            frames.append(int(frame))
+    count = len(frames)
+    if count != n:
+        raise DataError(f"{path} has {count} rows but manifest.json says n_frames={n}; rerun prepare --force")
+    columns: dict[str, Any] = {c: _coded(maps[c], codes[c]) for c in _CODED}
+    columns["frame"] = np.frombuffer(frames, dtype=np.int64).copy() if count else np.zeros(0, np.int64)
+    _check_coded(path, columns)
+    return columns
+
+
+def _bad_line(path: Path, i: int, fields: list[str]) -> DataError:
+    """The DataError naming the first malformed line of index.csv."""
+    if len(fields) != len(INDEX_COLUMNS):
+        return DataError(f"{path} line {i + 2}: {len(fields)} fields, expected {len(INDEX_COLUMNS)} "
+                         f"({', '.join(INDEX_COLUMNS)})")
+    if fields[0] != str(i):
+        return DataError(f"{path} line {i + 2}, column 'row': {fields[0]!r}; column 'row' is not 0..N-1 in order")
+    return DataError(f"{path} line {i + 2}, column 'frame': {fields[6]!r}, expected a whole number >= 0")
+
+
+def _coded(known: dict[str, int], codes: array) -> CodedColumn:
+    """A CodedColumn from first-seen codes, its table sorted (codes renumbered to match)."""
+    table = np.array(list(known), dtype=str) if known else np.zeros(0, dtype=str)
+    order = np.argsort(table, kind="stable")
+    rank = np.empty(len(order), np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    first = np.frombuffer(codes, dtype=np.int32) if len(codes) else np.zeros(0, np.int32)
+    return CodedColumn(rank[first] if len(first) else first, table[order])
+
+
+def _check_coded(path: Path, columns: dict[str, Any]) -> None:
+    """Every split is a store split; a labelled row's view is a view, an unlabelled row's is empty."""
+    split, view = columns["split"], columns["view"]
+    bad = ~np.isin(split.table, STORE_SPLITS)
     if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path} line {i + 2}, column 'split': {str(table[i, 5])!r}, expected one of "
-                        f"{', '.join(STORE_SPLITS)}")
-    unlabelled = table[:, 5] == UNLABELLED
-    bad = np.where(unlabelled, table[:, 4] != "", ~np.isin(table[:, 4], VIEWS))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+        i = int(np.flatnonzero(np.isin(split.codes, np.flatnonzero(bad)))[0])
+        raise DataError(f"{path} line {i + 2}, column 'split': {split[i]!r}, expected one of {', '.join(STORE_SPLITS)}")
+    unlabelled = split == UNLABELLED
+    view_ok = np.isin(view.table, VIEWS)[view.codes]
+    empty = (view.table == "")[view.codes]
+    bad_rows = np.where(unlabelled, ~empty, ~view_ok)
+    if bad_rows.any():
+        i = int(np.flatnonzero(bad_rows)[0])
         expected = "empty (an unlabelled row)" if unlabelled[i] else f"one of {', '.join(VIEWS)}"
-        raise DataError(f"{path} line {i + 2}, column 'view': {str(table[i, 4])!r}, expected {expected}")
-    return {c: table[:, j] for j, c in enumerate(INDEX_COLUMNS)}
+        raise DataError(f"{path} line {i + 2}, column 'view': {view[i]!r}, expected {expected}")
