@@ -20,6 +20,7 @@ labelled frames only. The run records how many frames of each kind it saw (``fra
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from kdbench import fastpath
 from kdbench.data.augment import CHOICES as AUGMENT_CHOICES
 from kdbench.data.augment import AugmentConfig, AugmentedLoader, settings_from_dict, teacher_lookup
 from kdbench.data.loader import StoreLoader, check_share, unlabelled_pool
+from kdbench.data.prefetch import default_workers, prefetch
 from kdbench.data.resized import resized_store
 from kdbench.data.store import FrameStore
 from kdbench.data.views import NO_LABEL, VIEWS
@@ -40,6 +42,7 @@ from kdbench.distill.base import DistillMethod
 from kdbench.distill.feed import TeacherFeed
 from kdbench.errors import ConfigError
 from kdbench.manifest import write_json
+from kdbench.recipe import LEGACY, LR_SCHEDULES
 from kdbench.metrics import classification_metrics, clip_ids
 from kdbench.predictions import save_predictions
 
@@ -83,9 +86,24 @@ class TrainConfig:
     # them: 0 = off, 1 = all of them every epoch, else round(share x pool) drawn per epoch from the seed
     # (kdbench.data.loader). Scratch ignores it (``unlabelled_share``). Records without it read as 0.
     unlabelled: float = 0.0
+    # The learning-rate schedule: "cosine_epochs" (cosine over the epochs, stepped once per epoch, no warm-up: the
+    # default, so older records read back as what they ran) or "warmup_cosine" (per step: linear warm-up over
+    # ``warmup`` of the planned steps, then cosine to zero). kdbench.recipe.RECOMMENDED is what new runs use.
+    lr_schedule: str = LEGACY.lr_schedule
+    warmup: float = LEGACY.warmup  # share of the planned steps spent warming up ("warmup_cosine" only)
+    # Exponential moving average of the weights, updated after every step with this decay (0 = off): the average,
+    # not the raw weights, is validated, kept and saved. Early steps use min(ema, (1 + t) / (10 + t)).
+    ema: float = LEGACY.ema
 
     def __post_init__(self) -> None:
         self.unlabelled = check_share(self.unlabelled, "train unlabelled")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"train lr_schedule={self.lr_schedule!r} is not allowed; expected one of {list(LR_SCHEDULES)}")
+        for key in ("warmup", "ema"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ConfigError(f"train {key}={value!r}; expected a number in [0, 1)")
+            setattr(self, key, float(value))
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig.from_dict(self.augment)
         if not isinstance(self.augment, AugmentConfig):
@@ -222,6 +240,7 @@ class _Loop:
     n_batches: int
     optimizers: list[torch.optim.Optimizer]
     scheduler: Any
+    average: WeightAverage | None  # the weights' moving average (config.ema > 0): what is validated and kept
     scaler: Any
     train_format: fastpath.FormatChoice
     eval_format: fastpath.FormatChoice
@@ -233,7 +252,8 @@ class _Loop:
 
 @dataclass
 class _Epoch:
-    """What one training pass produced."""
+    """What one training pass produced. Batches are counted in windows of ``check_every``: their loss terms are
+    summed on the device, and one wait for the device per window checks that every loss was finite."""
 
     terms: dict[str, float] = field(default_factory=dict)  # loss terms summed over images
     images: int = 0
@@ -242,16 +262,97 @@ class _Epoch:
     cpu_seconds: float = 0.0  # process CPU time (all threads): with wall time, shows contention on a busy host
     status: str = "ok"
     message: str = ""
+    epoch: int = 0  # the epoch of the pass (for the message)
+    check_every: int = 16  # batches between finiteness checks (the only waits for the device in a pass)
+    sums: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # terms x images, on the device
+    window: list[tuple[int, torch.Tensor, dict[str, torch.Tensor], int, int]] = field(default_factory=list, repr=False)
+
+    def add(self, b: int, loss: torch.Tensor, terms: dict[str, torch.Tensor], images: int, unlabelled: int) -> bool:
+        """Keep batch ``b`` (nothing read back from the device); every ``check_every`` batches, ``check()``."""
+        self.window.append((b, loss.detach(), {k: v.detach() for k, v in terms.items()}, images, unlabelled))
+        return self.check() if len(self.window) >= self.check_every else True
+
+    def check(self) -> bool:
+        """Count the window's batches up to its first non-finite loss (one device wait); False when there was one
+        (status "non_finite_loss", the message naming the epoch, the batch and the batches checked together)."""
+        if not self.window:
+            return True
+        finite = torch.isfinite(torch.stack([w[1] for w in self.window])).tolist()
+        bad = finite.index(False) if False in finite else len(finite)
+        for _, _, terms, images, unlabelled in self.window[:bad]:
+            self.images, self.unlabelled = self.images + images, self.unlabelled + unlabelled
+            for k, v in terms.items():  # float64: the sums Python floats gave, in the same order (MPS has no float64)
+                v = v.to(torch.float32 if v.device.type == "mps" else torch.float64) * images
+                self.sums[k] = self.sums[k] + v if k in self.sums else v
+        if bad < len(finite):
+            b, loss, terms = self.window[bad][:3]
+            self.status, self.message = "non_finite_loss", (
+                f"loss became {loss.item()} at epoch {self.epoch} batch {b} ({_fmt_terms(terms)}); found by the "
+                f"check of batches {self.window[0][0]}-{self.window[-1][0]}")
+        self.window.clear()
+        return bad == len(finite)
+
+    def finish(self) -> None:
+        """The summed terms as Python floats (one read from the device)."""
+        self.terms = {k: float(v) for k, v in self.sums.items()}
 
 
-def _optimizers(model: nn.Module, method: DistillMethod, config: TrainConfig) -> tuple[list[torch.optim.Optimizer], Any]:
-    """The student's AdamW with a cosine schedule, holding the method's own parameters too unless they get their own SGD."""
+def _optimizers(model: nn.Module, method: DistillMethod, config: TrainConfig,
+                n_batches: int) -> tuple[list[torch.optim.Optimizer], Any]:
+    """The student's AdamW with its schedule (``config.lr_schedule``), holding the method's own parameters too unless
+    they get their own SGD."""
     own = [p for p in method.parameters() if p.requires_grad]
     joined = own if config.method_optimizer == "student" else []
     optimizer = torch.optim.AdamW([*model.parameters(), *joined], lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
+    if config.lr_schedule == "warmup_cosine":
+        factor = warmup_cosine(config.epochs * max(n_batches, 1), config.warmup)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    else:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
     extra = [torch.optim.SGD(own, lr=config.method_lr, momentum=0.9)] if own and not joined else []
     return [optimizer, *extra], scheduler
+
+
+def warmup_cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
+    """The learning-rate factor of step t: linear from 1/w to 1 over the first w = round(warmup x total) steps (at
+    least 1), then cosine from 1 down to 0 at ``total_steps``."""
+    warm = max(1, round(warmup * total_steps))
+    rest = max(1, total_steps - warm)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1.0 + math.cos(math.pi * min(step - warm, rest) / rest))
+
+    return factor
+
+
+class WeightAverage:
+    """An exponential moving average of a model's floating-point weights and buffers (``TrainConfig.ema``)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay, self.updates = decay, 0
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Fold the model's current weights in: avg = d x avg + (1 - d) x w, d = min(decay, (1 + t) / (10 + t))."""
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        current = model.state_dict()
+        averages = list(self.state.values())
+        torch._foreach_mul_(averages, d)
+        torch._foreach_add_(averages, [current[k].detach() for k in self.state], alpha=1 - d)
+
+    @contextlib.contextmanager
+    def swapped_in(self, model: nn.Module):
+        """The model holds the average for the duration, its own weights again after."""
+        own = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.state, strict=False)
+        try:
+            yield
+        finally:
+            model.load_state_dict(own)
 
 
 def _choose_formats(model: nn.Module, store: FrameStore, config: TrainConfig, device: torch.device, arch: str,
@@ -294,9 +395,10 @@ def _setup(model: nn.Module, method: DistillMethod, store: FrameStore, config: T
     n_batches = len(loader) if config.max_batches_per_epoch is None else min(len(loader), config.max_batches_per_epoch)
     train_format, eval_format = _choose_formats(model, store, config, device, arch, n_batches)
     fastpath.to_format(model, train_format.format)
-    optimizers, scheduler = _optimizers(model, method, config)
+    optimizers, scheduler = _optimizers(model, method, config, n_batches)
     return _Loop(model=model, method=method, store=store, config=config, device=device, loader=loader,
                  bn_loader=bn_loader, n_batches=n_batches, optimizers=optimizers, scheduler=scheduler,
+                 average=WeightAverage(model, config.ema) if config.ema else None,
                  scaler=torch.amp.GradScaler("cuda", enabled=device.type == "cuda"), train_format=train_format,
                  eval_format=eval_format, forward=fastpath.compiled(model, train_format.format),
                  teacher_logits=teacher_logits, teacher_model=teacher_model,
@@ -304,33 +406,31 @@ def _setup(model: nn.Module, method: DistillMethod, store: FrameStore, config: T
 
 
 def _train_epoch(loop: _Loop, epoch: int, on_batch: Callable[[], None] | None = None) -> _Epoch:
-    """One pass over the training batches; stops at a non-finite loss."""
+    """One pass over the training batches (prepared ahead in a thread, ``kdbench.data.prefetch``); the losses are
+    checked every ``_Epoch.check_every`` batches and at the end, and a non-finite one stops the pass."""
     loop.model.train()
     loop.loader.set_epoch(epoch)
     loop.bn_loader.set_epoch(epoch)
-    out, fmt, device = _Epoch(), loop.train_format.format, loop.device
+    out, fmt, device = _Epoch(epoch=epoch), loop.train_format.format, loop.device
     t0, cpu0 = time.perf_counter(), time.process_time()
-    for b, batch in enumerate(loop.loader):
-        if b >= loop.n_batches:
-            break
-        (x, y, idx), k = batch[:3], (batch[3] if len(batch) > 3 else None)  # k: the augmented version of each frame
-        x, y = fastpath.format_input(x, fmt, device), y.to(device, non_blocking=True)
-        with fastpath.autocast(device):
-            logits = loop.forward(x)
-            t_logits = (_teacher_batch(loop.train_cache, loop.teacher_model, x, idx, device, k)
-                        if loop.method.needs_teacher else None)
-        terms = loop.method(logits.float(), t_logits, y, epoch)
-        loss = sum(terms.values())
-        if not torch.isfinite(loss):
-            out.status, out.message = "non_finite_loss", f"loss became {loss.item()} at epoch {epoch} batch {b} ({_fmt_terms(terms)})"
-            break
-        _step(loop, loss)
-        out.images += len(y)
-        out.unlabelled += int((batch[1] == NO_LABEL).sum())  # the CPU labels: no device sync
-        for k, v in terms.items():
-            out.terms[k] = out.terms.get(k, 0.0) + float(v.detach()) * len(y)
-        if on_batch is not None:
-            on_batch()
+    with prefetch(loop.loader, device, limit=loop.n_batches, workers=default_workers(device)) as batches:
+        for b, batch in enumerate(batches):
+            (x, y, idx), k = batch[:3], (batch[3] if len(batch) > 3 else None)  # k: the augmented version of each frame
+            unlabelled = int((y == NO_LABEL).sum())  # the CPU labels: no device sync
+            x, y = fastpath.format_input(x, fmt, device), y.to(device, non_blocking=True)
+            with fastpath.autocast(device):
+                logits = loop.forward(x)
+                t_logits = (_teacher_batch(loop.train_cache, loop.teacher_model, x, idx, device, k)
+                            if loop.method.needs_teacher else None)
+            terms = loop.method(logits.float(), t_logits, y, epoch)
+            loss = sum(terms.values())
+            _step(loop, loss)
+            if not out.add(b, loss, terms, len(y), unlabelled):
+                break
+            if on_batch is not None:
+                on_batch()
+    if out.check():
+        out.finish()
     out.seconds, out.cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     return out
 
@@ -343,6 +443,15 @@ def _step(loop: _Loop, loss: torch.Tensor) -> None:
     for opt in loop.optimizers:
         loop.scaler.step(opt)
     loop.scaler.update()
+    if loop.config.lr_schedule != "cosine_epochs":  # a per-step schedule
+        loop.scheduler.step()
+    if loop.average is not None:
+        loop.average.update(loop.model)
+
+
+def _evaluated(loop: _Loop):
+    """The weights a run validates and keeps: the moving average when there is one, else the model's own."""
+    return loop.average.swapped_in(loop.model) if loop.average is not None else contextlib.nullcontext()
 
 
 @contextlib.contextmanager
@@ -446,11 +555,13 @@ def fit(
                 result.status, result.message = "non_finite", f"weights became non-finite in epoch {epoch}: {bad}"
             if result.status != "ok":
                 break
-            loop.scheduler.step()
-            record = _validate(loop, epoch, trained)
-            if record[config.select_on] > best_score:
-                best_score, result.best_epoch = record[config.select_on], epoch
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            if config.lr_schedule == "cosine_epochs":
+                loop.scheduler.step()
+            with _evaluated(loop):
+                record = _validate(loop, epoch, trained)
+                if record[config.select_on] > best_score:
+                    best_score, result.best_epoch = record[config.select_on], epoch
+                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             record.update(best_epoch=result.best_epoch, best_score=best_score)
             result.history.append(record)
             for callback in callbacks:

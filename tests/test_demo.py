@@ -44,6 +44,17 @@ def test_tiny_demo_searches_scratch_and_one_kd_method(demo):
     assert 'method = ["scratch", "vanilla"]' in space
 
 
+def test_kd_trains_on_the_unlabelled_pool_and_scratch_does_not(demo):
+    out, _ = demo
+    assert "unlabelled = 1  #" in (out / "demo_space.toml").read_text()
+    seen = {}
+    for path in (out / "runs" / "demo" / "trials").rglob("metrics.json"):
+        record = json.loads(path.read_text())
+        seen.setdefault(record["method"], []).append(record["frames_seen"]["unlabelled"])
+    assert seen["scratch"] and not any(seen["scratch"])
+    assert seen["vanilla"] and all(n > 0 for n in seen["vanilla"])
+
+
 def _rows(out):
     with open(out / "leaderboard" / "leaderboard.csv", newline="") as fh:
         return list(csv.DictReader(fh))

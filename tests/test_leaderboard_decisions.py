@@ -254,6 +254,16 @@ def test_the_margin_changes_a_verdict_and_the_recommendation(inputs):
     assert doc["margin"] == {"value": 0.01, "source": "--margin"} and doc["targets"][0]["decisions"]["undecided"] == 1
     bad = CliRunner().invoke(app, args + ["--margin", "2"])
     assert isinstance(bad.exception, ConfigError) and "--margin = 2.0" in str(bad.exception)
+    # the study's one line on why its margin is printed beside it, where the margin is the study's
+    info["config"]["margin_basis"] = "82% power at 2 x margin on the known answer"
+    write_json(inputs["study"] / "study.json", info)
+    for extra, shown in (([], True), (["--margin", "0.01"], False)):
+        assert CliRunner().invoke(app, args + extra).exit_code == 0
+        text = (out / "README.md").read_text()
+        assert ("the study's `[study] margin` (82% power at 2 x margin on the known answer)" in text) is shown
+        assert (json.loads((out / "leaderboard.json").read_text())["margin"].get("basis") is not None) is shown
+    del info["config"]["margin_basis"]
+    write_json(inputs["study"] / "study.json", info)
 
 
 def test_a_target_can_have_its_own_margin(inputs):
@@ -285,6 +295,10 @@ def test_study_margin_is_validated_and_recorded():
     space = parse_space(raw, "s.toml", check_students=False)
     assert space.margin == 0.02 and space.to_dict()["margin"] == 0.02
     assert parse_space({**raw, "study": {"students": ["mobilenet_v3_small"]}}, "s.toml", check_students=False).margin == 0.01
+    basis = {"students": ["mobilenet_v3_small"], "margin": 0.02, "margin_basis": "the smallest with 80% power"}
+    assert parse_space({**raw, "study": basis}, "s.toml", check_students=False).to_dict()["margin_basis"] == basis["margin_basis"]
+    with pytest.raises(ConfigError, match=r"s\.toml: study\.margin_basis = .*; expected one line of text"):
+        parse_space({**raw, "study": {**basis, "margin_basis": "two\nlines"}}, "s.toml", check_students=False)
     for bad in (0, 1, "1%", True):
         with pytest.raises(ConfigError, match=r"s\.toml: study\.margin = .*; expected an accuracy difference in \(0, 1\)"):
             parse_space({**raw, "study": {"students": ["mobilenet_v3_small"], "margin": bad}}, "s.toml",

@@ -7,7 +7,10 @@ from pathlib import Path
 import typer
 
 from kdbench.cli.console import console, metrics_table, warn
-from kdbench.cli.options import complete_method, complete_student
+from kdbench.cli.options import complete_method, complete_student, recipe_options
+from kdbench.recipe import RECOMMENDED
+
+_RECIPE = recipe_options(RECOMMENDED)  # --lr-schedule, --warmup, --ema
 
 
 def command(
@@ -30,6 +33,9 @@ def command(
     augment_choice: str = typer.Option("cycle", help="Which version the student sees: cycle (epoch mod K) or random (seeded per frame and epoch)."),
     augment_seed: int = typer.Option(0, help="Seed that fixes the augmented versions' pixels (and their cache)."),
     unlabelled: float = typer.Option(0.0, "--unlabelled", metavar="FRACTION", help="Share of the store's unlabelled frames (`data prepare --unlabelled`) added to each training epoch, labelled by the teacher: on them only the distillation term applies (0 = off, 1 = all of them every epoch, 0.5 = half of them, drawn per epoch from the seed). Scratch has no teacher and ignores it."),
+    lr_schedule: str = _RECIPE["lr_schedule"],
+    warmup: float = _RECIPE["warmup"],
+    ema: float = _RECIPE["ema"],
     out: Path = typer.Option(..., "--out", "-o", help="Run directory: best.pt and metrics.json are written here."),
 ) -> None:
     """Train one student with one distillation method; write the best checkpoint and its metrics."""
@@ -68,7 +74,7 @@ def command(
              "labelled frames only")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device,
                          augment_versions=augment_versions, augment_choice=augment_choice, augment_seed=augment_seed,
-                         unlabelled=unlabelled)
+                         unlabelled=unlabelled, lr_schedule=lr_schedule, warmup=warmup, ema=ema)
     if needs_teacher and teacher is None:
         raise ConfigError(f"method {method!r} distils from a teacher: pass --teacher PATH (.pt or .onnx)")
     if teacher is not None:

@@ -108,3 +108,25 @@ def take_deprecated(value: Any, current: Any, old: str, new: str) -> Any:
 
     warn(f"{old} is deprecated and will be removed in the next release; use {new}")
     return value
+
+
+RECIPE_HELP = {
+    "lr_schedule": "Learning-rate schedule: warmup_cosine (per step: linear warm-up over --warmup of the steps, then "
+                   "cosine to zero) or cosine_epochs (cosine over the epochs, stepped once per epoch, no warm-up; "
+                   "kdbench's recipe before 0.8).",
+    "warmup": "Share of the planned steps spent warming the learning rate up (warmup_cosine only).",
+    "ema": "Decay of the weights' exponential moving average, updated every step; the average is validated, kept and "
+           "saved instead of the raw weights (0 = off).",
+}
+
+
+def recipe_options(defaults: Any) -> dict[str, Any]:
+    """Typer options for the training recipe (``lr_schedule``, ``warmup``, ``ema``) with the given TrainConfig-like
+    defaults, so every training command offers the same three with the same help."""
+    import typer
+
+    return {
+        "lr_schedule": typer.Option(defaults.lr_schedule, "--lr-schedule", metavar="SCHEDULE", help=RECIPE_HELP["lr_schedule"]),
+        "warmup": typer.Option(defaults.warmup, "--warmup", metavar="FRACTION", help=RECIPE_HELP["warmup"]),
+        "ema": typer.Option(defaults.ema, "--ema", metavar="DECAY", help=RECIPE_HELP["ema"]),
+    }

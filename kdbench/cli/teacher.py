@@ -7,8 +7,12 @@ from pathlib import Path
 import typer
 
 from kdbench.cli.console import console, metrics_table
-from kdbench.cli.options import complete_student
+from kdbench.cli.options import complete_student, recipe_options
 from kdbench.errors import ConfigError
+from kdbench.recipe import LEGACY
+
+# --lr-schedule, --warmup, --ema: the teacher keeps the recipe it was measured with (kdbench.recipe)
+_RECIPE = recipe_options(LEGACY)
 
 app = typer.Typer(help="Train the VGG16 teacher, or cache an existing teacher's logits on a frame store.",
                   no_args_is_help=True)
@@ -25,6 +29,9 @@ def train(
     patience: int = typer.Option(5, help="Stop after this many epochs without a better validation accuracy."),
     seed: int = typer.Option(0, help="Random seed (runs are deterministic on CPU)."),
     pretrained: bool = typer.Option(False, help="Start from ImageNet weights (needs internet access)."),
+    lr_schedule: str = _RECIPE["lr_schedule"],
+    warmup: float = _RECIPE["warmup"],
+    ema: float = _RECIPE["ema"],
     device: str = typer.Option("auto", help="auto (CUDA when present), cpu, or cuda[:N]."),
 ) -> None:
     """Train a teacher from scratch (or from ImageNet weights) with early stopping on validation."""
@@ -40,7 +47,8 @@ def train(
         raise ConfigError(f"--out {out}: is a folder; expected a checkpoint file path such as {out / 'teacher.pt'}")
     # best.pt is written in a run folder beside --out (temp file + rename), then moved onto --out
     ensure_writable_dir(out.parent, "--out folder", need_mb=2 * estimate_checkpoint_mb(arch) + 1)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, device=device,
+                         lr_schedule=lr_schedule, warmup=warmup, ema=ema)
     console.print(f"training teacher [bold]{arch}[/] on {frames.path} ({len(frames)} frames, {frames.size} px)")
     run_dir = out.with_suffix("")
     result = train_student(frames, arch, "scratch", {}, config, out_dir=run_dir, pretrained=pretrained,

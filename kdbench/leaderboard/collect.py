@@ -74,6 +74,7 @@ class Leaderboard:
     families: dict[str, str] = field(default_factory=dict)  # student -> family, when the study declared families
     margin: float = DEFAULT_MARGIN  # equivalence margin of the decisions
     margin_source: str = "default"  # "--margin" | "study" | "default"
+    margin_basis: str = ""  # the study's `[study] margin_basis`: why this margin (printed beside it)
     ece_floor: tuple[int, float, float] | None = None  # (test frames, median, 95th percentile): calibrated model's ECE
 
 
@@ -534,6 +535,13 @@ def study_margin(info: dict[str, Any], margin: float | None = None) -> tuple[flo
     return DEFAULT_MARGIN, "default"
 
 
+def _margin_basis(info: dict[str, Any]) -> str:
+    """The study's one line on why its margin (``[study] margin_basis``), or ''."""
+    cfg = info.get("config") or {}
+    basis = cfg.get("margin_basis", ((cfg.get("raw") or {}).get("study") or {}).get("margin_basis"))
+    return basis if isinstance(basis, str) else ""
+
+
 def _load_variant_predictions(export_dir: Path, rec: VariantRecord) -> tuple[ValHits, dict[str, Any]]:
     """An exported variant's validation hits (one checkpoint) and its test ECE interval, from the predictions
     ``kdbench export`` saved beside it; ValHits(missing=why) when there are none."""
@@ -665,4 +673,5 @@ def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path |
                        comparisons_source=stats_source,
                        split_sizes=_split_sizes(base, method_results, study_dir),
                        pareto=pareto_section(study_dir, info, summaries), families=student_families(info),
-                       margin=margin, margin_source=margin_source, ece_floor=_ece_floor(base))
+                       margin=margin, margin_source=margin_source, ece_floor=_ece_floor(base),
+                       margin_basis=_margin_basis(info) if margin_source == "study" else "")

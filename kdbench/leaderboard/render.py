@@ -358,7 +358,8 @@ MARGIN_SOURCES = {"--margin": "set by `--margin`", "study": "the study's `[study
 
 def margin_text(lb: Leaderboard) -> str:
     """'δ = 0.010 (1 point), the default: ...'."""
-    return f"δ = {fmt_margin(lb.margin)}, {MARGIN_SOURCES.get(lb.margin_source, lb.margin_source)}"
+    basis = f" ({lb.margin_basis})" if lb.margin_basis else ""
+    return f"δ = {fmt_margin(lb.margin)}, {MARGIN_SOURCES.get(lb.margin_source, lb.margin_source)}{basis}"
 
 
 def ece_floor_text(lb: Leaderboard) -> str:
@@ -594,7 +595,7 @@ def render_json(lb: Leaderboard) -> str:
                for b in lb.boards]
     doc = {"format_version": JSON_FORMAT, "study": lb.study, "columns": column_names(), "targets": targets,
            "split_sizes": {k: {"frames": v[0], "clips": v[1]} for k, v in sorted(lb.split_sizes.items())},
-           "margin": {"value": lb.margin, "source": lb.margin_source},
+           "margin": {"value": lb.margin, "source": lb.margin_source, **({"basis": lb.margin_basis} if lb.margin_basis else {})},
            "ece_noise_floor": None if not lb.ece_floor else {"test_frames": lb.ece_floor[0], "median": lb.ece_floor[1],
                                                              "p95": lb.ece_floor[2]},
            "rows": [r.to_dict() for r in all_rows(lb)]}

@@ -54,6 +54,8 @@ STUDY_KEYS = {
     "precision": "fp32 | int8: the precision the target runs, for the pricing (default fp32)",
     "margin": "equivalence margin of the leaderboard's decisions, an accuracy difference fixed before the data are "
               "seen (default 0.01 = 1 point; `kdbench leaderboard --margin` overrides it)",
+    "margin_basis": "one line on why this margin (e.g. the power a known-answer benchmark showed at it); the "
+                    "leaderboard prints it beside the margin",
 }
 DEFAULT_MARGIN = 0.01  # the leaderboard's equivalence margin: 1 accuracy point
 OBJECTIVES = ("val_accuracy", "val_macro_f1")
@@ -77,9 +79,15 @@ TRAIN_KEYS: dict[str, tuple[type, float]] = {
     "augment": (dict, 0),  # [train.augment]: strengths (rotate_deg, shift, gain, contrast, attenuation, speckle, flip)
     # share of the store's unlabelled frames added to each epoch of a method with a teacher, in [0, 1]; 0 = off
     "unlabelled": (float, 0),
+    # the recipe (kdbench.train): "cosine_epochs" (older studies) | "warmup_cosine" (per step, warm-up share `warmup`);
+    # `ema` = decay of the weights' moving average that is validated and kept (0 = off)
+    "lr_schedule": (str, 0),
+    "warmup": (float, 0),
+    "ema": (float, 0),
 }
 AUGMENT_KEYS = ("augment_versions", "augment_choice", "augment_seed", "augment")
-CONFIG_CHECKED = ("augment_choice", "augment", "unlabelled")  # keys whose values TrainConfig itself checks
+# keys whose values TrainConfig itself checks
+CONFIG_CHECKED = ("augment_choice", "augment", "unlabelled", "lr_schedule", "warmup", "ema")
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 20, "patience": 5, "batch_size": 256, "lr": 1e-3,
                                   "weight_decay": 1e-4, "max_batches_per_epoch": 0}
 DEFAULT_SEEDS = 5
@@ -154,6 +162,7 @@ class SearchSpace:
     target: str | None = None  # hardware profile every trial is priced on (kdbench.search.hardware_aware)
     precision: str = "fp32"  # the precision the target runs
     margin: float = DEFAULT_MARGIN  # equivalence margin of the leaderboard's decisions (kdbench.leaderboard.decisions)
+    margin_basis: str = ""  # why this margin, in one line (printed beside it)
     race: dict[str, Any] | None = None  # [study] seeds = {min, max, ...}: RaceSettings keys but the margin (seed_race)
     train: dict[str, Any] = field(default_factory=dict)  # fixed training settings
     shared: dict[str, Dim] = field(default_factory=dict)  # searched training settings
@@ -230,7 +239,7 @@ class SearchSpace:
                 "pruner": self.pruner, "n_trials": self.n_trials,
                 "baseline": self.baseline, "keep_checkpoints": self.keep_checkpoints, "train": self.train,
                 "pretrained": self.pretrained, "families": self.families, "target": self.target,
-                "precision": self.precision, "margin": self.margin, "race": self.race}
+                "precision": self.precision, "margin": self.margin, "margin_basis": self.margin_basis, "race": self.race}
 
 
 def grid_id(config: dict[str, Any]) -> str:
@@ -309,6 +318,10 @@ def parse_space(raw: dict[str, Any], path: Path | str = "<space>", check_student
         raise ConfigError(f"{where}: study.p_threshold = {p!r}; expected a number in (0, 1)")
     space.p_threshold = float(p)
     space.margin = check_margin(study.get("margin", DEFAULT_MARGIN), f"{where}: study.margin")
+    basis = study.get("margin_basis", "")
+    if not isinstance(basis, str) or "\n" in basis or len(basis) > 400:
+        raise ConfigError(f"{where}: study.margin_basis = {basis!r}; expected one line of text (at most 400 characters)")
+    space.margin_basis = basis
     if space.race is not None:
         if len(space.objectives) > 1:
             raise ConfigError(f"{where}: study.seeds is a race table in a multi-objective study; a race needs one "

@@ -38,6 +38,11 @@ class TrialConfig:
             out.pop("input_size", None)
         if not out["unlabelled"]:  # no unlabelled frames: not part of the id (older ids unchanged)
             out.pop("unlabelled")
+        if out["lr_schedule"] == "cosine_epochs":  # the recipe of older studies: not part of the id
+            out.pop("lr_schedule")
+            out.pop("warmup")
+        if not out["ema"]:
+            out.pop("ema")
         if not out["augment_versions"]:  # no augmentation: its settings are not part of the id (older ids unchanged)
             for key in AUGMENT_KEYS:
                 out.pop(key)

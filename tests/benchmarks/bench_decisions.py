@@ -83,6 +83,27 @@ CONFIGS = [  # name, epochs, lr; listed cheapest first (the recommendation's ord
 ]
 PHANTOM = {"videos_per_view": 60, "frames": 8, "holdout": 0.35, "size": 32, "frames_per_video": 4, "seed": 0}
 TRAIN = {"batch_size": 32, "device": "cpu", "fast_path": "off"}
+DEMO_DATA = DATA.with_name("decisions_truth_demo.npz")
+
+
+def use_demo_world() -> None:
+    """Switch the module to the ``--world demo`` truth: ``kdbench demo``'s own phantom and recipe (its data, batch,
+    learning rate, schedule, weight average and augmentation), mobilenet_v3_small from scratch at the demo's epochs E, at E with
+    1.25x the learning rate (a close pair), at E/2 and at E/4 (below)."""
+    from kdbench.cli.demo_plan import SIZES
+
+    global CONFIGS, PHANTOM, TRAIN, WORK, DATA
+    size = SIZES["default"]
+    e, aug = size.epochs, f"-aug{size.augment_versions}" if size.augment_versions else ""
+    CONFIGS = [{"name": f"mnv3s-scratch-{max(1, e // 4)}ep{aug}", "epochs": max(1, e // 4), "lr": size.lr},
+               {"name": f"mnv3s-scratch-{max(1, e // 2)}ep{aug}", "epochs": max(1, e // 2), "lr": size.lr},
+               {"name": f"mnv3s-scratch-{e}ep{aug}", "epochs": e, "lr": size.lr},
+               {"name": f"mnv3s-scratch-{e}ep{aug}-lr{1.25 * size.lr:g}", "epochs": e, "lr": 1.25 * size.lr}]
+    PHANTOM = {"videos_per_view": size.videos_per_view, "frames": size.frames, "holdout": size.holdout,
+               "size": size.image_size, "frames_per_video": size.frames_per_video, "seed": 0}
+    TRAIN = {"batch_size": size.batch_size, "device": "cpu", "fast_path": "off", **size.recipe.to_dict(),
+             "augment_versions": size.augment_versions}
+    WORK, DATA = WORK.with_name(WORK.name + "_demo"), DEMO_DATA
 FIXED_SEEDS, RACE_MIN, RACE_MAX, DRAWS = 5, 3, 20, 20
 RACES = {"search's race 3-10": {**RACE_DEFAULTS, "boundary": "front"},  # `seeds = {min = 3, max = 10}`
          f"race {RACE_MIN}-{RACE_MAX} front": {"boundary": "front"},
@@ -108,7 +129,7 @@ def phantom_store(work: Path) -> Path:
     return store
 
 
-def train_one(task: tuple[str, int, str]) -> tuple[str, int, float]:
+def train_one(task: tuple) -> tuple[str, int, float]:
     """Train one configuration on one seed (in a worker process); its validation hits go to ``work/runs``."""
     import torch
 
@@ -116,6 +137,8 @@ def train_one(task: tuple[str, int, str]) -> tuple[str, int, float]:
     from kdbench.train import TrainConfig, train_student
 
     name, seed, work = task[0], task[1], Path(task[2])
+    if len(task) > 3 and task[3] == "demo":  # a spawned worker starts from the module's legacy world
+        use_demo_world()
     out = work / "runs" / f"{name}_seed{seed}.npz"
     if out.is_file():
         return name, seed, 0.0
@@ -146,7 +169,8 @@ def build_truth(seeds: int, workers: int, work: Path, out: Path) -> None:
     start = time.perf_counter()
     (work / "runs").mkdir(parents=True, exist_ok=True)
     store = FrameStore.open(phantom_store(work))
-    tasks = [(c["name"], s, str(work)) for s in range(seeds) for c in reversed(CONFIGS)]
+    world = "demo" if DATA == DEMO_DATA else "legacy"
+    tasks = [(c["name"], s, str(work), world) for s in range(seeds) for c in reversed(CONFIGS)]
     done = 0
     with mp.get_context("spawn").Pool(workers) as pool:
         for name, seed, secs in pool.imap_unordered(train_one, tasks):
@@ -178,6 +202,28 @@ def load_truth(path: Path) -> dict[str, Any]:
     out["names"] = [str(n) for n in out["names"]]
     return out
 
+
+
+def add_shifted(t: dict[str, Any], gap: float, seed: int = 7) -> tuple[dict[str, Any], int]:
+    """The truth plus one known-answer configuration exactly ``gap`` below the best: the closest real runner-up
+    (its own seeds, so its pairing with the best keeps the real seed-to-seed noise) with the same number of its hits
+    turned to misses on every seed, at random frames. Returns the new truth and the new configuration's index."""
+    hits = t["hits"]
+    means = hits.mean(axis=(1, 2))
+    best = int(np.argmax(means))
+    base = int(np.argmin(np.where(np.arange(len(means)) == best, np.inf, means.max() - means)))
+    flip = int(round((means[base] - (means[best] - gap)) * hits.shape[2]))
+    if flip <= 0:
+        raise SystemExit(f"the runner-up is already {means[best] - means[base]:.4f} below the best, beyond {gap:g}")
+    rng = np.random.default_rng(seed)
+    shifted = hits[base].copy()
+    for s in range(shifted.shape[0]):
+        correct = np.flatnonzero(shifted[s])
+        shifted[s, rng.choice(correct, size=flip, replace=False)] = False
+    out = dict(t)
+    out["hits"] = np.concatenate([hits, shifted[None]], axis=0)
+    out["names"] = [*t["names"], f"{t['names'][base]}-minus{gap:g}"]
+    return out, len(t["names"])
 
 
 # ---- the replay ------------------------------------------------------------------------------------------
@@ -303,6 +349,31 @@ def print_results(res: dict[str, Any], names: list[str], margins: list[float]) -
                   f"undecided {u:6.1%}  best {b:6.1%}  seeds {seeds:5.1f}")
 
 
+def replay_at_twice_margin(t: dict[str, Any], args: argparse.Namespace) -> int:
+    """Power at exactly 2 x margin: for each margin, the truth plus a configuration 2 x margin below the best."""
+    replicates = args.replicates or (200 if args.quick else 1000)
+    print_truth(t)
+    print(f"\nPower at a true difference of exactly 2 x margin ({replicates} resampled studies per margin; the "
+          f"fixed procedure on {FIXED_SEEDS} seeds, the search's race 3-10):")
+    print(f"{'margin':>7} {'2 x margin':>10} {'fixed: worse':>13} {'race: worse':>12} {'fixed: worse|within':>20} "
+          f"{'best ok':>8}")
+    for margin in args.margins:
+        shifted, index = add_shifted(t, 2 * margin + 1e-3)
+        res = replay(shifted, replicates, [margin], args.rng)
+        cells = {proc: res["per_cfg"][(proc, margin)][index] / res["totals"][(proc, margin)]["runs"]
+                 for proc in ("fixed 5 seeds", "search's race 3-10")}
+        fixed = res["totals"][("fixed 5 seeds", margin)]
+        fixed_worse, race_worse = cells["fixed 5 seeds"][0], cells["search's race 3-10"][0]
+        print(f"{margin:7g} {2 * margin:10g} {fixed_worse:13.1%} {race_worse:12.1%} "
+              f"{_rate(fixed, 'within'):>20} {fixed['best_ok'] / fixed['runs']:8.1%}")
+    return 0
+
+
+def _set_fixed_seeds(n: int) -> None:
+    global FIXED_SEEDS
+    FIXED_SEEDS = n
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build the truth if asked (or missing), then replay."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -317,10 +388,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--margins", type=float, nargs="+", default=[0.02, 0.01, 0.03, 0.05],
                    help="equivalence margins; the first (0.02, chosen from a pilot before the truth) is the headline")
     p.add_argument("--rng", type=int, default=20, help="seed of the resampling")
+    p.add_argument("--world", choices=("legacy", "demo"), default="legacy",
+                   help="legacy: the truth described above (3-epoch recipe of kdbench 0.7); demo: kdbench demo's own "
+                        "phantom and recipe (tests/benchmarks/data/decisions_truth_demo.npz)")
+    p.add_argument("--fixed-seeds", type=int, default=FIXED_SEEDS, help="seeds of the fixed procedure (the demo's)")
+    p.add_argument("--at-twice-margin", action="store_true",
+                   help="per margin, add a known-answer configuration exactly 2 x margin below the best (the "
+                        "runner-up with hits turned to misses) and report the power to call it worse")
     args = p.parse_args(argv)
+    if args.world == "demo":
+        use_demo_world()
+        if args.truth == DEMO_DATA.with_name("decisions_truth.npz"):
+            args.truth, args.work = DATA, WORK
+    _set_fixed_seeds(args.fixed_seeds)
     if args.build or not args.truth.is_file():
         build_truth(args.seeds, args.workers, args.work, args.truth)
     t = load_truth(args.truth)
+    if args.at_twice_margin:
+        return replay_at_twice_margin(t, args)
     replicates = args.replicates or (200 if args.quick else 1000)
     margins = args.margins[:1] if args.quick else args.margins
     start = time.perf_counter()
