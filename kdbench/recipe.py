@@ -9,7 +9,7 @@ the VGG16 teacher's 10-epoch recipe is the one measured for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 LR_SCHEDULES = ("cosine_epochs", "warmup_cosine")
 
@@ -24,7 +24,7 @@ class Recipe:
 
     def to_dict(self) -> dict[str, object]:
         """The keys as ``TrainConfig`` and a search space's ``[train]`` table take them."""
-        return {"lr_schedule": self.lr_schedule, "warmup": self.warmup, "ema": self.ema}
+        return asdict(self)
 
 
 RECOMMENDED = Recipe(lr_schedule="warmup_cosine", warmup=0.1, ema=0.99)

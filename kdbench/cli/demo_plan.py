@@ -92,8 +92,8 @@ def search_space_toml(size: DemoSize, students: list[str], methods: list[str]) -
     """The demo's search space: every student x every method (grid, method defaults), paired seeds."""
     quoted = lambda items: ", ".join(f'"{i}"' for i in items)  # noqa: E731
     margin = f"margin = {size.margin:g}  # the decisions' equivalence margin, fixed before the data are seen\n" if size.margin else ""
-    recipe = "".join(f"{key} = {value!r}\n".replace("'", '"') for key, value in size.recipe.to_dict().items()
-                     if size.recipe != LEGACY)
+    recipe = "" if size.recipe == LEGACY else "".join(f"{key} = {json.dumps(value)}\n"
+                                                      for key, value in size.recipe.to_dict().items())
     unlabelled = f"unlabelled = {size.unlabelled_share:g}  # share of the unlabelled pool in each KD epoch\n" if size.unlabelled_share else ""
     if size.augment_versions:
         unlabelled += f"augment_versions = {size.augment_versions}  # fixed augmented versions of every training frame\n"

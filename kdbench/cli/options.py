@@ -113,7 +113,7 @@ def take_deprecated(value: Any, current: Any, old: str, new: str) -> Any:
 RECIPE_HELP = {
     "lr_schedule": "Learning-rate schedule: warmup_cosine (per step: linear warm-up over --warmup of the steps, then "
                    "cosine to zero) or cosine_epochs (cosine over the epochs, stepped once per epoch, no warm-up; "
-                   "kdbench's recipe before 0.8).",
+                   "the recipe of studies written before these options).",
     "warmup": "Share of the planned steps spent warming the learning rate up (warmup_cosine only).",
     "ema": "Decay of the weights' exponential moving average, updated every step; the average is validated, kept and "
            "saved instead of the raw weights (0 = off).",
