@@ -239,3 +239,49 @@ def test_the_remote_folder_is_removed_when_a_copy_fails(tmp_path: Path):
         run_remote(entries, prof, SshTarget("kdbench-test", SSH_CONFIG), python=sys.executable,
                    rule=MeasureRule(**FAST_RULE))
     assert _agent_dirs() == before
+
+
+@pytest.mark.ssh
+@needs_sshd
+def test_estimate_with_a_remote_measures_only_the_unsure_models(tmp_path: Path):
+    tiny_cnn(tmp_path / "models" / "a.onnx", size=32)
+    out = tmp_path / "out"
+    base = dict(name="pi", runtimes='["onnxruntime"]', batches="[1]")
+    prof = write_profile(tmp_path / "pi.toml", **base, extra='\n[estimate]\ncalibration = "rpi4"\n')
+    args = ["profile", "--target", str(prof), "--export", str(tmp_path / "models"), "--out", str(out), "--estimate",
+            "--remote", "kdbench-test", "--ssh-config", SSH_CONFIG, "--remote-python", sys.executable, *FAST_CLI]
+    res = CliRunner().invoke(app, args)  # min_fps 30 against a tiny model's thousands: no doubt, nothing measured
+    assert res.exit_code == 0, res.output
+    recs = json.loads((out / "pi" / "results.json").read_text())
+    assert [r["method"] for r in recs] == ["estimated"] and "0 of 1 model(s)" in res.output
+    fps = recs[0]["fps"]  # now a limit inside its band: the estimate cannot say, so the target is asked
+    text = prof.read_text().replace("min_fps = 30.0", f"min_fps = {fps:.3f}")
+    prof.write_text(text)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    recs = json.loads((out / "pi" / "results.json").read_text())
+    assert sorted(r["method"] for r in recs) == ["estimated", "remote"] and "1 of 1 model(s)" in res.output
+    est = next(r for r in recs if r["method"] == "estimated")
+    assert est["constraints"]["status"] == "uncertain"
+    measured = next(r for r in recs if r["method"] == "remote")
+    assert measured["measured"] is True and measured["constraints"]["status"] in ("meets", "fails")
+
+
+@pytest.mark.ssh
+@needs_sshd
+def test_hardware_aware_search_measures_on_the_target_when_the_estimate_is_unsure(tmp_path: Path):
+    from kdbench.search.hardware_aware import Pricer
+
+    extra = '\n[estimate]\ncalibration = "rpi4"\n'
+    prof = write_profile(tmp_path / "pi.toml", name="pi", batches="[1]", extra=extra)
+    guess = Pricer(str(prof), tmp_path / "cache0").price("mobilenet_v3_small", 32)
+    assert guess.method == "estimated"
+    remote = f'\n[remote]\nhost = "kdbench-test"\nssh_config = "{SSH_CONFIG}"\npython = "{sys.executable}"\n'
+    text = prof.read_text().replace("min_fps = 30.0", f"min_fps = {guess.fps:.3f}")  # inside its band
+    prof.write_text(text + remote)
+    unsure = Pricer(str(prof), tmp_path / "cache1").price("mobilenet_v3_small", 32)
+    assert unsure.method.startswith("measured on the target") and unsure.status in ("meets", "fails")
+    assert unsure.fps_low <= unsure.fps <= unsure.fps_high and unsure.fps != guess.fps
+    prof.write_text(text.replace(f"min_fps = {guess.fps:.3f}", "min_fps = 0.001") + remote)  # no doubt: estimated
+    sure = Pricer(str(prof), tmp_path / "cache2").price("mobilenet_v3_small", 32)
+    assert sure.method == "estimated" and sure.status == "meets"

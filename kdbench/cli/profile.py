@@ -41,7 +41,7 @@ def profile(
     ),
     ssh_config: Optional[Path] = typer.Option(None, "--ssh-config", help="ssh config file to use instead of ~/.ssh/config."),
     estimate: bool = typer.Option(
-        False, "--estimate/--measure", help="Do not measure: estimate latency from the model's layers with the target's calibration (--measure, the default: time the models)."
+        False, "--estimate/--measure", help="Do not measure: estimate latency from the model's layers with the target's calibration (--measure, the default: time the models). With --remote: estimate all, then measure on the target only the models whose estimated band straddles a constraint."
     ),
     calibration: Optional[str] = typer.Option(
         None, "--calibration", help="Calibration name or JSON path for --estimate (default: the profile's, preferring <out>/calibration/<name>.json)."
@@ -134,48 +134,49 @@ def calibrate(
     reference_csv: Optional[Path] = typer.Option(
         None, "--reference-csv", help="Published rows from this CSV (architectures not in the shipped features are exported; slow)."
     ),
+    kernels: bool = typer.Option(
+        False, "--kernels/--no-kernels",
+        help="Time a micro-benchmark suite of the students' kernels (conv, depthwise, pointwise, SE, activations, "
+             "pooling, fc at 32-224 px shapes) and 8 calibration models on the device (this host, or --remote), "
+             "then price fp32 ONNX graphs kernel by kernel. About 1-3 minutes here, longer on a Pi.",
+    ),
+    remote: Optional[str] = typer.Option(None, "--remote", help="--kernels: time the suite on user@host over ssh (the profile agent's path)."),
+    remote_python: Optional[str] = typer.Option(None, "--remote-python", help="--kernels --remote: Python on the target with numpy and onnxruntime."),
+    ssh_config: Optional[Path] = typer.Option(None, "--ssh-config", help="--remote: ssh config file to use."),
 ) -> None:
-    """Fit the latency estimator's constants for a target and report leave-one-architecture-out errors."""
+    """Fit the latency estimator for a target and report its leave-one-architecture-out errors.
+
+    Without --kernels: the per-class constants from published rows and/or your measurements. With --kernels:
+    a kernel-level model measured on the device (nn-Meter's approach), which --estimate then uses for fp32
+    ONNX Runtime graphs; the per-class constants are refitted on the same measured models for the rest."""
     from rich.console import Console
     from rich.table import Table
 
-    from kdbench.errors import ConfigError
-    from kdbench.profile.calibrate import build_calibration, reference_rows, user_rows, write_calibration
-    from kdbench.profile.estimate import REFERENCE_CSV, find_calibration
-    from kdbench.profile.hardware import load_profile
+    from kdbench.profile.calibrate import calibrate_target
 
-    models = take_deprecated(models, export, "--models", "--export")
     console = Console()
-    prof = load_profile(target)
-    if "clock_ghz" not in prof.cpu or "fma_per_cycle" not in prof.cpu:
-        raise ConfigError(f"hardware profile {prof.path}: calibrating needs cpu.clock_ghz and cpu.fma_per_cycle")
-    core = float(prof.cpu["clock_ghz"]) * float(prof.cpu["fma_per_cycle"])
-    threads = prof.threads or int(prof.cpu.get("cores", 1))
-    ref_rows, sources, memory = [], [], {}
-    shipped = None
-    try:
-        shipped = find_calibration(prof.calibration or prof.name)
-        memory = {rt: m.to_dict() for rt, m in shipped.memory.items()}
-    except ConfigError:
-        pass
-    if reference:
-        csv_path = reference_csv or REFERENCE_CSV
-        ref_rows = reference_rows(csv_path, (shipped.data or {}).get("reference_features") if shipped else None)
-        sources.append(str(csv_path) if reference_csv else shipped.source if shipped else str(csv_path))
-    usr = user_rows(results, models, prof.name, threads) if results is not None else []
-    if usr:
-        sources.append(f"user measurements {results}")
-    data = build_calibration(prof.name, core, threads, ref_rows, usr, "; ".join(sources), memory)
-    path = write_calibration(Path(out) / "calibration" / f"{prof.name}.json", data)
-    table = Table(title=f"{prof.name} calibration: leave-one-architecture-out (fit on the others, predict its rows)")
-    for col in ("row", "observed ms", "predicted ms", "error %"):
-        table.add_column(col, justify="left" if col == "row" else "right")
-    for e in data["leave_one_architecture_out"]:
-        table.add_row(e["model"], f"{e['observed_ms']:.2f}", f"{e['predicted_ms']:.2f}", f"{e['error_pct']:+.1f}")
-    print_table(table, console)
+    models = take_deprecated(models, export, "--models", "--export")
+    data, path = calibrate_target(target, results, models, out, reference, reference_csv, kernels=kernels,
+                                  remote=remote, remote_python=remote_python, ssh_config=ssh_config,
+                                  on_step=lambda msg: console.print(msg))
+    for title, key in (("leave-one-architecture-out (fit on the others, predict its rows)", "leave_one_architecture_out"),
+                       ("kernel level, leave one calibration architecture out", None)):
+        rows = data["leave_one_architecture_out"] if key else (data.get("kernels") or {}).get("loao") or []
+        if not rows:
+            continue
+        table = Table(title=f"{data['target']} calibration: {title}")
+        for col in ("row", "observed ms", "predicted ms", "error %"):
+            table.add_column(col, justify="left" if col == "row" else "right")
+        for e in rows:
+            table.add_row(e["model"], f"{e['observed_ms']:.3f}", f"{e['predicted_ms']:.3f}", f"{e['error_pct']:+.1f}")
+        print_table(table, console)
     for prec, m in data["loao_summary"].items():
-        console.print(f"{prec}: n={m['n']} median |error| {m['median_abs_pct']:.1f}%, within ±10% {m['within_10_pct']:.0f}%, "
+        console.print(f"per-class {prec}: n={m['n']} median |error| {m['median_abs_pct']:.1f}%, within ±10% {m['within_10_pct']:.0f}%, "
                       f"within ±25% {m['within_25_pct']:.0f}%, band ±{data['error_band_pct'][prec]:.0f}%")
+    if data.get("kernels"):
+        k = data["kernels"]
+        console.print(f"kernel level: {k['suite']['kernels']} kernels and {len(k['suite']['calibration_models'])} models "
+                      f"timed in {k['suite']['timing_wall_s']} s; band ±{k['band_pct']:.0f}% (fp32 ONNX Runtime, batch 1)")
     console.print("constants: " + ", ".join(f"{k}={v:.4g}" for k, v in data["constants"].items()))
     console.print(f"({data['proxy']['note']})")
     console.print(f"wrote {path}")

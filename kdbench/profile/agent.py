@@ -8,6 +8,7 @@ runs in a fresh local subprocess and is copied to a remote target (a Raspberry P
     python agent.py --model m.onnx --runtime onnxruntime --threads 4 --batch 1 --batch 4
     python agent.py --check --runtime openvino          # is the runtime there? which version?
     python agent.py --serve --runtime onnxruntime       # fork server: one JSON request per stdin line
+    python agent.py --kernels suite.tar --runtime onnxruntime --threads 4   # micro-benchmarks (profile calibrate)
 
 Fork server (``--serve``, Linux and macOS): the server imports numpy and the runtime once, then for
 each request line ``{"id", "args": [the arguments above], "timeout_s"}`` forks a child that runs
@@ -999,6 +1000,75 @@ def _tail(log) -> str:
     return lines[-1] if lines else "(no stderr)"
 
 
+def _kernel_files(path: str) -> tuple[list[tuple[str, str]], str | None]:
+    """(stem, path) of the .onnx files of a folder or of a .tar (extracted next to it), sorted; the scratch folder."""
+    import tarfile
+    import tempfile
+
+    folder, scratch = path, None
+    if path.endswith(".tar"):
+        scratch = folder = tempfile.mkdtemp(prefix="kdbench-kernels-")
+        with tarfile.open(path) as tar:
+            if hasattr(tarfile, "data_filter"):  # Python >= 3.12 and the security releases before it
+                tar.extractall(folder, filter="data")
+            else:
+                tar.extractall(folder)  # our own archive of .onnx files
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".onnx"))
+    return [(n[:-5], os.path.join(folder, n)) for n in names], scratch
+
+
+def time_kernels(args: argparse.Namespace) -> dict:
+    """Micro-benchmarks: each ONNX file of ``--kernels`` timed in this process (one session at a time, the same
+    warm input, median of at least ``--kernel-runs`` runs and ``--kernel-min-s`` seconds), plus the trivial model
+    (the session's own per-run cost). Microseconds per file."""
+    import shutil
+
+    import numpy as np
+
+    if args.runtime not in ("onnxruntime",):
+        raise AgentError("usage", f"--kernels times ONNX Runtime micro-benchmarks; got --runtime {args.runtime}")
+    runner = make_runner(args.runtime, args.threads, "fp32")
+    options = runner._options()
+    if args.graph_level == "extended":  # without the layout transformers (x86's NCHWc): the graph an ARM CPU runs
+        options.graph_optimization_level = runner.ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    files, scratch = _kernel_files(args.kernels)
+    try:
+        sources = [("trivial", base64_model())] + files
+        us, started = {}, time.perf_counter()
+        for stem, src in sources:
+            sess = runner.ort.InferenceSession(src, sess_options=options, providers=runner.providers)
+            feed = {i.name: np.random.default_rng(0).random([d if isinstance(d, int) else 1 for d in i.shape]
+                                                             ).astype(np.float32) for i in sess.get_inputs()}
+            lat = _median_run_s(lambda: sess.run(None, feed), args.kernel_runs, args.kernel_min_s)
+            us[stem] = lat * 1e6
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return {"ok": True, "runtime": args.runtime, "version": runner.version, "threads": args.threads,
+            "graph_level": args.graph_level, "kernels_us": us, "wall_s": round(time.perf_counter() - started, 2), "host": host_info(),
+            "conditions": conditions()}
+
+
+def base64_model() -> bytes:
+    """The trivial one-op model's bytes."""
+    import base64
+
+    return base64.b64decode(TRIVIAL_ONNX_B64)
+
+
+def _median_run_s(run, min_runs: int, min_s: float) -> float:
+    """Median seconds of one call: 3 untimed calls, then at least ``min_runs`` timed ones over ``min_s``."""
+    for _ in range(3):
+        run()
+    lat: list[float] = []
+    start = time.perf_counter()
+    while len(lat) < min_runs or time.perf_counter() - start < min_s:
+        t0 = time.perf_counter()
+        run()
+        lat.append(time.perf_counter() - t0)
+    return percentile(sorted(lat), 50)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The agent's command line."""
     p = argparse.ArgumentParser(description="kdbench measurement agent (prints one JSON line)")
@@ -1020,6 +1090,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", default=None, help="saved frame sample (.npy, uint8 [N, S, S]) used as input")
     p.add_argument("--raw-frame", default=None, help="HxW[xC] of the source's raw frames: also time preprocessing")
     p.add_argument("--pid-file", default=None, help="write this process's id here (lets a caller stop it)")
+    p.add_argument("--kernels", default=None,
+                   help="micro-benchmarks: time every .onnx in this folder or .tar in-process (kdbench profile calibrate)")
+    p.add_argument("--kernel-runs", type=int, default=20, help="--kernels: at least this many timed runs per file")
+    p.add_argument("--kernel-min-s", type=float, default=0.05, help="--kernels: and at least this many seconds")
+    p.add_argument("--graph-level", choices=("all", "extended"), default="all",
+                   help="--kernels: ONNX Runtime's graph optimisation level (extended: no layout transformers)")
     p.add_argument("--serve", action="store_true",
                    help="fork server: import the runtime once, then measure each request line (JSON) in a forked child")
     return p
@@ -1033,6 +1109,8 @@ def run_argv(argv: list[str]) -> tuple[dict, int]:
     try:
         if args.check:
             return check(args), 0
+        if args.kernels:
+            return time_kernels(args), 0
         if not args.model:
             raise AgentError("usage", "--model is required unless --check")
         return measure(args), 0

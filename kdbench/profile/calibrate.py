@@ -22,7 +22,9 @@ from typing import Any
 
 from kdbench.errors import ConfigError, DataError
 from kdbench.manifest import write_json
+from kdbench.profile.calibrate_kernels import calibrate_kernels
 from kdbench.profile.estimate import (
+    REFERENCE_CSV,
     DEFAULT_PRIORS,
     INT8_ACT_FACTOR,
     OBS_SIGMA_LOG,
@@ -31,12 +33,15 @@ from kdbench.profile.estimate import (
     Row,
     error_band_pct,
     error_summary,
+    find_calibration,
     fit_constants,
     flops_ratio_loao,
     leave_one_architecture_out,
     predict_ms,
 )
 from kdbench.profile.features import GraphFeatures, graph_features
+from kdbench.profile.hardware import load_profile
+from kdbench.profile.remote import SshTarget
 from kdbench.profile.results import ModelEntry, ProfileRecord, discover_models, load_results
 
 REFERENCE_COLUMNS = ("model", "input", "framework", "threads", "clock_ghz", "precision", "latency_ms", "stat", "source")
@@ -207,3 +212,53 @@ def write_calibration(path: str | Path, data: dict[str, Any]) -> Path:
     path = Path(path)
     write_json(path, data)
     return path
+
+
+def _core_and_threads(prof: Any) -> tuple[float, int]:
+    """One core's GMAC/s and the threads of a hardware profile (ConfigError naming what is missing)."""
+    if "clock_ghz" not in prof.cpu or "fma_per_cycle" not in prof.cpu:
+        raise ConfigError(f"hardware profile {prof.path}: calibrating needs cpu.clock_ghz and cpu.fma_per_cycle")
+    return float(prof.cpu["clock_ghz"]) * float(prof.cpu["fma_per_cycle"]), prof.threads or int(prof.cpu.get("cores", 1))
+
+
+def calibrate_target(target: str, results: str | Path | None, models: str | Path | None, out: str | Path,
+                     reference: bool = True, reference_csv: str | Path | None = None, kernels: bool = False,
+                     remote: str | None = None, remote_python: str | None = None, ssh_config: str | Path | None = None,
+                     on_step: Any = None) -> tuple[dict[str, Any], Path]:
+    """``kdbench profile calibrate``: fit, write ``<out>/calibration/<target>.json``; (its content, its path)."""
+    prof = load_profile(target)
+    core, threads = _core_and_threads(prof)
+    ref_rows, sources, memory, shipped = [], [], {}, None
+    try:
+        shipped = find_calibration(prof.calibration or prof.name)
+        memory = {rt: m.to_dict() for rt, m in shipped.memory.items()}
+    except ConfigError:
+        pass
+    if reference:
+        csv_path = reference_csv or REFERENCE_CSV
+        ref_rows = reference_rows(csv_path, (shipped.data or {}).get("reference_features") if shipped else None)
+        sources.append(str(csv_path) if reference_csv else shipped.source if shipped else str(csv_path))
+    usr = user_rows(results, models, prof.name, threads) if results is not None else []
+    if usr:
+        sources.append(f"user measurements {results}")
+    kernel_cal = None
+    if kernels:
+        kernel_cal, rows, host = _kernel_rows(prof, threads, remote, remote_python, ssh_config, on_step)
+        usr += rows
+        sources.append(f"kernel micro-benchmarks on {host.get('hostname') or remote or 'this host'}")
+    data = build_calibration(prof.name, core, threads, ref_rows, usr, "; ".join(sources), memory)
+    if kernel_cal is not None:
+        data["kernels"] = kernel_cal.to_dict()
+    return data, write_calibration(Path(out) / "calibration" / f"{prof.name}.json", data)
+
+
+def _kernel_rows(prof: Any, threads: int, remote: str | None, remote_python: str | None,
+                 ssh_config: str | Path | None, on_step: Any) -> tuple[Any, list[Row], dict[str, Any]]:
+    """Run the kernel suite on the target (here, or ``remote`` over ssh) with its first ONNX Runtime."""
+    runtime = next((r for r in prof.runtimes if r == "onnxruntime"), None)
+    if runtime is None:
+        raise ConfigError(f"hardware profile {prof.path}: --kernels times ONNX Runtime on the CPU; add 'onnxruntime' "
+                          "to [run] runtimes")
+    ssh = SshTarget(remote, str(ssh_config) if ssh_config else None) if remote else None
+    python = (remote_python or prof.remote_python) if remote else "python3"
+    return calibrate_kernels(runtime, threads, ssh, python, on_step=on_step)

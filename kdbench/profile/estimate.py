@@ -24,6 +24,11 @@ constants refitted on the others, its rows predicted -- the median error and the
 Error band: the LOAO log-RMS of the precision, combined with an *assumed* +-40% for the runtime
 proxy (ncnn rows standing in for ONNX Runtime / OpenVINO; ``PROXY_SIGMA_LOG``, not measured).
 
+Kernel level: a calibration measured on the device (``kdbench profile calibrate --kernels``, see
+``kernels.py``) carries a ``kernels`` section; fp32 ONNX graphs at batch 1 for its runtime are then priced
+as the sum of their kernels plus the fitted whole-graph terms, with that calibration's own band, and the
+record says which method priced it (``calibration.method``).
+
 Model memory (the one definition, as measured by the agent: peak RSS increment over the same runtime
 running a trivial one-op model) is estimated per runtime as ``k_w * param_bytes + k_a *
 peak_act_bytes + c`` with coefficients fitted on measurements (calibration ``memory`` section).
@@ -39,6 +44,7 @@ from typing import Any
 
 from kdbench.errors import ConfigError
 from kdbench.profile.features import GraphFeatures
+from kdbench.profile.kernels import KernelCalibration, graph_kernels
 
 PARAMS: tuple[str, ...] = ("eff_dense_fp32", "eff_dw_fp32", "eff_dense_int8", "eff_dw_int8", "parallel",
                            "bw1_gbs", "parallel_mem", "op_us", "sync_us")
@@ -240,6 +246,14 @@ class Calibration:
     memory: dict[str, MemoryModel] = field(default_factory=dict)
     path: str = ""
     data: dict[str, Any] | None = None
+    kernels: KernelCalibration | None = None
+
+    def kernel_model_for(self, entry: Any, runtime: str, precision: str, batch: int) -> KernelCalibration | None:
+        """The kernel-level model where it applies (measured on the device for this runtime: fp32 ONNX at batch 1)."""
+        k = self.kernels
+        if k is None or batch != 1 or precision != "fp32" or getattr(entry, "fmt", "") != "onnx":
+            return None
+        return k if runtime == k.model.runtime else None
 
     def band_for(self, precision: str) -> float:
         """The error band (+-%) for a precision (fp16 and others: the fp32 band)."""
@@ -271,8 +285,12 @@ class Calibration:
         if not isinstance(band, dict) or "fp32" not in band:
             raise ConfigError(f"calibration file {path}: key 'error_band_pct' = {band!r}; expected {{'fp32': %, ...}}")
         memory = {rt: MemoryModel.from_dict(m) for rt, m in (d.get("memory") or {}).items()}
+        try:
+            kernels = KernelCalibration.from_dict(d["kernels"]) if d.get("kernels") else None
+        except (KeyError, TypeError) as err:
+            raise ConfigError(f"calibration file {path}: key 'kernels' is not a kernel calibration ({err})") from None
         return cls(d["target"], float(d["core_gmacs"]), int(d["threads"]), d["constants"], band, d["source"], memory,
-                   str(path), d)
+                   str(path), d, kernels)
 
 
 def find_calibration(name_or_path: str, out_dir: str | Path | None = None) -> Calibration:
@@ -326,8 +344,12 @@ def estimate_record(entry: Any, profile: Any, calibration: Calibration, runtime:
     from kdbench.profile.results import base_record, check_constraints, local_host
 
     prec = f.precision
-    ms = predict_ms(calibration.constants, calibration.core_gmacs, f, batch, threads, prec)
-    band = calibration.band_for(prec)
+    kernel_model = calibration.kernel_model_for(entry, runtime, prec, batch)
+    if kernel_model is not None:
+        ms, band = kernel_model.predict_ms(graph_kernels(entry.path, entry.input_size)), kernel_model.band_pct
+    else:
+        ms = predict_ms(calibration.constants, calibration.core_gmacs, f, batch, threads, prec)
+        band = calibration.band_for(prec)
     mem = calibration.memory_for(runtime)
     rec = base_record(entry, profile, runtime, entry.precision, "estimated")
     rec.batch, rec.threads, rec.input_size, rec.inference_precision = batch, threads, f.input_size, prec
@@ -342,7 +364,8 @@ def estimate_record(entry: Any, profile: Any, calibration: Calibration, runtime:
     rec.error_band = {"pct": round(band, 1), "kind": "+-, about one standard deviation (log scale)",
                       "applies_to": "latency_ms, fps, throughput", "memory_pct": mem.band_pct}
     rec.calibration = {"source": calibration.source, "file": calibration.path, "constants": calibration.constants,
-                       "core_gmacs": calibration.core_gmacs, "memory": mem.to_dict()}
+                       "core_gmacs": calibration.core_gmacs, "memory": mem.to_dict(),
+                       "method": "kernel-level (measured micro-benchmarks)" if kernel_model else "per-class constants"}
     rec.breakdown_ms = breakdown_ms(calibration.constants, calibration.core_gmacs, f, threads, prec) if batch == 1 else None
     rec.features = f.to_dict()
     if prec == "fp16":

@@ -85,6 +85,8 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     },
     "remote": {
         "python": (str, False),
+        "host": (str, False),
+        "ssh_config": (str, False),
     },
     "estimate": {
         "calibration": (str, False),
@@ -108,6 +110,8 @@ class HardwareProfile:
     constraints: dict[str, float] = field(default_factory=dict)
     remote_python: str = "python3"
     calibration: str | None = None
+    remote_host: str | None = None  # [remote] host: where the hardware-aware search measures what it cannot estimate
+    remote_ssh_config: str | None = None  # [remote] ssh_config: the ssh config file for that host (default: ssh's own)
 
     def peak_gmacs(self) -> float | None:
         """Theoretical fp32 peak in GMAC/s (cores x clock x FMA/cycle), or None if unknown."""
@@ -249,6 +253,8 @@ def parse_profile(data: dict[str, Any], path: Path) -> HardwareProfile:
         cpu=cpu,
         constraints=constraints,
         remote_python=remote.get("python", "python3"),
+        remote_host=remote.get("host"),
+        remote_ssh_config=remote.get("ssh_config"),
         calibration=sections["estimate"].get("calibration"),
     )
 

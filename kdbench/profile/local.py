@@ -98,7 +98,7 @@ def parse_agent_output(stdout: str, stderr: str, returncode: int) -> dict[str, A
     return {"ok": False, "kind": "died", "error": f"agent exited with status {returncode} without a result: {tail}"}
 
 
-def _run_agent(cmd: list[str], timeout_s: float) -> dict[str, Any]:
+def run_agent(cmd: list[str], timeout_s: float) -> dict[str, Any]:
     """One fresh agent process; its JSON or an error dict."""
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
@@ -252,7 +252,7 @@ class Measurer:
     def __call__(self, runtime: str, args: list[str], timeout_s: float) -> dict[str, Any]:
         """The agent's result for one run (``args`` as ``agent_args`` builds them)."""
         if not (self.fork and forkable(runtime)):
-            return _run_agent([self.python, str(AGENT_PATH), *args], timeout_s)
+            return run_agent([self.python, str(AGENT_PATH), *args], timeout_s)
         result = self.servers.setdefault(runtime, ForkServer(self.python, runtime)).measure(args, timeout_s)
         if not result.get("ok") and not result.get("host"):
             result["host"] = local_host()

@@ -70,8 +70,6 @@ def profile_models(target: str, export: str | Path = "export", out: str | Path =
     rule = rule or MeasureRule()
     if rule.runs < 1:
         raise ConfigError(f"--runs {rule.runs}: expected >= 1")
-    if estimate and remote:
-        raise ConfigError("--estimate and --remote exclude each other: estimate for an absent target, or measure on it")
     entries = discover_models(export)
     for e in entries:
         if e.input_size is None and input_size is not None:
@@ -79,22 +77,44 @@ def profile_models(target: str, export: str | Path = "export", out: str | Path =
     method = "estimated" if estimate else ("remote" if remote else "local")
     ensure_writable_dir(Path(out) / prof.name, "--out")  # before any measurement, not after
     writer = ResultsWriter(out, prof, {"method": method, "models": str(export), "rule": dataclasses.asdict(rule)})
+    ssh = (remote, remote_python, ssh_config)
     if estimate:
         run = _estimate(entries, prof, calibration, Path(out), writer)
         if on_records:
             on_records(run.records)
+        if remote:  # measure when unsure: the models whose estimate band straddles a constraint
+            unsure = unsure_entries(entries, run.records)
+            run.notes.append(f"measured on {remote}: {len(unsure)} of {len(entries)} model(s) whose estimated band "
+                             "straddles a constraint (the leaderboard uses the measurement)")
+            if unsure:
+                inputs = _inputs(unsure, prof, frames, export, writer, raw_frame, on_inputs, on_plan)[0]
+                _measure(unsure, prof, writer, rule, ssh, inputs, fresh, on_step, on_records)
+                run.records = writer.new
     else:
-        sample, note = frame_sample(Path(frames) if frames else None, Path(export), writer.path.parent)
+        inputs, note = _inputs(entries, prof, frames, export, writer, raw_frame, on_inputs, on_plan)
         run = ProfileRun(writer.new, writer.path, method, f"{prof.name}: measured ({method})", inputs=note)
-        for report, value in ((on_inputs, note), (on_plan, planned_steps(entries, prof))):
-            if report:
-                report(value)
-        inputs = AgentInputs(str(sample) if sample else None, raw_frame)
-        _measure(entries, prof, writer, rule, (remote, remote_python, ssh_config), inputs, fresh, on_step, on_records)
+        _measure(entries, prof, writer, rule, ssh, inputs, fresh, on_step, on_records)
     if on_done:
         on_done(run)
     require_ok(run.records, f"estimate for {prof.name}" if estimate else f"profile {prof.name} ({method})")
     return run
+
+
+def unsure_entries(entries: list[ModelEntry], records: list[dict[str, Any]]) -> list[ModelEntry]:
+    """The models with an estimated record whose verdict is ``uncertain`` (a band straddles a limit)."""
+    unsure = {r.get("variant_id") for r in records if (r.get("constraints") or {}).get("status") == "uncertain"}
+    return [e for e in entries if e.variant_id in unsure]
+
+
+def _inputs(entries: list[ModelEntry], prof: HardwareProfile, frames: str | Path | None, export: str | Path,
+            writer: ResultsWriter, raw_frame: str, on_inputs: Callable[[str], None] | None,
+            on_plan: Callable[[int], None] | None) -> tuple[AgentInputs, str]:
+    """The measurement's input frames (and where they come from), reported with the planned steps."""
+    sample, note = frame_sample(Path(frames) if frames else None, Path(export), writer.path.parent)
+    for report, value in ((on_inputs, note), (on_plan, planned_steps(entries, prof))):
+        if report:
+            report(value)
+    return AgentInputs(str(sample) if sample else None, raw_frame), note
 
 
 def _estimate(entries: list[ModelEntry], prof: HardwareProfile, calibration: str | None, out: Path,

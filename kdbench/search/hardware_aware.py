@@ -200,6 +200,8 @@ class Pricer:
             price = Price.from_dict({**read_json(path), "cached": True})
         else:
             price = self._measure(arch, int(size)) if self.local else self._estimate(arch, int(size))
+            if self._judge(price).status == "uncertain" and self.profile.remote_host:
+                price = self._measure(arch, int(size), remote=True)  # the band straddles a limit: ask the target
             write_json(path, price.to_dict())
         self._memo[key] = price = self._judge(price)
         return price
@@ -244,21 +246,27 @@ class Pricer:
 
         return self._price(arch, size, record, "estimated")
 
-    def _measure(self, arch: str, size: int) -> Price:
-        """Export, then measure batch 1 on this machine (ONNX Runtime, 3 fresh processes; the band is their spread)."""
+    def _measure(self, arch: str, size: int, remote: bool = False) -> Price:
+        """Export, then measure batch 1 on this machine, or on the profile's ``[remote] host`` (ONNX Runtime, 3 fresh
+        processes; the band is their spread)."""
         from kdbench.profile.local import MeasureRule, run_local
+        from kdbench.profile.remote import SshTarget, run_remote
 
-        one = dataclasses.replace(self.profile, runtimes=self.profile.runtimes[:1], batch_sizes=(1,),
-                                  precisions=(self.precision,))
+        prof = self.profile
+        one = dataclasses.replace(prof, runtimes=prof.runtimes[:1], batch_sizes=(1,), precisions=(self.precision,))
+        where = prof.remote_host if remote else "this machine"
 
         def record(entry: Any) -> tuple[dict[str, Any], float]:
-            rec = next((r for r in run_local([entry], one, MeasureRule(**LOCAL_RULE)) if r.get("batch") == 1), {})
+            rule = MeasureRule(**LOCAL_RULE)
+            recs = run_remote([entry], one, SshTarget(prof.remote_host, prof.remote_ssh_config), prof.remote_python,
+                              rule) if remote else run_local([entry], one, rule)
+            rec = next((r for r in recs if r.get("batch") == 1), {})
             if not rec.get("fps"):
-                raise ConfigError(f"measuring {arch} at {size} px on this machine failed: "
-                                  f"{rec.get('error') or rec.get('notes')}")
+                raise ConfigError(f"measuring {arch} at {size} px on {where} failed: {rec.get('error') or rec.get('notes')}")
             return rec, round(float(rec.get("p50_spread_pct") or 0.0), 1)
 
-        return self._price(arch, size, record, "measured")
+        return self._price(arch, size, record, "measured on the target (the estimate was uncertain)" if remote
+                           else "measured")
 
     def _price(self, arch: str, size: int, record: Callable[[Any], tuple[dict[str, Any], float]], method: str) -> Price:
         """Export (timed), then the batch-1 record ``record`` gives for it (timed), as a Price (verdict: ``_judge``)."""
