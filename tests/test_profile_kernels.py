@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -172,3 +173,11 @@ def test_kernel_suite_runs_over_real_ssh():
     cal, _, host = calibrate_kernels("onnxruntime", 1, target, sys.executable, per_kind=TINY_SUITE,
                                      archs=("mobilenet_v3_small",), sizes=(32,))
     assert host.get("hostname") and cal.whole_ms["mobilenet_v3_small@32"] > 0
+
+
+def test_kernels_for_another_cpu_must_run_on_it(tmp_path: Path):
+    cli = [sys.executable, "-c", "from kdbench.cli import main; main()"]
+    done = subprocess.run([*cli, "profile", "calibrate", "--target", "rpi4", "--kernels",
+                           "-o", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 2 and "give --remote user@host" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "calibration").exists()

@@ -15,6 +15,7 @@ a file under ``--models``, a variant id, or a torchvision architecture name.
 from __future__ import annotations
 
 import csv
+import platform
 import tempfile
 import time
 from pathlib import Path
@@ -259,6 +260,10 @@ def _kernel_rows(prof: Any, threads: int, remote: str | None, remote_python: str
     if runtime is None:
         raise ConfigError(f"hardware profile {prof.path}: --kernels times ONNX Runtime on the CPU; add 'onnxruntime' "
                           "to [run] runtimes")
+    arch = str(prof.cpu.get("arch", "")).lower()
+    if not remote and arch and arch != platform.machine().lower():
+        raise ConfigError(f"hardware profile {prof.path} is an {arch} CPU and this machine is {platform.machine()}: "
+                          "--kernels times the suite on the target itself; give --remote user@host")
     ssh = SshTarget(remote, str(ssh_config) if ssh_config else None) if remote else None
     python = (remote_python or prof.remote_python) if remote else "python3"
     return calibrate_kernels(runtime, threads, ssh, python, on_step=on_step)
