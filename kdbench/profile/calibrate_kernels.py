@@ -40,6 +40,7 @@ from kdbench.profile.local import AGENT_PATH, run_agent
 from kdbench.profile.remote import RemoteSession, SshTarget
 
 SUITE_TIMEOUT_S = 1800.0
+STATISTICS = {"median": "kernels_us", "fastest": "kernels_min_us"}  # the agent's keys
 
 
 class CalibrationError(KdbenchError):
@@ -94,8 +95,10 @@ def time_suite(tar: Path, runtime: str, threads: int, remote: SshTarget | None =
 def calibrate_kernels(runtime: str, threads: int, remote: SshTarget | None = None, remote_python: str = "python3",
                       seed: int = 0, per_kind: dict[str, int] | None = None, archs: tuple[str, ...] = CALIBRATION_ARCHS,
                       sizes: tuple[int, ...] = CALIBRATION_SIZES, on_step: Callable[[str], None] | None = None,
-                      graph_level: str = "all") -> tuple[KernelCalibration, list[Row], dict[str, Any]]:
-    """Build, time and fit: (the kernel calibration, the calibration models as per-class rows, the agent's host)."""
+                      graph_level: str = "all", statistic: str = "median",
+                      ) -> tuple[KernelCalibration, list[Row], dict[str, Any]]:
+    """Build, time and fit: (the kernel calibration, the calibration models as per-class rows, the agent's host).
+    ``statistic``: each file's median run (as ``kdbench profile`` reports p50) or its fastest ("fastest")."""
     step = on_step or (lambda _msg: None)
     with tempfile.TemporaryDirectory(prefix="kdbench-kernels-") as tmp:
         folder = Path(tmp) / "suite"
@@ -105,12 +108,12 @@ def calibrate_kernels(runtime: str, threads: int, remote: SshTarget | None = Non
         step(f"timing {len(suite)} kernels and {len(whole)} models on {remote.host if remote else 'this host'}")
         started = time.perf_counter()
         result = time_suite(tar, runtime, threads, remote, remote_python, graph_level=graph_level)
-    cal = calibrate_from_times(result["kernels_us"], suite, whole, threads)
+    cal = calibrate_from_times(result[STATISTICS[statistic]], suite, whole, threads)
     cal.model.runtime = runtime
     cal.suite = {"seed": seed, "per_kind": dict(per_kind or SUITE_PER_KIND), "kernels": len(suite),
                  "calibration_models": sorted(whole), "timing_wall_s": result.get("wall_s"),
                  "wall_s": round(time.perf_counter() - started, 1), "runtime_version": result.get("version"),
-                 "graph_level": graph_level}
+                 "graph_level": graph_level, "statistic": statistic}
     rows = [Row(name, features[name], ms, threads, "fp32", name.split("@")[0], "kernel calibration: measured")
             for name, ms in cal.whole_ms.items()]
     return cal, rows, result.get("host") or {}

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from kdbench.convert.onnx_export import graph_export
-from kdbench.profile.calibrate_kernels import WHOLE_PREFIX, calibrate_kernels, pack, time_suite
+from kdbench.profile.calibrate_kernels import STATISTICS, WHOLE_PREFIX, calibrate_kernels, pack, time_suite
 from kdbench.profile.estimate import Row, fit_constants, predict_ms
 from kdbench.profile.features import graph_features
 from kdbench.profile.kernels import CALIBRATION_ARCHS, graph_kernels
@@ -47,12 +47,12 @@ SIZES = (32, 64, 112, 224)
 X86_CORE_GMACS = 2.5 * 16  # the x86 profile's clock x FMA per cycle
 
 
-def measure(folder: Path, threads: int, repeat: int, level: str) -> list[dict[str, float]]:
+def measure(folder: Path, threads: int, repeat: int, level: str, stat: str) -> list[dict[str, float]]:
     """Whole-model ms per ``arch@size``, once per repeat (each repeat a fresh agent process)."""
     tar = pack(folder, folder.parent / "whole.tar")
     runs = []
     for _ in range(repeat):
-        us = time_suite(tar, "onnxruntime", threads, min_s=0.5, graph_level=level)["kernels_us"]
+        us = time_suite(tar, "onnxruntime", threads, min_s=0.5, graph_level=level)[STATISTICS[stat]]
         runs.append({k[len(WHOLE_PREFIX):]: v / 1000.0 for k, v in us.items() if k.startswith(WHOLE_PREFIX)})
     return runs
 
@@ -68,14 +68,15 @@ def summary(errors: list[float]) -> str:
 
 def evaluate(level: str, fit_archs: tuple[str, ...], feats: dict, kernels: dict, folder: Path, args) -> dict:
     """Measure, fit both structures, predict: the table and the summaries for one graph optimisation level."""
-    runs = measure(folder, args.threads, args.repeat, level)
+    runs = measure(folder, args.threads, args.repeat, level, args.statistic)
     observed = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     spread = [100 * (max(r[k] for r in runs) / min(r[k] for r in runs) - 1) for k in observed]
     rows = [Row(k, feats[k], observed[k], args.threads, "fp32", k.split("@")[0]) for k in observed
             if k.split("@")[0] in fit_archs and k.endswith("@224")]
     constants = fit_constants(rows, X86_CORE_GMACS)
     t0 = time.perf_counter()
-    cal, _, host = calibrate_kernels("onnxruntime", args.threads, archs=fit_archs, graph_level=level)
+    cal, _, host = calibrate_kernels("onnxruntime", args.threads, archs=fit_archs, graph_level=level,
+                                     statistic=args.statistic)
     wall = time.perf_counter() - t0
     table, groups = [], {}
     for key in sorted(observed, key=lambda k: (k.split("@")[0] not in fit_archs, k.split("@")[0], int(k.split("@")[1]))):
@@ -89,7 +90,7 @@ def evaluate(level: str, fit_archs: tuple[str, ...], feats: dict, kernels: dict,
         groups[group][0].append(e_old)
         groups[group][1].append(e_new)
         table.append((key, group, observed[key], old, e_old, new, e_new))
-    print(f"\n== ONNX Runtime graph level {level!r}, threads {args.threads}: whole models measured {args.repeat}x, "
+    print(f"\n== ONNX Runtime graph level {level!r}, threads {args.threads}, {args.statistic} run: whole models measured {args.repeat}x, "
           f"median spread between repeats {statistics.median(spread):.1f}% (max {max(spread):.1f}%)")
     print(f"{'model':26s} {'group':30s} {'measured':>9s} {'per-class':>9s} {'err':>7s} {'kernel':>9s} {'err':>7s}")
     for key, group, obs, old, e_old, new, e_new in table:
@@ -110,6 +111,8 @@ def main() -> None:
     ap.add_argument("--levels", default="extended,all",
                     help="ONNX Runtime graph levels to run at (extended: the graph an ARM CPU such as the Pi's runs; "
                          "all: x86 adds its NCHWc layout)")
+    ap.add_argument("--statistic", choices=tuple(STATISTICS), default="median",
+                    help="each model's and kernel's median run (as profile's p50) or its fastest (less disturbed by load)")
     ap.add_argument("--json", type=Path, default=None, help="also write every number here")
     args = ap.parse_args()
     fit_archs = CALIBRATION_ARCHS[:2] if args.quick else CALIBRATION_ARCHS
