@@ -113,7 +113,8 @@ def calibrate_kernels(runtime: str, threads: int, remote: SshTarget | None = Non
     cal.suite = {"seed": seed, "per_kind": dict(per_kind or SUITE_PER_KIND), "kernels": len(suite),
                  "calibration_models": sorted(whole), "timing_wall_s": result.get("wall_s"),
                  "wall_s": round(time.perf_counter() - started, 1), "runtime_version": result.get("version"),
-                 "graph_level": graph_level, "statistic": statistic}
+                 "graph_level": graph_level, "statistic": statistic,
+                 "times_us": {k: round(v, 3) for k, v in result[STATISTICS[statistic]].items()}}
     rows = [Row(name, features[name], ms, threads, "fp32", name.split("@")[0], "kernel calibration: measured")
             for name, ms in cal.whole_ms.items()]
     return cal, rows, result.get("host") or {}
