@@ -137,7 +137,7 @@ def calibrate(
     kernels: bool = typer.Option(
         False, "--kernels/--no-kernels",
         help="Time a micro-benchmark suite of the students' kernels (conv, depthwise, pointwise, SE, activations, "
-             "pooling, fc at 32-224 px shapes) and 8 calibration models on the device (this host, or --remote), "
+             "pooling, fc at 32-224 px shapes) and 16 calibration models on the device (this host, or --remote), "
              "then price fp32 ONNX graphs kernel by kernel. About 1-3 minutes here, longer on a Pi.",
     ),
     remote: Optional[str] = typer.Option(None, "--remote", help="--kernels: time the suite on user@host over ssh (the profile agent's path)."),
@@ -160,8 +160,8 @@ def calibrate(
                                   remote=remote, remote_python=remote_python, ssh_config=ssh_config,
                                   on_step=lambda msg: console.print(msg))
     for title, key in (("leave-one-architecture-out (fit on the others, predict its rows)", "leave_one_architecture_out"),
-                       ("kernel level, leave one calibration architecture out", None)):
-        rows = data["leave_one_architecture_out"] if key else (data.get("kernels") or {}).get("loao") or []
+                       ("kernel level, whole models measured beside the suite (not fitted on)", None)):
+        rows = data["leave_one_architecture_out"] if key else (data.get("kernels") or {}).get("validation") or []
         if not rows:
             continue
         table = Table(title=f"{data['target']} calibration: {title}")

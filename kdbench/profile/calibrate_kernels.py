@@ -5,8 +5,8 @@
    classes, at ``CALIBRATION_SIZES``) into one ``.tar``.
 2. Time them all with the measurement agent on the device, in one process (``agent.py --kernels``): the
    agent file travels to a Raspberry Pi as it does for ``kdbench profile --remote``.
-3. Fit the per-kernel costs on the suite, the whole-graph terms on the calibration models, and the error
-   band by leaving each calibration architecture out in turn (``kernels.calibrate_from_times``).
+3. Fit the per-kernel costs on the suite; the calibration models, not fitted on, give the error band
+   (``kernels.calibrate_from_times``).
 
 The measured calibration models are also the user rows of the per-class constants (``calibrate.py``), so
 the same file serves graphs the kernel model does not cover (int8, OpenVINO), labelled as such.

@@ -13,6 +13,11 @@ fits, per kernel kind, a cost in microseconds that is linear in the kernel's wor
 with non-negative coefficients fitted to minimise the relative error, and predicts a whole graph as
 the sum of its kernels plus the session's own per-run cost (a one-op model's time, measured). The
 convolution kinds are split by kernel size and depthwise-ness, where their efficiency differs most.
+
+Whole models timed in the same run (``CALIBRATION_ARCHS`` at ``CALIBRATION_SIZES``) are never fitted on:
+their errors give the calibration's band. (Whole-graph correction terms fitted on them -- kernels
+dispatched, weight and activation bytes -- halved their own leave-one-out error but doubled the error
+on other architectures in ``bench_estimator_structure.py``, so there are none.)
 """
 
 from __future__ import annotations
@@ -353,60 +358,33 @@ class KernelModel:
 # ---------------------------------------------------------------- calibration on a device
 
 CALIBRATION_ARCHS = ("mobilenet_v3_large", "mobilenet_v2", "resnet18", "regnet_x_400mf")
-CALIBRATION_SIZES = (64, 224)
+CALIBRATION_SIZES = (32, 64, 112, 224)
 WHOLE_PREFIX = "whole__"  # suite files that are whole calibration models, not kernels
-GRAPH_TERMS = ("per_kernel_us", "us_per_weight_byte", "us_per_act_byte")
-
-
-def graph_terms(kernels: list[Kernel]) -> list[float]:
-    """What a kernel-by-kernel sum misses in a whole graph: kernels dispatched, weight bytes that no longer sit
-    in cache (a micro-benchmark reruns one kernel, a network streams all its weights), activation bytes."""
-    return [float(len(kernels)), sum(4.0 * k.weight_elems for k in kernels),
-            sum(4.0 * (k.in_elems + k.out_elems) for k in kernels)]
 
 
 @dataclass
 class KernelCalibration:
-    """A device's kernel costs and the whole-graph terms fitted on its measured calibration models."""
+    """A device's kernel costs, and how they predict whole models measured on it but never fitted on."""
 
     model: KernelModel
-    graph: list[float]
     band_pct: float
-    loao: list[dict[str, Any]] = field(default_factory=list)
+    validation: list[dict[str, Any]] = field(default_factory=list)
     whole_ms: dict[str, float] = field(default_factory=dict)
     suite: dict[str, Any] = field(default_factory=dict)
     format_version: int = KERNEL_FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON)."""
-        return {**asdict(self), "model": self.model.to_dict(), "graph_terms": list(GRAPH_TERMS)}
+        return {**asdict(self), "model": self.model.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "KernelCalibration":
         """Inverse of ``to_dict``."""
-        d = {k: v for k, v in d.items() if k != "graph_terms"}
         return cls(**{**d, "model": KernelModel.from_dict(d["model"])})
 
     def predict_ms(self, kernels: list[Kernel]) -> float:
-        """A whole graph's latency at batch 1."""
-        extra = sum(c * x for c, x in zip(self.graph, graph_terms(kernels)))
-        return self.model.predict_ms(kernels) + extra / 1000.0
-
-
-def fit_graph(model: KernelModel, rows: list[tuple[list[Kernel], float]]) -> list[float]:
-    """Non-negative whole-graph terms minimising the relative error on measured (kernels, ms) rows."""
-    import numpy as np
-    from scipy.optimize import nnls
-
-    if not rows:
-        return [0.0] * len(GRAPH_TERMS)
-    a = np.array([graph_terms(k) for k, _ in rows])
-    obs = np.array([ms * 1000.0 for _, ms in rows])
-    base = np.array([model.predict_ms(k) * 1000.0 for k, _ in rows])
-    scale = a.max(axis=0)
-    scale[scale == 0] = 1.0
-    coef, _ = nnls((a / scale) / obs[:, None], (obs - base) / obs)
-    return [float(c) for c in coef / scale]
+        """A whole graph's latency at batch 1: the sum of its kernels and one session run."""
+        return self.model.predict_ms(kernels)
 
 
 def band_from_errors(errors_pct: list[float]) -> float:
@@ -419,17 +397,17 @@ def band_from_errors(errors_pct: list[float]) -> float:
 
 def calibrate_from_times(us: dict[str, float], suite: dict[str, list[Kernel]], whole: dict[str, list[Kernel]],
                          threads: int) -> KernelCalibration:
-    """Fit the kernel costs on the suite's times, then the graph terms on the whole models, and the band from
-    leaving each calibration architecture out in turn."""
+    """Fit the kernel costs on the suite's times; the whole calibration models, measured in the same run and not
+    fitted on, give the error band."""
     run_us = us.get("trivial", 0.0)
     model = KernelModel.fit([(suite[s], us[s]) for s in suite if s in us], run_us, threads)
-    rows = {name: (whole[name], us[WHOLE_PREFIX + name] / 1000.0) for name in whole if WHOLE_PREFIX + name in us}
-    graph = fit_graph(model, list(rows.values()))
-    loao = []
-    for name, (kernels, ms) in sorted(rows.items()):
-        arch = name.split("@")[0]
-        rest = [r for n, r in rows.items() if n.split("@")[0] != arch]
-        held = KernelCalibration(model, fit_graph(model, rest), 0.0).predict_ms(kernels)
-        loao.append({"model": name, "observed_ms": ms, "predicted_ms": held, "error_pct": 100.0 * (held / ms - 1.0)})
-    band = band_from_errors([e["error_pct"] for e in loao])
-    return KernelCalibration(model, graph, band, loao, {n: ms for n, (_, ms) in rows.items()})
+    validation, whole_ms = [], {}
+    for name, kernels in sorted(whole.items()):
+        if WHOLE_PREFIX + name not in us:
+            continue
+        ms = whole_ms[name] = us[WHOLE_PREFIX + name] / 1000.0
+        predicted = model.predict_ms(kernels)
+        validation.append({"model": name, "observed_ms": ms, "predicted_ms": predicted,
+                           "error_pct": 100.0 * (predicted / ms - 1.0)})
+    band = band_from_errors([e["error_pct"] for e in validation])
+    return KernelCalibration(model, band, validation, whole_ms)

@@ -17,9 +17,8 @@ What it does (issue 25, parts 1 and 2):
 2. **Per-class constants** (the structure the Raspberry Pi 4 calibration uses), fitted as the Pi's is fitted
    -- on whole-model latencies at 224 px of the calibration architectures only -- then asked for the other
    architectures and for 32/64/112 px.
-3. **Kernel level** (``kdbench profile calibrate --kernels``): the micro-benchmark suite and the calibration
-   architectures at 64 and 224 px timed by the same agent, kernel costs and graph terms fitted, the same
-   predictions asked.
+3. **Kernel level** (``kdbench profile calibrate --kernels``): the micro-benchmark suite timed by the same
+   agent, kernel costs fitted on it alone, the same predictions asked.
 
 Printed: a table architecture x resolution (measured ms, each estimator's error), then per group (calibration
 architectures at sizes not fitted; unseen architectures at every size) the median |error| and the share within
@@ -84,7 +83,7 @@ def evaluate(level: str, fit_archs: tuple[str, ...], feats: dict, kernels: dict,
         old = predict_ms(constants, X86_CORE_GMACS, feats[key], 1, args.threads, "fp32")
         new = cal.predict_ms(kernels[key])
         e_old, e_new = 100 * (old / observed[key] - 1), 100 * (new / observed[key] - 1)
-        group = ("calibration (fitted size)" if size in ("64", "224") else "calibration arch, other size") \
+        group = ("calibration arch, 224 px" if size == "224" else "calibration arch, other size") \
             if arch in fit_archs else "unseen architecture"
         groups.setdefault(group, ([], []))
         groups[group][0].append(e_old)
@@ -98,7 +97,7 @@ def evaluate(level: str, fit_archs: tuple[str, ...], feats: dict, kernels: dict,
     for group, (e_old, e_new) in groups.items():
         print(f"[{level}] {group}: per-class constants (fit on 224 px): {summary(e_old)}")
         print(f"[{level}] {group}: kernel level: {summary(e_new)}")
-    print(f"[{level}] kernel calibration: {cal.suite['kernels']} micro-benchmarks + {len(cal.whole_ms)} models, "
+    print(f"[{level}] kernel calibration: {cal.suite['kernels']} micro-benchmarks + {len(cal.whole_ms)} validation models, "
           f"{wall:.0f} s in all ({cal.suite['timing_wall_s']} s of timing); its own band ±{cal.band_pct:.0f}%")
     return {"runs": runs, "table": table, "constants": constants, "kernels": cal.to_dict(), "host": host}
 
