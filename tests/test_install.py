@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -64,10 +65,24 @@ def test_repository_folders_are_the_packaged_ones():
         assert (REPO / kind).resolve() == (PACKAGE_DIR / kind).resolve(), kind
 
 
+def source_copy(dest: Path) -> Path:
+    """The files a wheel is built from (pyproject.toml, README.md, kdbench/), copied to ``dest``: setuptools
+    writes build/ and kdbench.egg-info/ beside the sources it builds, so the build leaves the checkout alone."""
+    dest.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, dest / name)
+    shutil.copytree(REPO / "kdbench", dest / "kdbench", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
+
+
 def test_the_wheel_carries_every_data_file_of_the_package(tmp_path):
-    """Build the real wheel and compare its non-Python files with the package's on disk."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
+    """Build the real wheel (from a copy of the sources, in tmp_path) and compare its non-Python files with the
+    package's on disk; the checkout gets no build/ folder."""
+    had_build = (REPO / "build").exists()
+    src = source_copy(tmp_path / "src")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path)], check=True, cwd=tmp_path, timeout=300)
+    assert had_build or not (REPO / "build").exists()
     (wheel,) = tmp_path.glob("kdbench-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     on_disk = {p.relative_to(PACKAGE_DIR.parent).as_posix() for p in PACKAGE_DIR.rglob("*")

@@ -698,14 +698,18 @@ def test_point_labels_never_overlap(tmp_path):
 def test_a_method_run_on_its_defaults_shows_its_t_and_alpha():
     """A trial of vanilla KD on its defaults records hparams {}: the row still shows T = 4 and alpha = 0.5."""
     from kdbench.leaderboard.collect import config_columns
+    from kdbench.search.trial_record import TrialRecord
 
-    cols = config_columns({"method": "vanilla", "hparams": {}, "train": {"batch_size": 8}, "trial": 0}, None)
+    def trial(method, hparams, **more):
+        return TrialRecord(trial=0, student="s", method=method, state="complete", seeds={}, hparams=hparams, **more)
+
+    cols = config_columns(trial("vanilla", {}, train={"batch_size": 8}), None)
     assert (cols["temperature"], cols["alpha"], cols["train_batch_size"]) == (4.0, 0.5, 8)
-    assert config_columns({"method": "vanilla", "hparams": {"temperature": 2.0}}, None)["temperature"] == 2.0
-    assert config_columns({"method": "scratch", "hparams": {}}, None)["temperature"] is None
-    assert config_columns({"method": "ctkd", "hparams": {"temperature": None}}, None)["temperature"] is None
+    assert config_columns(trial("vanilla", {"temperature": 2.0}), None)["temperature"] == 2.0
+    assert config_columns(trial("scratch", {}), None)["temperature"] is None
+    assert config_columns(trial("ctkd", {"temperature": None}), None)["temperature"] is None
     # the settings the search recorded win (trial.json method_settings: resolved when the trial ran)
-    recorded = {"method": "vanilla", "hparams": {}, "method_settings": {"temperature": 3.0, "alpha": 0.7}}
+    recorded = trial("vanilla", {}, method_settings={"temperature": 3.0, "alpha": 0.7})
     assert (config_columns(recorded, None)["temperature"], config_columns(recorded, None)["alpha"]) == (3.0, 0.7)
     # an exported candidate outside the study: its own hparams over the method's defaults, not the defaults alone
     assert (config_columns(None, "vanilla", {"temperature": 8.0})["temperature"],

@@ -8,32 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
+from search_fixtures import tiny_space_toml
 
 pytestmark = pytest.mark.slow
 
-SPACE = """
-[study]
-name = "lb"
-students = ["mobilenet_v3_small"]
-seeds = [0, 1]
-n_trials = 2
-n_startup_trials = 1
-pruner = "none"
-sampler_seed = 0
-
-[train]
-epochs = 1
-patience = 5
-batch_size = 8
-max_batches_per_epoch = 1
-
-[space]
-method = ["scratch", "vanilla"]
-
-[space.vanilla]
-temperature = 4.0
-alpha = 0.5
-"""
+SPACE = tiny_space_toml("lb", ["mobilenet_v3_small"], [0, 1],
+                        study={"n_trials": 2, "n_startup_trials": 1, "sampler_seed": 0}, train={"patience": 5},
+                        vanilla={"temperature": 4.0, "alpha": 0.5})
 
 
 def test_leaderboard_from_real_search_export_and_profile(tmp_path):

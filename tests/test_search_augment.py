@@ -6,33 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from search_fixtures import tiny_space_toml
 
 from kdbench.errors import ConfigError
 from kdbench.search.space import parse_space
 
 STUDENT = "mobilenet_v3_small"
-SPACE = f"""
-[study]
-name = "aug"
-students = ["{STUDENT}"]
-seeds = [0]
-sampler = "grid"
-pruner = "none"
-
-[train]
-epochs = 2
-batch_size = 8
-max_batches_per_epoch = 2
-augment_versions = 2
-augment_choice = "cycle"
-augment_seed = 3
-
-[train.augment]
-speckle = 0.1
-
-[space]
-method = ["scratch", "vanilla"]
-"""
+SPACE = tiny_space_toml("aug", [STUDENT], [0], study={"sampler": "grid"},
+                        train={"epochs": 2, "max_batches_per_epoch": 2, "augment_versions": 2, "augment_choice": "cycle",
+                               "augment_seed": 3, "augment": {"speckle": 0.1}})
 
 
 def test_search_trains_every_trial_with_the_spaces_augmentation(phantom_32px, tmp_path):

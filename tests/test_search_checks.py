@@ -229,9 +229,9 @@ def test_a_configuration_proposed_again_is_not_trained_again(tiny_store, tmp_pat
     from kdbench.search.runner import SearchRequest, load_studies, run_search
 
     space = tmp_path / "twice.toml"
-    space.write_text('[study]\nname = "twice"\nstudents = ["test_efficientnet"]\nseeds = [0]\nsampler = "random"\n'
-                     'sampler_seed = 0\npruner = "none"\nn_trials = 4\n[train]\nepochs = 1\nbatch_size = 8\n'
-                     'max_batches_per_epoch = 1\n[space]\nmethod = "scratch"\nlr = [0.001, 0.002]\n')
+    space.write_text(tiny_space_toml("twice", ["test_efficientnet"], [0],
+                                     study={"sampler": "random", "sampler_seed": 0, "n_trials": 4},
+                                     space={"method": "scratch", "lr": [0.001, 0.002]}))
     result = run_search(SearchRequest(config=space, store=tiny_store.path, run_dir=tmp_path / "runs", device="cpu"))
     trials = load_studies(result["study_dir"], None)["test_efficientnet"].get_trials()
     assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)

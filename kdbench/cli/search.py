@@ -80,7 +80,7 @@ def _resumable(run):
     import sys
 
     from kdbench.search.interrupts import interrupt_on_sigterm, report_interrupted
-    from kdbench.search.runner import SearchAborted
+    from kdbench.search.interrupts import SearchAborted
 
     try:
         with interrupt_on_sigterm(second_exits=True):
@@ -137,7 +137,7 @@ def _log_lines(study_dir: Path, planned: int, work) -> None:
 
 def _print_report(study_dir: Path, storage: str | None, quota: dict[str, int] | None, stats: dict, wall_s: float | None) -> None:
     """The final tables: status per student and the paired statistics."""
-    from kdbench.search.runner import load_studies
+    from kdbench.search.studies import load_studies
     from kdbench.search.status import statistics_table, status_table, study_status
 
     st = study_status(load_studies(study_dir, storage), study_dir, quota)
@@ -160,7 +160,7 @@ def status(
     run_dir: Path = typer.Option(Path("runs"), "--run-dir", help=RUN_DIR_HELP),
 ) -> None:
     """Summarise a study: trials per state, best configuration so far per student, live workers."""
-    from kdbench.search.runner import load_studies
+    from kdbench.search.studies import load_studies
     from kdbench.search.status import status_table, study_status
 
     path = study_folder(study, run_dir)

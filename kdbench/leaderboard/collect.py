@@ -32,8 +32,10 @@ from kdbench.leaderboard.seeds import SeedSummary, seed_metrics, summarise_trial
 from kdbench.manifest import read_json
 from kdbench.profile.constraints import evaluate_constraints, load_constraints
 from kdbench.profile.results import ProfileRecord, load_results
+from kdbench.search.comparison import Comparison, comparisons_of
 from kdbench.search.space import DEFAULT_MARGIN, check_margin
 from kdbench.search.statistics import best_trial
+from kdbench.search.trial_record import TrialRecord
 
 NO_TARGET = "none"
 _PRECISIONS = ("int8", "fp16")
@@ -67,7 +69,7 @@ class Leaderboard:
     left_out: list[dict[str, Any]]
     inputs: dict[str, str]
     statistics_warnings: list[str] = field(default_factory=list)
-    comparisons: list[dict[str, Any]] = field(default_factory=list)  # KD-vs-scratch etc., test accuracy
+    comparisons: list[Comparison] = field(default_factory=list)  # KD-vs-scratch etc., test accuracy
     comparisons_source: str = ""  # "confirm" | "search" | ""
     split_sizes: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)  # split -> (frames, clips)
     pareto: dict[str, Any] | None = None  # multi-objective study: {"target", "objectives", "rows"} (pareto_section)
@@ -89,20 +91,14 @@ def _read_json_file(path: Path, what: str) -> Any:
         raise DataError(f"{path}: not valid JSON ({err}); expected {what}") from None
 
 
-def read_study(study_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """study.json and every trial.json of a study directory."""
-    from kdbench.search.results import read_study_json, read_trials
+def read_study(study_dir: Path) -> tuple[dict[str, Any], list[TrialRecord]]:
+    """study.json and every trial of a study directory (TrialRecord names a trial.json missing a key)."""
+    from kdbench.search.results import read_study_json, study_trial_records
 
     study_dir = Path(study_dir)
     if not study_dir.exists():
         raise DataError(f"--study {study_dir} does not exist; expected RUN_DIR/<study> written by `kdbench search`")
-    info = read_study_json(study_dir)
-    trials = read_trials(study_dir)
-    for t in trials:
-        for key in ("student", "trial", "method", "state", "seeds"):
-            if key not in t:
-                raise DataError(f"{t['run_dir']}/trial.json: key {key!r} missing (expected a trial written by `kdbench search`)")
-    return info, trials
+    return read_study_json(study_dir), study_trial_records(study_dir)
 
 
 def read_statistics(study_dir: Path, notes: list[str] | None = None) -> tuple[dict[str, Any] | None, str]:
@@ -169,23 +165,18 @@ def open_study_store(info: dict[str, Any], notes: list[str]) -> Any:
 # ---------------------------------------------------------------------------------------- study side
 
 
-def best_per_method(trials: list[dict[str, Any]], objective: str) -> list[dict[str, Any]]:
+def best_per_method(trials: list[TrialRecord], objective: str) -> list[TrialRecord]:
     """The best completed trial (by mean ``objective`` over seeds, a validation figure) of every (student, method)."""
-    key = f"mean_{objective}"
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str], list[TrialRecord]] = {}
     for t in trials:
-        if t.get("state") == "complete" and t.get(key) is not None:
-            groups.setdefault((t["student"], t["method"]), []).append(t)
+        if t.state == "complete" and t.mean(objective) is not None:
+            groups.setdefault((t.student, t.method), []).append(t)
     return [best_trial(groups[g], objective) for g in sorted(groups)]  # the search's one best-trial rule
 
 
-def kd_significance(stats: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+def kd_significance(comparisons: list[Comparison]) -> dict[str, Comparison]:
     """Per student: the best distillation method vs the baseline on test accuracy (its row marked best_distillation)."""
-    out: dict[str, dict[str, Any]] = {}
-    for c in (stats or {}).get("comparisons", []):
-        if c.get("metric") == "test_accuracy" and c.get("best_distillation"):
-            out[c["student"]] = c
-    return out
+    return {c.student: c for c in comparisons if c.metric == "test_accuracy" and c.best_distillation}
 
 
 def _hparam(hparams: dict[str, Any], key: str) -> Any:
@@ -193,26 +184,27 @@ def _hparam(hparams: dict[str, Any], key: str) -> Any:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def method_settings(trial: dict[str, Any] | None, method: str | None, hparams: dict[str, Any] | None = None
+def method_settings(trial: TrialRecord | None, method: str | None, hparams: dict[str, Any] | None = None
                     ) -> dict[str, Any]:
     """The settings the method ran with: the trial's recorded ``method_settings``, else its (or, without a trial,
     the exported candidate's) ``hparams`` over the method's defaults (kdbench.distill.registry.resolved_hparams)."""
     from kdbench.distill.registry import resolved_hparams  # defers torch
 
-    recorded = (trial or {}).get("method_settings")
-    if isinstance(recorded, dict):
-        return recorded
-    return resolved_hparams((trial or {}).get("method") or method, (trial or {}).get("hparams", hparams))
+    if trial is None:
+        return resolved_hparams(method, hparams)
+    if isinstance(trial.method_settings, dict):
+        return trial.method_settings
+    return resolved_hparams(trial.method, trial.hparams)
 
 
-def config_columns(trial: dict[str, Any] | None, method: str | None, hparams: dict[str, Any] | None = None
+def config_columns(trial: TrialRecord | None, method: str | None, hparams: dict[str, Any] | None = None
                    ) -> dict[str, Any]:
     """The student-configuration columns from a trial (or, outside a study, the method and its candidate's hparams)."""
-    method = (trial or {}).get("method") or method
+    method = trial.method if trial is not None else method
     hp = method_settings(trial, method, hparams)
     return {"method": method, "temperature": _hparam(hp, "temperature"),
-            "alpha": _hparam(hp, "alpha"), "train_batch_size": ((trial or {}).get("train") or {}).get("batch_size"),
-            "trial": (trial or {}).get("trial")}
+            "alpha": _hparam(hp, "alpha"), "train_batch_size": trial.train.get("batch_size") if trial else None,
+            "trial": trial.trial if trial else None}
 
 
 def _ci(metrics: dict[str, Any], key: str) -> tuple[Any, Any]:
@@ -306,11 +298,11 @@ def _variant_row(v: VariantRecord, trial: dict[str, Any] | None, hparams: dict[s
                     **config_columns(trial, v.method, hparams), **metric_columns(metrics.get("val") or {}, metrics.get("test") or {}))
 
 
-def variant_rows(variants: list[VariantRecord], candidates: dict[str, dict[str, Any]], trials: list[dict[str, Any]],
+def variant_rows(variants: list[VariantRecord], candidates: dict[str, dict[str, Any]], trials: list[TrialRecord],
                  summaries: dict[tuple[str, int], SeedSummary], teacher: dict[str, Any],
                  notes: list[str]) -> tuple[list[BoardRow], list[BoardRow], list[dict[str, Any]]]:
     """(student rows, teacher rows, left-out variants) from the export's records, joined with their trials."""
-    by_key = {(t["student"], int(t["trial"])): t for t in trials}
+    by_key = {t.key: t for t in trials}
     rows, teacher_rows, left_out, unmatched = [], [], [], set()
     for v in sorted(variants, key=lambda v: v.id):
         if v.status != "ok":
@@ -321,7 +313,7 @@ def variant_rows(variants: list[VariantRecord], candidates: dict[str, dict[str, 
         trial = None if is_teacher or v.trial is None else by_key.get((str(v.student), v.trial))
         row = _variant_row(v, trial, cand.get("hparams"))
         if trial is not None:
-            row = row.replace(**seed_columns(summaries[(trial["student"], int(trial["trial"]))]))
+            row = row.replace(**seed_columns(summaries[trial.key]))
         elif not is_teacher:
             unmatched.add(v.candidate)
         if row.val_accuracy is None:
@@ -336,14 +328,14 @@ def variant_rows(variants: list[VariantRecord], candidates: dict[str, dict[str, 
     return rows, teacher_rows, left_out
 
 
-def study_rows(best: list[dict[str, Any]], summaries: dict[tuple[str, int], SeedSummary]) -> list[BoardRow]:
+def study_rows(best: list[TrialRecord], summaries: dict[tuple[str, int], SeedSummary]) -> list[BoardRow]:
     """Accuracy-only rows (no export): the best trial of every (student, method), scored by its seed means."""
     rows = []
     for t in best:
-        s = summaries[(t["student"], int(t["trial"]))]
+        s = summaries[t.key]
         val = {"accuracy": s.means["val"], "accuracy_ci": s.intervals["val"]}
         test = {**s.test, "accuracy": s.means["test"], "accuracy_ci": s.intervals["test"]}
-        rows.append(BoardRow(student=t["student"], variant="checkpoint", precision="fp32", **metric_columns(val, test),
+        rows.append(BoardRow(student=t.student, variant="checkpoint", precision="fp32", **metric_columns(val, test),
                              **config_columns(t, None), **seed_columns(s)))
     return rows
 
@@ -506,19 +498,19 @@ def pareto_section(study_dir: Path, info: dict[str, Any], summaries: dict[tuple[
                    ) -> dict[str, Any] | None:
     """A multi-objective study's Pareto front (kdbench.search.results.best_trials(pareto=True), over every
     student) with its seed-mean accuracies and estimated prices; None for a single-objective study."""
-    from kdbench.search.results import best_trials, study_objectives
+    from kdbench.search.results import best_trial_records, study_objectives
 
     objectives = study_objectives(info)
     if len(objectives) < 2:
         return None
     rows = []
-    for e in best_trials(study_dir, per_architecture=False, pareto=True):
-        s, price = summaries[(e["student"], int(e["trial"]))], e["price"]
-        rows.append({"family": e.get("family") or e["student"], "student": e["student"], "trial": e["trial"],
-                     "input_size": e.get("input_size"), "method": e["method"], "hparams": e["hparams"],
-                     "val_accuracy": e["mean"], "val_interval": list(s.intervals["val"]),
+    for e in best_trial_records(study_dir, per_architecture=False, pareto=True):
+        s, price = summaries[(e.student, int(e.trial))], e.price or {}
+        rows.append({"family": e.family or e.student, "student": e.student, "trial": e.trial,
+                     "input_size": e.input_size, "method": e.method, "hparams": e.hparams,
+                     "val_accuracy": e.mean, "val_interval": list(s.intervals["val"]),
                      "test_accuracy": s.means["test"], "test_interval": list(s.intervals["test"]),
-                     "interval_kind": s.interval_kind, "n_seeds": e["n_seeds"],
+                     "interval_kind": s.interval_kind, "n_seeds": e.n_seeds,
                      **{k: price.get(k) for k in ("precision", "latency_ms", "fps", "fps_low", "fps_high",
                                                    "model_memory_mb", "error_band_pct", "status", "method")}})
     return {"target": objectives[1].partition("@")[2], "objectives": objectives, "rows": rows}
@@ -610,11 +602,11 @@ def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path |
     stats, stats_source = read_statistics(study_dir, notes)
     confirm_not_used = bool(notes)  # read_statistics said why it fell back to the search's statistics
     objective = (info.get("config") or {}).get("objective", "val_accuracy")
-    complete = [t for t in trials if t.get("state") == "complete"]
+    complete = [t for t in trials if t.state == "complete"]
     if not complete:
         raise DataError(f"{study_dir}: no completed trial (run `kdbench search`, or see `kdbench search status`)")
     store = open_study_store(info, notes)
-    summaries = {(t["student"], int(t["trial"])): summarise_trial(t, store) for t in complete}
+    summaries = {t.key: summarise_trial(t, store) for t in complete}
     best = best_per_method(complete, objective)
     teacher = teacher_info(info, list(summaries.values()))
     if stats is None:
@@ -640,15 +632,15 @@ def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path |
         notes.append("no --export given: rows are the best trial of every (student, method), scored by their seed means; "
                      "no size, latency or constraints")
         base = study_rows(best, summaries)
-        predictions = {f"{t['student']}/trial {t['trial']}": summaries[(t["student"], int(t["trial"]))].val_hits
-                       for t in best}
+        predictions = {f"{t.student}/trial {t.trial}": summaries[t.key].val_hits for t in best}
         if profile_dir is not None:
             notes.append(f"--profiles {profile_dir} ignored: profile results are keyed by exported variant id, so they "
                          "need --export as well")
             profile_dir = None
 
     teacher_acc = teacher.get("accuracy")
-    sig = kd_significance(stats)
+    comparisons = comparisons_of(stats, where=f"{study_dir} statistics ({stats_source})")
+    sig = kd_significance(comparisons)
     for row in base + teacher_base:
         row.model = model_name(row)
         if teacher_acc and row.test_accuracy is not None:
@@ -656,20 +648,20 @@ def collect(study_dir: Path, export_dir: Path | None = None, profile_dir: Path |
     for row in base:
         c = sig.get(str(row.student))
         if c is not None:
-            row.kd_vs_scratch_diff, row.kd_vs_scratch_p_holm = c.get("diff"), c.get("p_holm")
-            row.kd_vs_scratch_verdict, row.kd_vs_scratch_source = c.get("verdict"), stats_source
+            row.kd_vs_scratch_diff, row.kd_vs_scratch_p_holm = c.diff, c.p_holm
+            row.kd_vs_scratch_verdict, row.kd_vs_scratch_source = c.verdict, stats_source
     if teacher_acc is None:
         notes.append("the teacher's test accuracy is unknown (no teacher.json beside the study's teacher and no "
                      "teacher_accuracy in the trials): relative accuracy is left empty")
 
     boards = _boards(base, teacher_base, profile_dir, targets, include_unstable, notes, predictions, margin, per_target)
-    method_results = [summaries[(t["student"], int(t["trial"]))] for t in best]
+    method_results = [summaries[t.key] for t in best]
     return Leaderboard(study=str(info.get("study") or study_dir.name), boards=boards, teacher=teacher,
                        method_results=method_results, notes=notes, left_out=left_out,
                        inputs={"study": str(study_dir), "export": str(export_dir) if export_dir else "",
                                "profiles": str(profile_dir) if profile_dir else ""},
                        statistics_warnings=list((stats or {}).get("warnings", [])),
-                       comparisons=[c for c in (stats or {}).get("comparisons", []) if c.get("metric") == "test_accuracy"],
+                       comparisons=[c for c in comparisons if c.metric == "test_accuracy"],
                        comparisons_source=stats_source,
                        split_sizes=_split_sizes(base, method_results, study_dir),
                        pareto=pareto_section(study_dir, info, summaries), families=student_families(info),

@@ -496,11 +496,10 @@ def _method_lines(lb: Leaderboard, plots: dict[str, str]) -> list[str]:
                   "(* significant: Holm p < 0.05); the verdict is at the study's margin.", ""]
         lines.append(markdown_table(
             ["student<br>comparison", "A − B<br>(95% CI)", "p", "Holm p", "seeds", "engine", "verdict"],
-            [[f"{c.get('student', '-')}<br>{c.get('comparison', '-')}",
-              _two_lines(fmt_iv(c.get("diff"), c.get("ci_low"), c.get("ci_high"))),
-              fmt_p(c.get("p_value")), fmt_p(c.get("p_holm")) + (" *" if c.get("significant") else ""),
-              str(len(c.get("seeds") or [])), str(c.get("engine") or "-").replace(" x ", "×"),
-              c.get("verdict") or "-"] for c in lb.comparisons],
+            [[f"{c.student}<br>{c.comparison}", _two_lines(fmt_iv(c.diff, c.ci_low, c.ci_high)),
+              fmt_p(c.p_value), fmt_p(c.p_holm) + (" *" if c.significant else ""),
+              str(len(c.seeds or [])), str(c.engine or "-").replace(" x ", "×"),
+              c.verdict or "-"] for c in lb.comparisons],
             {1, 2, 3, 4}))
         lines.append("")
     return lines

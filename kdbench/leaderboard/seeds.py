@@ -19,6 +19,7 @@ from kdbench.leaderboard.columns import PROPORTION
 from kdbench.leaderboard.row import clip_interval
 from kdbench.manifest import read_json
 from kdbench.predictions import seed_hits, seed_logits, teacher_test_hits
+from kdbench.search.trial_record import TrialRecord
 
 SPLITS = ("val", "test")
 
@@ -97,13 +98,14 @@ def _test_means(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def summarise_trial(trial: dict[str, Any], store: Any = None) -> SeedSummary:
-    """The seed summary of a trial.json (``store``: the study's FrameStore, for seed+clip intervals; None: seeds only)."""
-    seeds = sorted(int(s) for s in trial["seeds"])
-    ok = [s for s in seeds if trial["seeds"][str(s)].get("status", "ok") == "ok"]
-    per_seed = [seed_metrics(Path(trial["run_dir"]), s) for s in ok]
-    accs = {split: [trial["seeds"][str(s)].get(f"{split}_accuracy") for s in ok] for split in SPLITS}
-    preds = {split: seed_logits(Path(trial["run_dir"]), ok, split, store) if store is not None and ok else None
+def summarise_trial(trial: TrialRecord, store: Any = None) -> SeedSummary:
+    """The seed summary of a trial (``store``: the study's FrameStore, for seed+clip intervals; None: seeds only)."""
+    run_dir = Path(str(trial.run_dir))
+    seeds = sorted(int(s) for s in trial.seeds)
+    ok = [s for s in seeds if trial.seeds[str(s)].get("status", "ok") == "ok"]
+    per_seed = [seed_metrics(run_dir, s) for s in ok]
+    accs = {split: [trial.seeds[str(s)].get(f"{split}_accuracy") for s in ok] for split in SPLITS}
+    preds = {split: seed_logits(run_dir, ok, split, store) if store is not None and ok else None
              for split in SPLITS}
     hits = {split: seed_hits(*preds[split], store) if preds[split] else None for split in SPLITS}
     intervals = {split: _interval([a for a in accs[split] if a is not None], hits[split]) for split in SPLITS}
@@ -113,11 +115,11 @@ def summarise_trial(trial: dict[str, Any], store: Any = None) -> SeedSummary:
         test["ece_ci"] = _ece_interval(preds["test"], store)
     teacher = next((m["test"]["teacher_accuracy"] for m in per_seed
                     if (m.get("test") or {}).get("teacher_accuracy") is not None), None)
-    return SeedSummary(student=trial["student"], method=trial["method"], trial=int(trial["trial"]), seeds=ok,
+    return SeedSummary(student=trial.student, method=trial.method, trial=int(trial.trial), seeds=ok,
                        accuracies=accs, means={split: _mean(accs[split]) for split in SPLITS}, intervals=intervals,
                        interval_kind="seeds+clips" if all(h is not None for h in hits.values()) else "seeds",
                        test=test, teacher_accuracy=teacher,
-                       relative=_relative(Path(trial["run_dir"]), ok, preds["test"], store),
+                       relative=_relative(run_dir, ok, preds["test"], store),
                        val_hits=_val_hits(ok, preds["val"], hits["val"], store))
 
 

@@ -30,6 +30,7 @@ from typing import Any, Callable
 from kdbench.errors import ConfigError, DataError
 from kdbench.layout import seed_dir
 from kdbench.manifest import write_json
+from kdbench.search.trial_record import write_trial
 
 CONFIRM_DIR = "confirm"
 FIRST_SEED = 1000
@@ -79,7 +80,7 @@ def unfinished(study_dir: Path, storage: str | None = None, n_trials: int | None
 
     from kdbench.search.liveness import live_workers
     from kdbench.search.results import read_study_json
-    from kdbench.search.runner import load_studies, study_space, used_trials
+    from kdbench.search.studies import load_studies, study_space, used_trials
 
     study_dir = Path(study_dir)
     info = read_study_json(study_dir)
@@ -265,7 +266,7 @@ def run_confirm(req: ConfirmRequest, on_event: Callable[..., None] | None = None
         record = _record(trial, mine, [int(s) for s in mine])
         if race is not None:
             record["race"] = race_verdicts(race, trial)
-        write_json(config_dir(study_dir, trial) / "trial.json", record)
+        write_trial(config_dir(study_dir, trial), record)
         records.append(record)
     trained, reused, warnings = runs.trained, runs.reused, runs.warnings
     if race is not None:

@@ -16,7 +16,13 @@ import signal
 import sys
 from typing import Any, Callable
 
+from kdbench.errors import KdbenchError
+
 RESUME_HINT = "rerun the same command to resume"
+
+
+class SearchAborted(KdbenchError):
+    """A trial stopped on a fault (full disk, read-only folder, a killed worker); the study is resumable."""
 
 
 class Interrupted(KeyboardInterrupt):

@@ -24,12 +24,12 @@ from typing import Any, Callable
 
 from kdbench import layout
 from kdbench.distill.feed import TeacherFeed
-from kdbench.manifest import write_json
 from kdbench.search.hardware_aware import TRIAL_JSON_ATTRS, budget_used, objective_values, price_of
 from kdbench.search.liveness import (DUPLICATE_ATTR, FINAL_ATTR, INTERRUPTED_ATTR, SLOT_ATTR, WORKER_ATTR, Heartbeat,
                                      queue_retry, retried_numbers, superseded)
 from kdbench.search.seed_attrs import METRICS, seed_attrs, seed_results_of
 from kdbench.search.space import SearchSpace
+from kdbench.search.trial_record import write_trial
 
 SEED_LOG = "seed_log.jsonl"
 REUSED_ATTR = "same_as_trial"  # user attribute: this trial's configuration had finished as that trial; not trained again
@@ -418,7 +418,7 @@ def _write_trial_json(ctx: SearchContext, trial: Any, config: Any, results: dict
     body.update({k: trial.user_attrs[k] for k in TRIAL_JSON_ATTRS if k in trial.user_attrs})  # family, input size
     if (price := price_of(trial)) is not None:
         body["price"] = price
-    write_json(tdir / "trial.json", body)
+    write_trial(tdir, body)
 
 
 def _prune_checkpoints(space: SearchSpace, tdir: Path, results: dict[str, dict[str, Any]]) -> None:

@@ -1,13 +1,16 @@
 """What a study leaves on disk for the later stages: summary.csv, statistics.json, best trials.
 
-Everything here reads the study directory only (``study.json`` and each trial's ``trial.json``),
-so the export stage can run on a machine that cannot reach the study's database.
+The readers here need the study directory only (``study.json`` and each trial's ``trial.json``, read through
+``kdbench.search.trial_record``), so the export stage can run on a machine that cannot reach the study's database;
+``usable_trials`` also rewrites a trial.json whose state disagrees with the storage. ``BestTrial`` is the record of
+one best-trial entry (``best_trial_records``; ``best_trials`` gives their dicts).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from kdbench.errors import ConfigError, DataError
 from kdbench.layout import seed_dir
 from kdbench.manifest import read_json, write_json
 from kdbench.pareto import pareto_fronts
+from kdbench.search.trial_record import TrialRecord, read_trial_records, write_trial
 
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 SUMMARY_COLUMNS = ("student", "trial", "state", "method", "config_id", "hparams", "train", "n_seeds",
@@ -38,22 +42,18 @@ def read_study_json(study_dir: Path) -> dict[str, Any]:
 
 
 def read_trials(study_dir: Path) -> list[dict[str, Any]]:
-    """Every trial.json of the study (any state), sorted by student then trial number.
+    """Every trial.json of the study (any state) as dicts with ``run_dir``, sorted by student then trial number
+    (``read_trial_records`` gives the records; a trial.json of another ``study_id`` is left out)."""
+    return [{**r.to_dict(), "run_dir": r.run_dir} for r in study_trial_records(study_dir)]
+
+
+def study_trial_records(study_dir: Path) -> list[TrialRecord]:
+    """Every TrialRecord of the study (any state), sorted by student then trial number.
 
     A trial.json that records another ``study_id`` than study.json (a folder written through another
     storage under the same name) is not this study's and is left out."""
-    out = []
     owner = read_study_json(study_dir).get("study_id") if (Path(study_dir) / "study.json").is_file() else None
-    for path in sorted(Path(study_dir).glob("trials/*/*/trial.json")):
-        try:
-            body = json.loads(path.read_text())
-        except ValueError as err:
-            raise DataError(f"{path}: not valid JSON ({err})") from err
-        if owner and body.get("study_id") not in (None, owner):
-            continue
-        body["run_dir"] = str(path.parent)
-        out.append(body)
-    return sorted(out, key=lambda t: (t["student"], t["trial"]))
+    return read_trial_records(study_dir, owner)
 
 
 def storage_rows(studies: dict[str, Any]) -> list[dict[str, Any]]:
@@ -116,21 +116,21 @@ def usable_trials(study_dir: Path, rows: list[dict[str, Any]]) -> tuple[list[dic
     by_key = {(r["student"], int(r["trial"])): r for r in rows}
     seeds = [str(s) for s in read_study_json(study_dir)["seeds"]]
     usable, warnings = [], []
-    for t in read_trials(study_dir):
-        row = by_key.get((t["student"], t["trial"]))
-        if row is None or int(Path(t["run_dir"]).name) != t["trial"]:
+    for t in study_trial_records(study_dir):
+        row = by_key.get(t.key)
+        if row is None or int(Path(str(t.run_dir)).name) != t.trial:
             continue  # a retried trial's record under its new number, or a trial of another storage
-        if row["state"] in ("complete", "pruned", "failed") and t.get("state") != row["state"]:
-            t["state"], t["reason"] = row["state"], row["reason"] or f"the storage says {row['state']}"
-            write_json(Path(t["run_dir"]) / "trial.json", {k: v for k, v in t.items() if k != "run_dir"})
+        if row["state"] in ("complete", "pruned", "failed") and t.state != row["state"]:
+            t.state, t.reason = row["state"], row["reason"] or f"the storage says {row['state']}"
+            write_trial(str(t.run_dir), t)
         if row["state"] != "complete":
             continue
-        missing = [s for s in seeds if s not in t.get("seeds", {}) or not (seed_dir(t["run_dir"], s) / "metrics.json").is_file()]
+        missing = [s for s in seeds if s not in t.seeds or not (seed_dir(str(t.run_dir), s) / "metrics.json").is_file()]
         if missing:
-            warnings.append(f"{t['student']} trial {t['trial']}: complete in the storage but seed(s) {missing} have no "
-                            f"metrics.json under {t['run_dir']}; left out of the statistics")
+            warnings.append(f"{t.student} trial {t.trial}: complete in the storage but seed(s) {missing} have no "
+                            f"metrics.json under {t.run_dir}; left out of the statistics")
             continue
-        usable.append(t)
+        usable.append({**t.to_dict(), "run_dir": t.run_dir})
     return usable, warnings
 
 
@@ -185,35 +185,97 @@ def study_objectives(info: dict[str, Any]) -> list[str]:
     return list(cfg.get("objectives") or [cfg.get("objective", "val_accuracy")])
 
 
-def trial_latency(trial: dict[str, Any]) -> float | None:
-    """The priced (estimated) batch-1 latency p50 in ms a hardware-aware trial recorded, else None."""
-    return (trial.get("price") or {}).get("latency_ms")
-
-
-def pareto_front(trials: list[dict[str, Any]], objective: str) -> list[dict[str, Any]]:
+def pareto_front(trials: list[TrialRecord], objective: str) -> list[TrialRecord]:
     """Trials no other trial dominates on (mean ``objective`` up, priced latency down), as Optuna's best_trials,
     fastest first; trials without a price are left out."""
-    pts = [t for t in trials if trial_latency(t) is not None]
-    fronts = pareto_fronts([(t[f"mean_{objective}"], trial_latency(t)) for t in pts], ("max", "min"))
+    pts = [t for t in trials if t.latency_ms is not None]
+    fronts = pareto_fronts([(t.mean(objective), t.latency_ms) for t in pts], ("max", "min"))
     front = [t for t, k in zip(pts, fronts) if k == 1]
-    return sorted(front, key=lambda t: (trial_latency(t), -t[f"mean_{objective}"], t["student"], t["trial"]))
+    return sorted(front, key=lambda t: (t.latency_ms, -t.mean(objective), t.student, t.trial))
 
 
-def best_trials(study_dir: str | Path, per_architecture: bool = True, pareto: bool = False) -> list[dict[str, Any]]:
-    """The best completed trial (by mean validation metric) per student, or the single best overall; with
-    ``pareto`` (a multi-objective study) every trial of the Pareto front instead, per student or over all.
+BEST_FORMAT_VERSION = 1
+_PRICED = ("family", "input_size", "price", "latency_p50_ms")
 
-    Each entry: student, method, hparams, train, trial, seed_dirs (seed -> run dir with best.pt and
-    metrics.json; best.pt may be absent with keep_checkpoints = 'best'), best_seed_dir, mean and std
-    validation/test accuracy, n_seeds and ``ci``, the Student t interval over seeds of the mean validation metric
-    (the chosen configuration's: selected on that metric, so optimistic); a
-    hardware-aware trial adds family, input_size, price and latency_p50_ms (estimated).
+
+@dataclass
+class BestTrial:
+    """One best-trial entry: the chosen configuration, its seed runs and its figures over seeds.
+
+    ``ci``: the Student t interval over seeds of the mean ``objective`` (the chosen configuration's: selected on that
+    metric, so optimistic); ``family``, ``input_size``, ``price``, ``latency_p50_ms`` (estimated) for priced trials.
     """
+
+    student: str
+    method: str
+    trial: int
+    objective: str
+    mean: float
+    hparams: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    config_id: str | None = None
+    seed_dirs: dict[int, str] = field(default_factory=dict)  # seed -> run dir (best.pt may be absent)
+    best_seed_dir: str | None = None
+    ci: list[float] = field(default_factory=list)
+    mean_val_accuracy: float | None = None
+    std_val_accuracy: float | None = None
+    mean_test_accuracy: float | None = None
+    std_test_accuracy: float | None = None
+    n_seeds: int = 0
+    family: str | None = None
+    input_size: int | None = None
+    price: dict[str, Any] | None = None
+    latency_p50_ms: float | None = None
+    format_version: int = BEST_FORMAT_VERSION
+
+    @classmethod
+    def from_dict(cls, body: Any) -> "BestTrial":
+        """The record of an entry as ``to_dict`` (or best_trials before records) gave it; seed keys become ints."""
+        if not isinstance(body, dict) or any(k not in body for k in ("student", "method", "trial", "objective", "mean")):
+            raise DataError(f"a best-trial entry needs student, method, trial, objective and mean (got {body!r:.200})")
+        if body.get("format_version", 1) > BEST_FORMAT_VERSION:
+            raise DataError(f"best-trial entry format_version {body['format_version']} is newer than this kdbench reads")
+        out = cls(**{k: v for k, v in body.items() if k in cls.__dataclass_fields__})
+        out.seed_dirs = {int(s): str(d) for s, d in (body.get("seed_dirs") or {}).items()}
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as a dict (the priced fields only for a priced trial, as before the record)."""
+        body = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in _PRICED}
+        body["seed_dirs"] = dict(self.seed_dirs)
+        if self.price:
+            body.update({k: getattr(self, k) for k in _PRICED})
+        return body
+
+    @classmethod
+    def of(cls, best: TrialRecord, objective: str) -> "BestTrial":
+        """The entry for one chosen trial."""
+        from kdbench.search.statistics import mean_ci
+
+        seeds = best.seeds
+        seed_dirs = {s: str(d) for s, d in best.seed_dirs().items()}
+        best_seed = max(seeds, key=lambda s: seeds[s][objective])
+        low, high = mean_ci([seeds[s][objective] for s in seeds], bounds=(0.0, 1.0))  # an accuracy or F1
+        out = cls(student=best.student, method=best.method, trial=best.trial, objective=objective,
+                  mean=best.mean(objective), hparams=best.hparams, train=best.train, config_id=best.config_id,
+                  seed_dirs=seed_dirs, best_seed_dir=seed_dirs[int(best_seed)], ci=[low, high],
+                  mean_val_accuracy=best.mean("val_accuracy"), std_val_accuracy=best.std("val_accuracy"),
+                  mean_test_accuracy=best.mean("test_accuracy"), std_test_accuracy=best.std("test_accuracy"),
+                  n_seeds=len(seeds))
+        if best.price:
+            out.family, out.input_size, out.price = best.family, best.input_size, best.price
+            out.latency_p50_ms = best.latency_ms
+        return out
+
+
+def best_trial_records(study_dir: str | Path, per_architecture: bool = True, pareto: bool = False) -> list[BestTrial]:
+    """The best completed trial (by mean validation metric) per student, or the single best overall; with
+    ``pareto`` (a multi-objective study) every trial of the Pareto front instead, per student or over all."""
     study_dir = Path(study_dir)
     info = read_study_json(study_dir)
     objective = study_objectives(info)[0]
-    complete = [t for t in read_trials(study_dir) if t.get("state") == "complete" and t.get(f"mean_{objective}") is not None
-                and all(s.get("status") == "ok" for s in t.get("seeds", {}).values())]  # never a non-finite run
+    complete = [t for t in study_trial_records(study_dir)
+                if t.state == "complete" and t.mean(objective) is not None and t.all_seeds_ok()]  # never a non-finite run
     if not complete:
         raise DataError(f"{study_dir}: no completed trial yet (run `kdbench search` or see `kdbench search status`)")
     if pareto and len(study_objectives(info)) < 2:
@@ -221,33 +283,19 @@ def best_trials(study_dir: str | Path, per_architecture: bool = True, pareto: bo
                           "objective = [..., 'latency_p50@<target>']")
     from kdbench.search.statistics import best_trial  # the one best-trial rule (ties: the earlier configuration)
 
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[TrialRecord]] = {}
     for t in complete:
-        groups.setdefault(t["student"] if per_architecture else "*", []).append(t)
+        groups.setdefault(t.student if per_architecture else "*", []).append(t)
     chosen = [t for key in sorted(groups)
               for t in (pareto_front(groups[key], objective) if pareto else [best_trial(groups[key], objective)])]
-    return [_best_entry(t, objective) for t in chosen]
+    return [BestTrial.of(t, objective) for t in chosen]
 
 
-def _best_entry(best: dict[str, Any], objective: str) -> dict[str, Any]:
-    """The entry best_trials gives for one chosen trial."""
-    from kdbench.search.statistics import mean_ci
-
-    seeds = best["seeds"]
-    seed_dirs = {int(s): str(seed_dir(best["run_dir"], s)) for s in seeds}
-    best_seed = max(seeds, key=lambda s: seeds[s][objective])
-    low, high = mean_ci([seeds[s][objective] for s in seeds], bounds=(0.0, 1.0))  # an accuracy or F1
-    entry = {"student": best["student"], "method": best["method"], "hparams": best["hparams"],
-             "train": best["train"], "trial": best["trial"], "config_id": best["config_id"],
-             "seed_dirs": seed_dirs, "best_seed_dir": seed_dirs[int(best_seed)],
-             "objective": objective, "mean": best[f"mean_{objective}"], "ci": [low, high],
-             "mean_val_accuracy": best["mean_val_accuracy"], "std_val_accuracy": best.get("std_val_accuracy"),
-             "mean_test_accuracy": best["mean_test_accuracy"], "std_test_accuracy": best.get("std_test_accuracy"),
-             "n_seeds": len(seeds)}
-    if best.get("price"):
-        entry.update(family=best.get("family"), input_size=best.get("input_size"), price=best["price"],
-                     latency_p50_ms=trial_latency(best))
-    return entry
+def best_trials(study_dir: str | Path, per_architecture: bool = True, pareto: bool = False) -> list[dict[str, Any]]:
+    """``best_trial_records`` as dicts (``BestTrial.to_dict``): student, method, hparams, train, trial, config_id,
+    seed_dirs, best_seed_dir, objective, mean, ci, mean/std validation and test accuracy, n_seeds (+ the priced
+    fields of a hardware-aware trial)."""
+    return [b.to_dict() for b in best_trial_records(study_dir, per_architecture, pareto)]
 
 
 def check_study_identity(study_dir: Path, identity: dict[str, Any]) -> None:

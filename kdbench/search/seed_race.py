@@ -41,6 +41,7 @@ from kdbench.search.racing import RaceResult, RaceSettings, race
 from kdbench.search.results import read_trials
 from kdbench.search.space import race_settings
 from kdbench.search.trial_config import TrialConfig
+from kdbench.search.trial_record import write_trial
 
 RACE_FILE = "race.json"
 RACE_RECORD_VERSION = 1
@@ -133,7 +134,8 @@ def _record_seed(trial: dict[str, Any], seed: int, summary: dict[str, Any]) -> N
 
 
 def _write_trial(trial: dict[str, Any]) -> None:
-    write_json(Path(trial["run_dir"]) / "trial.json", {k: v for k, v in trial.items() if k != "run_dir"})
+    """Write the trial.json a dict read by ``read_trials`` came from (through the one TrialRecord writer)."""
+    write_trial(trial["run_dir"], trial)
 
 
 def _label(entries: list[dict[str, Any]], result: RaceResult, key: str) -> None:

@@ -53,6 +53,9 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats
 
+from kdbench.search.comparison import Comparison
+from kdbench.search.trial_record import TrialRecord
+
 CONFIDENCE = 0.95
 METRICS = ("test_accuracy", "val_accuracy")
 OPTIONAL_METRICS = ("test_clip_accuracy",)  # compared when the trials' seed summaries carry them
@@ -269,16 +272,26 @@ def compare_hits(hits_a: np.ndarray, hits_b: np.ndarray, clips: np.ndarray, conf
 # ---- the study's comparisons ----------------------------------------------------------------------
 
 
-def best_trial(trials: list[dict[str, Any]], objective: str) -> dict[str, Any] | None:
+def best_trial(trials: list[Any], objective: str) -> Any:
     """The trial with the highest mean ``objective`` (ties: the earlier trial); None if none is scored.
 
-    In a raced study (kdbench.search.seed_race) the race's best configuration comes first where it is
-    among ``trials``: a configuration the race stopped early keeps a mean over fewer seeds, which must
-    not outrank the one the race ran to the end."""
-    scored = [t for t in trials if t.get(f"mean_{objective}") is not None]
+    ``trials``: TrialRecords, or trial.json dicts (what the statistics themselves still take). In a raced study
+    (kdbench.search.seed_race) the race's best configuration comes first where it is among ``trials``: a
+    configuration the race stopped early keeps a mean over fewer seeds, which must not outrank the one the race
+    ran to the end."""
+    keys = [(t, _selection_key(t, objective)) for t in trials]
+    scored = [(t, k) for t, k in keys if k[1] is not None]
     # ties go to the earliest configuration: its first trial number, which a retry after a fault keeps
-    return max(scored, key=lambda t: ((t.get("race") or {}).get("verdict") == "best", t[f"mean_{objective}"],
-                                      -t.get("first_trial", t["trial"]))) if scored else None
+    return max(scored, key=lambda tk: tk[1])[0] if scored else None
+
+
+def _selection_key(t: Any, objective: str) -> tuple[bool, float | None, int]:
+    """(won the race, mean objective, -first trial of its retry chain) of a TrialRecord or a trial.json dict."""
+    r = t if isinstance(t, TrialRecord) else None
+    verdict = r.race_verdict if r else (t.get("race") or {}).get("verdict")
+    mean = r.mean(objective) if r else t.get(f"mean_{objective}")
+    first = (r.trial if r.first_trial is None else r.first_trial) if r else t.get("first_trial", t["trial"])
+    return verdict == "best", mean, -first
 
 
 def _paired(a: dict[str, Any], b: dict[str, Any], metric: str) -> tuple[list[int], list[float], list[float]]:
@@ -471,7 +484,7 @@ def study_statistics(trials: list[dict[str, Any]], seeds: list[int], baseline: s
             "selection": f"each method's configuration chosen by mean {objective}; best_distillation marks the best "
                          "method per student; the same seeds chose and test it, so the test comparison still "
                          "favours the chosen configuration (see `kdbench search confirm`)",
-            "warnings": warnings, "comparisons": comparisons}
+            "warnings": warnings, "comparisons": [Comparison.from_dict(c).to_dict() for c in comparisons]}
 
 
 # ---- repeated looks at a confirmation ---------------------------------------------------------------

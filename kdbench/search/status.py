@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from kdbench.search.comparison import comparisons_of
 from kdbench.search.progress import SeedProgress
 
 
@@ -89,14 +90,12 @@ def statistics_table(stats: dict[str, Any], metric: str = "test_accuracy") -> An
         text = col in ("student", "comparison", "A", "verdict")
         table.add_column(col, justify="left" if text else "right", overflow="fold", no_wrap=not text,
                          min_width=10 if text else None)  # labels stay readable on an 80-column console
-    for c in stats["comparisons"]:
-        if c["metric"] != metric:
-            continue
-        ci = "-" if c["ci_low"] is None else f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
-        table.add_row(c["student"], c["comparison"], f"#{c['a']['trial']} {c['a']['method']}", c.get("engine") or "-",
-                      str(c["n"]), _fmt(c["mean_a"]), _fmt(c["mean_b"]), _fmt(c["diff"], "+.4f"), ci,
-                      _fmt(c["p_value"], ".3g"), _fmt(c.get("p_holm"), ".3g") + (" *" if c.get("significant") else ""),
-                      c.get("verdict") or "-")
+    for c in comparisons_of(stats, metric):
+        ci = "-" if c.ci_low is None else f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]"
+        table.add_row(c.student, c.comparison, f"#{c.a.get('trial')} {c.a.get('method')}", c.engine or "-",
+                      str(c.n), _fmt(c.mean_a), _fmt(c.mean_b), _fmt(c.diff, "+.4f"), ci,
+                      _fmt(c.p_value, ".3g"), _fmt(c.p_holm, ".3g") + (" *" if c.significant else ""),
+                      c.verdict or "-")
     return table
 
 
@@ -121,7 +120,7 @@ class StudyMonitor:
         from rich.progress_bar import ProgressBar
         from rich.text import Text
 
-        from kdbench.search.runner import load_studies
+        from kdbench.search.studies import load_studies
 
         if self._studies is None:
             self._studies = load_studies(self.study_dir, self.storage_url)

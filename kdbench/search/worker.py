@@ -15,7 +15,8 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     """Parse the worker's arguments and run it until the quotas are used."""
     from kdbench.search.interrupts import interrupt_on_sigterm
-    from kdbench.search.runner import STORAGE_ENV, _set_parent_death_signal, run_worker
+    from kdbench.search.processes import STORAGE_ENV, set_parent_death_signal
+    from kdbench.search.work import run_worker
 
     parser = argparse.ArgumentParser(prog="python -m kdbench.search.worker", description=__doc__)
     parser.add_argument("--study-dir", type=Path, required=True, help="Study directory (with study.json).")
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="Torch CPU threads of this worker.")
     parser.add_argument("--parent", type=int, default=None, help="PID of the starting process (exit if it is gone).")
     args = parser.parse_args(argv)
-    _set_parent_death_signal()
+    set_parent_death_signal()
     if args.parent is not None and os.getppid() != args.parent:
         return 3  # the parent died before the death signal was armed
     try:
@@ -46,7 +47,7 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KdbenchError as err:
-        from kdbench.search.runner import SearchAborted
+        from kdbench.search.interrupts import SearchAborted
 
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1 if isinstance(err, SearchAborted) else 2)
