@@ -11,6 +11,7 @@ from typing import Any
 
 from kdbench.errors import ConfigError, DataError
 from kdbench.manifest import read_json
+from kdbench.search.results import BestTrial, best_trial_records
 
 log = logging.getLogger(__name__)
 
@@ -182,31 +183,29 @@ def from_study_dir(study_dir: str | Path, top: int = 3) -> list[Candidate]:
 
 def _from_search_study(study_dir: Path) -> list[Candidate]:
     """A study written by `kdbench search`: its best trial per student, each as its best finished seed's run."""
-    from kdbench.search.results import best_trials
-
     out = []
-    for best in best_trials(study_dir, per_architecture=True):
+    for best in best_trial_records(study_dir, per_architecture=True):
         run = _best_ok_seed(best)
-        cand = from_run_dir(run, _safe_id(best["student"]))
-        cand.student, cand.trial = best["student"], int(best["trial"])
+        cand = from_run_dir(run, _safe_id(best.student))
+        cand.student, cand.trial = best.student, int(best.trial)
         out.append(cand)
     return out
 
 
-def _best_ok_seed(best: dict[str, Any]) -> Path:
+def _best_ok_seed(best: BestTrial) -> Path:
     """The run dir of a best trial's best seed, or of its best seed with status ok and a checkpoint when that one is not."""
-    preferred = Path(best["best_seed_dir"])
-    order = [preferred] + [Path(d) for _, d in sorted(best["seed_dirs"].items()) if Path(d) != preferred]
+    preferred = Path(best.best_seed_dir or "")
+    order = [preferred] + [Path(d) for _, d in sorted(best.seed_dirs.items()) if Path(d) != preferred]
     for run in order:
         meta_path = run / "metrics.json"
         meta = read_json(meta_path) if meta_path.is_file() else {}
         if (run / "best.pt").is_file() and isinstance(meta, dict) and run_ok(meta):
             if run != preferred:
-                log.warning("trial %s of %s: exporting %s, the best seed %s is not exportable", best["trial"],
-                            best["student"], run.name, preferred.name)
+                log.warning("trial %s of %s: exporting %s, the best seed %s is not exportable", best.trial,
+                            best.student, run.name, preferred.name)
             return run
     raise DataError(f"{preferred} has no best.pt with status 'ok' in metrics.json, nor has any other seed of trial "
-                    f"{best['trial']} of {best['student']}: the study kept no exportable checkpoint")
+                    f"{best.trial} of {best.student}: the study kept no exportable checkpoint")
 
 
 def _unique(cands: list[Candidate]) -> list[Candidate]:
