@@ -34,7 +34,7 @@ from kdbench.profile.constraints import evaluate_constraints, load_constraints
 from kdbench.profile.results import ProfileRecord, load_results
 from kdbench.search.comparison import Comparison, comparisons_of
 from kdbench.search.space import DEFAULT_MARGIN, check_margin
-from kdbench.search.statistics import best_trial
+from kdbench.search.selection import best_trial
 from kdbench.search.trial_record import TrialRecord
 
 NO_TARGET = "none"

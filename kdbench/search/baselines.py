@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kdbench.search.statistics import best_trial
+from kdbench.search.selection import best_trial
 
 SLOT_PREFIX = "baseline@input_size="
 

@@ -30,6 +30,7 @@ from typing import Any, Callable
 from kdbench.errors import ConfigError, DataError
 from kdbench.layout import seed_dir
 from kdbench.manifest import write_json
+from kdbench.search.selection import best_trial
 from kdbench.search.trial_record import write_trial
 
 CONFIRM_DIR = "confirm"
@@ -123,7 +124,6 @@ def candidates(study_dir: Path) -> list[dict[str, Any]]:
     """Per student: the chosen trial, the best distillation trial if the chosen one is the baseline, the best baseline."""
     from kdbench.search.baselines import best_kd_and_baseline
     from kdbench.search.results import best_trials, read_study_json, read_trials
-    from kdbench.search.statistics import best_trial
 
     cfg = read_study_json(study_dir)["config"]
     baseline, objective = cfg.get("baseline"), cfg.get("objective", "val_accuracy")

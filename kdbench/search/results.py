@@ -18,6 +18,7 @@ from kdbench.errors import ConfigError, DataError
 from kdbench.layout import seed_dir
 from kdbench.manifest import read_json, write_json
 from kdbench.pareto import pareto_fronts
+from kdbench.search.selection import best_trial
 from kdbench.search.trial_record import TrialRecord, read_trial_records, write_trial
 
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
@@ -281,7 +282,6 @@ def best_trial_records(study_dir: str | Path, per_architecture: bool = True, par
     if pareto and len(study_objectives(info)) < 2:
         raise ConfigError(f"{study_dir}: study objective {objective!r} is single; a Pareto front needs "
                           "objective = [..., 'latency_p50@<target>']")
-    from kdbench.search.statistics import best_trial  # the one best-trial rule (ties: the earlier configuration)
 
     groups: dict[str, list[TrialRecord]] = {}
     for t in complete:

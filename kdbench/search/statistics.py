@@ -53,8 +53,9 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats
 
+from kdbench.search.baselines import matched_baseline, missing_baselines
 from kdbench.search.comparison import Comparison
-from kdbench.search.trial_record import TrialRecord
+from kdbench.search.selection import best_trial
 
 CONFIDENCE = 0.95
 METRICS = ("test_accuracy", "val_accuracy")
@@ -272,28 +273,6 @@ def compare_hits(hits_a: np.ndarray, hits_b: np.ndarray, clips: np.ndarray, conf
 # ---- the study's comparisons ----------------------------------------------------------------------
 
 
-def best_trial(trials: list[Any], objective: str) -> Any:
-    """The trial with the highest mean ``objective`` (ties: the earlier trial); None if none is scored.
-
-    ``trials``: TrialRecords, or trial.json dicts (what the statistics themselves still take). In a raced study
-    (kdbench.search.seed_race) the race's best configuration comes first where it is among ``trials``: a
-    configuration the race stopped early keeps a mean over fewer seeds, which must not outrank the one the race
-    ran to the end."""
-    keys = [(t, _selection_key(t, objective)) for t in trials]
-    scored = [(t, k) for t, k in keys if k[1] is not None]
-    # ties go to the earliest configuration: its first trial number, which a retry after a fault keeps
-    return max(scored, key=lambda tk: tk[1])[0] if scored else None
-
-
-def _selection_key(t: Any, objective: str) -> tuple[bool, float | None, int]:
-    """(won the race, mean objective, -first trial of its retry chain) of a TrialRecord or a trial.json dict."""
-    r = t if isinstance(t, TrialRecord) else None
-    verdict = r.race_verdict if r else (t.get("race") or {}).get("verdict")
-    mean = r.mean(objective) if r else t.get(f"mean_{objective}")
-    first = (r.trial if r.first_trial is None else r.first_trial) if r else t.get("first_trial", t["trial"])
-    return verdict == "best", mean, -first
-
-
 def _paired(a: dict[str, Any], b: dict[str, Any], metric: str) -> tuple[list[int], list[float], list[float]]:
     seeds = sorted(int(s) for s in set(a["seeds"]) & set(b["seeds"])
                    if a["seeds"][s].get(metric) is not None and b["seeds"][s].get(metric) is not None)
@@ -329,7 +308,6 @@ def compare(a: dict[str, Any], b: dict[str, Any], metric: str, confidence: float
 def student_comparisons(mine: list[dict[str, Any]], baseline: str, objective: str, metrics: tuple[str, ...],
                         confidence: float, preds: Predictions | None = None) -> list[dict[str, Any]]:
     """One row per (method, metric): the method's best configuration vs the best baseline one at its input size."""
-    from kdbench.search.baselines import matched_baseline
 
     kd = [t for t in mine if t["method"] != baseline]
     best_kd = best_trial(kd, objective)
@@ -435,7 +413,6 @@ def study_statistics(trials: list[dict[str, Any]], seeds: list[int], baseline: s
     ``store``: the study's FrameStore (``open_store``): comparisons then use paired_interval on the seeds'
     predictions; without it (``store_note`` says why) the seed t. ``looks``: how many times a confirmation
     was looked at (Bonferroni over them)."""
-    from kdbench.search.baselines import missing_baselines
 
     margin = DEFAULT_MARGIN if margin is None else float(margin)
     warnings = []
