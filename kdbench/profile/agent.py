@@ -280,11 +280,9 @@ class OrtRunner(Runner):
 
     def trivial(self) -> None:
         """Load and run the one-op model; its session stays open (part of the runtime baseline)."""
-        import base64
-
         import numpy as np
 
-        self.trivial_sess = self.ort.InferenceSession(base64.b64decode(TRIVIAL_ONNX_B64), sess_options=self._options(),
+        self.trivial_sess = self.ort.InferenceSession(trivial_model(), sess_options=self._options(),
                                                       providers=self.providers)
         for _ in range(3):
             self.trivial_sess.run(None, {"x": np.ones((1, 1, 4, 4), np.float32)})
@@ -346,7 +344,6 @@ class OpenVinoRunner(Runner):
 
     def trivial(self) -> None:
         """Compile and run the one-op model (kept alive: part of the runtime baseline)."""
-        import base64
         import tempfile
 
         import numpy as np
@@ -354,7 +351,7 @@ class OpenVinoRunner(Runner):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "trivial.onnx")
             with open(path, "wb") as fh:
-                fh.write(base64.b64decode(TRIVIAL_ONNX_B64))
+                fh.write(trivial_model())
             self.trivial_compiled = self.core.compile_model(self.core.read_model(path), self.device, self._config())
         req = self.trivial_compiled.create_infer_request()
         for _ in range(3):
@@ -1034,7 +1031,7 @@ def time_kernels(args: argparse.Namespace) -> dict:
         options.graph_optimization_level = runner.ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     files, scratch = _kernel_files(args.kernels)
     try:
-        sources = [("trivial", base64_model())] + files
+        sources = [("trivial", trivial_model())] + files
         us, fastest, started = {}, {}, time.perf_counter()
         for stem, src in sources:
             sess = runner.ort.InferenceSession(src, sess_options=options, providers=runner.providers)
@@ -1051,8 +1048,8 @@ def time_kernels(args: argparse.Namespace) -> dict:
             "conditions": conditions()}
 
 
-def base64_model() -> bytes:
-    """The trivial one-op model's bytes."""
+def trivial_model() -> bytes:
+    """The trivial one-op model's bytes (the runtimes' memory baseline, the kernel suite's per-run cost)."""
     import base64
 
     return base64.b64decode(TRIVIAL_ONNX_B64)
