@@ -66,3 +66,32 @@ def test_bad_records_name_the_file_and_record(tmp_path: Path, record, message) -
     write_json(path, [record])
     with pytest.raises(DataError, match=message):
         load_results(path)
+
+
+def test_external_data_scan_is_read_once_per_file_version(tmp_path: Path, monkeypatch):
+    """A model's files are asked for by every record: the ONNX file is parsed once, and again when it changes."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from kdbench.profile import entries
+
+    def save(path: Path, external: bool) -> None:
+        w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+        graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [w])
+        onnx.save(helper.make_model(graph), str(path), save_as_external_data=external, location="m.weights",
+                  size_threshold=0)
+
+    path = tmp_path / "m.onnx"
+    save(path, external=False)
+    loads = []
+    real_load = onnx.load
+    monkeypatch.setattr(onnx, "load", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
+    entry = entries.ModelEntry("m", path)
+    assert [entry.files() for _ in range(4)] == [[path]] * 4
+    assert len(loads) == 1
+    save(path, external=True)  # the same path, now with its weights beside it: read again
+    assert entry.files() == [path, tmp_path / "m.weights"]
+    assert len(loads) == 2

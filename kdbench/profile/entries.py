@@ -4,6 +4,7 @@ the export manifest or a loose folder), with the runtimes and precisions a hardw
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,20 @@ class ModelEntry:
 
 
 def external_data_files(path: Path) -> list[str]:
-    """Relative locations of an ONNX file's external-data files (DataError naming one that escapes its folder)."""
+    """Relative locations of an ONNX file's external-data files (DataError naming one that escapes its folder).
+
+    Read once per file version (path, size, modification time): every record of a model asks for its size, and
+    parsing a 500 MB teacher takes 0.15 s each time."""
+    try:
+        st = Path(path).stat()
+    except OSError as err:
+        raise DataError(f"{path}: not a readable ONNX file: {err}") from None
+    return list(_external_data_files(str(path), st.st_size, st.st_mtime_ns))
+
+
+@lru_cache(maxsize=256)
+def _external_data_files(path: str, size: int, mtime_ns: int) -> tuple[str, ...]:
+    """``external_data_files`` of one file version (the size and time are only the cache's key)."""
     import onnx
 
     try:
@@ -64,7 +78,7 @@ def external_data_files(path: Path) -> list[str]:
                 raise DataError(f"{path}: external data location {loc!r} is outside the model's folder")
             if loc and loc not in locations:
                 locations.append(loc)
-    return locations
+    return tuple(locations)
 
 
 def discover_models(models_dir: str | Path) -> list[ModelEntry]:
