@@ -81,3 +81,24 @@ def test_frames_of_a_resized_store_are_augmented_as_before(tiny_store) -> None:
     assert frames.dtype == np.float32
     assert np.array_equal(augment_batch(frames, rows, versions, 1, AugmentConfig()),
                           augment_batch_reference(frames, rows, versions, 1, AugmentConfig()))
+
+
+@pytest.mark.parametrize("config", CONFIGS[:3], ids=range(3))
+def test_resized_frames_take_the_batch_path_on_both_devices(tiny_store, config: AugmentConfig) -> None:
+    """A resized store's float frames: posed on the CPU as float32, finished in numpy bit for bit, in torch within
+    float rounding; the per-frame code is no longer what runs (the warp sees float frames, not uint8)."""
+    import torch
+
+    from kdbench.data.augment import batch_draws, finish_batch_torch
+    from kdbench.data.resized import resized_store
+
+    store = resized_store(tiny_store, 24)
+    rows = np.arange(len(store))
+    frames, versions = store.frames[rows], rows % 4
+    d = batch_draws(frames, rows, versions, 5, config, upsample=False)
+    assert d.moved.dtype == np.float32 and d.moved.shape == (len(rows), 24, 24)
+    want = augment_batch_reference(frames, rows, versions, 5, config)
+    assert np.array_equal(augment_batch(frames, rows, versions, 5, config), want)
+    got = finish_batch_torch(torch.from_numpy(d.moved), torch.from_numpy(d.u),
+                             None if d.noise is None else torch.from_numpy(d.noise), config).numpy()
+    assert got.shape == want.shape and np.abs(got - want).max() <= 1e-5

@@ -140,7 +140,8 @@ def augment_batch_reference(frames: np.ndarray, rows: np.ndarray, versions: np.n
 class BatchDraws:
     """A batch's augmentation before the pixel arithmetic: the posed uint8 frames and each frame's random draws."""
 
-    moved: np.ndarray  # uint8 [B, S, S]: each frame after its rotation, shift (and flip), as augment_frame's warp
+    moved: np.ndarray  # uint8 [B, S, S] (float32 in [0, 255] for a resized store's frames): each frame after its
+    # rotation, shift (and flip), as augment_frame's warp
     u: np.ndarray  # float64 [B, 7]: each frame's uniform draws (see augment_frame)
     noise: np.ndarray | None  # float32 [B, S, S]: each frame's speckle draw, upsampled (None: speckle off)
 
@@ -151,7 +152,7 @@ def batch_draws(frames: np.ndarray, rows: np.ndarray, versions: np.ndarray, seed
     ``upsample=False`` leaves the speckle at half resolution (for ``finish_batch_torch``)."""
     n, size = len(frames), frames.shape[-1]
     half = max(1, size // 2)
-    moved = np.empty((n, size, size), np.uint8)
+    moved = np.empty((n, size, size), np.uint8 if frames.dtype == np.uint8 else np.float32)
     u = np.empty((n, 7), np.float64)
     side = size if upsample else half
     noise = np.empty((n, side, side), np.float32) if config.speckle > 0 else None
@@ -179,11 +180,11 @@ def _pose_matrix(u: np.ndarray, size: int, config: AugmentConfig) -> np.ndarray:
 
 def augment_batch(frames: np.ndarray, rows: np.ndarray, versions: np.ndarray, seed: int,
                   config: AugmentConfig) -> np.ndarray:
-    """Augmented float32 [B, 1, S, S] in [0, 1] for uint8 frames [B, S, S] of store ``rows``: the same values as
-    ``augment_frame`` frame by frame (tested bit for bit), the pixel arithmetic done on chunks of the batch small
-    enough to stay in the CPU's cache."""
-    if frames.dtype != np.uint8:  # frames read through a resized store (float32 in [0, 255]): the per-frame code
-        return augment_batch_reference(frames, rows, versions, seed, config)
+    """Augmented float32 [B, 1, S, S] in [0, 1] for frames [B, S, S] of store ``rows`` (uint8, or float32 in
+    [0, 255] from a resized store): the same values as ``augment_frame`` frame by frame (tested bit for bit), the
+    pixel arithmetic done on chunks of the batch small enough to stay in the CPU's cache."""
+    if frames.dtype != np.uint8:  # a resized store's frames: float32 in [0, 255]
+        frames = np.asarray(frames, dtype=np.float32)
     out = np.empty((len(frames), 1, *frames.shape[1:]), np.float32)
     for start in range(0, len(frames), _CHUNK):
         part = slice(start, start + _CHUNK)
@@ -196,10 +197,15 @@ def finish_batch(draws: BatchDraws, config: AugmentConfig, out: np.ndarray | Non
     n, size = draws.moved.shape[0], draws.moved.shape[-1]
     img = np.empty((n, size, size), np.float32) if out is None else out
     exponents = np.exp(draws.u[:, 3] * config.contrast).astype(np.float32)
-    # contrast: a uint8 pixel has 256 values, so a frame's gamma curve is a 256-entry table (the same powf calls)
-    tables = _UNIT_LEVELS[None, :] ** exponents[:, None]
-    for i in range(n):
-        cv2.LUT(draws.moved[i], tables[i], dst=img[i])
+    if draws.moved.dtype == np.uint8:
+        # contrast: a uint8 pixel has 256 values, so a frame's gamma curve is a 256-entry table (the same powf calls)
+        tables = _UNIT_LEVELS[None, :] ** exponents[:, None]
+        for i in range(n):
+            cv2.LUT(draws.moved[i], tables[i], dst=img[i])
+    else:  # a resized store's float frames: the curve on every pixel, as augment_frame
+        np.divide(draws.moved, np.float32(255.0), out=img, dtype=np.float32)
+        for i in range(n):
+            img[i] **= exponents[i]
     shading = np.multiply((-draws.u[:, 5] * config.attenuation).astype(np.float32)[:, None, None], _depth_map(size))
     np.exp(shading, out=shading)
     shading *= (1.0 + draws.u[:, 4] * config.gain).astype(np.float32)[:, None, None]
@@ -215,17 +221,21 @@ def finish_batch(draws: BatchDraws, config: AugmentConfig, out: np.ndarray | Non
 
 def finish_batch_torch(moved: torch.Tensor, u: torch.Tensor, noise: torch.Tensor | None,
                        config: AugmentConfig) -> torch.Tensor:
-    """``finish_batch`` in torch, on the tensors' device (a GPU): uint8 ``moved`` [B, S, S], float64 ``u`` [B, 7],
+    """``finish_batch`` in torch, on the tensors' device (a GPU): ``moved`` [B, S, S] (uint8, or float32 in [0, 255]
+    from a resized store), float64 ``u`` [B, 7],
     half-resolution float32 ``noise`` [B, S/2, S/2] (``batch_draws(..., upsample=False)``) -> float32 [B, 1, S, S].
     The same operations; exp, pow and the bilinear upsampling round as the device's kernels do, so values may differ
     from ``augment_batch``'s by float32 rounding (a few 1e-7 on [0, 1], tested), far below one grey level (1/255)
     and below fp16's resolution, in which a GPU step reads them."""
     size, device = moved.shape[-1], moved.device
-    if moved.dtype != torch.uint8:
-        raise TypeError(f"finish_batch_torch takes uint8 posed frames, got {moved.dtype}")
     exponents = torch.exp(u[:, 3] * config.contrast).to(torch.float32)
-    tables = torch.tensor(_UNIT_LEVELS, device=device)[None, :] ** exponents[:, None]
-    img = torch.gather(tables, 1, moved.reshape(len(moved), -1).long()).reshape(moved.shape)
+    if moved.dtype == torch.uint8:
+        tables = torch.tensor(_UNIT_LEVELS, device=device)[None, :] ** exponents[:, None]
+        img = torch.gather(tables, 1, moved.reshape(len(moved), -1).long()).reshape(moved.shape)
+    elif moved.dtype == torch.float32:  # a resized store's frames, in [0, 255]
+        img = (moved / 255.0) ** exponents[:, None, None]
+    else:
+        raise TypeError(f"finish_batch_torch takes uint8 or float32 posed frames, got {moved.dtype}")
     depth = torch.tensor(_depth_map(size), device=device)
     slopes = (-u[:, 5] * config.attenuation).to(torch.float32)[:, None, None]
     img *= torch.exp(slopes * depth) * (1.0 + u[:, 4] * config.gain).to(torch.float32)[:, None, None]
@@ -330,10 +340,9 @@ class AugmentedLoader:
             yield partial(make, order[pick], ks[pick])
 
     def _drawn(self, idx: np.ndarray, k: np.ndarray) -> tuple[Any, Any, Any, Any]:
-        """One batch's draws (see ``draw_jobs``); frames that are not uint8 (a resized store) come finished."""
+        """One batch's draws (see ``draw_jobs``): a resized store's frames are resized here, on the CPU, and travel
+        posed as float32 at their (smaller) size."""
         frames = self.store.frames[idx]
-        if frames.dtype != np.uint8:
-            return self._batch(idx, k)
         d = batch_draws(frames, idx, k, self.augment_seed, self.config, upsample=False)
         noise = None if d.noise is None else torch.from_numpy(d.noise)
         drawn = (torch.from_numpy(d.moved), torch.from_numpy(d.u), noise)
@@ -341,8 +350,6 @@ class AugmentedLoader:
 
     def finish_drawn(self, batch: tuple[Any, Any, Any, Any]) -> tuple[Any, Any, Any, Any]:
         """A ``draw_jobs`` batch (its draws on the device) as the (x, y, idx, k) batch: ``finish_batch_torch``."""
-        if not isinstance(batch[0], tuple):  # already finished on the CPU (see _drawn)
-            return batch
         (moved, u, noise), *rest = batch
         return (finish_batch_torch(moved, u, noise, self.config), *rest)
 
