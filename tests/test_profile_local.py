@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kdbench.cli import app
-from kdbench.errors import DataError
+from kdbench.errors import ConfigError, DataError
 from kdbench.profile.local import use_fork_server
 from kdbench.profile.results import discover_models
 
@@ -65,6 +65,41 @@ def test_profile_local_measures_every_model_and_runtime(tmp_path: Path):
     manifest = json.loads((tmp_path / "out" / "box" / "manifest.json").read_text())
     assert manifest["stage"] == "profile" and manifest["target"]["name"] == "box"
     assert "mnv3s" in result.output and str(tmp_path / "out" / "box" / "results.json") in result.output
+
+
+@pytest.mark.parametrize("value", ["8", "1,x", "0,1", ""])
+def test_batch_sizes_without_1_or_not_numbers_are_one_line_before_any_measurement(tmp_path: Path, value: str):
+    models = tmp_path / "models"
+    tiny_cnn(models / "tiny.onnx", size=32)
+    prof = write_profile(tmp_path / "box.toml", name="box")
+    result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--export", str(models),
+                                      "--out", str(tmp_path / "out"), "--batch-sizes", value, *FAST_CLI])
+    if value == "":  # empty: the profile's own batch sizes
+        assert result.exit_code == 0, result.output
+        return
+    assert isinstance(result.exception, ConfigError) and f"--batch-sizes {value!r}" in str(result.exception)
+    assert not (tmp_path / "out" / "box" / "results.json").exists()
+    if value == "8":  # through the console script: one line, exit 2
+        import subprocess
+        import sys
+
+        proc = subprocess.run([sys.executable, "-c", "from kdbench.cli import main; main()", "profile", "--target",
+                               str(prof), "--export", str(models), "--out", str(tmp_path / "out"), "--batch-sizes", "8"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "--batch-sizes '8'" in proc.stderr + proc.stdout
+        assert len((proc.stderr + proc.stdout).strip().splitlines()) == 1
+
+
+def test_batch_sizes_replace_the_profiles(tmp_path: Path):
+    """``--batch-sizes 1`` (the demo's: the leaderboard reads batch 1 only) measures batch 1 alone."""
+    models = tmp_path / "models"
+    tiny_cnn(models / "tiny.onnx", size=32)
+    prof = write_profile(tmp_path / "box.toml", name="box", batches="[1, 2, 4]")
+    result = CliRunner().invoke(app, ["profile", "--target", str(prof), "--export", str(models),
+                                      "--out", str(tmp_path / "out"), "--batch-sizes", "1", *FAST_CLI])
+    assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "out" / "box" / "results.json").read_text())
+    assert [r["batch"] for r in records] == [1] and records[0]["status"] == "ok"
 
 
 def test_each_model_is_measured_in_fresh_processes_on_real_frames(tmp_path: Path):

@@ -63,6 +63,10 @@ def profile(
     runtimes: Optional[str] = typer.Option(
         None, "--runtimes", help="Comma-separated runtimes instead of the profile's, e.g. openvino,openvino-bf16."
     ),
+    batch_sizes: Optional[str] = typer.Option(
+        None, "--batch-sizes", help="Comma-separated batch sizes instead of the profile's, e.g. 1 (the leaderboard "
+        "reads batch 1 only; larger batches give the throughput column of this command's table).",
+    ),
     fresh: Optional[bool] = typer.Option(
         None, "--fresh-interpreters/--fork-server",
         help="How each local run's process is made: a new Python interpreter per run, or a child forked from one "
@@ -110,7 +114,7 @@ def profile(
         try:
             profile_models(target, models, out, remote=remote, remote_python=remote_python, ssh_config=ssh_config,
                            estimate=estimate, calibration=calibration, input_size=input_size, threads=threads,
-                           runtimes=runtimes, rule=rule, frames=frames, raw_frame=raw_frame, fresh=fresh,
+                           runtimes=runtimes, batch_sizes=batch_sizes, rule=rule, frames=frames, raw_frame=raw_frame, fresh=fresh,
                            on_inputs=lambda note: console.print(f"inputs: {note}"),
                            on_plan=lambda steps: progress.update(task, total=steps),
                            on_step=lambda desc: progress.update(task, description=desc), on_records=on_records,

@@ -30,9 +30,13 @@ class ProfileRun:
     inputs: str | None = None  # where the measured frames came from
 
 
-def target_profile(target: str, threads: int | None = None, runtimes: str | tuple[str, ...] | None = None) -> HardwareProfile:
-    """The hardware profile with the thread count and runtimes overridden where given (ConfigError when wrong)."""
+def target_profile(target: str, threads: int | None = None, runtimes: str | tuple[str, ...] | None = None,
+                   batch_sizes: str | tuple[int, ...] | None = None) -> HardwareProfile:
+    """The hardware profile with the thread count, runtimes and batch sizes overridden where given (ConfigError
+    when wrong)."""
     prof = load_profile(target)
+    if batch_sizes:
+        prof = dataclasses.replace(prof, batch_sizes=parse_batch_sizes(batch_sizes))
     if threads is not None:
         if threads < 0:
             raise ConfigError(f"--threads {threads}: expected >= 0")
@@ -47,6 +51,19 @@ def target_profile(target: str, threads: int | None = None, runtimes: str | tupl
     return prof
 
 
+def parse_batch_sizes(value: str | tuple[int, ...]) -> tuple[int, ...]:
+    """``--batch-sizes 1,8`` as sorted distinct whole numbers, 1 among them (the single-stream latency every
+    verdict reads); ConfigError naming the value."""
+    text = value if isinstance(value, str) else ",".join(str(v) for v in value)
+    try:
+        sizes = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        sizes = []
+    if not sizes or sizes[0] != 1:
+        raise ConfigError(f"--batch-sizes {text!r}: expected comma-separated whole numbers >= 1 including 1, e.g. 1,8")
+    return tuple(sizes)
+
+
 def planned_steps(entries: list[ModelEntry], prof: HardwareProfile) -> int:
     """How many (model, runtime, precision) measurements a run makes (a progress bar's total)."""
     return sum(len(precisions_for(e, rt, prof)) for e in entries for rt in runtimes_for(e, prof)) or len(entries)
@@ -56,7 +73,7 @@ def profile_models(target: str, export: str | Path = "export", out: str | Path =
                    remote: str | None = None, remote_python: str | None = None, ssh_config: str | Path | None = None,
                    estimate: bool = False, calibration: str | None = None, input_size: int | None = None,
                    threads: int | None = None, runtimes: str | tuple[str, ...] | None = None,
-                   rule: MeasureRule | None = None, frames: str | Path | None = None, raw_frame: str = "768x1024x3",
+                   batch_sizes: str | tuple[int, ...] | None = None, rule: MeasureRule | None = None, frames: str | Path | None = None, raw_frame: str = "768x1024x3",
                    fresh: bool | None = None, on_plan: Callable[[int], None] | None = None,
                    on_step: Callable[[str], None] | None = None, on_records: Records | None = None,
                    on_inputs: Callable[[str], None] | None = None,
@@ -66,7 +83,7 @@ def profile_models(target: str, export: str | Path = "export", out: str | Path =
     ``on_step(description)`` and ``on_records(records)`` report progress."""
     from kdbench.checks import ensure_writable_dir
 
-    prof = target_profile(target, threads, runtimes)
+    prof = target_profile(target, threads, runtimes, batch_sizes)
     rule = rule or MeasureRule()
     if rule.runs < 1:
         raise ConfigError(f"--runs {rule.runs}: expected >= 1")
