@@ -195,6 +195,18 @@ def test_auto_is_a_rule_that_never_times_candidates_or_reads_the_cache(cache_dir
         fastpath.format_key(phase, "dw", 16, CPU, 8)}  # nothing written
 
 
+def test_the_cuda_rule_keeps_depthwise_students_in_nchw():
+    """On CUDA the rule is the CPU's reversed (measured on an H200 by tests/gpu/gpu_check.py formats: channels_last
+    trained mobilenet_v3_small slower); the probe there also offers CUDA graphs in either layout. No GPU needed:
+    the rule reads the device's type and the model only."""
+    cuda = torch.device("cuda")
+    assert fastpath.rule_format(_depthwise_cnn(), cuda)[0] == "nchw"
+    assert fastpath.rule_format(_tiny_cnn(), cuda)[0] == "channels_last"
+    assert fastpath.rule_format(_depthwise_cnn(), CPU)[0] == "channels_last"
+    assert {"cudagraphs+nchw", "cudagraphs+channels_last"} <= set(fastpath.candidates("train", cuda, True))
+    assert not any(f.startswith("cudagraphs") for f in fastpath.candidates("train", CPU, True))
+
+
 def test_a_probe_on_a_busy_host_is_not_cached(cache_dir, monkeypatch):
     monkeypatch.setattr(fastpath.os, "getloadavg", lambda: (1000.0, 0.0, 0.0))
     x, y = _batch()

@@ -3,11 +3,14 @@
 #
 #   tests/gpu/check.sh            # on a CUDA machine, from anywhere (uses the `kdbench` and `python` on PATH)
 #   KDBENCH_GPU_CHECK_DEVICE=cpu tests/gpu/check.sh   # the same steps on the CPU: checks the script itself
+#   KDBENCH_GPU_CHECK_WORK=/tmp/gc tests/gpu/check.sh # keep the work folder (store, runs, export) afterwards
+#   KDBENCH_GPU_CHECK_GRAPHS=1 tests/gpu/check.sh     # also time the CUDA-graph formats (about 2.5 minutes more)
 #
 # Steps: phantom data and a 112 px store; a stand-in teacher (mobilenet_v3_small) trained and cached on the GPU;
-# one student distilled on the GPU with the fast path (AMP + the format probe: channels_last or not, measured) and
-# the prefetching feed with augmentation; a 2-worker search sharing the one GPU; fp16 export; ONNX Runtime CUDA
-# profiling; images/s of kdbench's training against a plain eager loop. Any failure: exit 1 naming the step.
+# one student distilled on the GPU with the fast path (AMP + the format rule, checked against float64) and
+# the prefetching feed with augmentation; a 2-worker search sharing the one GPU; fp16 export; training steps/s per
+# format (the evidence behind the CUDA rule); images/s of kdbench's training against a plain eager loop, in steady
+# state; ONNX Runtime CUDA profiling. Any failure: exit 1 naming the step.
 # Without CUDA: exit 77 (skipped), with the reason. Needs a CUDA build of torch and onnxruntime-gpu in the
 # environment (a CPU wheel of torch reports no CUDA: skipped).
 set -uo pipefail
@@ -18,8 +21,12 @@ if [ "$DEVICE" = "cuda" ] && ! "$PY" "$HERE/gpu_check.py" cuda; then
     echo "skipped: no CUDA device visible to torch (torch.cuda.is_available() is False); nothing was run" >&2
     exit 77
 fi
-WORK="$(mktemp -d -t kdbench-gpu-check.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
+if [ -n "${KDBENCH_GPU_CHECK_WORK:-}" ]; then  # kept afterwards (e.g. to profile its export again)
+    WORK="$KDBENCH_GPU_CHECK_WORK"; mkdir -p "$WORK"
+else
+    WORK="$(mktemp -d -t kdbench-gpu-check.XXXXXX)"
+    trap 'rm -rf "$WORK"' EXIT
+fi
 START=$SECONDS
 
 step() {  # step NAME COMMAND...: run it, print its time, stop the check on failure
@@ -50,11 +57,15 @@ step "2-worker search on one $DEVICE" kdbench --quiet search --config "$WORK/spa
 step "the search's runs" "$PY" "$HERE/gpu_check.py" study "$WORK/runs/gpu"
 step "fp16 export" kdbench --quiet export --store "$STORE" --run "$WORK/run" --out "$WORK/export" --int8 "" --fp16
 step "the fp16 variant" "$PY" "$HERE/gpu_check.py" export "$WORK/export"
+FORMATS="nchw-fp32 nchw channels_last"  # KDBENCH_GPU_CHECK_GRAPHS=1: the CUDA-graph formats too (~75 s of compiling each)
+[ -n "${KDBENCH_GPU_CHECK_GRAPHS:-}" ] && FORMATS="$FORMATS cudagraphs+nchw cudagraphs+channels_last"
+echo "== training steps/s per format (at $((SECONDS - START)) s)"
+"$PY" "$HERE/gpu_check.py" formats $FORMATS --device "$DEVICE" || { echo "FAILED: formats"; exit 1; }
+echo "== images/s (at $((SECONDS - START)) s)"
+"$PY" "$HERE/gpu_check.py" speed --device "$DEVICE" --frames "${KDBENCH_GPU_CHECK_FRAMES:-24000}" || { echo "FAILED: speed"; exit 1; }
 if [ "$DEVICE" = "cuda" ]; then
     step "profile with ONNX Runtime CUDA" kdbench --quiet profile --target gpu --export "$WORK/export" \
         --out "$WORK/profiles" --runtimes onnxruntime-cuda --runs 1 --min-queries 20 --min-time 0.5 --max-time 2 --warmup 0.3
     "$PY" "$HERE/gpu_check.py" profile "$WORK/profiles/gpu/results.json" || { echo "FAILED: ORT CUDA profile"; exit 1; }
 fi
-echo "== images/s (at $((SECONDS - START)) s)"
-"$PY" "$HERE/gpu_check.py" speed --device "$DEVICE" --frames "${KDBENCH_GPU_CHECK_FRAMES:-24000}" || { echo "FAILED: speed"; exit 1; }
 echo "GPU check passed on $DEVICE in $((SECONDS - START)) s"

@@ -7,6 +7,8 @@
     python tests/gpu/gpu_check.py export EXPORT_DIR    # an fp16 ONNX variant was written
     python tests/gpu/gpu_check.py profile RESULTS      # ONNX Runtime's CUDA provider measured something
     python tests/gpu/gpu_check.py speed [--device D]   # images/s: kdbench's fast path vs a plain eager loop
+    python tests/gpu/gpu_check.py formats [FORMAT...]  # steady-state training steps/s per fast-path format (AMP;
+                                                       # FORMAT-fp32 without), mobilenet_v3_small, 112 px, batch 256
 
 Each check prints what it found and exits 1 (with the reason) when it does not hold.
 """
@@ -135,45 +137,105 @@ def eager_rate(store, device, batch: int, steps: int) -> float:
     return done / (time.perf_counter() - start)
 
 
+def _fast_rate(store, device_name: str, **config) -> tuple[float, object]:
+    """Images/s of kdbench's training pass (fast path, prefetching feed) over one epoch, and the result."""
+    from kdbench.train import TrainConfig, train_student
+
+    result = train_student(store, "mobilenet_v3_small", "scratch", {},
+                           TrainConfig(epochs=1, batch_size=256, device=device_name, precise_bn_batches=0, **config),
+                           progress=False)
+    if result.status != "ok":
+        fail(f"fast-path training: {result.status}: {result.message}")
+    return result.train_images_per_s, result
+
+
+def format_rate(fmt: str, device_name: str, steps: int = 30) -> tuple[float, float]:
+    """Images/s of training steps of mobilenet_v3_small (112 px, batch 256, one batch on the device) in ``fmt``
+    (AMP on CUDA; ``fmt`` ending in ``-fp32``: without), the best of 3 x ``steps``; and the warm-up's seconds
+    (8 steps, compiling included). The step alone: no loader, so what the format does for the device."""
+    import copy
+
+    import torch
+
+    from kdbench import fastpath
+    from kdbench.models import create_model
+
+    device, amp = torch.device(device_name), not fmt.endswith("-fp32") and device_name.startswith("cuda")
+    layout = fmt.removesuffix("-fp32")
+    torch.manual_seed(0)
+    model = fastpath.to_format(copy.deepcopy(create_model("mobilenet_v3_small")).to(device).train(), layout)
+    forward, opt = fastpath.compiled(model, layout), torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    x = torch.rand(256, 1, 112, 112, device=device).contiguous(memory_format=fastpath.memory_format(layout))
+    y = torch.randint(0, 4, (256,), device=device)
+
+    def run(n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                loss = torch.nn.functional.cross_entropy(forward(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - t0
+
+    warm = run(8)
+    return max(steps * 256 / run(steps) for _ in range(3)), warm
+
+
+def check_formats(formats: list[str], device_name: str) -> None:
+    """Print each format's steady-state training rate (the evidence behind ``fastpath.rule_format`` on CUDA)."""
+    for fmt in formats or ["nchw-fp32", "nchw", "channels_last"]:
+        rate, warm = format_rate(fmt, device_name)
+        print(f"  {fmt:26s} {rate:8.0f} images/s (best of 3 x 30 steps; warm-up {warm:.1f} s)", flush=True)
+
+
 def check_speed(device_name: str, frames: int) -> None:
-    """Print images/s of kdbench's training (fast path, prefetching feed) and of a plain eager loop, same store."""
+    """Print images/s of kdbench's training (fast path, prefetching feed; plain and augmented) and of a plain eager
+    loop, same store. The first pass of a process pays the device's start-up (cuDNN and cuBLAS loading, kernel
+    selection): it is printed on its own, and the compared passes run after it, each in steady state."""
     import torch
 
     from kdbench.data.store import FrameStore
-    from kdbench.train import TrainConfig, train_student
     from synthetic_store import write_store
 
     device = torch.device(device_name)
     with tempfile.TemporaryDirectory() as tmp:
         store = FrameStore.open(write_store(Path(tmp) / "store", frames, 112))
-        config = TrainConfig(epochs=1, batch_size=256, device=device_name, precise_bn_batches=0)
-        result = train_student(store, "mobilenet_v3_small", "scratch", {}, config, progress=False)
-        if result.status != "ok":
-            fail(f"fast-path training: {result.status}: {result.message}")
+        first, _ = _fast_rate(store, device_name)
+        fast, result = _fast_rate(store, device_name)
+        augmented, _ = _fast_rate(store, device_name, augment_versions=2)
         steps = max(4, min(60, len(store.indices("train")) // 256 - 3))
         eager = eager_rate(store, device, 256, steps)
-    fast = result.train_images_per_s
-    print(f"  fast path ({result.fast_path['train']['format']}, AMP {'on' if device.type == 'cuda' else 'off'}): "
-          f"{fast:.0f} images/s; plain eager loop: {eager:.0f} images/s; ratio {fast / eager:.2f}")
+    fmt = f"{result.fast_path['train']['format']}, AMP {'on' if device.type == 'cuda' else 'off'}"
+    print(f"  first pass of the process (start-up included): {first:.0f} images/s")
+    print(f"  fast path ({fmt}): {fast:.0f} images/s; with augmentation (2 versions): {augmented:.0f} images/s; "
+          f"plain eager loop: {eager:.0f} images/s; ratio {fast / eager:.2f}")
 
 
 def main() -> None:
     """Dispatch the subcommand."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["cuda", "space", "run", "study", "export", "profile", "speed"])
-    parser.add_argument("path", nargs="?", type=Path, help="the file or folder to check (or write)")
+    parser.add_argument("what", choices=["cuda", "space", "run", "study", "export", "profile", "speed",
+                                                           "formats"])
+    parser.add_argument("path", nargs="*", help="the file or folder to check (or write); `formats`: the formats")
     parser.add_argument("--device", default="cuda", help="the device the check expects (cpu: a plumbing run)")
     parser.add_argument("--frames", type=int, default=24_000, help="frames of the synthetic store for `speed`")
     args = parser.parse_args()
     if args.what == "cuda":
         check_cuda()
     elif args.what == "space":
-        args.path.write_text(SPACE)
+        Path(args.path[0]).write_text(SPACE)
     elif args.what == "speed":
         check_speed(args.device, args.frames)
+    elif args.what == "formats":
+        check_formats(args.path, args.device)
     else:
         {"run": lambda p: check_run(p, args.device), "study": check_study, "export": check_export,
-         "profile": check_profile}[args.what](args.path)
+         "profile": check_profile}[args.what](Path(args.path[0]))
 
 
 if __name__ == "__main__":
