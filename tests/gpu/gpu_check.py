@@ -193,12 +193,25 @@ def check_formats(formats: list[str], device_name: str) -> None:
         print(f"  {fmt:26s} {rate:8.0f} images/s (best of 3 x 30 steps; warm-up {warm:.1f} s)", flush=True)
 
 
+def _with_draw_threads(n: int, run):
+    """``run()`` with the training feed making augmented batches in ``n`` threads (the default: half the cores)."""
+    from kdbench import train
+
+    default = train.default_workers
+    train.default_workers = lambda device: n
+    try:
+        return run()
+    finally:
+        train.default_workers = default
+
+
 def check_speed(device_name: str, frames: int) -> None:
     """Print images/s of kdbench's training (fast path, prefetching feed; plain and augmented) and of a plain eager
     loop, same store. The first pass of a process pays the device's start-up (cuDNN and cuBLAS loading, kernel
     selection): it is printed on its own, and the compared passes run after it, each in steady state."""
     import torch
 
+    from kdbench.data.prefetch import default_workers
     from kdbench.data.store import FrameStore
     from synthetic_store import write_store
 
@@ -208,12 +221,16 @@ def check_speed(device_name: str, frames: int) -> None:
         first, _ = _fast_rate(store, device_name)
         fast, result = _fast_rate(store, device_name)
         augmented, _ = _fast_rate(store, device_name, augment_versions=2)
+        by_threads = {n: _with_draw_threads(n, lambda: _fast_rate(store, device_name, augment_versions=2)[0])
+                      for n in (1, 2)}
         steps = max(4, min(60, len(store.indices("train")) // 256 - 3))
         eager = eager_rate(store, device, 256, steps)
     fmt = f"{result.fast_path['train']['format']}, AMP {'on' if device.type == 'cuda' else 'off'}"
     print(f"  first pass of the process (start-up included): {first:.0f} images/s")
     print(f"  fast path ({fmt}): {fast:.0f} images/s; with augmentation (2 versions): {augmented:.0f} images/s; "
           f"plain eager loop: {eager:.0f} images/s; ratio {fast / eager:.2f}")
+    print("  augmented, by draw threads: " + ", ".join(f"{n}: {r:.0f}" for n, r in by_threads.items())
+          + f", {default_workers(device)} (the default): {augmented:.0f} images/s")
 
 
 def main() -> None:
