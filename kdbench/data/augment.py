@@ -138,7 +138,8 @@ def augment_batch_reference(frames: np.ndarray, rows: np.ndarray, versions: np.n
 
 @dataclass
 class BatchDraws:
-    """A batch's augmentation before the pixel arithmetic: the posed uint8 frames and each frame's random draws."""
+    """A batch's augmentation before the pixel arithmetic: the posed frames (uint8; float32 from a resized store)
+    and each frame's random draws."""
 
     moved: np.ndarray  # uint8 [B, S, S] (float32 in [0, 255] for a resized store's frames): each frame after its
     # rotation, shift (and flip), as augment_frame's warp
