@@ -368,6 +368,13 @@ def test_unstable_measurements_are_left_out_unless_asked(inputs):
     build_leaderboard(inputs["study"], out, inputs["export"], inputs["profiles"], plots=False)
     text = (out / README).read_text()
     assert "2 ranked model(s) with an unstable measurement were left out" in text and "measured, UNSTABLE" in text
+    for r in records:  # every measurement unstable: nothing recommended, and the page says why (not "none meets")
+        r["stable"] = False
+    write_json(path, records)
+    x86 = _board(collect(inputs["study"], inputs["export"], inputs["profiles"]), "x86")
+    assert x86.recommended is None and x86.left_out_unstable == len([r for r in x86.rows if r.front is not None])
+    assert x86.recommendation.startswith("no model is recommended on x86: the ") and "measured unstably" in \
+        x86.recommendation and "no model meets" not in x86.recommendation
 
 
 def test_uncertain_models_are_recommended_only_with_a_flag():
