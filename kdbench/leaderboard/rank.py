@@ -105,12 +105,12 @@ def _acc(row: BoardRow) -> str:
     return f"validation accuracy {row.val_accuracy:.3f}{ci}"
 
 
-def _no_model_text(board: "TargetBoard", ranked: list[BoardRow], usable: list[BoardRow]) -> str:
+def _no_model_text(board: "TargetBoard", ranked: list[BoardRow]) -> str:
     """Why nothing is recommended (no model meets the constraints, or those that do were measured unstably), and
     the fastest model with what it breaks."""
     unknown = [r for r in ranked if r.verdict == "unknown"]
     fastest = min(ranked, key=lambda r: (_num(r.latency_p50_ms), sort_key(r)))
-    unstable = [r for r in ranked if r not in usable and r.verdict in ELIGIBLE + ("uncertain",)]
+    unstable = [r for r in ranked if r.unstable and r.verdict in ELIGIBLE + ("uncertain",)]  # left out, else chosen
     if unstable:
         text = (f"no model is recommended on {board.name}: the {len(unstable)} that meet the constraints (or may) were "
                 f"measured unstably (rerun `kdbench profile` on a quieter machine, or pass --include-unstable)")
@@ -158,7 +158,7 @@ def recommend(board: "TargetBoard", include_unstable: bool = False) -> None:
     eligible = [r for r in usable if r.verdict in ELIGIBLE]
     uncertain = [r for r in usable if r.verdict == "uncertain"]
     if not eligible and not uncertain:
-        board.recommendation = _no_model_text(board, ranked, usable)
+        board.recommendation = _no_model_text(board, ranked)
         return
     flagged = not eligible
     pool = eligible or uncertain

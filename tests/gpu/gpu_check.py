@@ -237,8 +237,7 @@ def check_speed(device_name: str, frames: int) -> None:
 def main() -> None:
     """Dispatch the subcommand."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["cuda", "space", "run", "study", "export", "profile", "speed",
-                                                           "formats"])
+    parser.add_argument("what", choices=["cuda", "space", "run", "study", "export", "profile", "speed", "formats"])
     parser.add_argument("path", nargs="*", help="the file or folder to check (or write); `formats`: the formats")
     parser.add_argument("--device", default="cuda", help="the device the check expects (cpu: a plumbing run)")
     parser.add_argument("--frames", type=int, default=24_000, help="frames of the synthetic store for `speed`")
