@@ -20,11 +20,13 @@ from kdbench.profile.calibrate_kernels import calibrate_kernels, pack, time_suit
 from kdbench.profile.estimate import Calibration, estimate_records
 from kdbench.profile.features import graph_features
 from kdbench.profile.hardware import load_profile
+from kdbench.profile.kernel_memory import MIB, MemoryModel, memory_models, memory_plan
 from kdbench.profile.kernels import (
     Kernel,
     KernelCalibration,
     KernelModel,
     band_from_errors,
+    dense_conv_features,
     graph_kernels,
     micro_models,
 )
@@ -99,6 +101,117 @@ def test_fit_recovers_known_kernel_costs():
     assert again == model
 
 
+def test_a_dense_convolution_is_priced_as_its_gemm_by_hand():
+    # 1x1, 32 -> 64 channels, 2x2 output: n = 4 pixels, padded to one 16-column panel; one pass over the weights.
+    k = Kernel("conv1x1", 64 * 32 * 4, 32 * 4, 64 * 4, 64 * 32, {"cin": 32, "cout": 64, "hw": 2, "k": 1, "stride": 1,
+                                                              "groups": 1})
+    assert dense_conv_features(k) == [1.0, 1, 64 * 32 * 16, 32 * 16, 64 * 32 * 1, 64 * 4, 0.0]
+    # 3x3 grouped, 64 -> 64 channels in 4 groups, 12x12 output: n = 144 -> 144 columns (9 panels), 2 passes of 128.
+    g = Kernel("conv3x3", 0.0, 0.0, 64 * 144, 64 * 16 * 9, {"cin": 64, "cout": 64, "hw": 12, "k": 3, "stride": 1,
+                                                           "groups": 4})
+    assert dense_conv_features(g) == [1.0, 4, 4 * 16 * 144 * 144, 4 * 144 * 144, 4 * 16 * 144 * 2, 64 * 144, 0.0]
+    # A 1x1 output is a matrix-vector product: its weights, not padded MACs.
+    v = Kernel("conv3x3", 0.0, 0.0, 256.0, 256 * 64 * 9, {"cin": 64, "cout": 256, "hw": 1, "k": 3, "stride": 1,
+                                                         "groups": 1})
+    assert dense_conv_features(v) == [1.0, 1, 0.0, 64 * 9, 0.0, 256.0, 256 * 64 * 9]
+    assert v.features(1) == [1.0, 0.0, 0.0, 256.0, 256 * 64 * 9]  # a version 1 calibration prices it as before
+    assert Kernel("conv1x1", 5.0, 1.0, 2.0, 3.0).features() == [1.0, 5.0, 1.0, 2.0, 3.0]  # no shape: as before
+
+
+def test_the_suite_samples_grouped_convolutions_and_the_smallest_maps():
+    shapes = {stem: graph_kernels(m)[0].shape for stem, m in micro_models(0)
+              if stem.startswith(("conv3x3", "dwconvkxk"))}
+    grouped = [s for stem, s in shapes.items() if stem.startswith("conv3x3") and 1 < s["groups"] < s["cin"]]
+    assert len(grouped) >= 10 and all(s["cin"] == s["cout"] for s in grouped)
+    assert {1, 2} <= {s["hw"] for s in shapes.values()}  # 3x3 and 5x5/7x7 kernels on a 32 px student's last maps
+
+
+def _memory_times(warm: float, cold: float, cold_from_mib: float) -> dict[str, float]:
+    """Synthetic chain times (us per run, 5 us of it the session's): ``warm`` / ``cold`` us per 256 KiB layer, the
+    working set cold from ``cold_from_mib``; other layer sizes cost 2 us + 1 us per 16 KiB warm, 3x that cold."""
+    us = {"trivial": 5.0}
+    for stem, (kib, n) in memory_plan().items():
+        if "__ws_" in stem:
+            per = cold if kib * n / 1024 >= cold_from_mib else warm
+        else:
+            per = (2 + kib / 16) * (3 if "__cold_" in stem else 1)
+        us[stem] = 5.0 + n * per
+    return us
+
+
+def test_memory_model_reads_the_working_set_curve_and_the_cold_cost_by_hand():
+    model = MemoryModel.fit(_memory_times(20.0, 56.0, 16), run_us=5.0)
+    assert [f for _, f in model.curve] == [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+    assert [s for s, _ in model.curve] == [1, 4, 8, 12, 16, 24, 32, 48]
+    assert model.cold_fraction(0.5) == 0.0 and model.cold_fraction(100) == 1.0
+    assert model.cold_fraction(math.sqrt(12 * 16)) == pytest.approx(0.5)  # log-interpolated between 12 and 16 MiB
+    # extra when cold: 256 KiB layers 56 - 20 = 36 us; others 2 * (2 + KiB / 16) = 4 + 2 * bytes / 16384, the same
+    # line (4 + 32 = 36 at 256 KiB): the fit recovers it.
+    c0, c1 = model.cold_us
+    assert c0 == pytest.approx(4.0) and c1 * 16384 == pytest.approx(2.0)
+    weights = [Kernel("conv1x1", weight_elems=MIB / 4), Kernel("dwconv3x3", weight_elems=9 * 64), Kernel("unary")]
+    assert model.penalty_us(weights) == 0.0  # a working set of 1 MiB and a little stays in the cache
+    # 1 MiB of weights and 32 MiB of activations: all cold; the depthwise and the weightless kernels pay nothing.
+    big = weights + [Kernel("unary", in_elems=16 * MIB / 4, out_elems=16 * MIB / 4)]
+    assert model.penalty_us(big) == pytest.approx(c0 + c1 * MIB)
+    half = MemoryModel([[1.0, 0.0], [16.0, 0.5], [64.0, 1.0]], [3.0, 1e-6])
+    assert half.cold_fraction(32.0) == pytest.approx(0.75) and half.cold_fraction(8.0) == pytest.approx(0.375)
+    working_set = (MIB + 9 * 64 * 4 + 32 * MIB) / MIB
+    assert half.penalty_us(big) == pytest.approx((0.5 + 0.5 * math.log(working_set / 16) / math.log(4)) * (3.0 + 1e-6 * MIB))
+    again = MemoryModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert again == model and MemoryModel.fit({"trivial": 5.0}, 5.0) is None
+
+
+def test_a_curve_only_rises_and_a_kernel_model_without_chains_has_no_memory_term():
+    times = _memory_times(20.0, 40.0, 16)
+    times["memory__ws_024"] = 5.0 + 96 * 30.0  # a noisy dip in the middle of the cold part
+    model = MemoryModel.fit(times, run_us=5.0)
+    assert [f for _, f in model.curve][4:] == [1.0, 1.0, 1.0, 1.0]
+    k = KernelModel({"conv1x1": [1.0, 0, 0, 0, 0, 0, 0]}, 5.0, 1)
+    heavy = [Kernel("conv1x1", weight_elems=16 * MIB, shape={"cin": 4096, "cout": 1024, "hw": 1, "k": 1, "stride": 1,
+                                                             "groups": 1}, out_elems=1024)]
+    assert k.predict_ms(heavy) == pytest.approx(0.006)
+    k.memory = model
+    assert k.predict_ms(heavy) == pytest.approx(0.006 + model.penalty_us(heavy) / 1000) and model.penalty_us(heavy) > 0
+    assert KernelModel.from_dict(json.loads(json.dumps(k.to_dict()))) == k
+
+
+def test_a_version_1_kernel_model_predicts_as_it_did():
+    v1 = {"coefficients": {"conv3x3": [1.0, 1e-5, 0.0, 0.0, 1e-4]}, "run_us": 5.0, "threads": 1,
+          "runtime": "onnxruntime", "precision": "fp32", "format_version": 1}
+    model = KernelModel.from_dict(v1)
+    k = Kernel("conv3x3", 1e6, 10.0, 10.0, 1e4, {"cin": 64, "cout": 256, "hw": 1, "k": 3, "stride": 1, "groups": 1})
+    assert model.memory is None and model.predict_ms([k]) == pytest.approx((5.0 + 1.0 + 10.0 + 1.0) / 1000)
+
+
+def test_memory_chains_are_distinct_weights_that_pack_small(tmp_path: Path):
+    models = dict(memory_models())
+    assert set(models) == set(memory_plan())
+    for stem, (kib, n) in memory_plan().items():
+        inits = models[stem].graph.initializer
+        assert len(inits) == n and all(math.prod(i.dims) * 4 == kib * 1024 for i in inits)
+    chain = models["memory__warm_00064"].graph.initializer
+    assert len({i.raw_data for i in chain}) == len(chain)  # no two layers share their bytes
+    folder = tmp_path / "chains"
+    folder.mkdir()
+    for stem in ("memory__ws_004", "memory__cold_00064"):
+        onnx.save(models[stem], str(folder / f"{stem}.onnx"))
+    raw = sum(p.stat().st_size for p in folder.glob("*.onnx"))
+    assert pack(folder, tmp_path / "k.tar").stat().st_size < raw / 20
+
+
+def test_the_agent_times_the_memory_chains_and_the_fit_reads_them(tmp_path: Path):
+    folder = tmp_path / "chains"
+    folder.mkdir()
+    for stem, model in memory_models():
+        onnx.save(model, str(folder / f"{stem}.onnx"))
+    out = time_suite(pack(folder, tmp_path / "k.tar"), "onnxruntime", 1, min_s=0.01)
+    model = MemoryModel.fit(out["kernels_us"], out["kernels_us"]["trivial"])
+    fractions = [f for _, f in model.curve]
+    assert fractions == sorted(fractions) and 0 <= fractions[0] and fractions[-1] == 1.0
+    assert all(c >= 0 for c in model.cold_us) and any(c > 0 for c in model.cold_us)
+
+
 def test_band_is_the_log_rms_of_the_errors():
     assert band_from_errors([]) == 50.0
     assert band_from_errors([10.0, -10.0]) == pytest.approx(100 * (math.exp(math.sqrt(
@@ -126,7 +239,7 @@ def test_agent_times_a_suite_in_one_process(tmp_path: Path):
 @pytest.fixture(scope="module")
 def tiny_calibration() -> KernelCalibration:
     cal, rows, _ = calibrate_kernels("onnxruntime", 1, per_kind=TINY_SUITE, archs=("mobilenet_v3_small", "resnet18"),
-                                     sizes=(32,))
+                                     sizes=(32,), memory=False)
     assert len(rows) == 2 and all(r.latency_ms > 0 for r in rows)
     return cal
 
@@ -139,6 +252,7 @@ def test_calibration_fits_on_the_suite_and_checks_on_the_whole_models(tiny_calib
         assert e["error_pct"] == pytest.approx(100 * (e["predicted_ms"] / e["observed_ms"] - 1))
     assert band_from_errors([e["error_pct"] for e in cal.validation]) == pytest.approx(cal.band_pct)
     assert cal.suite["kernels"] == sum(TINY_SUITE.values()) and len(cal.suite["times_us"]) == cal.suite["kernels"] + 3
+    assert cal.model.memory is None and cal.suite["memory_chains"] is False
     assert KernelCalibration.from_dict(json.loads(json.dumps(cal.to_dict()))) == cal
 
 

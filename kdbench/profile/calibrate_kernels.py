@@ -24,6 +24,7 @@ from typing import Any, Callable
 from kdbench.convert.onnx_export import graph_export
 from kdbench.errors import KdbenchError
 from kdbench.profile.estimate import Row
+from kdbench.profile.kernel_memory import memory_models
 from kdbench.profile.features import graph_features
 from kdbench.profile.kernels import (
     CALIBRATION_ARCHS,
@@ -49,10 +50,14 @@ class CalibrationError(KdbenchError):
 
 def build_suite(folder: Path, seed: int = 0, per_kind: dict[str, int] | None = None,
                 archs: tuple[str, ...] = CALIBRATION_ARCHS, sizes: tuple[int, ...] = CALIBRATION_SIZES,
-                ) -> tuple[dict[str, list[Kernel]], dict[str, list[Kernel]], dict[str, Any]]:
-    """Write the suite and the calibration models into ``folder``: (kernels per suite file, kernels per
-    calibration model ``arch@size``, graph features per calibration model)."""
+                memory: bool = True) -> tuple[dict[str, list[Kernel]], dict[str, list[Kernel]], dict[str, Any]]:
+    """Write the suite, the memory chains (``memory``) and the calibration models into ``folder``: (kernels per
+    suite file, kernels per calibration model ``arch@size``, graph features per calibration model)."""
+    import onnx
+
     suite = {p.stem: graph_kernels(p) for p in write_suite(folder, seed, per_kind)}
+    for stem, model in memory_models() if memory else []:
+        onnx.save(model, str(folder / f"{stem}.onnx"))
     whole, features = {}, {}
     for arch in archs:
         for size in sizes:
@@ -63,8 +68,9 @@ def build_suite(folder: Path, seed: int = 0, per_kind: dict[str, int] | None = N
 
 
 def pack(folder: Path, tar: Path) -> Path:
-    """The folder's .onnx files in one archive (one upload to a remote target)."""
-    with tarfile.open(tar, "w") as out:
+    """The folder's .onnx files in one gzip archive (one upload to a remote target; the memory chains' repeating
+    weights shrink about 100x)."""
+    with tarfile.open(tar, "w:gz", compresslevel=1) as out:
         for path in sorted(folder.glob("*.onnx")):
             out.add(path, arcname=path.name)
     return tar
@@ -95,15 +101,16 @@ def time_suite(tar: Path, runtime: str, threads: int, remote: SshTarget | None =
 def calibrate_kernels(runtime: str, threads: int, remote: SshTarget | None = None, remote_python: str = "python3",
                       seed: int = 0, per_kind: dict[str, int] | None = None, archs: tuple[str, ...] = CALIBRATION_ARCHS,
                       sizes: tuple[int, ...] = CALIBRATION_SIZES, on_step: Callable[[str], None] | None = None,
-                      graph_level: str = "all", statistic: str = "median",
+                      graph_level: str = "all", statistic: str = "median", memory: bool = True,
                       ) -> tuple[KernelCalibration, list[Row], dict[str, Any]]:
     """Build, time and fit: (the kernel calibration, the calibration models as per-class rows, the agent's host).
-    ``statistic``: each file's median run (as ``kdbench profile`` reports p50) or its fastest ("fastest")."""
+    ``statistic``: each file's median run (as ``kdbench profile`` reports p50) or its fastest ("fastest");
+    ``memory``: time the memory chains too (``kernel_memory``; without them no weight is priced as cold)."""
     step = on_step or (lambda _msg: None)
     with tempfile.TemporaryDirectory(prefix="kdbench-kernels-") as tmp:
         folder = Path(tmp) / "suite"
         step("writing the micro-benchmark suite and exporting the calibration models")
-        suite, whole, features = build_suite(folder, seed, per_kind, archs, sizes)
+        suite, whole, features = build_suite(folder, seed, per_kind, archs, sizes, memory)
         tar = pack(folder, Path(tmp) / "kernels.tar")
         step(f"timing {len(suite)} kernels and {len(whole)} models on {remote.host if remote else 'this host'}")
         started = time.perf_counter()
@@ -113,7 +120,7 @@ def calibrate_kernels(runtime: str, threads: int, remote: SshTarget | None = Non
     cal.suite = {"seed": seed, "per_kind": dict(per_kind or SUITE_PER_KIND), "kernels": len(suite),
                  "calibration_models": sorted(whole), "timing_wall_s": result.get("wall_s"),
                  "wall_s": round(time.perf_counter() - started, 1), "runtime_version": result.get("version"),
-                 "graph_level": graph_level, "statistic": statistic,
+                 "graph_level": graph_level, "statistic": statistic, "memory_chains": memory,
                  "times_us": {k: round(v, 3) for k, v in result[STATISTICS[statistic]].items()}}
     rows = [Row(name, features[name], ms, threads, "fp32", name.split("@")[0], "kernel calibration: measured")
             for name, ms in cal.whole_ms.items()]

@@ -8,11 +8,15 @@ a shape-inferred ONNX graph; ``micro_models`` writes one-kernel ONNX graphs at s
 micro-benchmark suite ``kdbench profile calibrate --kernels`` times on the device); ``KernelModel``
 fits, per kernel kind, a cost in microseconds that is linear in the kernel's work::
 
-    t_kind = c0 + c_mac * MACs + c_byte * bytes moved (+ c_out * output elements for convolutions)
+    t_kind = c0 + c_mac * MACs + c_in * input + c_out * output + c_w * weight elements
 
 with non-negative coefficients fitted to minimise the relative error, and predicts a whole graph as
-the sum of its kernels plus the session's own per-run cost (a one-op model's time, measured). The
+the sum of its kernels plus the session's own per-run cost (a one-op model's time, measured), plus
+what its weights cost when the graph does not fit in the cache (``kernel_memory.MemoryModel``). The
 convolution kinds are split by kernel size and depthwise-ness, where their efficiency differs most.
+A dense convolution is priced as the GEMM the CPU runs (``dense_conv_features``): its output pixels
+padded to the 16-column panels of the GEMM kernels, and a single output pixel as a matrix-vector
+product (ONNX Runtime's 1x1 convolutions at a 1x1 output ran 3-5x faster per MAC than at 2x2).
 
 Whole models timed in the same run (``CALIBRATION_ARCHS`` at ``CALIBRATION_SIZES``) are never fitted on:
 their errors give the calibration's band. (Whole-graph correction terms fitted on them -- kernels
@@ -29,9 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from kdbench.errors import DataError
+from kdbench.profile.kernel_memory import PREFIX as MEMORY_PREFIX
+from kdbench.profile.kernel_memory import MemoryModel, fit_relative
 from kdbench.profile.features import FREE_OPS, QUANT_OPS, _numel, inferred_graph, load_graph
 
-KERNEL_FORMAT_VERSION = 1
+KERNEL_FORMAT_VERSION = 2  # 1: every kind priced on [1, MACs, in, out, weights]; no memory model
 FUSED_ACTS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "Tanh"})
 UNARY_OPS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "Tanh", "HardSwish", "Gelu", "Erf",
                        "Exp", "Sqrt", "Neg", "Softmax", "Elu", "Selu", "Softplus", "Mish", "BatchNormalization"})
@@ -64,9 +70,31 @@ class Kernel:
         """Inverse of ``to_dict``."""
         return cls(**d)
 
-    def features(self) -> list[float]:
-        """The regressors of the kind's cost: intercept, MACs, input, output and weight elements."""
+    def features(self, version: int = KERNEL_FORMAT_VERSION) -> list[float]:
+        """The regressors of the kind's cost: intercept, MACs, input, output and weight elements; for a dense
+        convolution of a version 2 model, its GEMM's (``dense_conv_features``)."""
+        if version >= 2 and self.kind in DENSE_CONV_KINDS and self.shape:
+            return dense_conv_features(self)
         return [1.0, self.macs, self.in_elems, self.out_elems, self.weight_elems]
+
+
+DENSE_CONV_KINDS = frozenset({"conv1x1", "conv3x3", "convkxk"})
+GEMM_PANEL = 16  # output columns per GEMM panel (MLAS on x86 AVX2/AVX-512 and ARM64 NEON)
+GEMM_STRIDE_N = 128  # columns per pass over the weights
+
+
+def dense_conv_features(k: Kernel) -> list[float]:
+    """A dense (or grouped) convolution as its GEMM, per group ``m`` filters x ``K`` = inputs x k x k over ``n``
+    output pixels: intercept, groups, MACs over panel-padded columns, packed input elements, weight passes,
+    output elements, and the weights of a matrix-vector product (``n`` = 1)."""
+    groups, cout = k.shape["groups"], k.shape["cout"]
+    m, depth = cout // groups, k.shape["cin"] // groups * k.shape["k"] ** 2
+    n = k.out_elems / max(cout, 1)
+    if n <= 1:
+        return [1.0, groups, 0.0, groups * depth, 0.0, k.out_elems, groups * m * depth]
+    padded = math.ceil(n / GEMM_PANEL) * GEMM_PANEL
+    return [1.0, groups, groups * m * depth * padded, groups * depth * padded,
+            groups * m * depth * math.ceil(n / GEMM_STRIDE_N), k.out_elems, 0.0]
 
 
 def conv_kind(k: int, depthwise: bool) -> str:
@@ -168,7 +196,9 @@ CHANNELS = (8, 12, 16, 24, 32, 40, 48, 64, 72, 96, 112, 120, 144, 160, 192, 240,
             672, 768, 960, 1024, 1280)
 SIZES = (1, 2, 4, 7, 8, 14, 16, 28, 32, 56, 64, 112)  # input heights of the layers of 32-224 px students
 MAX_MACS = 2e8
-SUITE_PER_KIND = {"conv1x1": 90, "conv3x3": 50, "convkxk": 20, "dwconv3x3": 60, "dwconvkxk": 40, "fc": 20,
+GROUPED_SHARE = 0.35  # of the conv3x3 samples: grouped convolutions (RegNet's, ResNeXt's) of these group widths
+GROUP_WIDTHS = (8, 16, 24, 32, 48, 64)
+SUITE_PER_KIND = {"conv1x1": 90, "conv3x3": 60, "convkxk": 20, "dwconv3x3": 60, "dwconvkxk": 40, "fc": 20,
                   "pool": 15, "gpool": 20, "eltwise": 40, "unary": 40, "copy": 40, "transpose": 20}
 
 
@@ -202,14 +232,15 @@ def _conv_model(kind: str, rng: random.Random) -> Any:
 
     depthwise = kind.startswith("dw")
     k = 1 if kind == "conv1x1" else 3 if kind.endswith("3x3") else rng.choice((5, 7) if depthwise else (5, 7, 2))
+    grouped = kind == "conv3x3" and rng.random() < GROUPED_SHARE
     while True:  # a shape a 32-224 px student has: at most MAX_MACS, first layers excepted
-        hw = rng.choice([s for s in SIZES if s >= k] or [k])
+        hw = rng.choice(SIZES)  # padded: a 5x5 or 3x3 kernel runs on the 1x1 and 2x2 maps of a 32 px student too
         stride = rng.choice((1, 1, 2)) if hw > 1 else 1
         cin = rng.choice(CHANNELS)
-        cout = cin if depthwise else rng.choice(CHANNELS)
-        if (hw // stride) ** 2 * cout * (1 if depthwise else cin) * k * k <= MAX_MACS:
+        cout = cin if depthwise or grouped else rng.choice(CHANNELS)
+        group = cin if depthwise else cin // math.gcd(cin, rng.choice(GROUP_WIDTHS)) if grouped else 1
+        if (hw // stride) ** 2 * cout * cin // group * k * k <= MAX_MACS:
             break
-    group = cin if depthwise else 1
     pad = k // 2
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[k, k], strides=[stride, stride],
                               pads=[pad] * 4, group=group, name="conv")]
@@ -302,22 +333,10 @@ def write_suite(folder: str | Path, seed: int = 0, per_kind: dict[str, int] | No
 
 # ---------------------------------------------------------------- the per-kind cost model
 
-def _fit_kind(rows: list[tuple[list[float], float]]) -> list[float]:
-    """Non-negative coefficients minimising the relative error of ``features . c`` against times."""
-    import numpy as np
-    from scipy.optimize import nnls
-
-    a = np.array([f for f, _ in rows], dtype=float)
-    t = np.array([y for _, y in rows], dtype=float)
-    scale = a.max(axis=0)
-    scale[scale == 0] = 1.0
-    coef, _ = nnls((a / scale) / t[:, None], np.ones(len(t)))
-    return [float(c) for c in coef / scale]
-
-
 @dataclass
 class KernelModel:
-    """Per-kind costs (microseconds) fitted on micro-benchmarks, and the per-run cost of a session."""
+    """Per-kind costs (microseconds) fitted on micro-benchmarks, the per-run cost of a session, and (version 2)
+    what weights read from memory add."""
 
     coefficients: dict[str, list[float]]
     run_us: float
@@ -325,15 +344,18 @@ class KernelModel:
     runtime: str = "onnxruntime"
     precision: str = "fp32"
     format_version: int = KERNEL_FORMAT_VERSION
+    memory: MemoryModel | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON)."""
-        return asdict(self)
+        return {**asdict(self), "memory": self.memory.to_dict() if self.memory else None}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "KernelModel":
-        """Inverse of ``to_dict``."""
-        return cls(**d)
+        """Inverse of ``to_dict`` (a version 1 model has no memory model and prices every kind alike)."""
+        memory = d.get("memory")
+        return cls(**{**d, "format_version": d.get("format_version", 1),
+                      "memory": MemoryModel.from_dict(memory) if memory else None})
 
     @classmethod
     def fit(cls, samples: list[tuple[list[Kernel], float]], run_us: float, threads: int, **kw: Any) -> "KernelModel":
@@ -342,17 +364,18 @@ class KernelModel:
         for kernels, us in samples:
             if len(kernels) == 1:
                 by_kind.setdefault(kernels[0].kind, []).append((kernels[0].features(), max(us - run_us, 0.05)))
-        coefficients = {kind: _fit_kind(rows) for kind, rows in by_kind.items()}
+        coefficients = {kind: fit_relative(rows) for kind, rows in by_kind.items()}
         return cls(coefficients, run_us, threads, **kw)
 
     def kernel_us(self, k: Kernel) -> float:
         """One kernel's predicted time; a kind the suite did not time costs what a copy of its bytes costs."""
         coef = self.coefficients.get(k.kind) or self.coefficients.get("copy") or [0.0] * 5
-        return sum(c * x for c, x in zip(coef, k.features()))
+        return sum(c * x for c, x in zip(coef, k.features(self.format_version)))
 
     def predict_ms(self, kernels: list[Kernel]) -> float:
-        """A graph's latency: its kernels plus one session run."""
-        return (self.run_us + sum(self.kernel_us(k) for k in kernels)) / 1000.0
+        """A graph's latency: its kernels, one session run, and its weights' reads from memory."""
+        memory = self.memory.penalty_us(kernels) if self.memory else 0.0
+        return (self.run_us + sum(self.kernel_us(k) for k in kernels) + memory) / 1000.0
 
 
 # ---------------------------------------------------------------- calibration on a device
@@ -400,7 +423,9 @@ def calibrate_from_times(us: dict[str, float], suite: dict[str, list[Kernel]], w
     """Fit the kernel costs on the suite's times; the whole calibration models, measured in the same run and not
     fitted on, give the error band."""
     run_us = us.get("trivial", 0.0)
-    model = KernelModel.fit([(suite[s], us[s]) for s in suite if s in us], run_us, threads)
+    model = KernelModel.fit([(suite[s], us[s]) for s in suite if s in us and not s.startswith(MEMORY_PREFIX)],
+                            run_us, threads)
+    model.memory = MemoryModel.fit(us, run_us)
     validation, whole_ms = [], {}
     for name, kernels in sorted(whole.items()):
         if WHOLE_PREFIX + name not in us:
