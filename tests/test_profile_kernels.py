@@ -116,6 +116,9 @@ def test_a_dense_convolution_is_priced_as_its_gemm_by_hand():
     assert dense_conv_features(v) == [1.0, 1, 0.0, 64 * 9, 0.0, 256.0, 256 * 64 * 9]
     assert v.features(1) == [1.0, 0.0, 0.0, 256.0, 256 * 64 * 9]  # a version 1 calibration prices it as before
     assert Kernel("conv1x1", 5.0, 1.0, 2.0, 3.0).features() == [1.0, 5.0, 1.0, 2.0, 3.0]  # no shape: as before
+    dw = Kernel("dwconvkxk", 96 * 25 * 49, 96 * 49, 96 * 49, 96 * 25, {"cin": 96, "cout": 96, "hw": 7, "k": 5,
+                                                                       "stride": 1, "groups": 96})
+    assert dw.features() == [1.0, 96, 96 * 25 * 49, 96 * 49, 96 * 49] and dw.features(1)[-1] == 96 * 25
 
 
 def test_the_suite_samples_grouped_convolutions_and_the_smallest_maps():

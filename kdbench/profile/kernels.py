@@ -16,7 +16,8 @@ what its weights cost when the graph does not fit in the cache (``kernel_memory.
 convolution kinds are split by kernel size and depthwise-ness, where their efficiency differs most.
 A dense convolution is priced as the GEMM the CPU runs (``dense_conv_features``): its output pixels
 padded to the 16-column panels of the GEMM kernels, and a single output pixel as a matrix-vector
-product (ONNX Runtime's 1x1 convolutions at a 1x1 output ran 3-5x faster per MAC than at 2x2).
+product (ONNX Runtime's 1x1 convolutions at a 1x1 output ran 3-5x faster per MAC than at 2x2); a depthwise
+one pays per channel (groups), MACs, input and output, not per weight (which confounds 5x5 with 7x7).
 
 Whole models timed in the same run (``CALIBRATION_ARCHS`` at ``CALIBRATION_SIZES``) are never fitted on:
 their errors give the calibration's band. (Whole-graph correction terms fitted on them -- kernels
@@ -75,10 +76,13 @@ class Kernel:
         convolution of a version 2 model, its GEMM's (``dense_conv_features``)."""
         if version >= 2 and self.kind in DENSE_CONV_KINDS and self.shape:
             return dense_conv_features(self)
+        if version >= 2 and self.kind in DEPTHWISE_KINDS and self.shape:  # a fixed cost per channel, not per weight
+            return [1.0, self.shape["groups"], self.macs, self.in_elems, self.out_elems]
         return [1.0, self.macs, self.in_elems, self.out_elems, self.weight_elems]
 
 
 DENSE_CONV_KINDS = frozenset({"conv1x1", "conv3x3", "convkxk"})
+DEPTHWISE_KINDS = frozenset({"dwconv3x3", "dwconvkxk"})  # ONNX Runtime runs a 5x5 or 7x7 one channel by channel
 GEMM_PANEL = 16  # output columns per GEMM panel (MLAS on x86 AVX2/AVX-512 and ARM64 NEON)
 GEMM_STRIDE_N = 128  # columns per pass over the weights
 
