@@ -91,16 +91,20 @@ class MemoryModel:
             return None
         times = [per_layer[s] for s in curve_stems]
         warm, cold = min(times), max(times)
-        curve, top = [], 0.0
-        for stem, t in zip(curve_stems, times):
-            top = max(top, (t - warm) / (cold - warm) if cold > warm else 0.0)  # a curve only rises
-            curve.append([plan[stem][0] * plan[stem][1] / 1024, round(top, 4)])
+        fractions = _rising([(t - warm) / (cold - warm) if cold > warm else 0.0 for t in times])
+        curve = [[plan[s][0] * plan[s][1] / 1024, round(f, 4)] for s, f in zip(curve_stems, fractions)]
         points = [(CURVE_LAYER_KIB * 1024, cold - warm)]
         for kib in COLD_LAYER_KIB:
             w, c = per_layer.get(f"{PREFIX}warm_{kib:05d}"), per_layer.get(f"{PREFIX}cold_{kib:05d}")
             if w is not None and c is not None:
                 points.append((kib * 1024, c - w))
         return cls(curve, _fit_line(points))
+
+    def describe(self) -> str:
+        """One line for a person: the curve and the cold cost."""
+        curve = ", ".join(f"{mib:g} MiB {frac:.2f}" for mib, frac in self.curve)
+        return (f"cold fraction by working set: {curve}; a cold weight-bearing kernel pays {self.cold_us[0]:.1f} us + its "
+                f"weights at {1e-3 / max(self.cold_us[1], 1e-12):.1f} GB/s")
 
     def cold_fraction(self, working_set_mib: float) -> float:
         """The share of weight reads that miss the cache for a graph of this working set (log-interpolated)."""
@@ -119,6 +123,18 @@ class MemoryModel:
         bearing = [k.weight_elems * 4 for k in kernels if k.weight_elems > 0 and not k.kind.startswith("dw")]
         c0, c1 = self.cold_us
         return self.cold_fraction((weights + activations) / MIB) * sum(c0 + c1 * b for b in bearing)
+
+
+def _rising(values: list[float]) -> list[float]:
+    """The closest non-decreasing sequence (least squares, pool-adjacent-violators): a noisy point pulls its
+    neighbours a little instead of lifting (a running maximum) or sinking the rest of the curve."""
+    blocks: list[list[float]] = []  # [mean, count]
+    for v in values:
+        blocks.append([v, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (m1, n1), (m2, n2) = blocks.pop(-2), blocks.pop()
+            blocks.append([(m1 * n1 + m2 * n2) / (n1 + n2), n1 + n2])
+    return [m for m, n in blocks for _ in range(int(n))]
 
 
 def _fit_line(points: list[tuple[float, float]]) -> list[float]:

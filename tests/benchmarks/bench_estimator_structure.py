@@ -100,11 +100,8 @@ def evaluate(level: str, fit_archs: tuple[str, ...], feats: dict, kernels: dict,
         print(f"[{level}] {group}: kernel level: {summary(e_new)}")
     print(f"[{level}] kernel calibration: {cal.suite['kernels']} micro-benchmarks + {len(cal.whole_ms)} validation models, "
           f"{wall:.0f} s in all ({cal.suite['timing_wall_s']} s of timing); its own band ±{cal.band_pct:.0f}%")
-    memory = cal.model.memory
-    if memory:
-        curve = ", ".join(f"{mib:g} MiB {frac:.2f}" for mib, frac in memory.curve)
-        print(f"[{level}] memory chains: cold fraction by working set: {curve}; a cold weight-bearing kernel pays "
-              f"{memory.cold_us[0]:.1f} us + its weights at {1e-3 / max(memory.cold_us[1], 1e-12):.1f} GB/s")
+    if cal.model.memory:
+        print(f"[{level}] memory chains: {cal.model.memory.describe()}")
     return {"runs": runs, "table": table, "constants": constants, "kernels": cal.to_dict(), "host": host}
 
 
