@@ -3,14 +3,14 @@
 A micro-benchmark runs one kernel over and over, so its weights stay in the cache. Inside a whole model
 whose weights and activations do not fit in the cache, every weight-bearing kernel reads its weights from
 memory on every run: on a 2-core EPYC VM a 960->1280 1x1 convolution of ghostnet took 63 us alone and
-299 us inside the model (``bench_estimator_structure.py``'s history is in docs/profiling.md). Both effects
+299 us inside the model (per-node profiles of the whole model and of the node cut out alone). Both effects
 are measured on the device by chains of 1x1 convolutions with distinct weights (``memory_models``):
 
 * the **working-set curve**: per-layer time of chains of 256 KiB layers whose weights total 1-48 MiB,
   from "all in cache" (the fastest) to "all from memory" (the slowest), read as the cold fraction of a
   working set of that size;
 * the **cold cost**: per-layer time of chains of 64 KiB - 4 MiB layers, totalling about 2 MiB (warm)
-  and 32-48 MiB (cold); the difference, fitted as ``c0 + c1 * weight bytes``.
+  and 32 MiB (cold), and of the curve's own ends; the difference, fitted as ``c0 + c1 * weight bytes``.
 
 A graph's working set is its weights plus the activations its kernels read and write (fp32 bytes); its
 penalty is ``cold fraction(working set) * sum(c0 + c1 * weight bytes)`` over its weight-bearing kernels

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from kdbench.errors import DataError
-from kdbench.profile.kernel_memory import PREFIX as MEMORY_PREFIX
 from kdbench.profile.kernel_memory import MemoryModel, fit_relative
 from kdbench.profile.features import FREE_OPS, QUANT_OPS, _numel, inferred_graph, load_graph
 
@@ -75,8 +74,8 @@ class Kernel:
         return cls(**d)
 
     def features(self, version: int = KERNEL_FORMAT_VERSION) -> list[float]:
-        """The regressors of the kind's cost: intercept, MACs, input, output and weight elements; for a dense
-        convolution of a version 2 model, its GEMM's (``dense_conv_features``)."""
+        """The regressors of the kind's cost: intercept, MACs, input, output and weight elements; in a version 2
+        model a dense convolution's are its GEMM's (``dense_conv_features``), a depthwise one's per channel."""
         if version >= 2 and self.kind in DENSE_CONV_KINDS and self.shape:
             return dense_conv_features(self)
         if version >= 2 and self.kind in DEPTHWISE_KINDS and self.shape:  # a fixed cost per channel, not per weight
@@ -355,7 +354,7 @@ class KernelModel:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON)."""
-        return {**asdict(self), "memory": self.memory.to_dict() if self.memory else None}
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "KernelModel":
@@ -430,8 +429,7 @@ def calibrate_from_times(us: dict[str, float], suite: dict[str, list[Kernel]], w
     """Fit the kernel costs on the suite's times; the whole calibration models, measured in the same run and not
     fitted on, give the error band."""
     run_us = us.get("trivial", 0.0)
-    model = KernelModel.fit([(suite[s], us[s]) for s in suite if s in us and not s.startswith(MEMORY_PREFIX)],
-                            run_us, threads)
+    model = KernelModel.fit([(suite[s], us[s]) for s in suite if s in us], run_us, threads)
     model.memory = MemoryModel.fit(us, run_us)
     validation, whole_ms = [], {}
     for name, kernels in sorted(whole.items()):
