@@ -213,7 +213,9 @@ def test_the_agent_times_the_memory_chains_and_the_fit_reads_them(tmp_path: Path
     out = time_suite(pack(folder, tmp_path / "k.tar"), "onnxruntime", 1, min_s=0.01)
     model = MemoryModel.fit(out["kernels_us"], out["kernels_us"]["trivial"])
     fractions = [f for _, f in model.curve]
-    assert fractions == sorted(fractions) and 0 <= fractions[0] and fractions[-1] == 1.0
+    # Rising, within [0, 1]. Pooling can pull the top below 1 (a noisy-high 32 MiB point pooled with 48 MiB gave
+    # 0.87 in CI), but the top block's mean is at least the mean of all points, one of which is 1.
+    assert fractions == sorted(fractions) and 0 <= fractions[0] and 1 / len(fractions) <= fractions[-1] <= 1.0
     assert all(c >= 0 for c in model.cold_us) and any(c > 0 for c in model.cold_us)
 
 
