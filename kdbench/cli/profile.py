@@ -182,6 +182,8 @@ def calibrate(
         k = data["kernels"]
         console.print(f"kernel level: {k['suite']['kernels']} kernels and {len(k['suite']['calibration_models'])} models "
                       f"timed in {k['suite']['timing_wall_s']} s; band ±{k['band_pct']:.0f}% (fp32 ONNX Runtime, batch 1)")
+        if k["model"].get("node_us"):
+            console.print(f"kernel level, dispatch: each further kernel {k['model']['node_us']:.2f} us")
         if k["model"].get("memory"):
             console.print(f"kernel level, memory: {MemoryModel.from_dict(k['model']['memory']).describe()}")
     console.print("constants: " + ", ".join(f"{k}={v:.4g}" for k, v in data["constants"].items()))

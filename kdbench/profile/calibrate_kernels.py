@@ -29,11 +29,13 @@ from kdbench.profile.features import graph_features
 from kdbench.profile.kernels import (
     CALIBRATION_ARCHS,
     CALIBRATION_SIZES,
+    DISPATCH_STEM,
     SUITE_PER_KIND,
     WHOLE_PREFIX,
     Kernel,
     KernelCalibration,
     calibrate_from_times,
+    dispatch_model,
     graph_kernels,
     write_suite,
 )
@@ -51,12 +53,13 @@ class CalibrationError(KdbenchError):
 def build_suite(folder: Path, seed: int = 0, per_kind: dict[str, int] | None = None,
                 archs: tuple[str, ...] = CALIBRATION_ARCHS, sizes: tuple[int, ...] = CALIBRATION_SIZES,
                 memory: bool = True) -> tuple[dict[str, list[Kernel]], dict[str, list[Kernel]], dict[str, Any]]:
-    """Write the suite, the memory chains (``memory``) and the calibration models into ``folder``: (kernels per
-    suite file, kernels per calibration model ``arch@size``, graph features per calibration model)."""
+    """Write the suite, the dispatch chain, the memory chains (``memory``) and the calibration models into
+    ``folder``: (kernels per suite file, kernels per calibration model ``arch@size``, graph features per calibration
+    model)."""
     import onnx
 
     suite = {p.stem: graph_kernels(p) for p in write_suite(folder, seed, per_kind)}
-    for stem, model in memory_models() if memory else []:
+    for stem, model in [(DISPATCH_STEM, dispatch_model())] + (memory_models() if memory else []):
         onnx.save(model, str(folder / f"{stem}.onnx"))
     whole, features = {}, {}
     for arch in archs:

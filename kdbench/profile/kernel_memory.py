@@ -7,10 +7,10 @@ memory on every run: on a 2-core EPYC VM a 960->1280 1x1 convolution of ghostnet
 are measured on the device by chains of 1x1 convolutions with distinct weights (``memory_models``):
 
 * the **working-set curve**: per-layer time of chains of 256 KiB layers whose weights total 1-48 MiB,
-  from "all in cache" (the fastest) to "all from memory" (the slowest), read as the cold fraction of a
-  working set of that size;
+  made rising by pooling adjacent violators and read, from its pooled first point ("all in cache", 0) to its
+  pooled last ("all from memory", 1), as the cold fraction of a working set of that size;
 * the **cold cost**: per-layer time of chains of 64 KiB - 4 MiB layers, totalling about 2 MiB (warm)
-  and 32 MiB (cold), and of the curve's own ends; the difference, fitted as ``c0 + c1 * weight bytes``.
+  and 32 MiB (cold), and of the curve's own (pooled) ends; the difference, fitted as ``c0 + c1 * weight bytes``.
 
 A graph's working set is its weights plus the activations its kernels read and write (fp32 bytes); its
 penalty is ``cold fraction(working set) * sum(c0 + c1 * weight bytes)`` over its weight-bearing kernels
@@ -89,9 +89,9 @@ class MemoryModel:
         curve_stems = [s for s in plan if s.startswith(PREFIX + "ws_") and s in per_layer]
         if len(curve_stems) < 2:
             return None
-        times = [per_layer[s] for s in curve_stems]
-        warm, cold = min(times), max(times)
-        fractions = _rising([(t - warm) / (cold - warm) if cold > warm else 0.0 for t in times])
+        pooled = _rising([per_layer[s] for s in curve_stems])
+        warm, cold = pooled[0], pooled[-1]  # the pooled ends: the curve runs from 0 to 1
+        fractions = [(t - warm) / (cold - warm) if cold > warm else 0.0 for t in pooled]
         curve = [[plan[s][0] * plan[s][1] / 1024, round(f, 4)] for s, f in zip(curve_stems, fractions)]
         points = [(CURVE_LAYER_KIB * 1024, cold - warm)]
         for kib in COLD_LAYER_KIB:

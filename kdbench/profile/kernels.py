@@ -11,7 +11,8 @@ fits, per kernel kind, a cost in microseconds that is linear in the kernel's wor
     t_kind = c0 + c_mac * MACs + c_in * input + c_out * output + c_w * weight elements
 
 with non-negative coefficients fitted to minimise the relative error, and predicts a whole graph as
-the sum of its kernels plus the session's own per-run cost (a one-op model's time, measured), plus
+the sum of its kernels plus the session's own per-run cost (a one-op model's time, measured) and the
+executor's dispatch of each further kernel (a chain of tiny Relus, measured: ``dispatch_model``), plus
 what its weights cost when the graph does not fit in the cache (``kernel_memory.MemoryModel``). The
 convolution kinds are split by kernel size and depthwise-ness, where their efficiency differs most.
 A dense convolution is priced as the GEMM the CPU runs (``dense_conv_features``): its output pixels
@@ -19,6 +20,11 @@ padded to the 16-column panels of the GEMM kernels, and a single output pixel as
 product (on a 2-core EPYC a 160->160 1x1 convolution took as long at a 2x2 output as at 4x4, and a 512->512 one
 15.6 us at a 1x1 output against 76 us at 2x2); a depthwise
 one pays per channel (groups), MACs, input and output, not per weight (which confounds 5x5 with 7x7).
+Unary kernels are priced per operator and elementwise ones apart when an activation is broadcast (SE's channel
+scale): cut out of whole models and timed alone, HardSwish took about 3x and Sigmoid 2.5x what one "unary" fit
+gave them, and a broadcast Mul 1.2-3x the "eltwise" fit (``Kernel.variant``; an operator the suite does not time
+pays its kind's costs, fitted on every sample of the kind). Depthwise 5x5 and 7x7 kernels are variants too: with one
+fit for both, the suite's own 5x5 kernels came out mostly 5-20% high and its 7x7 ones 5-40% low.
 
 Whole models timed in the same run (``CALIBRATION_ARCHS`` at ``CALIBRATION_SIZES``) are never fitted on:
 their errors give the calibration's band. (Whole-graph correction terms fitted on them -- kernels
@@ -40,11 +46,14 @@ from kdbench.errors import DataError
 from kdbench.profile.kernel_memory import MemoryModel, fit_relative
 from kdbench.profile.features import FREE_OPS, QUANT_OPS, _numel, inferred_graph, load_graph
 
-KERNEL_FORMAT_VERSION = 2  # 1: every kind priced on [1, MACs, in, out, weights]; no memory model
+KERNEL_FORMAT_VERSION = 3  # 1: every kind on [1, MACs, in, out, weights], no memory model; 2: no variants, no
+#                            dispatch term, depthwise kernels without their taps x rows
 FUSED_ACTS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "Tanh"})
 UNARY_OPS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid", "Tanh", "HardSwish", "Gelu", "Erf",
                        "Exp", "Sqrt", "Neg", "Softmax", "Elu", "Selu", "Softplus", "Mish", "BatchNormalization"})
 ELTWISE_OPS = frozenset({"Add", "Mul", "Sub", "Div", "Max", "Min", "Pow", "Where"})
+PRICED_UNARY = frozenset({"Relu", "HardSwish", "HardSigmoid", "Sigmoid"})  # the unary ops the suite times one by one
+BROADCAST = "broadcast"  # an elementwise kernel one of whose inputs is smaller than its output (SE's channel scale)
 POOL_OPS = frozenset({"MaxPool", "AveragePool"})
 GPOOL_OPS = frozenset({"GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceMax"})
 COPY_OPS = frozenset({"Concat", "Split", "Slice", "Transpose", "Pad", "Resize", "Gather", "Expand", "Tile"})
@@ -63,6 +72,8 @@ class Kernel:
     weight_elems: float = 0.0
     shape: dict[str, int] = field(default_factory=dict)
     name: str = ""
+    variant: str = ""  # a unary kernel's operator, BROADCAST, a 5x5 or 7x7 depthwise kernel's size: priced on its
+    #                    own where the calibration timed it
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON)."""
@@ -73,13 +84,19 @@ class Kernel:
         """Inverse of ``to_dict``."""
         return cls(**d)
 
+    @property
+    def key(self) -> str:
+        """The kind, and the variant where there is one: the calibration's name for the kernel's coefficients."""
+        return f"{self.kind}:{self.variant}" if self.variant else self.kind
+
     def features(self, version: int = KERNEL_FORMAT_VERSION) -> list[float]:
-        """The regressors of the kind's cost: intercept, MACs, input, output and weight elements; in a version 2
-        model a dense convolution's are its GEMM's (``dense_conv_features``), a depthwise one's per channel."""
+        """The regressors of the kind's cost: intercept, MACs, input, output and weight elements; from version 2
+        a dense convolution's are its GEMM's (``dense_conv_features``), a depthwise one's per channel
+        (``depthwise_features``)."""
         if version >= 2 and self.kind in DENSE_CONV_KINDS and self.shape:
             return dense_conv_features(self)
         if version >= 2 and self.kind in DEPTHWISE_KINDS and self.shape:  # a fixed cost per channel, not per weight
-            return [1.0, self.shape["groups"], self.macs, self.in_elems, self.out_elems]
+            return depthwise_features(self, version)
         return [1.0, self.macs, self.in_elems, self.out_elems, self.weight_elems]
 
 
@@ -101,6 +118,17 @@ def dense_conv_features(k: Kernel) -> list[float]:
     padded = math.ceil(n / GEMM_PANEL) * GEMM_PANEL
     return [1.0, groups, groups * m * depth * padded, groups * depth * padded,
             groups * m * depth * math.ceil(n / GEMM_STRIDE_N), k.out_elems, 0.0]
+
+
+def depthwise_features(k: Kernel, version: int = KERNEL_FORMAT_VERSION) -> list[float]:
+    """A depthwise convolution per channel: intercept, groups, MACs, input, output; from version 3 also its taps x
+    output rows (MACs over the output's width: per output row and tap it pays a fixed cost, so a MAC costs 1.1 ns at
+    a 4x4 output and 0.17 ns at 112x112, alike for 5x5 and 7x7, on the 2-core EPYC)."""
+    base = [1.0, k.shape["groups"], k.macs, k.in_elems, k.out_elems]
+    if version < 3:
+        return base
+    width = math.sqrt(k.out_elems / max(k.shape["cout"], 1))
+    return base + [k.macs / max(width, 1.0)]
 
 
 def conv_kind(k: int, depthwise: bool) -> str:
@@ -141,8 +169,9 @@ def _conv_kernel(node: Any, shapes: dict, inits: dict, label: str) -> Kernel:
     depthwise = group > 1 and cin_g == 1
     macs = float(_numel(out)) * cin_g * math.prod(w[2:])
     shape = {"cin": inp[1], "cout": cout, "hw": inp[2], "k": k, "stride": strides[0], "groups": group}
-    return Kernel(conv_kind(k, depthwise), macs, float(_numel(inp)), float(_numel(out)), float(math.prod(w)), shape,
-                  node.name)
+    kind = conv_kind(k, depthwise)
+    return Kernel(kind, macs, float(_numel(inp)), float(_numel(out)), float(math.prod(w)), shape, node.name,
+                  f"{k}x{k}" if kind == "dwconvkxk" else "")
 
 
 def _elems(names: list[str], shapes: dict, inits: dict) -> float:
@@ -162,6 +191,16 @@ def _kind_of(op: str) -> str | None:
         if op in ops:
             return kind
     return "transpose" if op == "Transpose" else "copy"
+
+
+def _variant(kind: str, op: str, inputs: list[float], out: float) -> str:
+    """A unary kernel's operator (if the suite times it alone); BROADCAST for an elementwise kernel with an input
+    smaller than its output (``inputs``: the activations' sizes; a scale by a constant is not one)."""
+    if kind == "unary":
+        return op if op in PRICED_UNARY else ""
+    if kind == "eltwise" and min(inputs, default=out) < out:
+        return BROADCAST
+    return ""
 
 
 def graph_kernels(model_or_path: Any, input_size: int | None = None) -> list[Kernel]:
@@ -190,8 +229,10 @@ def graph_kernels(model_or_path: Any, input_size: int | None = None) -> list[Ker
         else:
             kind = _kind_of(op)
             if kind is not None:
-                kernels.append(Kernel(kind, 0.0, _elems(list(node.input), shapes, inits),
-                                      _elems(list(node.output), shapes, inits), 0.0, {}, node.name))
+                out = _elems(list(node.output), shapes, inits)
+                activations = [_elems([n], shapes, inits) for n in node.input if n not in inits]
+                kernels.append(Kernel(kind, 0.0, _elems(list(node.input), shapes, inits), out, 0.0, {}, node.name,
+                                      _variant(kind, op, activations, out)))
     return kernels
 
 
@@ -312,6 +353,19 @@ def _shuffle_model(c: int, hw: int) -> Any:
                   [_int64("s1", [1, 2, c // 2, hw, hw]), _int64("s2", [1, c, hw, hw])])
 
 
+DISPATCH_STEM, DISPATCH_NODES = "dispatch__relu_064", 64  # a chain of tiny Relus: the executor's cost per node
+
+
+def dispatch_model() -> Any:
+    """``DISPATCH_NODES`` Relus on a 4x4 map in a chain (the trivial baseline is one of them): what each further
+    node of a graph costs the executor, which every kernel's time less the baseline leaves out."""
+    from onnx import helper
+
+    nodes = [helper.make_node("Relu", ["x" if i == 0 else f"y{i - 1}"], [f"y{i}"], name=f"relu{i}")
+             for i in range(DISPATCH_NODES)]
+    return _graph("dispatch", nodes, [_value("x", [1, 1, 4, 4])], _value(f"y{DISPATCH_NODES - 1}", [1, 1, 4, 4]), [])
+
+
 def micro_models(seed: int = 0, per_kind: dict[str, int] | None = None) -> list[tuple[str, Any]]:
     """The suite: (file stem, one-kernel ONNX model) for every sampled shape of every kind."""
     rng = random.Random(seed)
@@ -351,6 +405,7 @@ class KernelModel:
     precision: str = "fp32"
     format_version: int = KERNEL_FORMAT_VERSION
     memory: MemoryModel | None = None
+    node_us: float = 0.0  # (version 3) what each kernel after the first adds: the executor's dispatch
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON)."""
@@ -366,22 +421,27 @@ class KernelModel:
     @classmethod
     def fit(cls, samples: list[tuple[list[Kernel], float]], run_us: float, threads: int, **kw: Any) -> "KernelModel":
         """Fit from (kernels of a micro model, its measured time in us); the session's run cost is subtracted."""
-        by_kind: dict[str, list[tuple[list[float], float]]] = {}
+        by_key: dict[str, list[tuple[list[float], float]]] = {}
         for kernels, us in samples:
             if len(kernels) == 1:
-                by_kind.setdefault(kernels[0].kind, []).append((kernels[0].features(), max(us - run_us, 0.05)))
-        coefficients = {kind: fit_relative(rows) for kind, rows in by_kind.items()}
+                row = (kernels[0].features(), max(us - run_us, 0.05))
+                for key in {kernels[0].kind, kernels[0].key}:  # a variant's rows price its kind too
+                    by_key.setdefault(key, []).append(row)
+        coefficients = {key: fit_relative(rows) for key, rows in by_key.items()}
         return cls(coefficients, run_us, threads, **kw)
 
     def kernel_us(self, k: Kernel) -> float:
-        """One kernel's predicted time; a kind the suite did not time costs what a copy of its bytes costs."""
-        coef = self.coefficients.get(k.kind) or self.coefficients.get("copy") or [0.0] * 5
+        """One kernel's predicted time: its variant's costs where the suite timed it, else its kind's; a kind the
+        suite did not time costs what a copy of its bytes costs."""
+        coef = (self.coefficients.get(k.key) or self.coefficients.get(k.kind) or self.coefficients.get("copy")
+                or [0.0] * 5)
         return sum(c * x for c, x in zip(coef, k.features(self.format_version)))
 
     def predict_ms(self, kernels: list[Kernel]) -> float:
-        """A graph's latency: its kernels, one session run, and its weights' reads from memory."""
+        """A graph's latency: one session run, its kernels and their dispatch, and its weights' reads from memory."""
         memory = self.memory.penalty_us(kernels) if self.memory else 0.0
-        return (self.run_us + sum(self.kernel_us(k) for k in kernels) + memory) / 1000.0
+        dispatch = self.node_us * max(len(kernels) - 1, 0)
+        return (self.run_us + sum(self.kernel_us(k) for k in kernels) + dispatch + memory) / 1000.0
 
 
 # ---------------------------------------------------------------- calibration on a device
@@ -431,6 +491,8 @@ def calibrate_from_times(us: dict[str, float], suite: dict[str, list[Kernel]], w
     run_us = us.get("trivial", 0.0)
     model = KernelModel.fit([(suite[s], us[s]) for s in suite if s in us], run_us, threads)
     model.memory = MemoryModel.fit(us, run_us)
+    if DISPATCH_STEM in us:
+        model.node_us = max(us[DISPATCH_STEM] - run_us, 0.0) / (DISPATCH_NODES - 1)
     validation, whole_ms = [], {}
     for name, kernels in sorted(whole.items()):
         if WHOLE_PREFIX + name not in us:

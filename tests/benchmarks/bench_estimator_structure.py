@@ -18,8 +18,9 @@ What it does (issue 25, parts 1 and 2):
    -- on whole-model latencies at 224 px of the calibration architectures only -- then asked for the other
    architectures and for 32/64/112 px.
 3. **Kernel level** (``kdbench profile calibrate --kernels``): the micro-benchmark suite timed by the same
-   agent, kernel costs fitted on it alone (and the memory chains: what a kernel pays when the whole model's
-   working set is out of the cache, ``kdbench.profile.kernel_memory``), the same predictions asked.
+   agent, kernel costs fitted on it alone (and the dispatch chain: what each further node costs the runtime; and
+   the memory chains: what a kernel pays when the whole model's working set is out of the cache,
+   ``kdbench.profile.kernel_memory``), the same predictions asked.
 
 Printed: a table architecture x resolution (measured ms, each estimator's error), then per group (calibration
 architectures at sizes not fitted; unseen architectures at every size) the median |error| and the share within
@@ -100,6 +101,7 @@ def evaluate(level: str, fit_archs: tuple[str, ...], feats: dict, kernels: dict,
         print(f"[{level}] {group}: kernel level: {summary(e_new)}")
     print(f"[{level}] kernel calibration: {cal.suite['kernels']} micro-benchmarks + {len(cal.whole_ms)} validation models, "
           f"{wall:.0f} s in all ({cal.suite['timing_wall_s']} s of timing); its own band ±{cal.band_pct:.0f}%")
+    print(f"[{level}] dispatch chain: each further kernel {cal.model.node_us:.2f} us")
     if cal.model.memory:
         print(f"[{level}] memory chains: {cal.model.memory.describe()}")
     return {"runs": runs, "table": table, "constants": constants, "kernels": cal.to_dict(), "host": host}
