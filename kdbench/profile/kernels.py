@@ -231,7 +231,7 @@ def graph_kernels(model_or_path: Any, input_size: int | None = None) -> list[Ker
             if kind is not None:
                 out = _elems(list(node.output), shapes, inits)
                 activations = [_elems([n], shapes, inits) for n in node.input if n not in inits]
-                kernels.append(Kernel(kind, 0.0, _elems(list(node.input), shapes, inits), out, 0.0, {}, node.name,
+                kernels.append(Kernel(kind, 0.0, sum(activations), out, 0.0, {}, node.name,
                                       _variant(kind, op, activations, out)))
     return kernels
 
